@@ -1,26 +1,556 @@
 """The default trusted types, as exact ``module:qualname`` strings.
 
-Seed list for the restricted unpickler; every entry is a data type (a class whose construction
-from pickled state runs no code from the stream) or a harmless, justified function.
+Generated against scikit-learn 1.9.1, numpy 2.4.6, scipy 1.17.1 and joblib 1.6.0 (Python 3.11),
+then reviewed by hand: ``benchmarks/gen_default_types.py`` fits every estimator of
+``sklearn.utils.all_estimators()`` (and common pipelines, losses, metrics, kernels, scorers and
+splitters), records every global the joblib streams name, and prints the candidates; each group
+below says why its entries are safe to name. Nothing here is trusted by module prefix.
+
+What an entry may be:
+
+* a data class: constructing it (``REDUCE``/``NEWOBJ``) and restoring its state (``BUILD``,
+  i.e. ``__setstate__`` or a plain ``__dict__`` update) only stores values. Crafted values can
+  still be inconsistent (tree node indices out of range, ...): :mod:`safeload.validation`
+  checks the structures whose inconsistency could crash native code;
+* a reconstructor numpy, scipy or Cython writes into its own pickles, which builds data from
+  data (``_reconstruct``, ``scalar``, ``_frombuffer``, ``__pyx_unpickle_*`` with its checksum);
+* a pure computation stored as a parameter (a score function, a metric, a ufunc). The stream
+  can call any entry with arguments of its choice, so every function here must be harmless for
+  any arguments: it validates its inputs, or only does numpy arithmetic on them.
+
+What is never here: anything that imports, evaluates or compiles, reads or writes files, the
+network or the OS, returns attributes or arbitrary callables (``getattr``, ``attrgetter``,
+``methodcaller``), binds or defers calls (``functools.partial``, ``copyreg._reconstructor``),
+loads nested pickles or ``.npy`` data (``pickle.loads``, ``numpy.load``, joblib's loaders), or
+decodes text with a caller-chosen codec (``builtins.str``/``bytearray`` with an encoding argument,
+``_codecs.encode``: a codec lookup imports ``encodings.*`` modules). Some functions below do call
+an argument they are given (``__bit_generator_ctor``, ``newObj``, ``_mareconstruct``): the only
+callables a stream can hand them are the entries of this policy, so they add no power the stream
+did not already have through ``REDUCE``.
+
+Consequences worth knowing (see ``tests/test_all_estimators.py`` for the measured list):
+
+* ``BisectingKMeans`` stores the private Cython routine ``_kmeans_single_lloyd`` (or
+  ``_kmeans_single_elkan``) as an attribute. Called by a stream with inconsistent arrays it
+  writes out of bounds, so it is not here; loading a ``BisectingKMeans`` needs an explicit
+  ``extend(["sklearn.cluster._kmeans:_kmeans_single_lloyd"])`` by someone who trusts the signer.
+* ``HistGradientBoosting*`` with categorical features stores
+  ``functools.partial(sklearn.utils.validation.check_array, ...)``; ``functools.partial`` is
+  never trusted by default, so such a model needs an explicit extension as well.
+* pandas objects are not here. A model fitted on a DataFrame stores its column names as an
+  object array of ``str`` (no pandas type); a pickled DataFrame or Series is rebuilt through
+  version-specific pandas internals (block managers, extension arrays, Cython reconstructors)
+  that are a large, moving surface and that no estimator's fitted state needs.
+* Only protocol-2+ streams whose bytes are written with ``BINBYTES`` (protocols 3-5, what
+  joblib and ``pickle`` write by default) load: protocol 0-2 encode ``bytes`` through
+  ``_codecs.encode``, which is refused.
+
+scikit-learn moves classes between private modules across releases; the estimator entries are
+those of the version above. Regenerate (and review) the list when the supported versions move.
 """
 
 from __future__ import annotations
 
 DEFAULT_TYPES: tuple[str, ...] = (
-    # joblib: placeholder object that joblib's own reader replaces by the array that follows it.
+    # ---- joblib --------------------------------------------------------------------------------
+    # Placeholder object that safeload's reader replaces by the raw array bytes that follow it;
+    # its state is (subclass, shape, order, dtype, allow_mmap, alignment). The legacy
+    # NDArrayWrapper (reads a side file with np.load) is deliberately absent.
     "joblib.numpy_pickle:NumpyArrayWrapper",
-    # numpy: arrays, dtypes and scalars as numpy pickles them (numpy 1.x and 2.x spellings).
+    # ---- numpy: arrays, dtypes, scalars ------------------------------------------------------
+    # ndarray/dtype are the classes named by array and dtype pickles; numpy validates the state
+    # (shape x itemsize must match the bytes given). ``_reconstruct`` allocates an empty array
+    # of a given subclass, ``scalar`` builds a scalar from a dtype and its raw bytes, and
+    # ``_frombuffer`` wraps a (pickle-5) buffer: data from data. numpy 1.x writes
+    # ``numpy.core.*``, numpy 2.x ``numpy._core.*``; both load on numpy 2.
     "numpy:ndarray",
     "numpy:dtype",
-    "numpy.core.multiarray:_reconstruct",
-    "numpy.core.multiarray:scalar",
     "numpy._core.multiarray:_reconstruct",
     "numpy._core.multiarray:scalar",
-    # scikit-learn: the estimators used by the seed tests.
-    "sklearn.pipeline:Pipeline",
-    "sklearn.preprocessing._data:StandardScaler",
-    "sklearn.linear_model._logistic:LogisticRegression",
+    "numpy._core.numeric:_frombuffer",
+    "numpy.core.multiarray:_reconstruct",
+    "numpy.core.multiarray:scalar",
+    "numpy.core.numeric:_frombuffer",
+    # Masked arrays: GridSearchCV/RandomizedSearchCV ``cv_results_["param_*"]`` are masked
+    # arrays. ``_mareconstruct`` allocates the data and mask arrays and calls the given
+    # (policy) subclass's ``__new__``; MaskedConstant's reduce returns the ``masked`` singleton.
+    # numpy 2.x names the class ``numpy.ma.MaskedArray``, numpy 1.x ``numpy.ma.core.MaskedArray``.
+    "numpy.ma:MaskedArray",
+    "numpy.ma.core:MaskedArray",
+    "numpy.ma.core:MaskedConstant",
+    "numpy.ma.core:_mareconstruct",
+    # ---- numpy: random state -------------------------------------------------------------------
+    # RandomState / Generator pickles (estimators keep ``_rng``/``random_state_`` objects):
+    # the ctors build a bit generator from its class (or name) and the state is then restored
+    # by numpy's own ``__setstate__``, which validates it. ``__bit_generator_ctor`` instantiates
+    # the class it is given with no arguments; the stream can only give it policy classes.
+    # SeedSequence is restored by its Cython unpickle helper (checksum-checked). skops names
+    # the RandomState and Generator classes themselves (their constructors take a seed or a
+    # bit generator; the state is then set by numpy's validating ``__setstate__``).
+    "numpy.random._pickle:__bit_generator_ctor",
+    "numpy.random._pickle:__generator_ctor",
+    "numpy.random._pickle:__randomstate_ctor",
+    "numpy.random._mt19937:MT19937",
+    "numpy.random._pcg64:PCG64",
+    "numpy.random._pcg64:PCG64DXSM",
+    "numpy.random._philox:Philox",
+    "numpy.random._sfc64:SFC64",
+    "numpy.random.bit_generator:SeedSequence",
+    "numpy.random.bit_generator:__pyx_unpickle_SeedSequence",
+    "numpy.random.mtrand:RandomState",
+    "numpy.random._generator:Generator",
+    # ---- numpy: scalar types passed as parameters ---------------------------------------------
+    # ``dtype=np.float64`` (vectorizers, encoders, ...) and ``make_column_selector(dtype_include=
+    # np.number)`` pickle the type itself. Calling one converts a number; ``object_(x)`` returns
+    # x. (``str_``/``bytes_`` are absent: they accept a codec name.) numpy 2.x names the boolean
+    # type ``numpy.bool``, numpy 1.x ``numpy.bool_``.
+    "numpy:bool",
+    "numpy:bool_",
+    "numpy:int8",
+    "numpy:int16",
+    "numpy:int32",
+    "numpy:int64",
+    "numpy:uint8",
+    "numpy:uint16",
+    "numpy:uint32",
+    "numpy:uint64",
+    "numpy:float16",
+    "numpy:float32",
+    "numpy:float64",
+    "numpy:complex64",
+    "numpy:complex128",
+    "numpy:object_",
+    "numpy:number",
+    "numpy:integer",
+    "numpy:signedinteger",
+    "numpy:unsignedinteger",
+    "numpy:floating",
+    "numpy:inexact",
+    "numpy:complexfloating",
+    # ---- numpy: functions stored as parameters -------------------------------------------------
+    # Elementwise math commonly given to FunctionTransformer / TransformedTargetRegressor
+    # (``func=np.log1p, inverse_func=np.expm1``) and FeatureAgglomeration's default
+    # ``pooling_func=np.mean``: arithmetic on arrays, nothing else.
+    "numpy:log",
+    "numpy:log1p",
+    "numpy:exp",
+    "numpy:expm1",
+    "numpy:sqrt",
+    "numpy:square",
+    "numpy:mean",
+    # ---- scipy -----------------------------------------------------------------------------------
+    # Sparse matrices and arrays in the formats fitted state holds (SparseRandomProjection's
+    # components, SVC/KNN fitted on sparse input, SpectralEmbedding's affinity): plain classes
+    # restored from their ``__dict__``. Their index arrays are checked by safeload.validation.
+    "scipy.sparse._csr:csr_matrix",
+    "scipy.sparse._csr:csr_array",
+    "scipy.sparse._csc:csc_matrix",
+    "scipy.sparse._csc:csc_array",
+    "scipy.sparse._coo:coo_matrix",
+    "scipy.sparse._coo:coo_array",
+    # SplineTransformer's ``bsplines_``: BSpline is restored from its ``__dict__`` (knots,
+    # coefficients, degree; checked by safeload.validation) and keeps the array namespace's
+    # ``asarray`` (a conversion) as an attribute.
+    "scipy.interpolate._bsplines:BSpline",
+    "scipy._lib.array_api_compat.numpy._aliases:asarray",
+    # ---- builtins and collections -------------------------------------------------------------
+    # slice: ColumnTransformer stores column selections as slices. set/frozenset: protocols
+    # before 4 have no set opcodes. complex: no opcode in any protocol. float/int/bool/object:
+    # ``dtype=float``-style parameters and ``make_column_selector(dtype_include=object)``;
+    # calling them converts a value (or makes an inert object). OrderedDict: a dict.
+    # collections.defaultdict is absent: it calls its stored ``default_factory`` on any
+    # missing-key lookup, and no fitted estimator needs it.
+    "builtins:slice",
+    "builtins:set",
+    "builtins:frozenset",
+    "builtins:complex",
+    "builtins:float",
+    "builtins:int",
+    "builtins:bool",
+    "builtins:object",
+    "collections:OrderedDict",
+    # ---- scikit-learn: every estimator of all_estimators() (experimental ones included) -----
+    # Estimators restore their state with BaseEstimator.__setstate__ (a __dict__ update plus a
+    # version note).
+    "sklearn.calibration:CalibratedClassifierCV",
+    "sklearn.cluster._affinity_propagation:AffinityPropagation",
+    "sklearn.cluster._agglomerative:AgglomerativeClustering",
+    "sklearn.cluster._agglomerative:FeatureAgglomeration",
+    "sklearn.cluster._bicluster:SpectralBiclustering",
+    "sklearn.cluster._bicluster:SpectralCoclustering",
+    "sklearn.cluster._birch:Birch",
+    "sklearn.cluster._bisect_k_means:BisectingKMeans",
+    "sklearn.cluster._dbscan:DBSCAN",
+    "sklearn.cluster._hdbscan.hdbscan:HDBSCAN",
+    "sklearn.cluster._kmeans:KMeans",
+    "sklearn.cluster._kmeans:MiniBatchKMeans",
+    "sklearn.cluster._mean_shift:MeanShift",
+    "sklearn.cluster._optics:OPTICS",
+    "sklearn.cluster._spectral:SpectralClustering",
+    "sklearn.compose._column_transformer:ColumnTransformer",
+    "sklearn.compose._target:TransformedTargetRegressor",
+    "sklearn.covariance._elliptic_envelope:EllipticEnvelope",
+    "sklearn.covariance._empirical_covariance:EmpiricalCovariance",
+    "sklearn.covariance._graph_lasso:GraphicalLasso",
+    "sklearn.covariance._graph_lasso:GraphicalLassoCV",
+    "sklearn.covariance._robust_covariance:MinCovDet",
+    "sklearn.covariance._shrunk_covariance:LedoitWolf",
+    "sklearn.covariance._shrunk_covariance:OAS",
+    "sklearn.covariance._shrunk_covariance:ShrunkCovariance",
+    "sklearn.cross_decomposition._pls:CCA",
+    "sklearn.cross_decomposition._pls:PLSCanonical",
+    "sklearn.cross_decomposition._pls:PLSRegression",
+    "sklearn.cross_decomposition._pls:PLSSVD",
+    "sklearn.decomposition._dict_learning:DictionaryLearning",
+    "sklearn.decomposition._dict_learning:MiniBatchDictionaryLearning",
+    "sklearn.decomposition._dict_learning:SparseCoder",
+    "sklearn.decomposition._factor_analysis:FactorAnalysis",
+    "sklearn.decomposition._fastica:FastICA",
+    "sklearn.decomposition._incremental_pca:IncrementalPCA",
+    "sklearn.decomposition._kernel_pca:KernelPCA",
+    "sklearn.decomposition._lda:LatentDirichletAllocation",
+    "sklearn.decomposition._nmf:MiniBatchNMF",
+    "sklearn.decomposition._nmf:NMF",
+    "sklearn.decomposition._pca:PCA",
+    "sklearn.decomposition._sparse_pca:MiniBatchSparsePCA",
+    "sklearn.decomposition._sparse_pca:SparsePCA",
+    "sklearn.decomposition._truncated_svd:TruncatedSVD",
+    "sklearn.discriminant_analysis:LinearDiscriminantAnalysis",
+    "sklearn.discriminant_analysis:QuadraticDiscriminantAnalysis",
+    "sklearn.dummy:DummyClassifier",
+    "sklearn.dummy:DummyRegressor",
+    "sklearn.ensemble._bagging:BaggingClassifier",
+    "sklearn.ensemble._bagging:BaggingRegressor",
+    "sklearn.ensemble._forest:ExtraTreesClassifier",
+    "sklearn.ensemble._forest:ExtraTreesRegressor",
     "sklearn.ensemble._forest:RandomForestClassifier",
+    "sklearn.ensemble._forest:RandomForestRegressor",
+    "sklearn.ensemble._forest:RandomTreesEmbedding",
+    "sklearn.ensemble._gb:GradientBoostingClassifier",
+    "sklearn.ensemble._gb:GradientBoostingRegressor",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting:HistGradientBoostingClassifier",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting:HistGradientBoostingRegressor",
+    "sklearn.ensemble._iforest:IsolationForest",
+    "sklearn.ensemble._stacking:StackingClassifier",
+    "sklearn.ensemble._stacking:StackingRegressor",
+    "sklearn.ensemble._voting:VotingClassifier",
+    "sklearn.ensemble._voting:VotingRegressor",
+    "sklearn.ensemble._weight_boosting:AdaBoostClassifier",
+    "sklearn.ensemble._weight_boosting:AdaBoostRegressor",
+    "sklearn.feature_extraction._dict_vectorizer:DictVectorizer",
+    "sklearn.feature_extraction._hash:FeatureHasher",
+    "sklearn.feature_extraction.image:PatchExtractor",
+    "sklearn.feature_extraction.text:CountVectorizer",
+    "sklearn.feature_extraction.text:HashingVectorizer",
+    "sklearn.feature_extraction.text:TfidfTransformer",
+    "sklearn.feature_extraction.text:TfidfVectorizer",
+    "sklearn.feature_selection._from_model:SelectFromModel",
+    "sklearn.feature_selection._rfe:RFE",
+    "sklearn.feature_selection._rfe:RFECV",
+    "sklearn.feature_selection._sequential:SequentialFeatureSelector",
+    "sklearn.feature_selection._univariate_selection:GenericUnivariateSelect",
+    "sklearn.feature_selection._univariate_selection:SelectFdr",
+    "sklearn.feature_selection._univariate_selection:SelectFpr",
+    "sklearn.feature_selection._univariate_selection:SelectFwe",
+    "sklearn.feature_selection._univariate_selection:SelectKBest",
+    "sklearn.feature_selection._univariate_selection:SelectPercentile",
+    "sklearn.feature_selection._variance_threshold:VarianceThreshold",
+    "sklearn.frozen._frozen:FrozenEstimator",
+    "sklearn.gaussian_process._gpc:GaussianProcessClassifier",
+    "sklearn.gaussian_process._gpr:GaussianProcessRegressor",
+    "sklearn.impute._base:MissingIndicator",
+    "sklearn.impute._base:SimpleImputer",
+    "sklearn.impute._iterative:IterativeImputer",
+    "sklearn.impute._knn:KNNImputer",
+    "sklearn.isotonic:IsotonicRegression",
+    "sklearn.kernel_approximation:AdditiveChi2Sampler",
+    "sklearn.kernel_approximation:Nystroem",
+    "sklearn.kernel_approximation:PolynomialCountSketch",
+    "sklearn.kernel_approximation:RBFSampler",
+    "sklearn.kernel_approximation:SkewedChi2Sampler",
+    "sklearn.kernel_ridge:KernelRidge",
+    "sklearn.linear_model._base:LinearRegression",
+    "sklearn.linear_model._bayes:ARDRegression",
+    "sklearn.linear_model._bayes:BayesianRidge",
+    "sklearn.linear_model._coordinate_descent:ElasticNet",
+    "sklearn.linear_model._coordinate_descent:ElasticNetCV",
+    "sklearn.linear_model._coordinate_descent:Lasso",
+    "sklearn.linear_model._coordinate_descent:LassoCV",
+    "sklearn.linear_model._coordinate_descent:MultiTaskElasticNet",
+    "sklearn.linear_model._coordinate_descent:MultiTaskElasticNetCV",
+    "sklearn.linear_model._coordinate_descent:MultiTaskLasso",
+    "sklearn.linear_model._coordinate_descent:MultiTaskLassoCV",
+    "sklearn.linear_model._glm.glm:GammaRegressor",
+    "sklearn.linear_model._glm.glm:PoissonRegressor",
+    "sklearn.linear_model._glm.glm:TweedieRegressor",
+    "sklearn.linear_model._huber:HuberRegressor",
+    "sklearn.linear_model._least_angle:Lars",
+    "sklearn.linear_model._least_angle:LarsCV",
+    "sklearn.linear_model._least_angle:LassoLars",
+    "sklearn.linear_model._least_angle:LassoLarsCV",
+    "sklearn.linear_model._least_angle:LassoLarsIC",
+    "sklearn.linear_model._logistic:LogisticRegression",
+    "sklearn.linear_model._logistic:LogisticRegressionCV",
+    "sklearn.linear_model._omp:OrthogonalMatchingPursuit",
+    "sklearn.linear_model._omp:OrthogonalMatchingPursuitCV",
+    "sklearn.linear_model._passive_aggressive:PassiveAggressiveClassifier",
+    "sklearn.linear_model._passive_aggressive:PassiveAggressiveRegressor",
+    "sklearn.linear_model._perceptron:Perceptron",
+    "sklearn.linear_model._quantile:QuantileRegressor",
+    "sklearn.linear_model._ransac:RANSACRegressor",
+    "sklearn.linear_model._ridge:Ridge",
+    "sklearn.linear_model._ridge:RidgeCV",
+    "sklearn.linear_model._ridge:RidgeClassifier",
+    "sklearn.linear_model._ridge:RidgeClassifierCV",
+    "sklearn.linear_model._stochastic_gradient:SGDClassifier",
+    "sklearn.linear_model._stochastic_gradient:SGDOneClassSVM",
+    "sklearn.linear_model._stochastic_gradient:SGDRegressor",
+    "sklearn.linear_model._theil_sen:TheilSenRegressor",
+    "sklearn.manifold._classical_mds:ClassicalMDS",
+    "sklearn.manifold._isomap:Isomap",
+    "sklearn.manifold._locally_linear:LocallyLinearEmbedding",
+    "sklearn.manifold._mds:MDS",
+    "sklearn.manifold._spectral_embedding:SpectralEmbedding",
+    "sklearn.manifold._t_sne:TSNE",
+    "sklearn.mixture._bayesian_mixture:BayesianGaussianMixture",
+    "sklearn.mixture._gaussian_mixture:GaussianMixture",
+    "sklearn.model_selection._classification_threshold:FixedThresholdClassifier",
+    "sklearn.model_selection._classification_threshold:TunedThresholdClassifierCV",
+    "sklearn.model_selection._search:GridSearchCV",
+    "sklearn.model_selection._search:RandomizedSearchCV",
+    "sklearn.model_selection._search_successive_halving:HalvingGridSearchCV",
+    "sklearn.model_selection._search_successive_halving:HalvingRandomSearchCV",
+    "sklearn.multiclass:OneVsOneClassifier",
+    "sklearn.multiclass:OneVsRestClassifier",
+    "sklearn.multiclass:OutputCodeClassifier",
+    "sklearn.multioutput:ClassifierChain",
+    "sklearn.multioutput:MultiOutputClassifier",
+    "sklearn.multioutput:MultiOutputRegressor",
+    "sklearn.multioutput:RegressorChain",
+    "sklearn.naive_bayes:BernoulliNB",
+    "sklearn.naive_bayes:CategoricalNB",
+    "sklearn.naive_bayes:ComplementNB",
+    "sklearn.naive_bayes:GaussianNB",
+    "sklearn.naive_bayes:MultinomialNB",
+    "sklearn.neighbors._classification:KNeighborsClassifier",
+    "sklearn.neighbors._classification:RadiusNeighborsClassifier",
+    "sklearn.neighbors._graph:KNeighborsTransformer",
+    "sklearn.neighbors._graph:RadiusNeighborsTransformer",
+    "sklearn.neighbors._kde:KernelDensity",
+    "sklearn.neighbors._lof:LocalOutlierFactor",
+    "sklearn.neighbors._nca:NeighborhoodComponentsAnalysis",
+    "sklearn.neighbors._nearest_centroid:NearestCentroid",
+    "sklearn.neighbors._regression:KNeighborsRegressor",
+    "sklearn.neighbors._regression:RadiusNeighborsRegressor",
+    "sklearn.neighbors._unsupervised:NearestNeighbors",
+    "sklearn.neural_network._multilayer_perceptron:MLPClassifier",
+    "sklearn.neural_network._multilayer_perceptron:MLPRegressor",
+    "sklearn.neural_network._rbm:BernoulliRBM",
+    "sklearn.pipeline:FeatureUnion",
+    "sklearn.pipeline:Pipeline",
+    "sklearn.preprocessing._data:Binarizer",
+    "sklearn.preprocessing._data:KernelCenterer",
+    "sklearn.preprocessing._data:MaxAbsScaler",
+    "sklearn.preprocessing._data:MinMaxScaler",
+    "sklearn.preprocessing._data:Normalizer",
+    "sklearn.preprocessing._data:PowerTransformer",
+    "sklearn.preprocessing._data:QuantileTransformer",
+    "sklearn.preprocessing._data:RobustScaler",
+    "sklearn.preprocessing._data:StandardScaler",
+    "sklearn.preprocessing._discretization:KBinsDiscretizer",
+    "sklearn.preprocessing._encoders:OneHotEncoder",
+    "sklearn.preprocessing._encoders:OrdinalEncoder",
+    "sklearn.preprocessing._function_transformer:FunctionTransformer",
+    "sklearn.preprocessing._label:LabelBinarizer",
+    "sklearn.preprocessing._label:LabelEncoder",
+    "sklearn.preprocessing._label:MultiLabelBinarizer",
+    "sklearn.preprocessing._polynomial:PolynomialFeatures",
+    "sklearn.preprocessing._polynomial:SplineTransformer",
+    "sklearn.preprocessing._target_encoder:TargetEncoder",
+    "sklearn.random_projection:GaussianRandomProjection",
+    "sklearn.random_projection:SparseRandomProjection",
+    "sklearn.semi_supervised._label_propagation:LabelPropagation",
+    "sklearn.semi_supervised._label_propagation:LabelSpreading",
+    "sklearn.semi_supervised._self_training:SelfTrainingClassifier",
+    "sklearn.svm._classes:LinearSVC",
+    "sklearn.svm._classes:LinearSVR",
+    "sklearn.svm._classes:NuSVC",
+    "sklearn.svm._classes:NuSVR",
+    "sklearn.svm._classes:OneClassSVM",
+    "sklearn.svm._classes:SVC",
+    "sklearn.svm._classes:SVR",
     "sklearn.tree._classes:DecisionTreeClassifier",
+    "sklearn.tree._classes:DecisionTreeRegressor",
+    "sklearn.tree._classes:ExtraTreeClassifier",
+    "sklearn.tree._classes:ExtraTreeRegressor",
+    # ---- scikit-learn: helper classes fitted estimators pickle ---------------------------------
+    # Decision trees: Tree(n_features, n_classes, n_outputs) then __setstate__ copies the node
+    # and value arrays after checking their dtype and shape; node indices are checked by
+    # safeload.validation before the model is returned.
     "sklearn.tree._tree:Tree",
+    # HistGradientBoosting: the per-iteration predictors (a structured node array, checked by
+    # safeload.validation) and the bin mapper (thresholds and flags).
+    "sklearn.ensemble._hist_gradient_boosting.predictor:TreePredictor",
+    "sklearn.ensemble._hist_gradient_boosting.binning:_BinMapper",
+    # Loss and link objects kept by gradient boosting, GLMs and SGD (``_loss``, ``_base_loss``,
+    # ``loss_function_``): small classes holding a few numbers; the Cython ones reduce to their
+    # class and parameters, the multinomial one through its checksum-checked unpickle helper.
+    "sklearn._loss.loss:HalfSquaredError",
+    "sklearn._loss.loss:AbsoluteError",
+    "sklearn._loss.loss:PinballLoss",
+    "sklearn._loss.loss:HuberLoss",
+    "sklearn._loss.loss:HalfPoissonLoss",
+    "sklearn._loss.loss:HalfGammaLoss",
+    "sklearn._loss.loss:HalfTweedieLoss",
+    "sklearn._loss.loss:HalfTweedieLossIdentity",
+    "sklearn._loss.loss:HalfBinomialLoss",
+    "sklearn._loss.loss:HalfMultinomialLoss",
+    "sklearn._loss.loss:ExponentialLoss",
+    "sklearn._loss.link:Interval",
+    "sklearn._loss.link:IdentityLink",
+    "sklearn._loss.link:LogLink",
+    "sklearn._loss.link:LogitLink",
+    "sklearn._loss.link:HalfLogitLink",
+    "sklearn._loss.link:MultinomialLogit",
+    "sklearn._loss._loss:CyHalfSquaredError",
+    "sklearn._loss._loss:CyAbsoluteError",
+    "sklearn._loss._loss:CyPinballLoss",
+    "sklearn._loss._loss:CyHuberLoss",
+    "sklearn._loss._loss:CyHalfPoissonLoss",
+    "sklearn._loss._loss:CyHalfGammaLoss",
+    "sklearn._loss._loss:CyHalfTweedieLoss",
+    "sklearn._loss._loss:CyHalfTweedieLossIdentity",
+    "sklearn._loss._loss:CyHalfBinomialLoss",
+    "sklearn._loss._loss:CyHalfMultinomialLoss",
+    "sklearn._loss._loss:CyExponentialLoss",
+    "sklearn._loss._loss:__pyx_unpickle_CyHalfMultinomialLoss",
+    "sklearn.linear_model._sgd_fast:Hinge",
+    "sklearn.linear_model._sgd_fast:SquaredHinge",
+    "sklearn.linear_model._sgd_fast:ModifiedHuber",
+    "sklearn.linear_model._sgd_fast:EpsilonInsensitive",
+    "sklearn.linear_model._sgd_fast:SquaredEpsilonInsensitive",
+    # Neighbors: KDTree/BallTree and their DistanceMetric reduce to ``newObj(cls)`` (which is
+    # ``cls.__new__(cls)``, what the NEWOBJ opcode does anyway) plus a state tuple of arrays,
+    # checked by safeload.validation. The metrics are those BallTree/KDTree accept;
+    # PyFuncDistance (holds a Python callable) is absent.
+    "sklearn.neighbors._kd_tree:KDTree",
+    "sklearn.neighbors._kd_tree:newObj",
+    "sklearn.neighbors._ball_tree:BallTree",
+    "sklearn.neighbors._ball_tree:newObj",
+    "sklearn.metrics._dist_metrics:newObj",
+    "sklearn.metrics._dist_metrics:EuclideanDistance64",
+    "sklearn.metrics._dist_metrics:SEuclideanDistance64",
+    "sklearn.metrics._dist_metrics:ManhattanDistance64",
+    "sklearn.metrics._dist_metrics:ChebyshevDistance64",
+    "sklearn.metrics._dist_metrics:MinkowskiDistance64",
+    "sklearn.metrics._dist_metrics:MahalanobisDistance64",
+    "sklearn.metrics._dist_metrics:HammingDistance64",
+    "sklearn.metrics._dist_metrics:CanberraDistance64",
+    "sklearn.metrics._dist_metrics:BrayCurtisDistance64",
+    "sklearn.metrics._dist_metrics:JaccardDistance64",
+    "sklearn.metrics._dist_metrics:MatchingDistance64",
+    "sklearn.metrics._dist_metrics:DiceDistance64",
+    "sklearn.metrics._dist_metrics:RogersTanimotoDistance64",
+    "sklearn.metrics._dist_metrics:RussellRaoDistance64",
+    "sklearn.metrics._dist_metrics:SokalSneathDistance64",
+    "sklearn.metrics._dist_metrics:HaversineDistance64",
+    # Private containers of fitted state (plain classes with data attributes).
+    "sklearn.calibration:_CalibratedClassifier",
+    "sklearn.calibration:_SigmoidCalibration",
+    "sklearn.calibration:_TemperatureScaling",
+    "sklearn.cluster._birch:_CFNode",
+    "sklearn.cluster._birch:_CFSubcluster",
+    "sklearn.cluster._bisect_k_means:_BisectingTree",
+    "sklearn.gaussian_process._gpc:_BinaryGaussianProcessClassifierLaplace",
+    "sklearn.multiclass:_ConstantPredictor",
+    "sklearn.neural_network._stochastic_optimizers:AdamOptimizer",
+    "sklearn.neural_network._stochastic_optimizers:SGDOptimizer",
+    "sklearn.utils._bunch:Bunch",
+    "sklearn.utils._metadata_requests:MetadataRequest",
+    "sklearn.utils._metadata_requests:MethodMetadataRequest",
+    # Gaussian-process kernels: parameter holders; evaluating one is numpy arithmetic
+    # (PairwiseKernel's metric is a string, or a callable that must itself be in the policy).
+    "sklearn.gaussian_process.kernels:CompoundKernel",
+    "sklearn.gaussian_process.kernels:Sum",
+    "sklearn.gaussian_process.kernels:Product",
+    "sklearn.gaussian_process.kernels:Exponentiation",
+    "sklearn.gaussian_process.kernels:ConstantKernel",
+    "sklearn.gaussian_process.kernels:WhiteKernel",
+    "sklearn.gaussian_process.kernels:RBF",
+    "sklearn.gaussian_process.kernels:Matern",
+    "sklearn.gaussian_process.kernels:RationalQuadratic",
+    "sklearn.gaussian_process.kernels:ExpSineSquared",
+    "sklearn.gaussian_process.kernels:DotProduct",
+    "sklearn.gaussian_process.kernels:PairwiseKernel",
+    # Column selection by dtype or regex, stored by ColumnTransformer.
+    "sklearn.compose._column_transformer:make_column_selector",
+    # Cross-validation splitters (the ``cv=`` parameter of *CV estimators): parameter holders.
+    "sklearn.model_selection._split:KFold",
+    "sklearn.model_selection._split:StratifiedKFold",
+    "sklearn.model_selection._split:GroupKFold",
+    "sklearn.model_selection._split:StratifiedGroupKFold",
+    "sklearn.model_selection._split:TimeSeriesSplit",
+    "sklearn.model_selection._split:LeaveOneOut",
+    "sklearn.model_selection._split:LeavePOut",
+    "sklearn.model_selection._split:LeaveOneGroupOut",
+    "sklearn.model_selection._split:LeavePGroupsOut",
+    "sklearn.model_selection._split:RepeatedKFold",
+    "sklearn.model_selection._split:RepeatedStratifiedKFold",
+    "sklearn.model_selection._split:ShuffleSplit",
+    "sklearn.model_selection._split:GroupShuffleSplit",
+    "sklearn.model_selection._split:StratifiedShuffleSplit",
+    "sklearn.model_selection._split:PredefinedSplit",
+    # Scorers (``scoring=`` of searches, TunedThresholdClassifierCV): a scorer holds a metric
+    # function, its sign and keyword arguments.
+    "sklearn.metrics._scorer:_Scorer",
+    "sklearn.metrics._scorer:_PassthroughScorer",
+    "sklearn.metrics._scorer:_CurveScorer",
+    # The metric functions behind every name of ``sklearn.metrics.get_scorer_names()``: public
+    # functions that validate their inputs and compute a number.
+    "sklearn.metrics._classification:accuracy_score",
+    "sklearn.metrics._classification:balanced_accuracy_score",
+    "sklearn.metrics._classification:brier_score_loss",
+    "sklearn.metrics._classification:d2_brier_score",
+    "sklearn.metrics._classification:d2_log_loss_score",
+    "sklearn.metrics._classification:f1_score",
+    "sklearn.metrics._classification:jaccard_score",
+    "sklearn.metrics._classification:log_loss",
+    "sklearn.metrics._classification:matthews_corrcoef",
+    "sklearn.metrics._classification:precision_score",
+    "sklearn.metrics._classification:recall_score",
+    "sklearn.metrics._ranking:average_precision_score",
+    "sklearn.metrics._ranking:roc_auc_score",
+    "sklearn.metrics._ranking:top_k_accuracy_score",
+    "sklearn.metrics._regression:d2_absolute_error_score",
+    "sklearn.metrics._regression:explained_variance_score",
+    "sklearn.metrics._regression:max_error",
+    "sklearn.metrics._regression:mean_absolute_error",
+    "sklearn.metrics._regression:mean_absolute_percentage_error",
+    "sklearn.metrics._regression:mean_gamma_deviance",
+    "sklearn.metrics._regression:mean_poisson_deviance",
+    "sklearn.metrics._regression:mean_squared_error",
+    "sklearn.metrics._regression:mean_squared_log_error",
+    "sklearn.metrics._regression:median_absolute_error",
+    "sklearn.metrics._regression:r2_score",
+    "sklearn.metrics._regression:root_mean_squared_error",
+    "sklearn.metrics._regression:root_mean_squared_log_error",
+    "sklearn.metrics._scorer:negative_likelihood_ratio",
+    "sklearn.metrics._scorer:positive_likelihood_ratio",
+    "sklearn.metrics.cluster._supervised:adjusted_mutual_info_score",
+    "sklearn.metrics.cluster._supervised:adjusted_rand_score",
+    "sklearn.metrics.cluster._supervised:completeness_score",
+    "sklearn.metrics.cluster._supervised:fowlkes_mallows_score",
+    "sklearn.metrics.cluster._supervised:homogeneity_score",
+    "sklearn.metrics.cluster._supervised:mutual_info_score",
+    "sklearn.metrics.cluster._supervised:normalized_mutual_info_score",
+    "sklearn.metrics.cluster._supervised:rand_score",
+    "sklearn.metrics.cluster._supervised:v_measure_score",
+    # Univariate score functions (``score_func=`` of SelectKBest & co., default f_classif):
+    # public statistics that validate their inputs.
+    "sklearn.feature_selection._univariate_selection:f_classif",
+    "sklearn.feature_selection._univariate_selection:f_regression",
+    "sklearn.feature_selection._univariate_selection:r_regression",
+    "sklearn.feature_selection._univariate_selection:chi2",
+    "sklearn.feature_selection._mutual_info:mutual_info_classif",
+    "sklearn.feature_selection._mutual_info:mutual_info_regression",
 )

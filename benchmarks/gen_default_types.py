@@ -1,0 +1,216 @@
+"""Print candidate names for ``safeload/_default_types.py`` (for humans to review).
+
+Fits every estimator of ``sklearn.utils.all_estimators()`` (with the recipes of
+``tests/test_all_estimators.py``), plus a few common pipelines fitted on pandas DataFrames, dumps
+each with joblib and records every global its stream names, by loading it with an unpickler
+whose ``find_class`` records and allows everything. Run it only on models you built yourself:
+it unpickles without a policy.
+
+    python benchmarks/gen_default_types.py            # names, one per line, with their users
+    python benchmarks/gen_default_types.py --diff     # only what DEFAULT_TYPES lacks or has extra
+
+The committed list is static and reviewed: this script suggests, it never writes the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import warnings
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from safeload._default_types import DEFAULT_TYPES  # noqa: E402
+from safeload._unpickle import _RestrictedUnpickler  # noqa: E402
+from tests import test_all_estimators as recipes  # noqa: E402
+
+
+class RecordingPolicy:
+    """Duck-typed policy that allows every global and remembers it."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[str, str]] = set()
+
+    def allows(self, module: str, qualname: str) -> bool:
+        self.seen.add((module, qualname))
+        return True
+
+
+def record(obj: Any) -> set[tuple[str, str]]:
+    """The globals obj's joblib stream names (object arrays included)."""
+    handle = io.BytesIO()
+    joblib.dump(obj, handle)
+    policy = RecordingPolicy()
+    _RestrictedUnpickler(memoryview(handle.getvalue()), policy).load()  # type: ignore[arg-type]
+    return policy.seen
+
+
+def probes() -> dict[str, Any]:
+    """Configurations the per-class recipes miss: every loss, metric, kernel, scorer, splitter."""
+    import scipy.sparse as sp
+    from sklearn import ensemble, gaussian_process, linear_model, model_selection, neighbors
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.feature_selection import SelectKBest, chi2, f_regression, mutual_info_classif
+    from sklearn.gaussian_process import kernels
+    from sklearn.metrics import get_scorer, get_scorer_names
+    from sklearn.svm import SVC, SVR
+
+    d = recipes.make_data()
+    X, yc, yr, yb = d.X, d.y_cls, d.y_reg, d.y_bin
+    out: dict[str, Any] = {}
+    for loss in [
+        "hinge",
+        "log_loss",
+        "modified_huber",
+        "squared_hinge",
+        "perceptron",
+        "squared_error",
+        "huber",
+        "epsilon_insensitive",
+        "squared_epsilon_insensitive",
+    ]:
+        est = linear_model.SGDClassifier(loss=loss, max_iter=5, random_state=0)
+        out[f"SGDClassifier(loss={loss})"] = est.fit(X, yc)
+    for loss in ["squared_error", "huber", "epsilon_insensitive", "squared_epsilon_insensitive"]:
+        est = linear_model.SGDRegressor(loss=loss, max_iter=5, random_state=0)
+        out[f"SGDRegressor(loss={loss})"] = est.fit(X, yr)
+    for loss in ["squared_error", "absolute_error", "gamma", "poisson", "quantile"]:
+        kw = {"quantile": 0.3} if loss == "quantile" else {}
+        est = ensemble.HistGradientBoostingRegressor(loss=loss, max_iter=3, **kw)
+        out[f"HGBR(loss={loss})"] = est.fit(X, np.abs(yr) + 1)
+    out["HGBC(binary)"] = ensemble.HistGradientBoostingClassifier(max_iter=3).fit(X, yb)
+    out["HGBC(categorical mask)"] = ensemble.HistGradientBoostingClassifier(
+        max_iter=3, categorical_features=[True, False, False, False]
+    ).fit(d.X_int, yb)
+    for loss in ["squared_error", "absolute_error", "huber", "quantile"]:
+        est = ensemble.GradientBoostingRegressor(loss=loss, n_estimators=3, random_state=0)
+        out[f"GBR(loss={loss})"] = est.fit(X, yr)
+    for loss in ["log_loss", "exponential"]:
+        est = ensemble.GradientBoostingClassifier(loss=loss, n_estimators=3, random_state=0)
+        out[f"GBC(loss={loss})"] = est.fit(X, yb)
+    for power in [0.0, 1.0, 1.5, 2.0, 3.0]:
+        for link in ["auto", "identity", "log"]:
+            if link == "identity" and power > 0:
+                continue
+            est = linear_model.TweedieRegressor(power=power, link=link)
+            out[f"Tweedie(power={power}, link={link})"] = est.fit(X, np.abs(yr) + 1)
+    out["Poisson"] = linear_model.PoissonRegressor().fit(X, np.abs(yr) + 1)
+    out["Gamma"] = linear_model.GammaRegressor().fit(X, np.abs(yr) + 1)
+    out["LogisticRegression(binary)"] = linear_model.LogisticRegression().fit(X, yb)
+    neighbor_configs: list[tuple[str, str, dict[str, Any]]] = [
+        ("kd_tree", "minkowski", {"p": 1}),
+        ("kd_tree", "chebyshev", {}),
+        ("ball_tree", "minkowski", {"p": 3, "metric_params": {"w": np.ones(4)}}),
+        ("ball_tree", "seuclidean", {"metric_params": {"V": np.ones(4)}}),
+        ("ball_tree", "mahalanobis", {"metric_params": {"VI": np.eye(4)}}),
+        ("ball_tree", "canberra", {}),
+        ("ball_tree", "braycurtis", {}),
+        ("brute", "cosine", {}),
+    ]
+    for algo, metric, kw in neighbor_configs:
+        est = neighbors.KNeighborsClassifier(algorithm=algo, metric=metric, **kw)
+        out[f"KNN({algo}, {metric})"] = est.fit(X, yc)
+    out["KNN(ball_tree, haversine)"] = neighbors.KNeighborsClassifier(
+        algorithm="ball_tree", metric="haversine"
+    ).fit(X[:, :2] / 4, yc)
+    out["KNN(sparse)"] = neighbors.KNeighborsClassifier().fit(sp.csr_matrix(X), yc)
+    out["KNN(sparse array)"] = neighbors.KNeighborsClassifier().fit(sp.csr_array(X), yc)
+    out["KernelDensity(ball_tree)"] = neighbors.KernelDensity(algorithm="ball_tree").fit(X)
+    out["SVC(sparse)"] = SVC(probability=True, random_state=0).fit(sp.csr_matrix(X), yc)
+    out["SVC(precomputed)"] = SVC(kernel="precomputed").fit(X @ X.T, yc)
+    out["SVR(linear)"] = SVR(kernel="linear").fit(X, yr)
+    for method in ["sigmoid", "isotonic", "temperature"]:
+        est = CalibratedClassifierCV(linear_model.LogisticRegression(), method=method, cv=3)
+        out[f"Calibrated({method})"] = est.fit(X, yc)
+    out["TTR(log1p)"] = TransformedTargetRegressor(func=np.log1p, inverse_func=np.expm1).fit(
+        X, np.abs(yr)
+    )
+    for func in [chi2, f_regression, mutual_info_classif]:
+        out[f"SelectKBest({func.__name__})"] = SelectKBest(func, k=2).fit(X, yc)
+    kernel_list = [
+        kernels.RBF() + kernels.WhiteKernel(),
+        kernels.Matern(),
+        kernels.RationalQuadratic(),
+        kernels.ExpSineSquared(),
+        kernels.DotProduct() ** 2,
+        kernels.PairwiseKernel(),
+        kernels.ConstantKernel() * kernels.RBF(length_scale=[1.0] * 4),
+    ]
+    for kernel in kernel_list:
+        est = gaussian_process.GaussianProcessRegressor(kernel=kernel, alpha=0.1, random_state=0)
+        try:
+            out[f"GPR({kernel})"] = est.fit(X, yr)
+        except Exception as exc:
+            print(f"! GPR({kernel}): {exc!r}", file=sys.stderr)
+    for name in get_scorer_names():
+        out[f"scorer:{name}"] = get_scorer(name)
+    for name in model_selection.__all__:
+        if name.startswith("Base") or not name.endswith(("Fold", "Split", "Out")):
+            continue
+        cls = getattr(model_selection, name)
+        if isinstance(cls, type):
+            try:
+                out[f"cv:{name}"] = cls()
+            except TypeError:
+                continue
+    out["GridSearchCV(scoring=list)"] = model_selection.GridSearchCV(
+        linear_model.LogisticRegression(),
+        {"C": [0.5, 1.0]},
+        cv=3,
+        scoring=["accuracy", "f1_macro"],
+        refit="accuracy",
+    ).fit(X, yc)
+    out["RandomState param"] = linear_model.SGDClassifier(
+        random_state=np.random.RandomState(0), max_iter=5
+    ).fit(X, yc)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--diff", action="store_true", help="only the differences")
+    args = parser.parse_args()
+    users: dict[tuple[str, str], list[str]] = defaultdict(list)
+    failed: dict[str, str] = {}
+    models: list[tuple[str, Any]] = []
+    for case in recipes.build_cases():
+        try:
+            models.append((case.name, recipes.fit_case(case)))
+        except Exception as exc:
+            failed[case.name] = f"fit: {exc!r}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        models.extend(recipes.pandas_pipelines().items())
+        models.extend(probes().items())
+    for name, model in models:
+        try:
+            for glob in record(model):
+                users[glob].append(name)
+        except Exception as exc:
+            failed[name] = f"record: {exc!r}"
+    committed = {tuple(t.split(":", 1)) for t in DEFAULT_TYPES}
+    for (module, qualname), who in sorted(users.items()):
+        mark = " " if (module, qualname) in committed else "+"
+        if args.diff and mark == " ":
+            continue
+        shown = ", ".join(sorted(set(who))[:4]) + (" ..." if len(set(who)) > 4 else "")
+        print(f"{mark} {module}:{qualname}    # {shown}")
+    if args.diff:
+        for module, qualname in sorted(committed - set(users)):
+            print(f"- {module}:{qualname}    # not seen in any generated model")
+    for name, why in sorted(failed.items()):
+        print(f"! {name}: {why}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,200 @@
+"""Compression is detected by magic bytes and undone within limits (decompression bombs)."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import sys
+import time
+import tracemalloc
+import zlib
+
+import joblib
+import numpy as np
+import pytest
+
+from safeload.compression import decompress, detect_compression
+from safeload.errors import MalformedArtifactError
+from safeload.scanning import ScanLimits
+
+COMPRESSORS = ["zlib", "gzip", "bz2", "lzma", "xz", "lz4"]
+MIB = 1 << 20
+
+
+def _joblib_bytes(obj: object, compress: object = 0) -> bytes:
+    handle = io.BytesIO()
+    joblib.dump(obj, handle, compress=compress)
+    return handle.getvalue()
+
+
+@pytest.fixture(scope="module")
+def model_obj() -> dict[str, object]:
+    rng = np.random.default_rng(0)
+    return {"w": rng.random((50, 7)), "labels": np.array(["a", "b", None], dtype=object)}
+
+
+@pytest.mark.parametrize("name", COMPRESSORS)
+def test_detects_every_joblib_compressor_by_magic(name: str, model_obj: object) -> None:
+    data = _joblib_bytes(model_obj, (name, 3))
+    assert detect_compression(data) == name
+    assert detect_compression(memoryview(data)) == name
+    assert detect_compression(bytearray(data)) == name
+
+
+@pytest.mark.parametrize("name", COMPRESSORS)
+def test_decompresses_to_exactly_what_joblib_wrote_uncompressed(
+    name: str, model_obj: dict[str, object]
+) -> None:
+    raw = _joblib_bytes(model_obj)
+    found, payload = decompress(_joblib_bytes(model_obj, (name, 3)), limits=ScanLimits())
+    assert found == name
+    assert isinstance(payload, bytearray)
+    assert bytes(payload) == raw
+
+
+def test_raw_pickle_is_returned_as_a_view_without_copy(model_obj: object) -> None:
+    data = _joblib_bytes(model_obj)
+    assert detect_compression(data) is None
+    found, payload = decompress(data, limits=ScanLimits())
+    assert found is None
+    assert isinstance(payload, memoryview)
+    assert payload.obj is data
+    # a memoryview goes through as it is
+    view = memoryview(data)
+    assert decompress(view, limits=ScanLimits())[1] is view
+
+
+def test_extension_is_never_consulted(tmp_path: object, model_obj: object) -> None:
+    # A gzip stream is gzip whatever the file claims to be; a raw pickle is raw.
+    assert detect_compression(gzip.compress(b"\x80\x04N.")) == "gzip"
+    assert detect_compression(b"\x80\x04N.") is None
+
+
+def test_legacy_zfile_container_is_refused() -> None:
+    with pytest.raises(MalformedArtifactError, match="zfile"):
+        detect_compression(b"ZF0x00000010" + zlib.compress(b"\x80\x04N."))
+    with pytest.raises(MalformedArtifactError, match="zfile"):
+        decompress(b"ZF" + b"\x00" * 20, limits=ScanLimits())
+
+
+def _zlib_zeros(size: int, wbits: int = 15) -> bytes:
+    """A compressed run of zeros, built without holding the zeros in memory."""
+    comp = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    chunk = bytes(MIB)
+    parts = [comp.compress(chunk) for _ in range(size // MIB)]
+    parts.append(comp.flush())
+    return b"".join(parts)
+
+
+def _bz2_zeros(size: int) -> bytes:
+    comp = bz2.BZ2Compressor(9)
+    chunk = bytes(MIB)
+    parts = [comp.compress(chunk) for _ in range(size // MIB)]
+    parts.append(comp.flush())
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize(
+    "bomb",
+    [
+        pytest.param(lambda: _zlib_zeros(64 * MIB), id="zlib"),
+        pytest.param(lambda: _zlib_zeros(64 * MIB, 31), id="gzip"),
+        pytest.param(lambda: _bz2_zeros(64 * MIB), id="bz2"),
+        pytest.param(lambda: lzma.compress(bytes(64 * MIB), format=lzma.FORMAT_XZ), id="xz"),
+        pytest.param(lambda: lzma.compress(bytes(64 * MIB), format=lzma.FORMAT_ALONE), id="lzma"),
+    ],
+)
+def test_decompression_bomb_is_refused_quickly_in_bounded_memory(bomb: object) -> None:
+    data = bomb()  # type: ignore[operator]
+    limits = ScanLimits(max_decompressed_bytes=8 * MIB)
+    tracemalloc.start()
+    start = time.monotonic()
+    try:
+        with pytest.raises(MalformedArtifactError, match="max_decompressed_bytes"):
+            decompress(data, limits=limits)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert time.monotonic() - start < 5
+    # The output buffer never grows much past the limit (one chunk of slack, plus growth).
+    assert peak < 8 * MIB + 24 * MIB
+
+
+def test_ratio_limit_stops_a_small_bomb_early_with_default_size_limit() -> None:
+    data = _bz2_zeros(64 * MIB)  # a few hundred bytes that expand 10^6-fold
+    limits = ScanLimits(ratio_floor_bytes=4 * MIB)
+    tracemalloc.start()
+    try:
+        with pytest.raises(MalformedArtifactError, match="max_ratio"):
+            decompress(data, limits=limits)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * MIB + 24 * MIB
+
+
+def test_small_files_may_compress_well_below_the_ratio_floor() -> None:
+    data = zlib.compress(bytes(2 * MIB))  # ratio ~1000 but tiny
+    limits = ScanLimits(max_ratio=10, ratio_floor_bytes=4 * MIB)
+    assert len(decompress(data, limits=limits)[1]) == 2 * MIB
+
+
+@pytest.mark.parametrize("name", COMPRESSORS)
+def test_size_limit_is_exact(name: str) -> None:
+    payload = np.arange(100_000, dtype=np.int64).tobytes()
+    data = _joblib_bytes(payload, (name, 3))
+    _, out = decompress(data, limits=ScanLimits())
+    size = len(out)
+    assert len(decompress(data, limits=ScanLimits(max_decompressed_bytes=size))[1]) == size
+    with pytest.raises(MalformedArtifactError):
+        decompress(data, limits=ScanLimits(max_decompressed_bytes=size - 1))
+
+
+@pytest.mark.parametrize("name", COMPRESSORS)
+def test_truncated_stream_is_refused(name: str, model_obj: object) -> None:
+    data = _joblib_bytes(model_obj, (name, 3))
+    for cut in (len(data) // 2, len(data) - 1):
+        with pytest.raises(MalformedArtifactError):
+            decompress(data[:cut], limits=ScanLimits())
+
+
+@pytest.mark.parametrize("name", COMPRESSORS)
+def test_corrupt_stream_is_refused(name: str, model_obj: object) -> None:
+    data = bytearray(_joblib_bytes(model_obj, (name, 3)))
+    # lz4 frames carry no content checksum by default: corrupt its checksummed header instead.
+    start = 4 if name == "lz4" else len(data) // 2
+    data[start : start + 16] = bytes(b ^ 0x5A for b in data[start : start + 16])
+    with pytest.raises(MalformedArtifactError):
+        decompress(bytes(data), limits=ScanLimits())
+
+
+@pytest.mark.parametrize("name", COMPRESSORS)
+def test_data_after_the_compressed_stream_is_refused(name: str, model_obj: object) -> None:
+    data = _joblib_bytes(model_obj, (name, 3))
+    with pytest.raises(MalformedArtifactError, match="after the end"):
+        decompress(data + b"cos\nsystem\n", limits=ScanLimits())
+    with pytest.raises(MalformedArtifactError, match="after the end"):
+        decompress(data + data, limits=ScanLimits())
+
+
+def test_lz4_without_the_package_says_how_to_install(
+    monkeypatch: pytest.MonkeyPatch, model_obj: object
+) -> None:
+    data = _joblib_bytes(model_obj, ("lz4", 3))
+    monkeypatch.setitem(sys.modules, "lz4", None)
+    monkeypatch.setitem(sys.modules, "lz4.frame", None)
+    with pytest.raises(MalformedArtifactError, match=r"safeload\[lz4\]"):
+        decompress(data, limits=ScanLimits())
+
+
+def test_garbage_after_a_magic_prefix_is_refused() -> None:
+    for prefix in (b"\x78", b"\x1f\x8b", b"BZ", b"\x5d\x00", b"\xfd7zXZ", b"\x04\x22\x4d\x18"):
+        with pytest.raises(MalformedArtifactError):
+            decompress(prefix + b"\x00\xff" * 40, limits=ScanLimits())
+
+
+def test_empty_input_is_raw() -> None:
+    assert decompress(b"", limits=ScanLimits())[0] is None
+    assert detect_compression(b"") is None

@@ -1,0 +1,218 @@
+"""Properties of the scanner on arbitrary input: it always answers, quickly, and never raises.
+
+And on arbitrary *legitimate* data (nested containers of numpy arrays of many dtypes, dumped by
+joblib or pickle), it names exactly the globals a real unpickler resolves.
+"""
+
+from __future__ import annotations
+
+import bz2
+import io
+import lzma
+import pickle
+import time
+import warnings
+import zlib
+from typing import Any
+
+import joblib
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from joblib.numpy_pickle import NumpyUnpickler
+
+from safeload.policy import TypePolicy
+from safeload.scanning import ScanLimits, ScanReport, scan_bytes
+
+LIMITS = ScanLimits(max_seconds=2.0, max_decompressed_bytes=64 << 20)
+FAST = settings(
+    deadline=3000,
+    max_examples=300,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def _seeds() -> list[bytes]:
+    rng = np.random.default_rng(1)
+    obj = {
+        "w": rng.random((4, 3)),
+        "o": np.array([1, "a", None], dtype=object),
+        "s": np.zeros(2, dtype=[("a", "<i8"), ("b", "O")]),
+        "t": ("x", 1, 2.5, b"raw", frozenset({1})),
+    }
+    seeds = []
+    for protocol in range(6):
+        seeds.append(pickle.dumps(obj, protocol=protocol))
+        handle = io.BytesIO()
+        joblib.dump(obj, handle, protocol=protocol)
+        seeds.append(handle.getvalue())
+    handle = io.BytesIO()
+    joblib.dump(obj, handle, compress=("zlib", 3))
+    seeds.append(handle.getvalue())
+    return seeds
+
+
+SEEDS = _seeds()
+
+
+def _answers(data: bytes) -> ScanReport:
+    start = time.monotonic()
+    report = scan_bytes(data, limits=LIMITS)
+    assert isinstance(report, ScanReport)
+    assert time.monotonic() - start < 2.5
+    assert isinstance(report.safe, bool)
+    report.to_dict()
+    return report
+
+
+@FAST
+@given(st.binary(max_size=4096))
+def test_random_bytes_always_get_a_report(data: bytes) -> None:
+    _answers(data)
+
+
+@FAST
+@given(
+    st.sampled_from([b"\x80\x02", b"\x80\x04\x95", b"\x80\x05", b"(", b"c", b"PK\x03\x04"]),
+    st.binary(max_size=2048),
+)
+def test_random_bytes_after_a_plausible_header(head: bytes, tail: bytes) -> None:
+    _answers(head + tail)
+
+
+@FAST
+@given(
+    st.sampled_from([zlib.compress, bz2.compress, lzma.compress]),
+    st.binary(max_size=2048),
+)
+def test_random_compressed_streams(compress: Any, data: bytes) -> None:
+    _answers(compress(data))
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> bytes:
+    data = bytearray(draw(st.sampled_from(SEEDS)))
+    for _ in range(draw(st.integers(1, 8))):
+        if not data:
+            break
+        where = draw(st.integers(0, len(data) - 1))
+        action = draw(st.sampled_from(["flip", "set", "insert", "delete", "truncate", "dup"]))
+        if action == "flip":
+            data[where] ^= 1 << draw(st.integers(0, 7))
+        elif action == "set":
+            data[where] = draw(st.integers(0, 255))
+        elif action == "insert":
+            data[where:where] = draw(st.binary(min_size=1, max_size=16))
+        elif action == "delete":
+            del data[where : where + draw(st.integers(1, 16))]
+        elif action == "truncate":
+            del data[where:]
+        else:
+            size = draw(st.integers(1, 64))
+            data[where:where] = data[where : where + size]
+    return bytes(data)
+
+
+@FAST
+@given(mutated())
+def test_mutated_legitimate_files_always_get_a_report(data: bytes) -> None:
+    _answers(data)
+
+
+@FAST
+@given(st.sampled_from(SEEDS), st.integers(0, 10_000))
+def test_every_proper_prefix_is_refused(data: bytes, cut: int) -> None:
+    cut %= len(data)
+    assert not _answers(data[:cut]).safe
+
+
+# --- legitimate data: the scanner agrees with a real unpickler -------------------------------
+
+DTYPES = [
+    "f8",
+    ">f4",
+    "<i2",
+    "u1",
+    "?",
+    "c16",
+    "U5",
+    "S3",
+    "M8[ms]",
+    "m8[D]",
+    "O",
+    [("a", "<i4"), ("b", ">f8")],
+    [("a", "O"), ("b", "u1", (2,))],
+    ("f4", (2, 2)),
+]
+
+
+@st.composite
+def arrays(draw: st.DrawFn) -> np.ndarray[Any, Any]:
+    dtype = np.dtype(draw(st.sampled_from(DTYPES)))
+    shape = tuple(draw(st.lists(st.integers(0, 3), max_size=3)))
+    array = np.zeros(shape, dtype=dtype)
+    if dtype.kind == "O":
+        array.flat[:] = [
+            draw(st.one_of(st.integers(), st.text(max_size=3), st.none()))
+            for _ in range(array.size)
+        ]
+    if draw(st.booleans()) and array.ndim > 1:
+        array = np.asfortranarray(array)
+    return array
+
+
+leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(max_size=5),
+    st.binary(max_size=5),
+    arrays(),
+)
+values = st.recursive(
+    leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.tuples(inner, inner),
+        st.dictionaries(st.text(max_size=3), inner, max_size=4),
+    ),
+    max_leaves=12,
+)
+
+
+class _Recorder(NumpyUnpickler):  # type: ignore[misc]
+    def __init__(self, data: bytes) -> None:
+        super().__init__("", io.BytesIO(data), ensure_native_byte_order=False)
+        self.seen: set[str] = set()
+
+    def find_class(self, module: str, name: str) -> Any:
+        self.seen.add(f"{module}.{name}")
+        return super().find_class(module, name)
+
+
+@settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(values, st.integers(0, 5), st.booleans())
+def test_legitimate_data_names_exactly_what_the_unpickler_loads(
+    value: object, protocol: int, use_joblib: bool
+) -> None:
+    if use_joblib:
+        handle = io.BytesIO()
+        joblib.dump(value, handle, protocol=protocol)
+        data = handle.getvalue()
+    else:
+        data = pickle.dumps(value, protocol=protocol)
+    recorder = _Recorder(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        recorder.load()
+    report = scan_bytes(data, policy=TypePolicy.of([]))
+    assert report.problems == ()
+    assert set(report.globals) == recorder.seen
+
+
+@pytest.mark.parametrize("seed", range(len(SEEDS)))
+def test_seeds_are_clean(seed: int) -> None:
+    report = scan_bytes(SEEDS[seed], policy=TypePolicy.of([]))
+    assert report.problems == ()
