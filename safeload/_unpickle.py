@@ -2,8 +2,9 @@
 
 Unpickling executes whatever the stream asks for. This module is the *second* wall: it is only
 ever called by :mod:`safeload.loading` after the signature, every hash and the static type scan
-have passed, on the very bytes that were verified. Its ``find_class`` enforces the same exact-name
-policy as the scanner, so a scanner bug alone cannot run code. Nothing else may import it.
+have passed, on the very bytes that were verified (and by :mod:`safeload.convert`, after the same
+scan). Its ``find_class`` enforces the same exact-name policy as the scanner, so a scanner bug
+alone cannot run code. Nothing else may import it.
 
 Arrays are built as views on the verified buffer (no second copy, no re-read of the path), and
 object-dtype arrays, which joblib stores as a nested pickle, go through this same restricted
@@ -13,13 +14,19 @@ unpickler rather than a plain one.
 from __future__ import annotations
 
 import io
+import math
 import pickle
 from typing import Any
 
 import numpy as np
 from joblib.numpy_pickle import NDArrayWrapper, NumpyArrayWrapper, NumpyUnpickler
 
-from safeload.errors import MalformedArtifactError, UntrustedTypeError, untrusted_types_message
+from safeload.errors import (
+    MalformedArtifactError,
+    SafeloadError,
+    UntrustedTypeError,
+    untrusted_types_message,
+)
 from safeload.policy import TypePolicy, format_type_name
 
 
@@ -76,7 +83,7 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
         shape = tuple(int(s) for s in wrapper.shape)
         if any(s < 0 for s in shape):
             raise MalformedArtifactError(f"negative array shape {shape} in the model stream")
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        count = math.prod(shape)  # exact Python ints: an int64 product can wrap to 0
         nbytes = count * dtype.itemsize
         start = handle.tell()
         if start + nbytes > len(self._buffer):
@@ -91,6 +98,10 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
             array = array.reshape(shape)
         if not array.dtype.isnative:
             array = array.astype(array.dtype.newbyteorder("="))
+        elif not array.flags.aligned:
+            # Files written without alignment padding: a misaligned view is slow in numpy and
+            # refused by scipy and Cython code, so pay for one copy here.
+            array = array.copy(order="K")
         return array
 
 
@@ -103,14 +114,37 @@ def unpickle_verified(buffer: bytes | bytearray | memoryview, policy: TypePolicy
     unpickler = _RestrictedUnpickler(view, policy)
     try:
         obj = unpickler.load()
-    except (UntrustedTypeError, MalformedArtifactError):
+    except SafeloadError:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            IndexError, KeyError, ImportError) as exc:
+    except Exception as exc:  # bad input never escapes as a bare traceback (MemoryError too)
         raise MalformedArtifactError(f"the model stream could not be deserialized: {exc}") from exc
+    frame = getattr(getattr(unpickler, "_unframer", None), "current_frame", None)
+    if frame is not None and frame.read(1):
+        raise MalformedArtifactError("unexpected bytes after the end of the model stream")
     if unpickler.file_handle.tell() != len(view):
         raise MalformedArtifactError(
             f"{len(view) - unpickler.file_handle.tell()} unexpected byte(s) after the end of the "
             "model stream"
         )
     return obj
+
+
+def load_skops_verified(buffer: bytes | bytearray | memoryview, trusted_types: list[str]) -> Any:
+    """Construct a skops file (already verified, zip-checked and type-checked).
+
+    ``trusted_types`` is the exact list of names skops asks for, each already checked against
+    the caller's policy by :mod:`safeload.skopsscan`; nothing broader is ever passed.
+    Only :mod:`safeload.loading` may call this, and only after the gate has passed.
+    """
+    import skops.io
+
+    try:
+        return skops.io.loads(bytes(buffer), trusted=list(trusted_types))
+    except Exception as exc:
+        from skops.io.exceptions import UntrustedTypesFoundException
+
+        if isinstance(exc, UntrustedTypesFoundException):
+            raise UntrustedTypeError(
+                f"skops refused types at load time: {exc}", types=[str(exc)]
+            ) from exc
+        raise MalformedArtifactError(f"skops could not construct the model: {exc}") from exc

@@ -1,0 +1,93 @@
+"""safeload: sign persisted scikit-learn models in training, verify them before loading.
+
+``joblib.load`` and ``pickle.load`` run whatever code a model file asks for. safeload refuses a
+model file unless it is signed by a key you trust, every byte matches the signed manifest, and
+every type it names is on an exact allowlist; only then does it deserialize, from the bytes it
+verified, through a restricted unpickler.
+
+Training::
+
+    import safeload
+    key = safeload.generate_key()
+    key.save("keys/trainer")                      # keys/trainer.key (0600) + keys/trainer.pub
+    safeload.save(pipeline, "models/churn/1.2.0", key=key, name="churn", version="1.2.0")
+
+Production::
+
+    model = safeload.load("models/churn/1.2.0", trusted="keys/")
+    model.predict(X)
+
+Auditing any pickle, signed or not, without running it::
+
+    report = safeload.scan("downloaded.joblib")
+    report.safe, report.untrusted
+"""
+
+from __future__ import annotations
+
+from safeload.convert import convert
+from safeload.errors import (
+    ArtifactExistsError,
+    ArtifactNotFoundError,
+    ContractError,
+    KeyFileError,
+    MalformedArtifactError,
+    OperationalError,
+    RefusedError,
+    SafeloadError,
+    SignatureError,
+    TamperedArtifactError,
+    UnsignedArtifactError,
+    UntrustedSignerError,
+    UntrustedTypeError,
+)
+from safeload.keys import Keyring, SigningKey, generate_key, load_signing_key
+from safeload.loading import (
+    LoadedArtifact,
+    VerifiedArtifact,
+    VersionMismatchWarning,
+    load,
+    load_artifact,
+    verify_artifact,
+)
+from safeload.policy import TypePolicy
+from safeload.saving import save
+from safeload.scanning import ScanLimits, ScanReport, scan, scan_bytes
+from safeload.store import Store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArtifactExistsError",
+    "ArtifactNotFoundError",
+    "ContractError",
+    "KeyFileError",
+    "Keyring",
+    "LoadedArtifact",
+    "MalformedArtifactError",
+    "OperationalError",
+    "RefusedError",
+    "SafeloadError",
+    "ScanLimits",
+    "ScanReport",
+    "SignatureError",
+    "SigningKey",
+    "Store",
+    "TamperedArtifactError",
+    "TypePolicy",
+    "UnsignedArtifactError",
+    "UntrustedSignerError",
+    "UntrustedTypeError",
+    "VerifiedArtifact",
+    "VersionMismatchWarning",
+    "__version__",
+    "convert",
+    "generate_key",
+    "load",
+    "load_artifact",
+    "load_signing_key",
+    "save",
+    "scan",
+    "scan_bytes",
+    "verify_artifact",
+]

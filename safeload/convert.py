@@ -1,0 +1,89 @@
+"""Convert a joblib file into a signed skops artifact, checking it behaves the same.
+
+The joblib file goes through the same type gate as a load (static scan, then the restricted
+unpickler, then structural validation); the object is re-saved in skops format, loaded back
+from those skops bytes, and its predictions compared with the joblib object's on the same input.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from safeload import _unpickle, contract
+from safeload.compression import decompress
+from safeload.errors import ContractError, OperationalError
+from safeload.keys import SigningKey
+from safeload.policy import TypePolicy, resolve_policy
+from safeload.saving import save
+from safeload.scanning import ScanLimits, scan_payload
+from safeload.skopsscan import scan_skops
+from safeload.validation import validate_model
+
+
+def _probe_input(model: Any, sample: Any) -> Any:
+    """The input to compare predictions on: the caller's sample, or synthetic numeric rows."""
+    if sample is not None:
+        return sample
+    n_features = getattr(model, "n_features_in_", None)
+    if n_features is None or getattr(model, "feature_names_in_", None) is not None:
+        raise ContractError(
+            "cannot check the conversion without input: this model expects named columns (or "
+            "does not say how many features it takes). Pass sample= a few input rows."
+        )
+    return np.random.default_rng(0).normal(size=(8, int(n_features)))
+
+
+def convert(
+    source: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    *,
+    key: SigningKey,
+    name: str | None = None,
+    version: str | None = None,
+    policy: TypePolicy | Iterable[str] | None = None,
+    sample: Any = None,
+    metrics: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+) -> Path:
+    """Turn a joblib file into a signed skops artifact at ``path``; refuse untrusted types."""
+    types = resolve_policy(policy)
+    src = Path(source)
+    try:
+        data = bytearray(src.read_bytes())
+    except OSError as exc:
+        raise OperationalError(f"cannot read {src}: {exc.strerror}") from exc
+    compression, payload = decompress(data, limits=ScanLimits())
+    scan_payload(payload, policy=types, compression=compression, path=str(src)).raise_if_unsafe()
+    model = _unpickle.unpickle_verified(payload, types)
+    validate_model(model)
+
+    probe = _probe_input(model, sample)
+    before = contract.record_predictions(model, probe)
+    import skops.io
+
+    try:
+        skops_bytes = skops.io.dumps(model)
+    except Exception as exc:
+        raise OperationalError(f"skops cannot serialize this model: {exc}") from exc
+    report, trusted = scan_skops(skops_bytes, types, "the converted model")
+    report.raise_if_unsafe()
+    after_model = _unpickle.load_skops_verified(skops_bytes, trusted)
+    contract.check_predictions(after_model, contract.encode_sample(probe), before)
+
+    return save(
+        model,
+        path,
+        key=key,
+        format="skops",
+        name=name,
+        version=version,
+        policy=types,
+        sample=sample,
+        metrics=metrics,
+        config=config,
+    )

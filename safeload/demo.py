@@ -1,0 +1,119 @@
+"""The demo behind ``safeload demo``: train, sign, verify-load, and watch tampering be refused.
+
+It runs offline on a data set that ships with scikit-learn, in a temporary folder, and reports
+through a callback so that the library itself never prints.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import joblib
+
+from safeload.errors import RefusedError
+from safeload.keys import Keyring, generate_key
+from safeload.loading import load
+from safeload.saving import save, write_signed_artifact
+
+
+class _OpensMarker:
+    """A "model" whose unpickling would create a file: the classic pickle attack."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (self.marker, "w"))
+
+
+def run_demo(say: Callable[[str], None], workdir: str | None = None) -> bool:
+    """Tell the story; return True when every step behaved as it must."""
+    from sklearn.datasets import load_wine
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="safeload-demo-", dir=workdir) as tmp:
+        root = Path(tmp)
+        say(f"Working in {root}")
+        say("\n1. Training: a Pipeline(StandardScaler, LogisticRegression) on the wine data set")
+        X, y = load_wine(return_X_y=True)
+        X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+        pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+        pipeline.fit(X_train, y_train)
+        accuracy = float(pipeline.score(X_test, y_test))
+        say(f"   test accuracy {accuracy:.3f}")
+
+        say("\n2. Signing: a fresh Ed25519 key; the trainer keeps keys/trainer.key (0600),")
+        say("   production trusts keys/trainer.pub")
+        key = generate_key()
+        key.save(root / "keys" / "trainer")
+        trusted = Keyring.from_dir(root / "keys")
+        artifact = save(
+            pipeline,
+            root / "models" / "wine" / "1.0.0",
+            key=key,
+            name="wine",
+            version="1.0.0",
+            metrics={"accuracy": accuracy},
+        )
+        for child in sorted(artifact.iterdir()):
+            say(f"   {child.name:<14} {child.stat().st_size:>8} bytes")
+
+        say("\n3. Production: verified load (signature, every hash, type scan, then unpickle)")
+        model = load(artifact, trusted=trusted)
+        same = bool((model.predict(X_test) == pipeline.predict(X_test)).all())
+        ok &= same
+        say(f"   predictions identical to the trained model: {same}")
+
+        say("\n4. Attack: one byte of model.joblib flipped")
+        tampered = root / "models" / "wine" / "1.0.0-tampered"
+        tampered.mkdir()
+        for child in artifact.iterdir():
+            (tampered / child.name).write_bytes(child.read_bytes())
+        blob = bytearray((tampered / "model.joblib").read_bytes())
+        blob[len(blob) // 2] ^= 0x01
+        (tampered / "model.joblib").write_bytes(bytes(blob))
+        ok &= _expect_refusal(say, lambda: load(tampered, trusted=trusted))
+
+        say("\n5. Attack: a malicious pickle that would create a file, signed by a trusted key")
+        marker = root / "PWNED"
+        buffer = io.BytesIO()
+        joblib.dump(_OpensMarker(marker), buffer)
+        evil = write_signed_artifact(
+            root / "models" / "wine" / "9.9.9",
+            {
+                "model.joblib": buffer.getvalue(),
+                "safeload.json": json.dumps(
+                    {
+                        "safeload_format_version": 1,
+                        "format": "joblib",
+                        "name": "wine",
+                        "version": "9.9.9",
+                    }
+                ).encode(),
+            },
+            key=key,
+        )
+        ok &= _expect_refusal(say, lambda: load(evil, trusted=trusted))
+        ran = marker.exists()
+        ok &= not ran
+        say(f"   payload ran: {ran}")
+    say("\nAll steps behaved as expected." if ok else "\nSOMETHING WENT WRONG: see above.")
+    return ok
+
+
+def _expect_refusal(say: Callable[[str], None], attempt: Callable[[], object]) -> bool:
+    try:
+        attempt()
+    except RefusedError as exc:
+        say(f"   refused ({type(exc).__name__}): {exc}")
+        return True
+    say("   NOT REFUSED")
+    return False

@@ -1,0 +1,230 @@
+"""Signing keys and the keyring of trusted public keys.
+
+A private key is written once, owner-only (0600), never over an existing file, and is refused on
+load when others can read it. A public key is identified by its *hint*: the hex SHA-256 of its
+PEM SubjectPublicKeyInfo, the value that ``model.sig`` carries in
+``verificationMaterial.publicKey.hint``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from safeload.errors import KeyFileError
+
+_MAX_KEY_FILE = 64 * 1024
+
+
+def public_pem(public_key: Ed25519PublicKey) -> bytes:
+    """The PEM SubjectPublicKeyInfo encoding, the form keys are stored and hinted in."""
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def key_hint(public_key: Ed25519PublicKey) -> str:
+    """The key's hint: hex SHA-256 of its PEM SubjectPublicKeyInfo."""
+    return hashlib.sha256(public_pem(public_key)).hexdigest()
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """An Ed25519 private key that signs artifacts. Its ``repr`` never shows key material."""
+
+    private_key: Ed25519PrivateKey = field(repr=False)
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        """The matching public key."""
+        return self.private_key.public_key()
+
+    @property
+    def hint(self) -> str:
+        """Hex SHA-256 of the public key's PEM, as recorded in signatures."""
+        return key_hint(self.public_key)
+
+    def sign(self, message: bytes) -> bytes:
+        """Sign raw bytes (the DSSE pre-authentication encoding, in safeload's use)."""
+        return self.private_key.sign(message)
+
+    def save(self, stem: str | os.PathLike[str], *, passphrase: bytes | str | None = None) -> Path:
+        """Write ``STEM.key`` (PKCS8 PEM, 0600) and ``STEM.pub`` (SPKI PEM); never overwrite.
+
+        Returns the path of the private key.
+        """
+        stem_path = Path(stem)
+        private_path = stem_path.with_name(stem_path.name + ".key")
+        public_path = stem_path.with_name(stem_path.name + ".pub")
+        for existing in (private_path, public_path):
+            if existing.exists() or existing.is_symlink():
+                raise KeyFileError(
+                    f"{existing} already exists; keys are never overwritten. "
+                    "Choose another name or move the old key away first."
+                )
+        if passphrase is not None:
+            secret = passphrase.encode() if isinstance(passphrase, str) else passphrase
+            if not secret:
+                raise KeyFileError("an empty passphrase protects nothing; give one or none")
+            encryption: serialization.KeySerializationEncryption = (
+                serialization.BestAvailableEncryption(secret)
+            )
+        else:
+            encryption = serialization.NoEncryption()
+        pem = self.private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+        )
+        stem_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # O_EXCL: the key file is created by us, 0600 from its first byte, or not at all.
+            fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError as exc:
+            raise KeyFileError(
+                f"{private_path} already exists; keys are never overwritten"
+            ) from exc
+        except OSError as exc:
+            raise KeyFileError(f"cannot create {private_path}: {exc.strerror}") from exc
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(pem)
+            public_path.write_bytes(public_pem(self.public_key))
+        except OSError as exc:
+            private_path.unlink(missing_ok=True)
+            raise KeyFileError(f"cannot write the key pair at {stem_path}: {exc}") from exc
+        return private_path
+
+
+def generate_key() -> SigningKey:
+    """Create a fresh Ed25519 signing key."""
+    return SigningKey(Ed25519PrivateKey.generate())
+
+
+def _read_key_file(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(_MAX_KEY_FILE + 1)
+    except FileNotFoundError as exc:
+        raise KeyFileError(f"key file {path} does not exist") from exc
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from exc
+    if len(data) > _MAX_KEY_FILE:
+        raise KeyFileError(f"{path} is too large to be a key file")
+    return data
+
+
+def load_signing_key(
+    path: str | os.PathLike[str], passphrase: bytes | str | None = None
+) -> SigningKey:
+    """Read a private key written by :meth:`SigningKey.save`.
+
+    Refuses a key file that group or others can read: a leaked signing key lets anyone publish
+    models your servers trust. Fix it with ``chmod 600 PATH``.
+    """
+    key_path = Path(path)
+    try:
+        mode = key_path.stat().st_mode
+    except FileNotFoundError as exc:
+        raise KeyFileError(f"key file {key_path} does not exist") from exc
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key file {key_path}: {exc.strerror}") from exc
+    if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyFileError(
+            f"private key {key_path} is accessible by other users (mode {stat.S_IMODE(mode):o}); "
+            f"run 'chmod 600 {key_path}' and consider the key leaked if others could read it"
+        )
+    data = _read_key_file(key_path)
+    secret = passphrase.encode() if isinstance(passphrase, str) else passphrase
+    try:
+        key = serialization.load_pem_private_key(data, password=secret)
+    except TypeError as exc:
+        if secret is None:
+            raise KeyFileError(f"{key_path} is encrypted: a passphrase is required") from exc
+        raise KeyFileError(f"{key_path} is not encrypted: do not give a passphrase") from exc
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        if secret is not None and b"ENCRYPTED" in data:
+            raise KeyFileError(f"wrong passphrase for {key_path}") from exc
+        raise KeyFileError(f"{key_path} is not a PEM PKCS8 private key") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"{key_path} holds a {type(key).__name__}; safeload signs with Ed25519")
+    return SigningKey(key)
+
+
+def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
+    """Read one PEM SubjectPublicKeyInfo Ed25519 public key."""
+    key_path = Path(path)
+    data = _read_key_file(key_path)
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise KeyFileError(f"{key_path} is not a PEM public key") from exc
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyFileError(f"{key_path} holds a {type(key).__name__}; only Ed25519 is supported")
+    return key
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """The public keys whose signatures are trusted, found by their hint."""
+
+    keys: dict[str, Ed25519PublicKey] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, keys: Iterable[Ed25519PublicKey | SigningKey]) -> Keyring:
+        """A keyring of these keys (a :class:`SigningKey` contributes its public half)."""
+        found: dict[str, Ed25519PublicKey] = {}
+        for key in keys:
+            public = key.public_key if isinstance(key, SigningKey) else key
+            found[key_hint(public)] = public
+        return cls(found, {h: h[:16] for h in found})
+
+    @classmethod
+    def from_dir(cls, directory: str | os.PathLike[str]) -> Keyring:
+        """Every ``*.pub`` file in ``directory`` (not recursive); private keys are ignored."""
+        folder = Path(directory)
+        if not folder.is_dir():
+            raise KeyFileError(f"keyring folder {folder} does not exist or is not a folder")
+        found: dict[str, Ed25519PublicKey] = {}
+        names: dict[str, str] = {}
+        for pub in sorted(folder.glob("*.pub")):
+            if not pub.is_file():
+                continue
+            key = load_public_key(pub)
+            hint = key_hint(key)
+            found[hint] = key
+            names[hint] = pub.stem
+        return cls(found, names)
+
+    def get(self, hint: str) -> Ed25519PublicKey | None:
+        """The trusted key with this hint, or None."""
+        return self.keys.get(hint)
+
+    def name_of(self, hint: str) -> str | None:
+        """The file stem (or short hint) the key was registered under."""
+        return self.names.get(hint)
+
+    def __contains__(self, hint: object) -> bool:
+        return hint in self.keys
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def resolve_keyring(trusted: Keyring | str | os.PathLike[str]) -> Keyring:
+    """Accept a :class:`Keyring` or the path of a folder of ``*.pub`` files."""
+    if isinstance(trusted, Keyring):
+        return trusted
+    if isinstance(trusted, (str, os.PathLike)):
+        return Keyring.from_dir(trusted)
+    raise TypeError("trusted must be a safeload.Keyring or the path of a folder of *.pub keys")

@@ -1,0 +1,175 @@
+"""Step 1 of the gate: what an artifact directory may contain, and reading it safely.
+
+An artifact is one flat directory. Every entry is opened relative to the directory's own file
+descriptor with ``O_NOFOLLOW`` and checked to be a regular file *after* opening, so a symlink, a
+device or a file swapped in between listing and opening is refused rather than followed. Each file
+is read once into a buffer: later steps hash, scan and deserialize that buffer, never the path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from safeload.errors import ArtifactNotFoundError, MalformedArtifactError, UnsignedArtifactError
+
+SIGNATURE_FILE = "model.sig"
+METADATA_FILE = "safeload.json"
+MODEL_FILES = {"joblib": "model.joblib", "skops": "model.skops"}
+FORMATS = tuple(MODEL_FILES)
+
+# Plain names only: no separators, no leading dot, nothing a shell or a zip would reinterpret.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Size and count limits applied before anything is read into memory."""
+
+    max_files: int = 16
+    max_signature_bytes: int = 1 << 20
+    max_metadata_bytes: int = 16 << 20
+    max_model_bytes: int = 64 << 30
+
+
+def check_name(name: str) -> None:
+    """Refuse any file name that is not a plain, portable, relative name."""
+    if not _NAME.fullmatch(name) or name in {".", ".."}:
+        raise MalformedArtifactError(
+            f"odd file name {name!r} in the artifact: only plain names (letters, digits, '.', "
+            "'_', '-', no path separators, no leading dot) are allowed"
+        )
+
+
+_OPEN_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+_OPEN_FILE = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
+class ArtifactDir:
+    """An open artifact directory: entries listed and checked, files readable by name."""
+
+    def __init__(self, path: str | os.PathLike[str], limits: ReadLimits | None = None) -> None:
+        self.path = Path(path)
+        self.limits = limits or ReadLimits()
+        if self.path.is_symlink():
+            raise MalformedArtifactError(
+                f"{self.path} is a symlink; give the real artifact directory, symlinks are refused"
+            )
+        if not self.path.exists():
+            raise ArtifactNotFoundError(f"no artifact at {self.path}")
+        if not self.path.is_dir():
+            raise MalformedArtifactError(f"{self.path} is not an artifact directory")
+        try:
+            self._fd = os.open(self.path, _OPEN_DIR)
+        except OSError as exc:
+            raise ArtifactNotFoundError(f"cannot open {self.path}: {exc.strerror}") from exc
+        try:
+            self.sizes = self._list()
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def _list(self) -> dict[str, int]:
+        sizes: dict[str, int] = {}
+        with os.scandir(self._fd) as entries:
+            for entry in entries:
+                if len(sizes) >= self.limits.max_files:
+                    raise MalformedArtifactError(
+                        f"{self.path} holds more than {self.limits.max_files} entries"
+                    )
+                check_name(entry.name)
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISLNK(info.st_mode):
+                    raise MalformedArtifactError(
+                        f"{entry.name} in {self.path} is a symlink; artifacts hold regular "
+                        "files only"
+                    )
+                if not stat.S_ISREG(info.st_mode):
+                    raise MalformedArtifactError(
+                        f"{entry.name} in {self.path} is not a regular file"
+                    )
+                sizes[entry.name] = info.st_size
+        return sizes
+
+    def model_file(self) -> tuple[str, str]:
+        """The artifact's format and model file name; exactly one model file must exist."""
+        present = [(fmt, name) for fmt, name in MODEL_FILES.items() if name in self.sizes]
+        if len(present) != 1:
+            found = ", ".join(sorted(self.sizes)) or "nothing"
+            raise MalformedArtifactError(
+                f"{self.path} must hold exactly one of {', '.join(MODEL_FILES.values())}; "
+                f"found {found}"
+            )
+        return present[0]
+
+    def require_signature(self) -> None:
+        """Refuse an artifact that carries no ``model.sig``."""
+        if SIGNATURE_FILE not in self.sizes:
+            raise UnsignedArtifactError(
+                f"{self.path} is not signed (no {SIGNATURE_FILE}). Only load artifacts saved "
+                "with safeload.save or signed with 'safeload sign' by a key you trust."
+            )
+
+    def limit_for(self, name: str) -> int:
+        """The size limit that applies to this file name."""
+        if name == SIGNATURE_FILE:
+            return self.limits.max_signature_bytes
+        if name == METADATA_FILE:
+            return self.limits.max_metadata_bytes
+        return self.limits.max_model_bytes
+
+    def read(self, name: str) -> bytearray:
+        """Read one file once, fully, into a fresh writable buffer."""
+        check_name(name)
+        limit = self.limit_for(name)
+        try:
+            fd = os.open(name, _OPEN_FILE, dir_fd=self._fd)
+        except FileNotFoundError as exc:
+            raise ArtifactNotFoundError(f"{name} vanished from {self.path} while reading") from exc
+        except OSError as exc:
+            raise MalformedArtifactError(
+                f"cannot open {name} in {self.path} safely ({exc.strerror}); symlinks and "
+                "special files are refused"
+            ) from exc
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise MalformedArtifactError(f"{name} in {self.path} is not a regular file")
+            if info.st_size > limit:
+                raise MalformedArtifactError(
+                    f"{name} is {info.st_size} bytes, over the {limit}-byte limit for this file"
+                )
+            buffer = bytearray(info.st_size)
+            view = memoryview(buffer)
+            done = 0
+            with os.fdopen(fd, "rb", buffering=0, closefd=False) as handle:
+                while done < info.st_size:
+                    got = handle.readinto(view[done:])
+                    if not got:
+                        break
+                    done += got
+                extra = handle.read(1)
+            if done != info.st_size or extra:
+                raise MalformedArtifactError(f"{name} changed size while it was being read")
+            return buffer
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        """Release the directory descriptor."""
+        os.close(self._fd)
+
+    def __enter__(self) -> ArtifactDir:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

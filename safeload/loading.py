@@ -1,0 +1,209 @@
+"""Verified load: the gate of the design brief, in order, failing closed at each step.
+
+1. layout: one flat directory, plain names, regular files, limits (:mod:`safeload.layout`);
+2. signature: strict bundle, signer in the caller's keyring, Ed25519 over the PAE;
+3. manifest: the files present are exactly the signed ones, each read once and hashed;
+4. types: a static scan of the verified bytes against the caller's policy;
+5. deserialize those same bytes through the restricted unpickler, then validate structure;
+6. contract: signed name and version as asked, library versions, saved sample predictions.
+
+Trust (keys and types) always comes from the caller, never from the artifact.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from safeload import _unpickle, contract
+from safeload.compression import decompress
+from safeload.errors import ContractError, MalformedArtifactError
+from safeload.keys import Keyring, resolve_keyring
+from safeload.layout import METADATA_FILE, SIGNATURE_FILE, ArtifactDir, ReadLimits
+from safeload.manifest import sha256_hex
+from safeload.metadata import JSONValue, library_versions, parse_metadata
+from safeload.policy import TypePolicy, resolve_policy
+from safeload.scanning import ScanLimits, ScanReport, scan_payload
+from safeload.skopsscan import scan_skops
+from safeload.validation import validate_model
+from safeload.verifying import VerifiedStatement, check_file_set, check_manifest, verify_signature
+
+
+@dataclass
+class VerifiedArtifact:
+    """An artifact that passed steps 1 to 4: its bytes are authentic and name trusted types."""
+
+    path: str
+    format: str
+    statement: VerifiedStatement
+    metadata: dict[str, JSONValue]
+    scan: ScanReport
+    payload: bytearray | memoryview = field(repr=False)
+    skops_trusted: tuple[str, ...] = ()
+
+
+def verify_artifact(
+    path: str | os.PathLike[str],
+    *,
+    trusted: Keyring | str | os.PathLike[str],
+    policy: TypePolicy | Iterable[str] | None = None,
+    read_limits: ReadLimits | None = None,
+    scan_limits: ScanLimits | None = None,
+) -> VerifiedArtifact:
+    """Run gate steps 1 to 4 and return the verified, scanned bytes; deserializes nothing."""
+    keyring = resolve_keyring(trusted)
+    types = resolve_policy(policy)
+    with ArtifactDir(path, read_limits) as artifact:
+        # Step 1 (layout) ran in ArtifactDir; the model file must be unambiguous.
+        artifact.require_signature()
+        fmt, model_name = artifact.model_file()
+        # Step 2: signature.
+        statement = verify_signature(artifact.read(SIGNATURE_FILE), keyring)
+        # Step 3: names first (nothing unsigned is read), then every byte of every file.
+        check_file_set(statement, (n for n in artifact.sizes if n != SIGNATURE_FILE))
+        buffers = {n: artifact.read(n) for n in sorted(artifact.sizes) if n != SIGNATURE_FILE}
+        check_manifest(statement, {n: sha256_hex(b) for n, b in buffers.items()})
+    metadata = parse_metadata(buffers[METADATA_FILE])
+    if metadata["format"] != fmt:
+        raise MalformedArtifactError(
+            f"{METADATA_FILE} says format {metadata['format']!r} but the model file is {model_name}"
+        )
+    # Step 4: types, on the verified bytes.
+    where = os.fspath(path)
+    skops_trusted: list[str] = []
+    payload: bytearray | memoryview
+    if fmt == "skops":
+        payload = buffers[model_name]
+        report, skops_trusted = scan_skops(payload, types, where)
+    else:
+        compression, payload = decompress(buffers[model_name], limits=scan_limits or ScanLimits())
+        report = scan_payload(
+            payload, policy=types, limits=scan_limits, compression=compression, path=where
+        )
+    report.raise_if_unsafe()
+    return VerifiedArtifact(where, fmt, statement, metadata, report, payload, tuple(skops_trusted))
+
+
+def _check_identity(
+    metadata: dict[str, JSONValue], name: str | None, version: str | None, where: str
+) -> None:
+    """Refuse a signed artifact served under another name or version (rollback, swap)."""
+    for field_name, wanted in (("name", name), ("version", version)):
+        if wanted is not None and metadata.get(field_name) != wanted:
+            raise ContractError(
+                f"{where} is signed as {metadata.get('name')!r} version "
+                f"{metadata.get('version')!r}, but {field_name} {wanted!r} was asked for: an older "
+                "or a different artifact was put in its place. Do not load it."
+            )
+
+
+def _check_versions(metadata: dict[str, JSONValue], policy: str) -> None:
+    saved = (metadata.get("versions") or {}).get("scikit-learn")
+    running = library_versions().get("scikit-learn")
+    if policy == "ignore" or saved is None or saved == running:
+        return
+    message = (
+        f"the model was saved with scikit-learn {saved} and is loaded with {running}. "
+        "Re-validate it on held-out data (its saved sample predictions, if any, were "
+        "re-checked) or retrain it with the running version."
+    )
+    if policy == "strict":
+        raise ContractError(message)
+    warnings.warn(message, VersionMismatchWarning, stacklevel=4)
+
+
+class VersionMismatchWarning(UserWarning):
+    """The model was saved with another scikit-learn version than the one running."""
+
+
+@dataclass
+class LoadedArtifact:
+    """A verified model with its metadata; its prediction methods check input first."""
+
+    model: Any
+    metadata: dict[str, JSONValue]
+    signer: str
+
+    @property
+    def schema(self) -> dict[str, JSONValue]:
+        """The input schema recorded at save time."""
+        return dict(self.metadata.get("schema") or {})
+
+    def check_input(self, data: Any) -> None:
+        """Raise :class:`ContractError` saying exactly how ``data`` differs from the schema."""
+        contract.check_input(self.schema, data)
+
+    def predict(self, data: Any) -> Any:
+        """``model.predict`` after checking the input against the schema."""
+        self.check_input(data)
+        return self.model.predict(data)
+
+    def predict_proba(self, data: Any) -> Any:
+        """``model.predict_proba`` after checking the input against the schema."""
+        self.check_input(data)
+        return self.model.predict_proba(data)
+
+    def transform(self, data: Any) -> Any:
+        """``model.transform`` after checking the input against the schema."""
+        self.check_input(data)
+        return self.model.transform(data)
+
+
+def load_artifact(
+    path: str | os.PathLike[str],
+    *,
+    trusted: Keyring | str | os.PathLike[str],
+    policy: TypePolicy | Iterable[str] | None = None,
+    name: str | None = None,
+    version: str | None = None,
+    versions: str = "warn",
+) -> LoadedArtifact:
+    """The whole gate (steps 1 to 6); returns the model with its metadata and input checks.
+
+    ``name``/``version``, when given, must equal the signed ones. ``versions`` is the library
+    version policy: ``"warn"`` (default), ``"strict"`` (a different scikit-learn version is a
+    :class:`ContractError`) or ``"ignore"``.
+    """
+    if versions not in ("warn", "strict", "ignore"):
+        raise ValueError("versions must be 'warn', 'strict' or 'ignore'")
+    types = resolve_policy(policy)
+    verified = verify_artifact(path, trusted=trusted, policy=types)
+    _check_identity(verified.metadata, name, version, verified.path)
+    # Step 5: the very bytes that were hashed and scanned, never the path again.
+    if verified.format == "skops":
+        model = _unpickle.load_skops_verified(verified.payload, list(verified.skops_trusted))
+    else:
+        model = _unpickle.unpickle_verified(verified.payload, types)
+    validate_model(model)
+    # Step 6: the contract recorded at save time.
+    _check_versions(verified.metadata, versions)
+    sample = verified.metadata.get("sample")
+    if isinstance(sample, dict):
+        try:
+            contract.check_predictions(model, sample["inputs"], sample["predictions"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MalformedArtifactError(f"the saved sample cannot be read: {exc}") from exc
+    return LoadedArtifact(model, verified.metadata, verified.statement.signer_hint)
+
+
+def load(
+    path: str | os.PathLike[str],
+    *,
+    trusted: Keyring | str | os.PathLike[str],
+    policy: TypePolicy | Iterable[str] | None = None,
+    name: str | None = None,
+    version: str | None = None,
+    versions: str = "warn",
+) -> Any:
+    """Verify an artifact and return the model it holds; refuses with a SafeloadError otherwise.
+
+    ``trusted`` is a :class:`Keyring` or a folder of ``*.pub`` keys; ``policy`` is the
+    trusted-type policy (default: :meth:`TypePolicy.default`), or extra exact names on top of it.
+    See :func:`load_artifact` for ``name``, ``version`` and ``versions``.
+    """
+    return load_artifact(
+        path, trusted=trusted, policy=policy, name=name, version=version, versions=versions
+    ).model

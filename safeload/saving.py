@@ -1,0 +1,299 @@
+"""Sign-and-save: write an artifact directory atomically, signed over every file.
+
+The artifact is built in a temporary sibling directory (same filesystem) and renamed into place
+only once every file is written, flushed and signed, so a crash leaves no half artifact at the
+target, and an existing version is never overwritten. The model is streamed to disk through a
+hashing writer: every byte is hashed as it is written, never read back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import mmap
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import joblib
+
+from safeload import strictjson
+from safeload.compression import decompress
+from safeload.errors import ArtifactExistsError, OperationalError, SafeloadError
+from safeload.keys import SigningKey
+from safeload.layout import METADATA_FILE, MODEL_FILES, SIGNATURE_FILE, check_name
+from safeload.manifest import Resource
+from safeload.metadata import JSONValue, build_metadata
+from safeload.policy import TypePolicy, resolve_policy
+from safeload.scanning import ScanLimits, scan_payload
+from safeload.signing import build_statement, sign_statement
+from safeload.skopsscan import scan_skops
+
+
+class _HashingWriter(io.RawIOBase):
+    """A write-only file that hashes what passes through it."""
+
+    def __init__(self, handle: io.BufferedWriter) -> None:
+        super().__init__()
+        self._handle = handle
+        self.hasher = hashlib.sha256()
+        self._written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        # joblib pads arrays to 16-byte alignment only when the file can tell its position;
+        # aligned payloads are what let the loader build arrays as views without copying.
+        return self._written
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self.hasher.update(view)
+        self._handle.write(view)
+        self._written += view.nbytes
+        return view.nbytes
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _Staging:
+    """A temporary sibling directory that becomes the artifact on :meth:`commit`."""
+
+    def __init__(self, target: str | os.PathLike[str]) -> None:
+        self.target = Path(target)
+        if self.target.exists() or self.target.is_symlink():
+            raise ArtifactExistsError(
+                f"{self.target} already exists; saved versions are never overwritten. "
+                "Save under a new version."
+            )
+        check_name(self.target.name)
+        try:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            self.dir = Path(
+                tempfile.mkdtemp(
+                    prefix=f".{self.target.name}.", suffix=".partial", dir=self.target.parent
+                )
+            )
+        except OSError as exc:
+            raise OperationalError(f"cannot create {self.target}: {exc}") from exc
+        self.digests: dict[str, str] = {}
+
+    def write(self, name: str, data: bytes | bytearray | memoryview) -> None:
+        """Write one small file and record its digest."""
+        check_name(name)
+        with (self.dir / name).open("xb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        self.digests[name] = hashlib.sha256(data).hexdigest()
+
+    def commit(self, key: SigningKey, subject_name: str) -> Path:
+        """Sign the manifest of every file written, then rename the directory into place."""
+        resources = [Resource(n, d) for n, d in self.digests.items()]
+        bundle = sign_statement(key, build_statement(subject_name, resources))
+        with (self.dir / SIGNATURE_FILE).open("xb") as out:
+            out.write(bundle)
+            out.flush()
+            os.fsync(out.fileno())
+        _fsync_dir(self.dir)
+        try:
+            # rename(2) is atomic; it fails if a non-empty directory appeared at the target.
+            os.rename(self.dir, self.target)
+        except OSError as exc:
+            raise ArtifactExistsError(
+                f"{self.target} appeared while saving; versions are never overwritten"
+            ) from exc
+        _fsync_dir(self.target.parent)
+        return self.target
+
+    def __enter__(self) -> _Staging:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.dir.exists():
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _check_model_file(path: Path, policy: TypePolicy, limits: ScanLimits | None) -> None:
+    """Scan the file just written: an artifact that the gate would refuse is never produced."""
+    with path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            raise OperationalError("joblib wrote an empty model file")
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            view = memoryview(mapped)
+            try:
+                compression, payload = decompress(view, limits=limits or ScanLimits())
+                try:
+                    report = scan_payload(
+                        payload, policy=policy, compression=compression, path=str(path)
+                    )
+                finally:
+                    if isinstance(payload, memoryview):
+                        payload.release()
+            finally:
+                view.release()
+    report.raise_if_unsafe()
+
+
+def _skops_bytes(obj: Any, compress: int | bool | tuple[str, int], policy: TypePolicy) -> bytes:
+    """Serialize with skops and refuse, before writing, what the gate would refuse."""
+    import zipfile
+
+    import skops.io
+
+    if isinstance(compress, tuple):
+        raise ValueError("skops takes compress as a zip level (0-9), not a joblib compressor")
+    try:
+        if compress:
+            data: bytes = skops.io.dumps(
+                obj, compression=zipfile.ZIP_DEFLATED, compresslevel=int(compress)
+            )
+        else:
+            data = skops.io.dumps(obj)
+    except Exception as exc:
+        raise OperationalError(f"skops could not serialize the model: {exc}") from exc
+    report, _ = scan_skops(data, policy, "the model to save")
+    report.raise_if_unsafe()
+    return data
+
+
+def save(
+    obj: Any,
+    path: str | os.PathLike[str],
+    *,
+    key: SigningKey,
+    format: str = "joblib",
+    name: str | None = None,
+    version: str | None = None,
+    compress: int | bool | tuple[str, int] = 0,
+    metrics: Mapping[str, JSONValue] | None = None,
+    config: Mapping[str, JSONValue] | None = None,
+    policy: TypePolicy | Iterable[str] | None = None,
+    sample: Any = None,
+    training_data: Any = None,
+) -> Path:
+    """Save a fitted model (the whole Pipeline) as a signed artifact directory at ``path``.
+
+    ``name`` and ``version`` default to the parent folder's and the folder's own name
+    (``models/churn/1.2.0``). The model's types are scanned against ``policy`` before the
+    artifact is signed, so an artifact that ``load`` would refuse is never written.
+    ``sample`` (a few input rows) is stored with the predictions the model gives on it, and
+    re-checked at load; ``training_data`` gives the schema's dtypes and a SHA-256 fingerprint.
+    """
+    if not isinstance(key, SigningKey):
+        raise TypeError("key must be a safeload.SigningKey (see safeload.generate_key)")
+    if format not in MODEL_FILES:
+        raise ValueError(f"unknown format {format!r}; supported: 'joblib', 'skops'")
+    target = Path(path)
+    name = name if name is not None else target.parent.name or target.name
+    version = version if version is not None else target.name
+    trusted_types = resolve_policy(policy)
+    try:
+        metadata = build_metadata(
+            obj,
+            format=format,
+            name=name,
+            version=version,
+            metrics=metrics,
+            config=config,
+            sample=sample,
+            training_data=training_data,
+        )
+    except ValueError as exc:
+        raise OperationalError(f"cannot record metadata: {exc}") from exc
+    model_name = MODEL_FILES[format]
+    with _Staging(target) as staging:
+        if format == "skops":
+            staging.write(model_name, _skops_bytes(obj, compress, trusted_types))
+            staging.write(METADATA_FILE, strictjson.dumps(metadata))
+            return staging.commit(key, subject_name=f"{name}/{version}")
+        model_path = staging.dir / model_name
+        with model_path.open("xb") as raw:
+            writer = _HashingWriter(raw)
+            try:
+                joblib.dump(obj, writer, compress=compress)
+            except SafeloadError:
+                raise
+            except Exception as exc:
+                raise OperationalError(f"joblib could not serialize the model: {exc}") from exc
+            raw.flush()
+            os.fsync(raw.fileno())
+        staging.digests[model_name] = writer.hasher.hexdigest()
+        _check_model_file(model_path, trusted_types, None)
+        staging.write(METADATA_FILE, strictjson.dumps(metadata))
+        return staging.commit(key, subject_name=f"{name}/{version}")
+
+
+def write_signed_artifact(
+    path: str | os.PathLike[str],
+    files: Mapping[str, bytes | bytearray | memoryview],
+    *,
+    key: SigningKey,
+    subject_name: str | None = None,
+) -> Path:
+    """Sign arbitrary files as an artifact, atomically; no type scan.
+
+    This is the low-level primitive behind ``save`` and ``safeload sign``: it vouches for bytes,
+    not for their safety, which ``load`` still checks independently.
+    """
+    target = Path(path)
+    with _Staging(target) as staging:
+        for file_name, data in sorted(files.items()):
+            if file_name == SIGNATURE_FILE:
+                raise ValueError(f"{SIGNATURE_FILE} is written by signing, not given")
+            staging.write(file_name, data)
+        return staging.commit(key, subject_name=subject_name or target.name)
+
+
+def _scan_buffer(data: bytes | bytearray | memoryview, policy: TypePolicy, where: str) -> None:
+    compression, payload = decompress(data, limits=ScanLimits())
+    scan_payload(payload, policy=policy, compression=compression, path=where).raise_if_unsafe()
+
+
+def pack_model_file(
+    source: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    *,
+    key: SigningKey,
+    name: str | None = None,
+    version: str | None = None,
+    policy: TypePolicy | Iterable[str] | None = None,
+) -> Path:
+    """Turn a file written by ``joblib.dump`` elsewhere into a signed artifact.
+
+    The file is scanned first and never deserialized: signing vouches for it, so a file naming
+    untrusted types is refused rather than signed.
+    """
+    src = Path(source)
+    try:
+        data = src.read_bytes()
+    except OSError as exc:
+        raise OperationalError(f"cannot read {src}: {exc.strerror}") from exc
+    _scan_buffer(data, resolve_policy(policy), str(src))
+    target = Path(path)
+    name = name if name is not None else target.parent.name or target.name
+    version = version if version is not None else target.name
+    metadata = build_metadata(None, format="joblib", name=name, version=version)
+    return write_signed_artifact(
+        target,
+        {MODEL_FILES["joblib"]: data, METADATA_FILE: strictjson.dumps(metadata)},
+        key=key,
+        subject_name=f"{name}/{version}",
+    )

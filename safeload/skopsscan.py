@@ -1,0 +1,235 @@
+"""The type gate for skops files: zip limits, then every type the file names, exactly.
+
+skops' own audit only reports the types outside *skops'* default trust list, and skops' trust
+decisions have been bypassed before (CVE-2025-54412 via ``OperatorFuncNode``, CVE-2025-54413 via
+``MethodNode``). So safeload walks skops' own node tree (built from the verified bytes, without
+constructing anything) and checks every node's type against the caller's exact-name policy,
+the same policy as for joblib files. Only the plain containers that skops' loaders build
+themselves (dict, list, tuple, str...) are accepted without a policy entry.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from safeload.errors import MalformedArtifactError
+from safeload.policy import TypeName, TypePolicy, format_type_name
+
+if TYPE_CHECKING:
+    from safeload.scanning import ScanReport
+
+ZIP_MAGIC = b"PK\x03\x04"
+
+# Loaders that build a plain value themselves, never calling the named type: the name is
+# descriptive only, but it must still be one of these exact values.
+_CONTAINER_LOADERS = {
+    "DictNode": {("builtins", "dict")},
+    "ListNode": {("builtins", "list")},
+    "TupleNode": {("builtins", "tuple")},
+    "SetNode": {("builtins", "set")},
+    "SliceNode": {("builtins", "slice")},
+    "BytesNode": {("builtins", "bytes")},
+    "BytearrayNode": {("builtins", "bytearray")},
+    "JsonNode": {
+        ("builtins", name) for name in ("str", "int", "float", "bool", "NoneType", "list", "dict")
+    },
+    # A type object itself (dict key types, dtypes given as classes): returned, never called.
+    "TypeNode": {
+        ("builtins", name)
+        for name in ("str", "int", "float", "bool", "complex", "bytes", "NoneType", "object")
+    },
+}
+# ``NdArrayNode`` reads ``.npy`` data with ``allow_pickle=False``; it names numpy's array or
+# scalar types. Scalar types are plain data classes.
+_NUMPY_SCALARS = {
+    "bool",
+    "bool_",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "longdouble",
+    "complex64",
+    "complex128",
+    "clongdouble",
+    "str_",
+    "bytes_",
+    "datetime64",
+    "timedelta64",
+}
+_ENTRY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
+@dataclass(frozen=True)
+class SkopsLimits:
+    """Limits checked on the zip directory before skops reads anything."""
+
+    max_entries: int = 200_000
+    max_total_bytes: int = 64 << 30
+    max_ratio: float = 200.0
+    ratio_floor_bytes: int = 1 << 20
+
+
+def check_zip(data: bytes | bytearray | memoryview, limits: SkopsLimits | None = None) -> None:
+    """Refuse zip bombs, odd entry names and duplicates before skops opens the archive."""
+    limits = limits or SkopsLimits()
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise MalformedArtifactError(f"the skops file is not a valid zip archive: {exc}") from exc
+    if len(infos) > limits.max_entries:
+        raise MalformedArtifactError(
+            f"the skops file holds {len(infos)} entries, over the limit of {limits.max_entries}"
+        )
+    names: set[str] = set()
+    total = 0
+    for info in infos:
+        if not _ENTRY_NAME.fullmatch(info.filename) or info.filename in names:
+            raise MalformedArtifactError(
+                f"the skops file holds an odd or duplicate entry name {info.filename!r}"
+            )
+        names.add(info.filename)
+        total += info.file_size
+        if info.file_size > limits.ratio_floor_bytes and info.file_size > limits.max_ratio * max(
+            info.compress_size, 1
+        ):
+            raise MalformedArtifactError(
+                f"skops entry {info.filename!r} expands {info.compress_size} bytes to "
+                f"{info.file_size}: refused as a decompression bomb"
+            )
+    if total > limits.max_total_bytes:
+        raise MalformedArtifactError(
+            f"the skops file expands to {total} bytes, over the limit of {limits.max_total_bytes}"
+        )
+    if "schema.json" not in names:
+        raise MalformedArtifactError("the skops file has no schema.json")
+
+
+def _children(node: Any) -> Iterator[Any]:
+    from skops.io._audit import Node
+
+    for value in node.children.values():
+        items = (
+            value
+            if isinstance(value, list)
+            else (value.values() if isinstance(value, dict) else [value])
+        )
+        for item in items:
+            if isinstance(item, Node):
+                yield item
+
+
+def _node_type(node: Any) -> tuple[str, TypeName]:
+    kind = type(node).__name__
+    module, name = str(node.module_name), str(node.class_name)
+    if kind == "MethodNode":
+        return kind, (str(node.obj.module_name), f"{node.obj.class_name}.{node.func}")
+    if kind == "OperatorFuncNode":
+        return kind, ("operator", name)
+    return kind, (module, name)
+
+
+def skops_types(
+    data: bytes | bytearray | memoryview, max_nodes: int = 5_000_000
+) -> list[tuple[str, TypeName]]:
+    """Every (loader, type) the file names, from skops' node tree; constructs nothing."""
+    from skops.io._audit import get_tree
+    from skops.io._persist import read_schema
+
+    found: list[tuple[str, TypeName]] = []
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            schema, context = read_schema(archive)
+            tree = get_tree(schema, load_context=context, trusted=[])
+            seen: set[int] = set()
+            stack = [tree]
+            while stack:
+                node = stack.pop()
+                if id(node) in seen:
+                    continue
+                seen.add(id(node))
+                if len(seen) > max_nodes:
+                    raise MalformedArtifactError("the skops file has too many nodes")
+                found.append(_node_type(node))
+                stack.extend(_children(node))
+    except MalformedArtifactError:
+        raise
+    except Exception as exc:  # skops raises many kinds on crafted schemas: all are refusals
+        raise MalformedArtifactError(f"skops could not read the file's schema: {exc}") from exc
+    return found
+
+
+def untrusted_skops_types(found: list[tuple[str, TypeName]], policy: TypePolicy) -> list[str]:
+    """The named types that neither a plain-container loader nor the policy accepts."""
+    bad: set[str] = set()
+    for kind, type_name in found:
+        if type_name in _CONTAINER_LOADERS.get(kind, ()):
+            continue
+        if kind == "NdArrayNode" and (
+            type_name == ("numpy", "ndarray")
+            or (type_name[0] == "numpy" and type_name[1] in _NUMPY_SCALARS)
+        ):
+            continue
+        if not policy.allows(*type_name):
+            bad.add(format_type_name(type_name))
+    return sorted(bad)
+
+
+def trusted_list_for_skops(data: bytes | bytearray | memoryview) -> list[str]:
+    """The exact list to hand to ``skops.io.loads(trusted=...)``: what skops itself asks for."""
+    from skops.io import get_untrusted_types
+
+    try:
+        return sorted(get_untrusted_types(data=bytes(data)))
+    except Exception as exc:
+        raise MalformedArtifactError(f"skops could not audit the file: {exc}") from exc
+
+
+def scan_skops(
+    data: bytes | bytearray | memoryview,
+    policy: TypePolicy,
+    path: str | None = None,
+    limits: SkopsLimits | None = None,
+) -> tuple[ScanReport, list[str]]:
+    """Scan a skops file; return the report and, if safe, the exact list for skops' loader."""
+    from safeload.scanning import ScanReport
+
+    problems: list[str] = []
+    names: list[str] = []
+    untrusted: list[str] = []
+    skops_list: list[str] = []
+    try:
+        check_zip(data, limits)
+        found = skops_types(data)
+        names = sorted({format_type_name(t) for _, t in found})
+        untrusted = untrusted_skops_types(found, policy)
+        # What skops itself will ask to trust (it declares some names, such as a Generator's
+        # bit generator, only there): every one of those must be an exact policy entry too.
+        skops_list = trusted_list_for_skops(data)
+        allowed = {format_type_name(n) for n in policy.names}
+        names = sorted(set(names) | set(skops_list))
+        untrusted = sorted(set(untrusted) | {n for n in skops_list if n not in allowed})
+    except MalformedArtifactError as exc:
+        problems.append(str(exc))
+    report = ScanReport(
+        path=path,
+        format="skops",
+        compression=None,
+        globals=tuple(names),
+        untrusted=tuple(untrusted),
+        problems=tuple(problems),
+    )
+    return report, (skops_list if report.safe else [])

@@ -1,0 +1,116 @@
+"""A folder of versioned artifacts: ``root/<name>/<version>/``.
+
+Versions are immutable (saving never overwrites), ordered as versions rather than strings
+(``1.10.0`` after ``1.9.0``), and every load goes through the full gate with the name and version
+that were asked for, so that an older or a different signed artifact copied to a newer path is
+refused (rollback and swap attacks).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+from safeload.errors import ArtifactNotFoundError
+from safeload.keys import Keyring, SigningKey
+from safeload.layout import check_name
+from safeload.loading import LoadedArtifact, load_artifact
+from safeload.policy import TypePolicy
+from safeload.saving import save
+
+
+def _version_key(text: str) -> tuple[int, Any, str]:
+    try:
+        return (1, Version(text), text)
+    except InvalidVersion:
+        return (0, text, text)
+
+
+class Store:
+    """Versioned artifacts under one root folder."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def names(self) -> list[str]:
+        """Model names in the store, sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
+        )
+
+    def versions(self, name: str) -> list[str]:
+        """Versions of ``name``, oldest first, ordered as versions (PEP 440), not as strings."""
+        check_name(name)
+        folder = self.root / name
+        if not folder.is_dir():
+            return []
+        found = [
+            p.name
+            for p in folder.iterdir()
+            if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
+        ]
+        return sorted(found, key=_version_key)
+
+    def resolve(self, name: str, version: str = "latest") -> str:
+        """The concrete version: ``latest`` is the highest version present."""
+        if version != "latest":
+            check_name(version)
+            return version
+        versions = self.versions(name)
+        if not versions:
+            raise ArtifactNotFoundError(f"no versions of {name!r} in {self.root}")
+        return versions[-1]
+
+    def path(self, name: str, version: str) -> Path:
+        """Where ``name``/``version`` lives (or would live)."""
+        check_name(name)
+        check_name(version)
+        return self.root / name / version
+
+    def save(self, obj: Any, name: str, version: str, *, key: SigningKey, **options: Any) -> Path:
+        """Save a new version; an existing version is never overwritten."""
+        if version == "latest":
+            raise ValueError("'latest' is not a version; give a concrete version")
+        return save(obj, self.path(name, version), key=key, name=name, version=version, **options)
+
+    def load_artifact(
+        self,
+        name: str,
+        version: str = "latest",
+        *,
+        trusted: Keyring | str | os.PathLike[str],
+        policy: TypePolicy | Iterable[str] | None = None,
+        versions: str = "warn",
+    ) -> LoadedArtifact:
+        """Load through the gate, checking that the signed name and version are the ones asked."""
+        concrete = self.resolve(name, version)
+        return load_artifact(
+            self.path(name, concrete),
+            trusted=trusted,
+            policy=policy,
+            name=name,
+            version=concrete,
+            versions=versions,
+        )
+
+    def load(
+        self,
+        name: str,
+        version: str = "latest",
+        *,
+        trusted: Keyring | str | os.PathLike[str],
+        policy: TypePolicy | Iterable[str] | None = None,
+        versions: str = "warn",
+    ) -> Any:
+        """Like :meth:`load_artifact`, returning the bare model."""
+        return self.load_artifact(
+            name, version, trusted=trusted, policy=policy, versions=versions
+        ).model

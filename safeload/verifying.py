@@ -1,0 +1,177 @@
+"""Steps 2 and 3 of the gate: the signature over the manifest, then the manifest over the files.
+
+The bundle is parsed strictly and checked field by field before its payload is trusted for
+anything; the payload is only interpreted after the Ed25519 signature over its PAE verified.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+
+from safeload import strictjson
+from safeload.errors import SignatureError, TamperedArtifactError, UntrustedSignerError
+from safeload.keys import Keyring
+from safeload.layout import SIGNATURE_FILE, check_name
+from safeload.manifest import ALGORITHM, Resource, subject_digest
+from safeload.signing import BUNDLE_MEDIA_TYPE, PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE, pae
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class VerifiedStatement:
+    """What a verified signature vouches for."""
+
+    signer_hint: str
+    signer_name: str | None
+    subject_name: str
+    resources: tuple[Resource, ...]
+
+    def digests(self) -> dict[str, str]:
+        """Signed digest of each file, by name."""
+        return {r.name: r.digest for r in self.resources}
+
+
+@dataclass(frozen=True)
+class UnverifiedBundle:
+    """The fields of ``model.sig``, checked for shape but NOT yet for authenticity."""
+
+    hint: str
+    payload_type: str
+    payload: bytes
+    signature: bytes
+
+
+def _field(obj: Any, key: str, kind: type, where: str) -> Any:
+    if not isinstance(obj, dict) or key not in obj or not isinstance(obj[key], kind):
+        raise SignatureError(
+            f"malformed {SIGNATURE_FILE}: {where}.{key} is missing or not a {kind.__name__}"
+        )
+    return obj[key]
+
+
+def _b64(text: str, where: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SignatureError(f"malformed {SIGNATURE_FILE}: {where} is not base64") from exc
+
+
+def _get_unverified_bundle(data: bytes | bytearray | memoryview) -> UnverifiedBundle:
+    """Parse the bundle's shape. Nothing returned here is authentic yet."""
+    doc = strictjson.loads(data, SIGNATURE_FILE, SignatureError)
+    if _field(doc, "mediaType", str, "bundle") != BUNDLE_MEDIA_TYPE:
+        raise SignatureError(f"malformed {SIGNATURE_FILE}: unsupported bundle mediaType")
+    material = _field(doc, "verificationMaterial", dict, "bundle")
+    hint = _field(
+        _field(material, "publicKey", dict, "verificationMaterial"), "hint", str, "publicKey"
+    )
+    if not _HEX64.fullmatch(hint):
+        raise SignatureError(f"malformed {SIGNATURE_FILE}: the key hint is not a hex SHA-256")
+    envelope = _field(doc, "dsseEnvelope", dict, "bundle")
+    payload_type = _field(envelope, "payloadType", str, "dsseEnvelope")
+    if payload_type != PAYLOAD_TYPE:
+        raise SignatureError(f"malformed {SIGNATURE_FILE}: payloadType must be {PAYLOAD_TYPE}")
+    payload = _b64(_field(envelope, "payload", str, "dsseEnvelope"), "payload")
+    signatures = _field(envelope, "signatures", list, "dsseEnvelope")
+    if len(signatures) != 1:
+        raise SignatureError(f"malformed {SIGNATURE_FILE}: expected exactly one signature")
+    signature = _b64(_field(signatures[0], "sig", str, "signatures[0]"), "signature")
+    return UnverifiedBundle(hint, payload_type, payload, signature)
+
+
+def _parse_statement(payload: bytes) -> tuple[str, str, list[Resource]]:
+    doc = strictjson.loads(payload, "the signed statement", SignatureError)
+    if _field(doc, "_type", str, "statement") != STATEMENT_TYPE:
+        raise SignatureError("the signed statement is not an in-toto Statement v1")
+    if _field(doc, "predicateType", str, "statement") != PREDICATE_TYPE:
+        raise SignatureError(f"the signed statement's predicateType is not {PREDICATE_TYPE}")
+    subjects = _field(doc, "subject", list, "statement")
+    if len(subjects) != 1:
+        raise SignatureError("the signed statement must have exactly one subject")
+    subject_name = _field(subjects[0], "name", str, "subject")
+    digest = _field(_field(subjects[0], "digest", dict, "subject"), ALGORITHM, str, "digest")
+    predicate = _field(doc, "predicate", dict, "statement")
+    resources: list[Resource] = []
+    for item in _field(predicate, "resources", list, "predicate"):
+        name = _field(item, "name", str, "resource")
+        algorithm = _field(item, "algorithm", str, "resource")
+        value = _field(item, "digest", str, "resource")
+        if algorithm != ALGORITHM or not _HEX64.fullmatch(value):
+            raise SignatureError(f"resource {name!r} has an unsupported digest")
+        try:
+            check_name(name)
+        except Exception as exc:
+            raise SignatureError(f"the signed manifest names an odd path {name!r}") from exc
+        if name == SIGNATURE_FILE:
+            raise SignatureError(f"the signed manifest must not list {SIGNATURE_FILE}")
+        resources.append(Resource(name, value, algorithm))
+    names = [r.name for r in resources]
+    if names != sorted(set(names)):
+        raise SignatureError("the signed manifest's resources are not sorted and unique")
+    if subject_digest(resources) != digest:
+        raise SignatureError("the statement's subject digest does not match its resources")
+    return subject_name, digest, resources
+
+
+def verify_signature(data: bytes | bytearray | memoryview, keyring: Keyring) -> VerifiedStatement:
+    """Step 2: find the signer in the keyring and verify the signature over the PAE."""
+    bundle = _get_unverified_bundle(data)
+    public_key = keyring.get(bundle.hint)
+    if public_key is None:
+        raise UntrustedSignerError(
+            f"the artifact is signed by key {bundle.hint[:16]}…, which is not in the trusted "
+            f"keyring ({len(keyring)} key(s)). Add the signer's .pub file to your keys/ folder "
+            "only if you trust whoever holds its private key.",
+            hint=bundle.hint,
+        )
+    try:
+        public_key.verify(bundle.signature, pae(bundle.payload_type, bundle.payload))
+    except InvalidSignature as exc:
+        raise SignatureError(
+            "the signature does not verify: model.sig was altered, or was made for other "
+            "content. Do not load this artifact; obtain a fresh copy from its publisher."
+        ) from exc
+    subject_name, _, resources = _parse_statement(bundle.payload)
+    return VerifiedStatement(
+        bundle.hint, keyring.name_of(bundle.hint), subject_name, tuple(resources)
+    )
+
+
+def check_file_set(statement: VerifiedStatement, present: Iterable[str]) -> None:
+    """Step 3a, before any file is read: the names on disk are exactly the signed names."""
+    signed = statement.digests()
+    names = set(present)
+    _report(sorted(names - set(signed)), sorted(set(signed) - names), [])
+
+
+def check_manifest(statement: VerifiedStatement, actual: Mapping[str, str]) -> None:
+    """Step 3b: the files present (name -> digest) must be exactly the signed ones."""
+    signed = statement.digests()
+    added = sorted(set(actual) - set(signed))
+    missing = sorted(set(signed) - set(actual))
+    changed = sorted(n for n in set(signed) & set(actual) if signed[n] != actual[n])
+    _report(added, missing, changed)
+
+
+def _report(added: list[str], missing: list[str], changed: list[str]) -> None:
+    if added or missing or changed:
+        parts = []
+        if changed:
+            parts.append("changed: " + ", ".join(changed))
+        if added:
+            parts.append("not in the signed manifest: " + ", ".join(added))
+        if missing:
+            parts.append("missing: " + ", ".join(missing))
+        raise TamperedArtifactError(
+            "the artifact does not match its signed manifest (" + "; ".join(parts) + "). "
+            "It was modified after signing; do not load it.",
+            files=changed + added + missing,
+        )

@@ -1,0 +1,372 @@
+"""The skops format end to end: signed, type-gated by the caller's policy, tamper-evident."""
+
+from __future__ import annotations
+
+import io
+import json
+import operator
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
+    IsolationForest,
+    RandomForestClassifier,
+)
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+import safeload
+from safeload.saving import write_signed_artifact
+
+
+def _metadata(fmt: str = "skops") -> bytes:
+    return json.dumps(
+        {"safeload_format_version": 1, "format": fmt, "name": "x", "version": "1"}
+    ).encode()
+
+
+@pytest.fixture
+def ring(key: safeload.SigningKey) -> safeload.Keyring:
+    return safeload.Keyring.of([key])
+
+
+@pytest.fixture
+def constructed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every object skops constructs: proof that a refusal came before construction."""
+    from skops.io._audit import Node
+
+    calls: list[str] = []
+    real = Node.construct
+
+    def spy(self: Any) -> Any:
+        calls.append(f"{self.module_name}.{self.class_name}")
+        return real(self)
+
+    monkeypatch.setattr(Node, "construct", spy)
+    return calls
+
+
+def _frame() -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(
+        {
+            "age": rng.integers(18, 80, 120).astype(float),
+            "income": rng.normal(50, 10, 120),
+            "plan": rng.choice(["basic", "pro", "team"], 120),
+        }
+    )
+    y = (X["income"] + (X["plan"] == "pro") * 5 > 52).astype(int).to_numpy()
+    return X, y
+
+
+def test_column_transformer_dataframe_round_trip(
+    tmp_path: Path, key: safeload.SigningKey, ring: safeload.Keyring
+) -> None:
+    X, y = _frame()
+    pipe = Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer(
+                    [
+                        ("num", StandardScaler(), ["age", "income"]),
+                        ("cat", OneHotEncoder(handle_unknown="ignore"), ["plan"]),
+                    ]
+                ),
+            ),
+            ("clf", LogisticRegression(max_iter=500)),
+        ]
+    ).fit(X, y)
+    path = safeload.save(pipe, tmp_path / "m", key=key, format="skops", name="m", version="1")
+    assert sorted(p.name for p in path.iterdir()) == ["model.sig", "model.skops", "safeload.json"]
+    model = safeload.load(path, trusted=ring)
+    np.testing.assert_array_equal(model.predict(X), pipe.predict(X))
+    np.testing.assert_allclose(model.predict_proba(X), pipe.predict_proba(X))
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        RandomForestClassifier(n_estimators=20, random_state=0),
+        GradientBoostingClassifier(n_estimators=10, random_state=0),
+        HistGradientBoostingClassifier(max_iter=10, random_state=0),
+        IsolationForest(n_estimators=10, random_state=0),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_tree_ensembles_round_trip(
+    tmp_path: Path,
+    key: safeload.SigningKey,
+    ring: safeload.Keyring,
+    iris: tuple[np.ndarray, np.ndarray],
+    estimator: Any,
+) -> None:
+    X, y = iris
+    fitted = estimator.fit(X, y)
+    path = safeload.save(fitted, tmp_path / "m", key=key, format="skops", name="m", version="1")
+    model = safeload.load(path, trusted=ring)
+    np.testing.assert_array_equal(model.predict(X), fitted.predict(X))
+
+
+def test_compressed_skops_round_trip(
+    tmp_path: Path,
+    key: safeload.SigningKey,
+    ring: safeload.Keyring,
+    pipeline: Pipeline,
+    iris: tuple[np.ndarray, np.ndarray],
+) -> None:
+    path = safeload.save(pipeline, tmp_path / "m", key=key, format="skops", compress=6)
+    np.testing.assert_array_equal(
+        safeload.load(path, trusted=ring).predict(iris[0]), pipeline.predict(iris[0])
+    )
+
+
+HOSTILE_FUNCS = {
+    "builtins_eval": eval,
+    "operator_methodcaller": operator.methodcaller("system", "touch PWNED"),
+    "operator_attrgetter": operator.attrgetter("__class__.__init__.__globals__"),
+    "estimator_method": LogisticRegression().fit,
+    "numpy_load": np.load,
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_FUNCS))
+def test_hostile_types_signed_by_trusted_key_refused_before_construction(
+    tmp_path: Path,
+    key: safeload.SigningKey,
+    ring: safeload.Keyring,
+    iris: tuple[np.ndarray, np.ndarray],
+    constructed: list[str],
+    name: str,
+) -> None:
+    X, y = iris
+    pipe = make_pipeline(FunctionTransformer(np.log1p), LogisticRegression(max_iter=300))
+    pipe.fit(X, y)
+    pipe.steps[0][1].func = HOSTILE_FUNCS[name]
+    data = skops.io.dumps(pipe)
+    path = write_signed_artifact(
+        tmp_path / "evil", {"model.skops": data, "safeload.json": _metadata()}, key=key
+    )
+    with pytest.raises(safeload.UntrustedTypeError) as err:
+        safeload.load(path, trusted=ring)
+    assert err.value.types
+    assert constructed == []
+    # Saving refuses the same object: no artifact that the gate would refuse is ever written.
+    with pytest.raises(safeload.UntrustedTypeError):
+        safeload.save(pipe, tmp_path / "again", key=key, format="skops")
+    assert not (tmp_path / "again").exists()
+
+
+def test_policy_extension_is_exact(
+    tmp_path: Path,
+    key: safeload.SigningKey,
+    ring: safeload.Keyring,
+    iris: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """Trusting one extra exact name lets that file load; nothing broader is trusted."""
+    X, y = iris
+    pipe = make_pipeline(FunctionTransformer(np.log1p), LogisticRegression(max_iter=300))
+    pipe.fit(X, y)
+    default = safeload.TypePolicy.default()
+    candidates = [np.cbrt, np.square, np.negative, np.fabs, np.rint, np.sqrt]
+    outside = [f for f in candidates if not default.allows("numpy", f.__name__)]
+    assert outside, "every candidate ufunc is in the default policy: pick another"
+    pipe.steps[0][1].func = outside[0]
+    data = skops.io.dumps(pipe)
+    path = write_signed_artifact(
+        tmp_path / "m", {"model.skops": data, "safeload.json": _metadata()}, key=key
+    )
+    report = safeload.scan_bytes(data)
+    assert report.untrusted == (f"numpy.{outside[0].__name__}",)
+    with pytest.raises(safeload.UntrustedTypeError):
+        safeload.load(path, trusted=ring)
+    model = safeload.load(path, trusted=ring, policy=list(report.untrusted))
+    np.testing.assert_allclose(model.predict(X), pipe.predict(X))
+
+
+def _rezip(data: bytes, extra: dict[str, bytes], deflate: bool = False) -> bytes:
+    out = io.BytesIO()
+    method = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", method) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
+        for name, content in extra.items():
+            dst.writestr(name, content)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"../escape.npy": b"x"},
+        {"/abs.npy": b"x"},
+        {"sub/dir.npy": b"x"},
+        {"a\\b.npy": b"x"},
+    ],
+    ids=["dotdot", "absolute", "subdir", "backslash"],
+)
+def test_odd_zip_entry_names_refused(
+    tmp_path: Path,
+    key: safeload.SigningKey,
+    ring: safeload.Keyring,
+    pipeline: Pipeline,
+    constructed: list[str],
+    extra: dict[str, bytes],
+) -> None:
+    data = _rezip(skops.io.dumps(pipeline), extra)
+    path = write_signed_artifact(
+        tmp_path / "evil", {"model.skops": data, "safeload.json": _metadata()}, key=key
+    )
+    with pytest.raises(safeload.MalformedArtifactError, match="entry name"):
+        safeload.load(path, trusted=ring)
+    assert constructed == []
+
+
+def test_zip_bomb_refused(
+    tmp_path: Path,
+    key: safeload.SigningKey,
+    ring: safeload.Keyring,
+    pipeline: Pipeline,
+    constructed: list[str],
+) -> None:
+    bomb = _rezip(skops.io.dumps(pipeline), {"bomb.npy": b"\0" * (64 << 20)}, deflate=True)
+    assert len(bomb) < 1 << 20
+    path = write_signed_artifact(
+        tmp_path / "evil", {"model.skops": bomb, "safeload.json": _metadata()}, key=key
+    )
+    with pytest.raises(safeload.MalformedArtifactError, match="bomb"):
+        safeload.load(path, trusted=ring)
+    assert constructed == []
+
+
+def test_not_a_zip_refused(
+    tmp_path: Path, key: safeload.SigningKey, ring: safeload.Keyring
+) -> None:
+    path = write_signed_artifact(
+        tmp_path / "evil",
+        {"model.skops": b"PK\x03\x04garbage", "safeload.json": _metadata()},
+        key=key,
+    )
+    with pytest.raises(safeload.MalformedArtifactError):
+        safeload.load(path, trusted=ring)
+
+
+def test_crafted_schema_refused(
+    tmp_path: Path,
+    key: safeload.SigningKey,
+    ring: safeload.Keyring,
+    pipeline: Pipeline,
+    constructed: list[str],
+) -> None:
+    """A schema edited by hand to name ``builtins.open`` where a class was."""
+    data = skops.io.dumps(pipeline)
+    with zipfile.ZipFile(io.BytesIO(data)) as src:
+        schema = json.loads(src.read("schema.json"))
+    schema["__module__"], schema["__class__"] = "builtins", "open"
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            body = (
+                json.dumps(schema).encode()
+                if info.filename == "schema.json"
+                else src.read(info.filename)
+            )
+            dst.writestr(info.filename, body)
+    path = write_signed_artifact(
+        tmp_path / "evil", {"model.skops": out.getvalue(), "safeload.json": _metadata()}, key=key
+    )
+    with pytest.raises(safeload.UntrustedTypeError, match="builtins.open"):
+        safeload.load(path, trusted=ring)
+    assert constructed == []
+
+
+@pytest.mark.parametrize("name", ["model.skops", "safeload.json", "model.sig"])
+def test_tampering_refused(
+    tmp_path: Path,
+    key: safeload.SigningKey,
+    ring: safeload.Keyring,
+    pipeline: Pipeline,
+    name: str,
+) -> None:
+    path = safeload.save(pipeline, tmp_path / "m", key=key, format="skops")
+    data = bytearray((path / name).read_bytes())
+    data[len(data) // 2] ^= 1
+    (path / name).write_bytes(bytes(data))
+    with pytest.raises(safeload.RefusedError):
+        safeload.load(path, trusted=ring)
+
+
+def test_unsigned_skops_refused(
+    tmp_path: Path, key: safeload.SigningKey, ring: safeload.Keyring, pipeline: Pipeline
+) -> None:
+    path = safeload.save(pipeline, tmp_path / "m", key=key, format="skops")
+    (path / "model.sig").unlink()
+    with pytest.raises(safeload.UnsignedArtifactError):
+        safeload.load(path, trusted=ring)
+
+
+def test_convert_round_trip(
+    tmp_path: Path, key: safeload.SigningKey, ring: safeload.Keyring,
+    iris: tuple[np.ndarray, np.ndarray],
+) -> None:
+    import joblib
+
+    X, y = iris
+    forest = RandomForestClassifier(n_estimators=10, random_state=0).fit(X, y)
+    src = tmp_path / "forest.joblib"
+    joblib.dump(forest, src, compress=3)
+    out = safeload.convert(src, tmp_path / "forest" / "1", key=key, sample=X[:5])
+    assert (out / "model.skops").exists()
+    model = safeload.load(out, trusted=ring)
+    np.testing.assert_array_equal(model.predict(X), forest.predict(X))
+
+
+def test_convert_without_sample_uses_synthetic_rows(
+    tmp_path: Path, key: safeload.SigningKey, ring: safeload.Keyring, pipeline: Pipeline,
+    iris: tuple[np.ndarray, np.ndarray],
+) -> None:
+    import joblib
+
+    src = tmp_path / "p.joblib"
+    joblib.dump(pipeline, src)
+    out = safeload.convert(src, tmp_path / "p" / "1", key=key)
+    np.testing.assert_array_equal(
+        safeload.load(out, trusted=ring).predict(iris[0]), pipeline.predict(iris[0])
+    )
+
+
+def test_convert_refuses_untrusted_types(tmp_path: Path, key: safeload.SigningKey,
+                                         marker: Path) -> None:
+    from tests.malicious import malicious_joblib
+
+    src = tmp_path / "evil.joblib"
+    src.write_bytes(malicious_joblib(marker))
+    with pytest.raises(safeload.UntrustedTypeError):
+        safeload.convert(src, tmp_path / "out", key=key)
+    assert not marker.exists()
+    assert not (tmp_path / "out").exists()
+
+
+def test_convert_cli(tmp_path: Path, pipeline: Pipeline, iris: tuple[np.ndarray, np.ndarray]) -> None:
+    import joblib
+
+    from safeload._cli import main
+
+    key = safeload.generate_key()
+    key.save(tmp_path / "keys" / "k")
+    src = tmp_path / "p.joblib"
+    joblib.dump(pipeline, src)
+    code = main(["convert", str(src), str(tmp_path / "out"), "--to", "skops",
+                 "--key", str(tmp_path / "keys" / "k.key")])
+    assert code == 0
+    model = safeload.load(tmp_path / "out", trusted=tmp_path / "keys")
+    np.testing.assert_array_equal(model.predict(iris[0]), pipeline.predict(iris[0]))
