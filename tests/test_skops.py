@@ -315,7 +315,9 @@ def test_unsigned_skops_refused(
 
 
 def test_convert_round_trip(
-    tmp_path: Path, key: safeload.SigningKey, ring: safeload.Keyring,
+    tmp_path: Path,
+    key: safeload.SigningKey,
+    ring: safeload.Keyring,
     iris: tuple[np.ndarray, np.ndarray],
 ) -> None:
     import joblib
@@ -331,7 +333,10 @@ def test_convert_round_trip(
 
 
 def test_convert_without_sample_uses_synthetic_rows(
-    tmp_path: Path, key: safeload.SigningKey, ring: safeload.Keyring, pipeline: Pipeline,
+    tmp_path: Path,
+    key: safeload.SigningKey,
+    ring: safeload.Keyring,
+    pipeline: Pipeline,
     iris: tuple[np.ndarray, np.ndarray],
 ) -> None:
     import joblib
@@ -344,8 +349,9 @@ def test_convert_without_sample_uses_synthetic_rows(
     )
 
 
-def test_convert_refuses_untrusted_types(tmp_path: Path, key: safeload.SigningKey,
-                                         marker: Path) -> None:
+def test_convert_refuses_untrusted_types(
+    tmp_path: Path, key: safeload.SigningKey, marker: Path
+) -> None:
     from tests.malicious import malicious_joblib
 
     src = tmp_path / "evil.joblib"
@@ -356,7 +362,9 @@ def test_convert_refuses_untrusted_types(tmp_path: Path, key: safeload.SigningKe
     assert not (tmp_path / "out").exists()
 
 
-def test_convert_cli(tmp_path: Path, pipeline: Pipeline, iris: tuple[np.ndarray, np.ndarray]) -> None:
+def test_convert_cli(
+    tmp_path: Path, pipeline: Pipeline, iris: tuple[np.ndarray, np.ndarray]
+) -> None:
     import joblib
 
     from safeload._cli import main
@@ -365,8 +373,17 @@ def test_convert_cli(tmp_path: Path, pipeline: Pipeline, iris: tuple[np.ndarray,
     key.save(tmp_path / "keys" / "k")
     src = tmp_path / "p.joblib"
     joblib.dump(pipeline, src)
-    code = main(["convert", str(src), str(tmp_path / "out"), "--to", "skops",
-                 "--key", str(tmp_path / "keys" / "k.key")])
+    code = main(
+        [
+            "convert",
+            str(src),
+            str(tmp_path / "out"),
+            "--to",
+            "skops",
+            "--key",
+            str(tmp_path / "keys" / "k.key"),
+        ]
+    )
     assert code == 0
     model = safeload.load(tmp_path / "out", trusted=tmp_path / "keys")
     np.testing.assert_array_equal(model.predict(iris[0]), pipeline.predict(iris[0]))
