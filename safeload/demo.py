@@ -15,6 +15,7 @@ from pathlib import Path
 import joblib
 
 from safeload.errors import RefusedError
+from safeload.inspecting import inspect
 from safeload.keys import Keyring, generate_key
 from safeload.loading import load
 from safeload.saving import save, write_signed_artifact
@@ -51,29 +52,47 @@ def run_demo(say: Callable[[str], None], workdir: str | None = None) -> bool:
         say(f"   test accuracy {accuracy:.3f}")
 
         say("\n2. Signing: a fresh Ed25519 key; the trainer keeps keys/trainer.key (0600),")
-        say("   production trusts keys/trainer.pub")
+        say("   production trusts keys/trainer.pub. Saved in both formats, with a sample.")
         key = generate_key()
         key.save(root / "keys" / "trainer")
         trusted = Keyring.from_dir(root / "keys")
-        artifact = save(
-            pipeline,
-            root / "models" / "wine" / "1.0.0",
-            key=key,
-            name="wine",
-            version="1.0.0",
-            metrics={"accuracy": accuracy},
+        artifacts = {}
+        for fmt in ("joblib", "skops"):
+            artifacts[fmt] = save(
+                pipeline,
+                root / "models" / f"wine-{fmt}" / "1.0.0",
+                key=key,
+                format=fmt,
+                name=f"wine-{fmt}",
+                version="1.0.0",
+                metrics={"accuracy": accuracy},
+                sample=X_test[:5],
+            )
+            sizes = ", ".join(
+                f"{c.name} {c.stat().st_size} B" for c in sorted(artifacts[fmt].iterdir())
+            )
+            say(f"   {fmt:<6} {artifacts[fmt]}: {sizes}")
+        artifact = artifacts["joblib"]
+
+        say("\n3. Production: verified load (signature, every hash, type scan, unpickle,")
+        say("   then the saved sample predictions are re-checked)")
+        for fmt, path in artifacts.items():
+            model = load(path, trusted=trusted)
+            same = bool((model.predict(X_test) == pipeline.predict(X_test)).all())
+            ok &= same
+            say(f"   {fmt:<6} predictions identical to the trained model: {same}")
+
+        say("\n4. Audit without loading: safeload inspect")
+        report = inspect(artifact, trusted=trusted)
+        ok &= report.verdict == "verified"
+        say(
+            f"   verdict {report.verdict}; signer {report.signer_name}; "
+            f"{len(report.files)} files match; {len((report.scan or {}).get('globals', []))} "
+            "types, all in the policy"
         )
-        for child in sorted(artifact.iterdir()):
-            say(f"   {child.name:<14} {child.stat().st_size:>8} bytes")
 
-        say("\n3. Production: verified load (signature, every hash, type scan, then unpickle)")
-        model = load(artifact, trusted=trusted)
-        same = bool((model.predict(X_test) == pipeline.predict(X_test)).all())
-        ok &= same
-        say(f"   predictions identical to the trained model: {same}")
-
-        say("\n4. Attack: one byte of model.joblib flipped")
-        tampered = root / "models" / "wine" / "1.0.0-tampered"
+        say("\n5. Attack: one byte of model.joblib flipped")
+        tampered = root / "models" / "wine-joblib" / "1.0.1"
         tampered.mkdir()
         for child in artifact.iterdir():
             (tampered / child.name).write_bytes(child.read_bytes())
@@ -82,12 +101,23 @@ def run_demo(say: Callable[[str], None], workdir: str | None = None) -> bool:
         (tampered / "model.joblib").write_bytes(bytes(blob))
         ok &= _expect_refusal(say, lambda: load(tampered, trusted=trusted))
 
-        say("\n5. Attack: a malicious pickle that would create a file, signed by a trusted key")
+        say("\n6. Attack: a validly signed model, but by a key production does not trust")
+        stranger = generate_key()
+        foreign = save(
+            pipeline,
+            root / "models" / "wine-joblib" / "1.0.2",
+            key=stranger,
+            name="wine-joblib",
+            version="1.0.2",
+        )
+        ok &= _expect_refusal(say, lambda: load(foreign, trusted=trusted))
+
+        say("\n7. Attack: a malicious pickle that would create a file, signed by the TRUSTED key")
         marker = root / "PWNED"
         buffer = io.BytesIO()
         joblib.dump(_OpensMarker(marker), buffer)
         evil = write_signed_artifact(
-            root / "models" / "wine" / "9.9.9",
+            root / "models" / "wine-joblib" / "9.9.9",
             {
                 "model.joblib": buffer.getvalue(),
                 "safeload.json": json.dumps(

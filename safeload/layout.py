@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -45,6 +46,11 @@ def check_name(name: str) -> None:
         )
 
 
+# Read in large chunks: few system calls, and a progress callback between them.
+_CHUNK = 64 << 20
+Progress = Callable[[str, int, int], None]
+"""Called as ``progress(file_name, bytes_done, bytes_total)`` while a file is read."""
+
 _OPEN_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
 _OPEN_FILE = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
@@ -52,9 +58,15 @@ _OPEN_FILE = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOC
 class ArtifactDir:
     """An open artifact directory: entries listed and checked, files readable by name."""
 
-    def __init__(self, path: str | os.PathLike[str], limits: ReadLimits | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        limits: ReadLimits | None = None,
+        progress: Progress | None = None,
+    ) -> None:
         self.path = Path(path)
         self.limits = limits or ReadLimits()
+        self.progress = progress
         if self.path.is_symlink():
             raise MalformedArtifactError(
                 f"{self.path} is a symlink; give the real artifact directory, symlinks are refused"
@@ -148,10 +160,12 @@ class ArtifactDir:
             done = 0
             with os.fdopen(fd, "rb", buffering=0, closefd=False) as handle:
                 while done < info.st_size:
-                    got = handle.readinto(view[done:])
+                    got = handle.readinto(view[done : done + _CHUNK])
                     if not got:
                         break
                     done += got
+                    if self.progress is not None:
+                        self.progress(name, done, info.st_size)
                 extra = handle.read(1)
             if done != info.st_size or extra:
                 raise MalformedArtifactError(f"{name} changed size while it was being read")

@@ -22,7 +22,7 @@ from safeload import _unpickle, contract
 from safeload.compression import decompress
 from safeload.errors import ContractError, MalformedArtifactError
 from safeload.keys import Keyring, resolve_keyring
-from safeload.layout import METADATA_FILE, SIGNATURE_FILE, ArtifactDir, ReadLimits
+from safeload.layout import METADATA_FILE, SIGNATURE_FILE, ArtifactDir, Progress, ReadLimits
 from safeload.manifest import sha256_hex
 from safeload.metadata import JSONValue, library_versions, parse_metadata
 from safeload.policy import TypePolicy, resolve_policy
@@ -52,11 +52,12 @@ def verify_artifact(
     policy: TypePolicy | Iterable[str] | None = None,
     read_limits: ReadLimits | None = None,
     scan_limits: ScanLimits | None = None,
+    progress: Progress | None = None,
 ) -> VerifiedArtifact:
     """Run gate steps 1 to 4 and return the verified, scanned bytes; deserializes nothing."""
     keyring = resolve_keyring(trusted)
     types = resolve_policy(policy)
-    with ArtifactDir(path, read_limits) as artifact:
+    with ArtifactDir(path, read_limits, progress) as artifact:
         # Step 1 (layout) ran in ArtifactDir; the model file must be unambiguous.
         artifact.require_signature()
         fmt, model_name = artifact.model_file()

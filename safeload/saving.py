@@ -297,3 +297,49 @@ def pack_model_file(
         key=key,
         subject_name=f"{name}/{version}",
     )
+
+
+def sign_directory(
+    path: str | os.PathLike[str],
+    *,
+    key: SigningKey,
+    policy: TypePolicy | Iterable[str] | None = None,
+) -> Path:
+    """Sign an unsigned artifact directory in place (``model.*`` + ``safeload.json``).
+
+    The model file is scanned first: a file naming untrusted types is refused, not signed.
+    ``model.sig`` is created exclusively, so an existing signature is never replaced.
+    """
+    from safeload.layout import ArtifactDir
+    from safeload.metadata import parse_metadata
+
+    target = Path(path)
+    with ArtifactDir(target) as artifact:
+        if SIGNATURE_FILE in artifact.sizes:
+            raise ArtifactExistsError(f"{target} is already signed; signatures are never replaced")
+        fmt, model_name = artifact.model_file()
+        if METADATA_FILE not in artifact.sizes:
+            raise OperationalError(f"{target} has no {METADATA_FILE}; pack a model file instead")
+        buffers = {name: artifact.read(name) for name in sorted(artifact.sizes)}
+    metadata = parse_metadata(buffers[METADATA_FILE])
+    if metadata["format"] != fmt:
+        raise OperationalError(f"{METADATA_FILE} says {metadata['format']} but found {model_name}")
+    types = resolve_policy(policy)
+    if fmt == "skops":
+        report, _ = scan_skops(buffers[model_name], types, str(target / model_name))
+        report.raise_if_unsafe()
+    else:
+        _scan_buffer(buffers[model_name], types, str(target / model_name))
+    resources = [Resource(n, hashlib.sha256(b).hexdigest()) for n, b in buffers.items()]
+    bundle = sign_statement(
+        key, build_statement(f"{metadata['name']}/{metadata['version']}", resources)
+    )
+    try:
+        fd = os.open(target / SIGNATURE_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError as exc:
+        raise ArtifactExistsError(f"{target} was signed concurrently") from exc
+    with os.fdopen(fd, "wb") as out:
+        out.write(bundle)
+        out.flush()
+        os.fsync(out.fileno())
+    return target

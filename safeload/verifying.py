@@ -175,3 +175,13 @@ def _report(added: list[str], missing: list[str], changed: list[str]) -> None:
             "It was modified after signing; do not load it.",
             files=changed + added + missing,
         )
+
+
+def get_unverified_claims(data: bytes | bytearray | memoryview) -> tuple[str, list[Resource]]:
+    """For display only (``inspect``): the signer hint and manifest the bundle *claims*.
+
+    Nothing returned here is authentic; never base a trust decision on it.
+    """
+    bundle = _get_unverified_bundle(data)
+    _, _, resources = _parse_statement(bundle.payload)
+    return bundle.hint, resources

@@ -1,0 +1,166 @@
+"""``safeload inspect``: everything about an artifact, without deserializing anything.
+
+Unlike :func:`safeload.load`, inspection does not stop at the first refusal: it reports every
+check (signer, each file's digest, metadata, the types the model names) and a verdict, so that a
+person or a CI job sees the whole picture. Claims read from an unverified bundle are marked so.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from safeload import strictjson
+from safeload.errors import RefusedError, SafeloadError
+from safeload.keys import Keyring, resolve_keyring
+from safeload.layout import METADATA_FILE, SIGNATURE_FILE, ArtifactDir, Progress
+from safeload.manifest import sha256_hex
+from safeload.policy import TypePolicy, resolve_policy
+from safeload.verifying import get_unverified_claims, verify_signature
+
+
+@dataclass
+class FileEntry:
+    """One file of the artifact as found on disk, against the signed manifest."""
+
+    name: str
+    size: int
+    digest: str
+    signed_digest: str | None
+
+    @property
+    def matches(self) -> bool:
+        """Whether the file's SHA-256 equals the one in the manifest."""
+        return self.signed_digest is not None and self.digest == self.signed_digest
+
+
+@dataclass
+class InspectReport:
+    """The result of :func:`inspect`; ``verdict`` is ``verified``, ``refused`` or ``error``."""
+
+    path: str
+    verdict: str = "refused"
+    reasons: list[str] = field(default_factory=list)
+    signer_hint: str | None = None
+    signer_name: str | None = None
+    signer_trusted: bool | None = None
+    signature_valid: bool | None = None
+    files: list[FileEntry] = field(default_factory=list)
+    missing_files: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] | None = None
+    metadata_verified: bool = False
+    scan: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, stable keys (the ``--json`` output of ``safeload inspect``)."""
+        return {
+            "path": self.path,
+            "verdict": self.verdict,
+            "reasons": list(self.reasons),
+            "signer": {
+                "hint": self.signer_hint,
+                "name": self.signer_name,
+                "trusted": self.signer_trusted,
+                "signature_valid": self.signature_valid,
+            },
+            "files": [
+                {
+                    "name": f.name,
+                    "size": f.size,
+                    "sha256": f.digest,
+                    "signed_sha256": f.signed_digest,
+                    "matches": f.matches,
+                }
+                for f in self.files
+            ],
+            "missing_files": list(self.missing_files),
+            "metadata": self.metadata,
+            "metadata_verified": self.metadata_verified,
+            "types": self.scan,
+        }
+
+
+def inspect(
+    path: str | os.PathLike[str],
+    *,
+    trusted: Keyring | str | os.PathLike[str] | None = None,
+    policy: TypePolicy | Iterable[str] | None = None,
+    progress: Progress | None = None,
+) -> InspectReport:
+    """Examine an artifact directory; never deserializes, never raises on a bad artifact.
+
+    Without ``trusted`` the signature cannot be checked and the verdict is at best ``refused``
+    (unknown signer); the file and type checks still run.
+    """
+    from safeload.scanning import scan_bytes
+
+    report = InspectReport(os.fspath(path))
+    types = resolve_policy(policy)
+    try:
+        keyring = resolve_keyring(trusted) if trusted is not None else None
+        with ArtifactDir(path, progress=progress) as artifact:
+            signed: dict[str, str] = {}
+            if SIGNATURE_FILE not in artifact.sizes:
+                report.reasons.append("unsigned: no model.sig")
+            else:
+                sig = artifact.read(SIGNATURE_FILE)
+                try:
+                    report.signer_hint, claimed = get_unverified_claims(sig)
+                    signed = {r.name: r.digest for r in claimed}
+                except RefusedError as exc:
+                    report.reasons.append(str(exc))
+                if report.signer_hint and keyring is not None:
+                    report.signer_trusted = report.signer_hint in keyring
+                    report.signer_name = keyring.name_of(report.signer_hint)
+                    try:
+                        verify_signature(sig, keyring)
+                        report.signature_valid = True
+                    except RefusedError as exc:
+                        report.signature_valid = False if report.signer_trusted else None
+                        report.reasons.append(str(exc))
+                elif report.signer_hint:
+                    report.reasons.append("no trusted keys given: the signer cannot be checked")
+            buffers: dict[str, bytearray] = {}
+            for name in sorted(artifact.sizes):
+                if name == SIGNATURE_FILE:
+                    continue
+                data = artifact.read(name)
+                buffers[name] = data
+                report.files.append(FileEntry(name, len(data), sha256_hex(data), signed.get(name)))
+            report.missing_files = sorted(set(signed) - set(buffers))
+            for entry in report.files:
+                if entry.signed_digest is None and signed:
+                    report.reasons.append(f"{entry.name} is not in the signed manifest")
+                elif signed and not entry.matches:
+                    report.reasons.append(f"{entry.name} does not match its signed digest")
+            for name in report.missing_files:
+                report.reasons.append(f"{name} is in the signed manifest but missing")
+            if METADATA_FILE in buffers:
+                try:
+                    report.metadata = strictjson.loads(buffers[METADATA_FILE], METADATA_FILE)
+                except RefusedError as exc:
+                    report.reasons.append(str(exc))
+            try:
+                _, model_name = artifact.model_file()
+                result = scan_bytes(buffers[model_name], policy=types, path=model_name)
+                report.scan = result.to_dict()
+                if not result.safe:
+                    report.reasons.extend(
+                        [f"untrusted type {t}" for t in result.untrusted] + list(result.problems)
+                    )
+            except RefusedError as exc:
+                report.reasons.append(str(exc))
+    except RefusedError as exc:
+        report.reasons.append(str(exc))
+    except SafeloadError as exc:
+        report.verdict = "error"
+        report.reasons.append(str(exc))
+        return report
+    report.metadata_verified = bool(
+        report.signature_valid and any(f.name == METADATA_FILE and f.matches for f in report.files)
+    )
+    if not report.reasons and report.signature_valid:
+        report.verdict = "verified"
+    return report
