@@ -1,0 +1,1 @@
+"""Hostile model files for safeload's attack tests (see ``corpus``); never unpickle them here."""

