@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from joblib.numpy_pickle import NDArrayWrapper, NumpyArrayWrapper, NumpyUnpickler
 
+from safeload.buffers import BufferReader
 from safeload.errors import (
     MalformedArtifactError,
     SafeloadError,
@@ -38,8 +39,7 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
     def __init__(self, buffer: memoryview, policy: TypePolicy, start: int = 0) -> None:
         self._buffer = buffer
         self._policy = policy
-        handle = io.BytesIO(buffer)
-        handle.seek(start)
+        handle = BufferReader(buffer, start)
         super().__init__("", handle, ensure_native_byte_order=True)
 
     def find_class(self, module: str, name: str) -> Any:
@@ -66,7 +66,7 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
 
     def _read_array(self, wrapper: NumpyArrayWrapper) -> Any:
         """Build the array that follows ``wrapper`` in the stream, as a view on the buffer."""
-        handle: io.BytesIO = self.file_handle
+        handle: BufferReader = self.file_handle
         dtype = np.dtype(wrapper.dtype)
         if dtype.hasobject:
             inner = _RestrictedUnpickler(self._buffer, self._policy, handle.tell())

@@ -122,7 +122,7 @@ def inspect(
                         report.reasons.append(str(exc))
                 elif report.signer_hint:
                     report.reasons.append("no trusted keys given: the signer cannot be checked")
-            buffers: dict[str, bytearray] = {}
+            buffers: dict[str, memoryview] = {}
             for name in sorted(artifact.sizes):
                 if name == SIGNATURE_FILE:
                     continue

@@ -8,13 +8,17 @@ is read once into a buffer: later steps hash, scan and deserialize that buffer, 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+
+import numpy as np
 
 from safeload.errors import ArtifactNotFoundError, MalformedArtifactError, UnsignedArtifactError
 
@@ -134,8 +138,17 @@ class ArtifactDir:
             return self.limits.max_metadata_bytes
         return self.limits.max_model_bytes
 
-    def read(self, name: str) -> bytearray:
+    def read(self, name: str) -> memoryview:
         """Read one file once, fully, into a fresh writable buffer."""
+        return self.read_hashed(name, hashing=False)[0]
+
+    def read_hashed(self, name: str, *, hashing: bool = True) -> tuple[memoryview, str | None]:
+        """Read one file once into a fresh writable buffer, hashing it while it is read.
+
+        The SHA-256 of each chunk runs in a worker thread while the next chunk is read
+        (both release the GIL), so hashing costs little more than reading. The buffer is
+        uninitialised memory (no zero-fill pass) that reading fills.
+        """
         check_name(name)
         limit = self.limit_for(name)
         try:
@@ -155,21 +168,30 @@ class ArtifactDir:
                 raise MalformedArtifactError(
                     f"{name} is {info.st_size} bytes, over the {limit}-byte limit for this file"
                 )
-            buffer = bytearray(info.st_size)
-            view = memoryview(buffer)
+            view = memoryview(np.empty(info.st_size, dtype=np.uint8).data).cast("B")
+            hasher = hashlib.sha256() if hashing else None
             done = 0
-            with os.fdopen(fd, "rb", buffering=0, closefd=False) as handle:
+            with (
+                ThreadPoolExecutor(max_workers=1) as pool,
+                os.fdopen(fd, "rb", buffering=0, closefd=False) as handle,
+            ):
+                pending = None
                 while done < info.st_size:
                     got = handle.readinto(view[done : done + _CHUNK])
                     if not got:
                         break
+                    if hasher is not None:
+                        # One worker: updates stay in file order.
+                        pending = pool.submit(hasher.update, view[done : done + got])
                     done += got
                     if self.progress is not None:
                         self.progress(name, done, info.st_size)
                 extra = handle.read(1)
+                if pending is not None:
+                    pending.result()
             if done != info.st_size or extra:
                 raise MalformedArtifactError(f"{name} changed size while it was being read")
-            return buffer
+            return view, (hasher.hexdigest() if hasher is not None else None)
         finally:
             os.close(fd)
 

@@ -23,7 +23,6 @@ from safeload.compression import decompress
 from safeload.errors import ContractError, MalformedArtifactError
 from safeload.keys import Keyring, resolve_keyring
 from safeload.layout import METADATA_FILE, SIGNATURE_FILE, ArtifactDir, Progress, ReadLimits
-from safeload.manifest import sha256_hex
 from safeload.metadata import JSONValue, library_versions, parse_metadata
 from safeload.policy import TypePolicy, resolve_policy
 from safeload.scanning import ScanLimits, ScanReport, scan_payload
@@ -65,8 +64,13 @@ def verify_artifact(
         statement = verify_signature(artifact.read(SIGNATURE_FILE), keyring)
         # Step 3: names first (nothing unsigned is read), then every byte of every file.
         check_file_set(statement, (n for n in artifact.sizes if n != SIGNATURE_FILE))
-        buffers = {n: artifact.read(n) for n in sorted(artifact.sizes) if n != SIGNATURE_FILE}
-        check_manifest(statement, {n: sha256_hex(b) for n, b in buffers.items()})
+        buffers: dict[str, memoryview] = {}
+        digests: dict[str, str] = {}
+        for name in sorted(artifact.sizes):
+            if name != SIGNATURE_FILE:
+                buffers[name], digest = artifact.read_hashed(name)
+                digests[name] = str(digest)
+        check_manifest(statement, digests)
     metadata = parse_metadata(buffers[METADATA_FILE])
     if metadata["format"] != fmt:
         raise MalformedArtifactError(

@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -35,13 +36,20 @@ from safeload.skopsscan import scan_skops
 
 
 class _HashingWriter(io.RawIOBase):
-    """A write-only file that hashes what passes through it."""
+    """A write-only file that hashes what passes through it, in a worker thread.
+
+    Immutable chunks (``bytes``, which is what pickle and joblib write) are hashed by one worker
+    thread while the caller goes on serializing and writing; mutable ones are hashed at once,
+    since their owner may reuse them after ``write`` returns. One worker keeps file order.
+    """
 
     def __init__(self, handle: io.BufferedWriter) -> None:
         super().__init__()
         self._handle = handle
-        self.hasher = hashlib.sha256()
+        self._hasher = hashlib.sha256()
         self._written = 0
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._pending: Future[None] | None = None
 
     def writable(self) -> bool:
         return True
@@ -53,10 +61,23 @@ class _HashingWriter(io.RawIOBase):
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
-        self.hasher.update(view)
+        if isinstance(data, bytes) and view.nbytes >= (1 << 16):
+            self._pending = self._pool.submit(self._hasher.update, view)
+        else:
+            if self._pending is not None:
+                self._pending.result()
+            self._hasher.update(view)
         self._handle.write(view)
         self._written += view.nbytes
         return view.nbytes
+
+    def hexdigest(self) -> str:
+        """Wait for the hashing thread and return the digest of everything written."""
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+        self._pool.shutdown()
+        return self._hasher.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -85,6 +106,11 @@ class _Staging:
                     prefix=f".{self.target.name}.", suffix=".partial", dir=self.target.parent
                 )
             )
+            # mkdtemp makes the directory 0700; the artifact gets the usual umask-based mode
+            # so that a server running as another user can read it.
+            umask = os.umask(0o022)
+            os.umask(umask)
+            os.chmod(self.dir, 0o777 & ~umask)
         except OSError as exc:
             raise OperationalError(f"cannot create {self.target}: {exc}") from exc
         self.digests: dict[str, str] = {}
@@ -233,9 +259,12 @@ def save(
                 raise
             except Exception as exc:
                 raise OperationalError(f"joblib could not serialize the model: {exc}") from exc
+            finally:
+                digest = writer.hexdigest()
             raw.flush()
-            os.fsync(raw.fileno())
-        staging.digests[model_name] = writer.hasher.hexdigest()
+        # The model file is not fsynced (the small files and the directory are): after a
+        # power loss the artifact may be refused as tampered, but never loads corrupted.
+        staging.digests[model_name] = digest
         _check_model_file(model_path, trusted_types, None)
         staging.write(METADATA_FILE, strictjson.dumps(metadata))
         return staging.commit(key, subject_name=f"{name}/{version}")

@@ -406,3 +406,29 @@ def test_save_refuses_non_json_metrics(
 ) -> None:
     with pytest.raises(safeload.OperationalError, match="metrics"):
         safeload.save(pipeline, tmp_path / "m", key=key, metrics={"acc": object()})
+
+
+def test_artifact_is_readable_by_others_per_umask(artifact: Path) -> None:
+    """mkdtemp's 0700 must not leak into the artifact: a server user has to read it."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert artifact.stat().st_mode & 0o777 == 0o777 & ~umask
+    assert (artifact / "model.joblib").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_large_arrays_are_views_on_the_verified_buffer(
+    tmp_path: Path, key: safeload.SigningKey
+) -> None:
+    """Zero-copy load: array data is not duplicated (the performance contract of issue 7)."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rng = np.random.default_rng(0)
+    knn = KNeighborsClassifier(algorithm="brute").fit(
+        rng.normal(size=(2000, 50)), rng.integers(0, 2, 2000)
+    )
+    path = safeload.save(knn, tmp_path / "knn", key=key)
+    model = safeload.load(path, trusted=safeload.Keyring.of([key]))
+    fit_x = model._fit_X
+    assert fit_x.flags.writeable and fit_x.flags.aligned
+    assert not fit_x.flags.owndata  # a view on the buffer the file was read into
+    np.testing.assert_array_equal(fit_x, knn._fit_X)
