@@ -21,6 +21,7 @@ Auditing any pickle, signed or not, without running it::
 
     report = safeload.scan("downloaded.joblib")
     report.safe, report.untrusted
+    safeload.inspect("models/churn/1.2.0", trusted="keys/").verdict
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ from safeload.errors import (
     UntrustedSignerError,
     UntrustedTypeError,
 )
+from safeload.inspecting import InspectReport, inspect
 from safeload.keys import Keyring, SigningKey, generate_key, load_signing_key
+from safeload.layout import ReadLimits
 from safeload.loading import (
     LoadedArtifact,
     VerifiedArtifact,
@@ -61,11 +64,13 @@ __all__ = [
     "ArtifactExistsError",
     "ArtifactNotFoundError",
     "ContractError",
+    "InspectReport",
     "KeyFileError",
     "Keyring",
     "LoadedArtifact",
     "MalformedArtifactError",
     "OperationalError",
+    "ReadLimits",
     "RefusedError",
     "SafeloadError",
     "ScanLimits",
@@ -83,6 +88,7 @@ __all__ = [
     "__version__",
     "convert",
     "generate_key",
+    "inspect",
     "load",
     "load_artifact",
     "load_signing_key",

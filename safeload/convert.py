@@ -16,7 +16,7 @@ import numpy as np
 
 from safeload import _unpickle, contract
 from safeload.compression import decompress
-from safeload.errors import ContractError, OperationalError
+from safeload.errors import OperationalError
 from safeload.keys import SigningKey
 from safeload.policy import TypePolicy, resolve_policy
 from safeload.saving import save
@@ -31,7 +31,7 @@ def _probe_input(model: Any, sample: Any) -> Any:
         return sample
     n_features = getattr(model, "n_features_in_", None)
     if n_features is None or getattr(model, "feature_names_in_", None) is not None:
-        raise ContractError(
+        raise OperationalError(
             "cannot check the conversion without input: this model expects named columns (or "
             "does not say how many features it takes). Pass sample= a few input rows."
         )

@@ -76,7 +76,10 @@ class ArtifactDir:
                 f"{self.path} is a symlink; give the real artifact directory, symlinks are refused"
             )
         if not self.path.exists():
-            raise ArtifactNotFoundError(f"no artifact at {self.path}")
+            raise ArtifactNotFoundError(
+                f"no artifact at {self.path}: check the path (an artifact is a directory holding "
+                "model.joblib or model.skops, safeload.json and model.sig)"
+            )
         if not self.path.is_dir():
             raise MalformedArtifactError(f"{self.path} is not an artifact directory")
         try:

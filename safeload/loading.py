@@ -165,17 +165,22 @@ def load_artifact(
     name: str | None = None,
     version: str | None = None,
     versions: str = "warn",
+    read_limits: ReadLimits | None = None,
+    scan_limits: ScanLimits | None = None,
 ) -> LoadedArtifact:
     """The whole gate (steps 1 to 6); returns the model with its metadata and input checks.
 
-    ``name``/``version``, when given, must equal the signed ones. ``versions`` is the library
-    version policy: ``"warn"`` (default), ``"strict"`` (a different scikit-learn version is a
-    :class:`ContractError`) or ``"ignore"``.
+    ``name``/``version``, when given, must equal the signed ones. ``read_limits`` and
+    ``scan_limits`` bound file sizes and the static scan (lower them for untrusted uploads).
+    ``versions`` is the library version policy: ``"warn"`` (default), ``"strict"`` (a
+    different scikit-learn version is a :class:`ContractError`) or ``"ignore"``.
     """
     if versions not in ("warn", "strict", "ignore"):
         raise ValueError("versions must be 'warn', 'strict' or 'ignore'")
     types = resolve_policy(policy)
-    verified = verify_artifact(path, trusted=trusted, policy=types)
+    verified = verify_artifact(
+        path, trusted=trusted, policy=types, read_limits=read_limits, scan_limits=scan_limits
+    )
     _check_identity(verified.metadata, name, version, verified.path)
     # Step 5: the very bytes that were hashed and scanned, never the path again.
     if verified.format == "skops":
@@ -202,6 +207,8 @@ def load(
     name: str | None = None,
     version: str | None = None,
     versions: str = "warn",
+    read_limits: ReadLimits | None = None,
+    scan_limits: ScanLimits | None = None,
 ) -> Any:
     """Verify an artifact and return the model it holds; refuses with a SafeloadError otherwise.
 
@@ -210,5 +217,12 @@ def load(
     See :func:`load_artifact` for ``name``, ``version`` and ``versions``.
     """
     return load_artifact(
-        path, trusted=trusted, policy=policy, name=name, version=version, versions=versions
+        path,
+        trusted=trusted,
+        policy=policy,
+        name=name,
+        version=version,
+        versions=versions,
+        read_limits=read_limits,
+        scan_limits=scan_limits,
     ).model

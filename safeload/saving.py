@@ -24,7 +24,12 @@ import joblib
 
 from safeload import strictjson
 from safeload.compression import decompress
-from safeload.errors import ArtifactExistsError, OperationalError, SafeloadError
+from safeload.errors import (
+    ArtifactExistsError,
+    MalformedArtifactError,
+    OperationalError,
+    SafeloadError,
+)
 from safeload.keys import SigningKey
 from safeload.layout import METADATA_FILE, MODEL_FILES, SIGNATURE_FILE, check_name
 from safeload.manifest import Resource
@@ -98,7 +103,13 @@ class _Staging:
                 f"{self.target} already exists; saved versions are never overwritten. "
                 "Save under a new version."
             )
-        check_name(self.target.name)
+        try:
+            check_name(self.target.name)
+        except MalformedArtifactError as exc:
+            raise OperationalError(
+                f"cannot save to {self.target}: the last path component must be a plain name "
+                "(letters, digits, '.', '_', '-'), such as a version like 1.2.0"
+            ) from exc
         try:
             self.target.parent.mkdir(parents=True, exist_ok=True)
             self.dir = Path(

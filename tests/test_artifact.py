@@ -432,3 +432,19 @@ def test_large_arrays_are_views_on_the_verified_buffer(
     assert fit_x.flags.writeable and fit_x.flags.aligned
     assert not fit_x.flags.owndata  # a view on the buffer the file was read into
     np.testing.assert_array_equal(fit_x, knn._fit_X)
+
+
+def test_save_to_odd_name_is_a_usage_error(
+    tmp_path: Path, pipeline: Pipeline, key: safeload.SigningKey
+) -> None:
+    with pytest.raises(safeload.OperationalError, match="plain name"):
+        safeload.save(pipeline, tmp_path / "bad name!", key=key)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_inspect_is_public_and_reports_without_loading(artifact: Path, keydir: Path) -> None:
+    report = safeload.inspect(artifact, trusted=keydir)
+    assert report.verdict == "verified"
+    (artifact / "model.sig").unlink()
+    report = safeload.inspect(artifact, trusted=keydir)
+    assert report.verdict == "refused" and "unsigned: no model.sig" in report.reasons
