@@ -10,7 +10,7 @@ imported before the clock starts):
 
 and prints a markdown table of medians. Usage:
 
-    python benchmarks/bench_load.py                       # 10 MB, 100 MB, 1 GB KNN + 300-tree forest
+    python benchmarks/bench_load.py                  # 10 MB, 100 MB, 1 GB KNN + 300-tree forest
     python benchmarks/bench_load.py --sizes 10 100 --repeat 3 --workdir /tmp/bench
     python benchmarks/bench_load.py --smoke               # tiny, for CI: checks it runs
 """
@@ -72,14 +72,16 @@ def make_models(sizes_mb: list[int], smoke: bool) -> dict[str, object]:
     X = rng.normal(size=(2000 if smoke else 20000, 20))
     y = (X[:, 0] + rng.normal(size=len(X)) > 0).astype(int)
     trees = 5 if smoke else 300
-    models[f"forest-{trees}"] = RandomForestClassifier(n_estimators=trees, random_state=0,
-                                                       n_jobs=-1).fit(X, y)
+    models[f"forest-{trees}"] = RandomForestClassifier(
+        n_estimators=trees, random_state=0, n_jobs=-1
+    ).fit(X, y)
     return models
 
 
 def run_child(*args: str) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, *args], capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -88,10 +90,12 @@ def median(runs: list[dict[str, float]], key: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000],
-                        help="KNN model sizes in MB")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[10, 100, 1000], help="KNN model sizes in MB"
+    )
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--formats", nargs="+", default=["joblib", "skops"])
     parser.add_argument("--workdir")
@@ -127,33 +131,51 @@ def main() -> None:
                 run_child("joblib.load", str(plain), fmt)
                 run_child("safeload.load", str(artifact), fmt, str(keys))
             jl = [run_child("joblib.load", str(plain), fmt) for _ in range(args.repeat)]
-            sl = [run_child("safeload.load", str(artifact), fmt, str(keys))
-                  for _ in range(args.repeat)]
+            sl = [
+                run_child("safeload.load", str(artifact), fmt, str(keys))
+                for _ in range(args.repeat)
+            ]
             dumps, saves = [], []
             for i in range(args.repeat):
                 out_d, out_s = work / f"dump-{i}.joblib", work / f"save-{i}"
-                dumps.append(run_child("dump", str(plain), fmt, str(keys / "bench.key"),
-                                       str(out_d)))
-                saves.append(run_child("save", str(plain), fmt, str(keys / "bench.key"),
-                                       str(out_s)))
+                dumps.append(
+                    run_child("dump", str(plain), fmt, str(keys / "bench.key"), str(out_d))
+                )
+                saves.append(
+                    run_child("save", str(plain), fmt, str(keys / "bench.key"), str(out_s))
+                )
                 out_d.unlink(missing_ok=True)
                 shutil.rmtree(out_s, ignore_errors=True)
-            scans = ([run_child("scan", str(plain), fmt) for _ in range(args.repeat)]
-                     if fmt == "joblib" else [])
+            scans = (
+                [run_child("scan", str(plain), fmt) for _ in range(args.repeat)]
+                if fmt == "joblib"
+                else []
+            )
             model_file = next(artifact.glob("model.*"))
-            rows.append({
-                "model": name, "format": fmt, "file_mb": model_file.stat().st_size / 1e6,
-                "joblib_load_s": median(jl, "seconds"), "safeload_load_s": median(sl, "seconds"),
-                "joblib_rss": median(jl, "peak_rss_mib"), "safeload_rss": median(sl, "peak_rss_mib"),
-                "dump_s": median(dumps, "seconds"), "save_s": median(saves, "seconds"),
-                "scan_ms": median(scans, "seconds") * 1000 if scans else None,
-            })
+            rows.append(
+                {
+                    "model": name,
+                    "format": fmt,
+                    "file_mb": model_file.stat().st_size / 1e6,
+                    "joblib_load_s": median(jl, "seconds"),
+                    "safeload_load_s": median(sl, "seconds"),
+                    "joblib_rss": median(jl, "peak_rss_mib"),
+                    "safeload_rss": median(sl, "peak_rss_mib"),
+                    "dump_s": median(dumps, "seconds"),
+                    "save_s": median(saves, "seconds"),
+                    "scan_ms": median(scans, "seconds") * 1000 if scans else None,
+                }
+            )
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}, {platform.platform()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, {platform.platform()}"
+    )
     print()
-    print("| model | format | file MB | joblib.load s | safeload.load s | ratio | joblib RSS MiB "
-          "| safeload RSS MiB | ratio | joblib.dump s | safeload.save s | ratio | scan ms |")
+    print(
+        "| model | format | file MB | joblib.load s | safeload.load s | ratio | joblib RSS MiB "
+        "| safeload RSS MiB | ratio | joblib.dump s | safeload.save s | ratio | scan ms |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         scan = f"{r['scan_ms']:.1f}" if r["scan_ms"] is not None else "-"
