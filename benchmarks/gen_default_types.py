@@ -2,12 +2,18 @@
 
 Fits every estimator of ``sklearn.utils.all_estimators()`` (with the recipes of
 ``tests/test_all_estimators.py``), plus a few common pipelines fitted on pandas DataFrames, dumps
-each with joblib and records every global its stream names, by loading it with an unpickler
-whose ``find_class`` records and allows everything. Run it only on models you built yourself:
-it unpickles without a policy.
+each with joblib and records every global its stream names, and how the stream uses it: called
+(by which opcode, with which arguments) or only stored. It loads each stream with safeload's
+restricted unpickler, whose policy and call checks are replaced by recorders that allow
+everything. Run it only on models you built yourself: it unpickles without a policy.
 
     python benchmarks/gen_default_types.py            # names, one per line, with their users
     python benchmarks/gen_default_types.py --diff     # only what DEFAULT_TYPES lacks or has extra
+    python benchmarks/gen_default_types.py --calls    # how each name is used: call forms or ref
+    python benchmarks/gen_default_types.py --calls --diff   # only where DEFAULT_CALLS disagrees
+
+``--calls`` is how ``DEFAULT_CALLS`` was measured: a name any stream calls must be callable
+(and its rule must admit every form seen); a name no stream calls should be a reference.
 
 The committed list is static and reviewed: this script suggests, it never writes the file.
 """
@@ -28,29 +34,74 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from safeload._default_types import DEFAULT_TYPES  # noqa: E402
+from safeload._default_types import CALL_RULES, DEFAULT_CALLS, DEFAULT_TYPES  # noqa: E402
 from safeload._unpickle import _RestrictedUnpickler  # noqa: E402
 from tests import test_all_estimators as recipes  # noqa: E402
 
+Name = tuple[str, str]
 
-class RecordingPolicy:
-    """Duck-typed policy that allows every global and remembers it."""
 
-    def __init__(self) -> None:
-        self.seen: set[tuple[str, str]] = set()
+class AllowAll:
+    """Duck-typed policy that trusts every global, and lets the stream call it freely."""
 
     def allows(self, module: str, qualname: str) -> bool:
-        self.seen.add((module, qualname))
         return True
 
+    def call_rule(self, module: str, qualname: str) -> str:
+        return "any"
 
-def record(obj: Any) -> set[tuple[str, str]]:
-    """The globals obj's joblib stream names (object arrays included)."""
+
+class Recorder(_RestrictedUnpickler):  # type: ignore[misc]
+    """The restricted unpickler, noting every global it resolves and every call it makes."""
+
+    def __init__(self, buffer: memoryview, start: int = 0, log: Recorder | None = None) -> None:
+        super().__init__(buffer, AllowAll(), start)  # type: ignore[arg-type]
+        self.seen: set[Name] = set() if log is None else log.seen
+        self.calls: dict[Name, set[str]] = defaultdict(set) if log is None else log.calls
+        self._log = self if log is None else log
+
+    def find_class(self, module: str, name: str) -> Any:
+        self.seen.add((module, name))
+        return super().find_class(module, name)
+
+    def _summary(self, value: Any, depth: int = 0) -> str:
+        names = self._names(value)
+        if names:
+            return "/".join(sorted(f"{m}:{n}" for m, n in names))
+        if isinstance(value, tuple) and depth < 2:
+            return "(" + ", ".join(self._summary(v, depth + 1) for v in value) + ")"
+        if isinstance(value, (int, float, bool, str, bytes, type(None))):
+            return type(value).__name__
+        return type(value).__name__
+
+    def _check_call(self, how: str, func: object, args: object, kwargs: object) -> str:
+        shown = self._summary(args) if isinstance(args, tuple) else type(args).__name__
+        rule = "any"
+        for name in self._names(func):
+            self.calls[name].add(f"{how}{shown}" + (" +kwargs" if kwargs else ""))
+            rule = CALL_RULES.get(f"{name[0]}:{name[1]}", rule)
+        return rule  # the unpickler keeps its bookkeeping (fresh dtypes) by rule
+
+    def _read_array(self, wrapper: Any) -> Any:
+        if np.dtype(wrapper.dtype).hasobject:  # the nested pickle: record it too
+            handle = self.file_handle
+            inner = Recorder(self._buffer, handle.tell(), self._log)
+            array = inner.load()
+            handle.seek(inner.file_handle.tell())
+            return array
+        return super()._read_array(wrapper)
+
+
+def record(obj: Any, calls: dict[Name, set[str]] | None = None) -> set[Name]:
+    """The globals obj's joblib stream names (object arrays included); notes calls in ``calls``."""
     handle = io.BytesIO()
     joblib.dump(obj, handle)
-    policy = RecordingPolicy()
-    _RestrictedUnpickler(memoryview(handle.getvalue()), policy).load()  # type: ignore[arg-type]
-    return policy.seen
+    recorder = Recorder(memoryview(handle.getvalue()))
+    recorder.load()
+    if calls is not None:
+        for name, forms in recorder.calls.items():
+            calls.setdefault(name, set()).update(forms)
+    return recorder.seen
 
 
 def probes() -> dict[str, Any]:
@@ -178,8 +229,10 @@ def probes() -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--diff", action="store_true", help="only the differences")
+    parser.add_argument("--calls", action="store_true", help="how each name is used")
     args = parser.parse_args()
     users: dict[tuple[str, str], list[str]] = defaultdict(list)
+    calls: dict[Name, set[str]] = {}
     failed: dict[str, str] = {}
     models: list[tuple[str, Any]] = []
     for case in recipes.build_cases():
@@ -193,10 +246,12 @@ def main() -> int:
         models.extend(probes().items())
     for name, model in models:
         try:
-            for glob in record(model):
+            for glob in record(model, calls):
                 users[glob].append(name)
         except Exception as exc:
             failed[name] = f"record: {exc!r}"
+    if args.calls:
+        return print_calls(users, calls, only_diff=args.diff)
     committed = {tuple(t.split(":", 1)) for t in DEFAULT_TYPES}
     for (module, qualname), who in sorted(users.items()):
         mark = " " if (module, qualname) in committed else "+"
@@ -209,6 +264,30 @@ def main() -> int:
             print(f"- {module}:{qualname}    # not seen in any generated model")
     for name, why in sorted(failed.items()):
         print(f"! {name}: {why}", file=sys.stderr)
+    return 0
+
+
+def print_calls(
+    users: dict[Name, list[str]], calls: dict[Name, set[str]], *, only_diff: bool
+) -> int:
+    """One line per name: ``call`` with the forms seen, or ``ref``; marks against DEFAULT_CALLS.
+
+    ``+`` called but not callable by default (must be added, with a rule admitting the forms);
+    ``-`` callable by default but never called here (should be a reference, unless a form this
+    corpus misses needs it: say why in _default_types.py).
+    """
+    callable_names = {tuple(t.split(":", 1)) for t in DEFAULT_CALLS}
+    for name in sorted(users):
+        forms = calls.get(name, set())
+        mark = " "
+        if forms and name not in callable_names:
+            mark = "+"
+        elif not forms and name in callable_names:
+            mark = "-"
+        if only_diff and mark == " ":
+            continue
+        use = "call " + "; ".join(sorted(forms)[:4]) if forms else "ref"
+        print(f"{mark} {name[0]}:{name[1]}    {use}")
     return 0
 
 

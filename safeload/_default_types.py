@@ -1,39 +1,64 @@
-"""The default trusted types, as exact ``module:qualname`` strings.
+"""The default trusted types (exact ``module:qualname`` strings), and those a stream may call.
 
 Generated against scikit-learn 1.9.1, numpy 2.4.6, scipy 1.17.1 and joblib 1.6.0 (Python 3.11),
 then reviewed by hand: ``benchmarks/gen_default_types.py`` fits every estimator of
 ``sklearn.utils.all_estimators()`` (and common pipelines, losses, metrics, kernels, scorers and
-splitters), records every global the joblib streams name, and prints the candidates; each group
-below says why its entries are safe to name. Nothing here is trusted by module prefix.
+splitters), records every global the joblib streams name and how each is used (called by which
+opcode, with which arguments, or only stored), and prints the candidates (``--calls`` for the
+call table); each group below says why its entries are safe to name. Nothing here is trusted by
+module prefix.
+
+A name is trusted in one of two ways:
+
+* as a *reference* (every entry of :data:`DEFAULT_TYPES`): the stream may store it as a value,
+  e.g. ``func=numpy.log1p``, ``score_func=f_classif``, ``dtype=numpy.float64``, or the
+  ``numpy.ndarray`` joblib records as an array's ``subclass``. Storing a function runs nothing;
+* as a *callable* (the entries of :data:`DEFAULT_CALLS`, a subset): the stream may also call it
+  (``REDUCE``, ``NEWOBJ``, ``NEWOBJ_EX``, ``OBJ``, ``INST``), and ``BUILD`` may then restore the
+  state of what it made. These are exactly the names that legitimate pickles call, measured:
+  data classes that pickles construct with ``cls.__new__(cls)`` and fill from a state (a
+  ``__dict__`` update or a validating ``__setstate__``), and the reconstructors numpy, scipy and
+  Cython write into their own pickles. Each comes with a rule (:data:`CALL_RULES`) fixing the
+  only form of call its pickles take: ``numpy.core.multiarray._reconstruct`` is always called
+  with shape ``(0,)``, so any other shape (an allocation chosen by the file) is refused; an
+  estimator class is only ever created by ``NEWOBJ`` without arguments, never by running its
+  ``__init__`` on the stream's arguments.
+
+The split closes a whole class of attacks rather than a list of names: any function here would
+be "harmless" to store, yet ``numpy.ndarray((10**12,))`` or ``numpy.square(huge)`` called by a
+100-byte stream exhausts memory. A stream can only call what is in :data:`DEFAULT_CALLS`, in
+the form its rule allows; a user who adds their own names (``TypePolicy.extend``) makes them
+callable unless they pass ``callable=False``.
 
 What an entry may be:
 
-* a data class: constructing it (``REDUCE``/``NEWOBJ``) and restoring its state (``BUILD``,
-  i.e. ``__setstate__`` or a plain ``__dict__`` update) only stores values. Crafted values can
+* a data class: constructing it (``NEWOBJ``) and restoring its state (``BUILD``, i.e.
+  ``__setstate__`` or a plain ``__dict__`` update) only stores values. Crafted values can
   still be inconsistent (tree node indices out of range, ...): :mod:`safeload.validation`
   checks the structures whose inconsistency could crash native code;
 * a reconstructor numpy, scipy or Cython writes into its own pickles, which builds data from
-  data (``_reconstruct``, ``scalar``, ``_frombuffer``, ``__pyx_unpickle_*`` with its checksum);
-* a pure computation stored as a parameter (a score function, a metric, a ufunc). The stream
-  can call any entry with arguments of its choice, so every function here must be harmless for
-  any arguments: it validates its inputs, or only does numpy arithmetic on them.
+  data (``_reconstruct``, ``scalar``, ``_frombuffer``, ``__pyx_unpickle_*`` with its checksum),
+  called only in the form its rule allows;
+* a pure computation stored as a parameter (a score function, a metric, a ufunc): a reference
+  only, never called by the stream.
 
 What is never here: anything that imports, evaluates or compiles, reads or writes files, the
 network or the OS, returns attributes or arbitrary callables (``getattr``, ``attrgetter``,
 ``methodcaller``), binds or defers calls (``functools.partial``, ``copyreg._reconstructor``),
 loads nested pickles or ``.npy`` data (``pickle.loads``, ``numpy.load``, joblib's loaders), or
 decodes text with a caller-chosen codec (``builtins.str``/``bytearray`` with an encoding argument,
-``_codecs.encode``: a codec lookup imports ``encodings.*`` modules). Some functions below do call
-an argument they are given (``__bit_generator_ctor``, ``newObj``, ``_mareconstruct``): the only
-callables a stream can hand them are the entries of this policy, so they add no power the stream
-did not already have through ``REDUCE``.
+``_codecs.encode``: a codec lookup imports ``encodings.*`` modules). Some reconstructors call an
+argument they are given (``__bit_generator_ctor``, ``__generator_ctor``, ``newObj``,
+``_mareconstruct``, ``__pyx_unpickle_*``): their rules fix which exact names that argument may
+be, so they cannot launder a call to a reference-only name.
 
 Consequences worth knowing (see ``tests/test_all_estimators.py`` for the measured list):
 
 * ``BisectingKMeans`` stores the private Cython routine ``_kmeans_single_lloyd`` (or
   ``_kmeans_single_elkan``) as an attribute. Called by a stream with inconsistent arrays it
   writes out of bounds, so it is not here; loading a ``BisectingKMeans`` needs an explicit
-  ``extend(["sklearn.cluster._kmeans:_kmeans_single_lloyd"])`` by someone who trusts the signer.
+  ``extend(["sklearn.cluster._kmeans:_kmeans_single_lloyd"])`` by someone who trusts the signer
+  (``callable=False`` suffices: the model only stores it).
 * ``HistGradientBoosting*`` with categorical features stores
   ``functools.partial(sklearn.utils.validation.check_array, ...)``; ``functools.partial`` is
   never trusted by default, so such a model needs an explicit extension as well.
@@ -51,127 +76,63 @@ those of the version above. Regenerate (and review) the list when the supported 
 
 from __future__ import annotations
 
-DEFAULT_TYPES: tuple[str, ...] = (
-    # ---- joblib --------------------------------------------------------------------------------
-    # Placeholder object that safeload's reader replaces by the raw array bytes that follow it;
-    # its state is (subclass, shape, order, dtype, allow_mmap, alignment). The legacy
-    # NDArrayWrapper (reads a side file with np.load) is deliberately absent.
-    "joblib.numpy_pickle:NumpyArrayWrapper",
-    # ---- numpy: arrays, dtypes, scalars ------------------------------------------------------
-    # ndarray/dtype are the classes named by array and dtype pickles; numpy validates the state
-    # (shape x itemsize must match the bytes given). ``_reconstruct`` allocates an empty array
-    # of a given subclass, ``scalar`` builds a scalar from a dtype and its raw bytes, and
-    # ``_frombuffer`` wraps a (pickle-5) buffer: data from data. numpy 1.x writes
-    # ``numpy.core.*``, numpy 2.x ``numpy._core.*``; both load on numpy 2.
-    "numpy:ndarray",
-    "numpy:dtype",
-    "numpy._core.multiarray:_reconstruct",
-    "numpy._core.multiarray:scalar",
-    "numpy._core.numeric:_frombuffer",
-    "numpy.core.multiarray:_reconstruct",
-    "numpy.core.multiarray:scalar",
-    "numpy.core.numeric:_frombuffer",
-    # Masked arrays: GridSearchCV/RandomizedSearchCV ``cv_results_["param_*"]`` are masked
-    # arrays. ``_mareconstruct`` allocates the data and mask arrays and calls the given
-    # (policy) subclass's ``__new__``; MaskedConstant's reduce returns the ``masked`` singleton.
-    # numpy 2.x names the class ``numpy.ma.MaskedArray``, numpy 1.x ``numpy.ma.core.MaskedArray``.
-    "numpy.ma:MaskedArray",
-    "numpy.ma.core:MaskedArray",
-    "numpy.ma.core:MaskedConstant",
-    "numpy.ma.core:_mareconstruct",
-    # ---- numpy: random state -------------------------------------------------------------------
-    # RandomState / Generator pickles (estimators keep ``_rng``/``random_state_`` objects):
-    # the ctors build a bit generator from its class (or name) and the state is then restored
-    # by numpy's own ``__setstate__``, which validates it. ``__bit_generator_ctor`` instantiates
-    # the class it is given with no arguments; the stream can only give it policy classes.
-    # SeedSequence is restored by its Cython unpickle helper (checksum-checked). skops names
-    # the RandomState and Generator classes themselves (their constructors take a seed or a
-    # bit generator; the state is then set by numpy's validating ``__setstate__``).
-    "numpy.random._pickle:__bit_generator_ctor",
-    "numpy.random._pickle:__generator_ctor",
-    "numpy.random._pickle:__randomstate_ctor",
+# ---- how a callable may be called ------------------------------------------------------------
+# The rule names are shared by the scanner (on symbolic values) and the restricted unpickler (on
+# real ones); each says the only form of call that the library's own pickles take.
+
+ANY = "any"  # any arguments: the callable only stores or converts them
+NEW = "new"  # only ``cls.__new__(cls)``: NEWOBJ/NEWOBJ_EX with no arguments (no __init__)
+NO_ARGS = "no_args"  # called with no arguments at all
+DTYPE = "dtype"  # numpy.dtype(code: str[, align: bool[, copy: bool]])
+RECONSTRUCT = "reconstruct"  # _reconstruct(<trusted class>, (0,), 'b')
+MARECONSTRUCT = "mareconstruct"  # _mareconstruct(<class>, <class>, (0,), 'b')
+SCALAR = "scalar"  # scalar(<dtype>, <bytes>): never the one-argument form (zero-filled itemsize)
+FROMBUFFER = "frombuffer"  # _frombuffer(<bytes>, <dtype>, <shape>, <order>[, <axes>]): a view
+BIT_GENERATOR = "bit_generator"  # __bit_generator_ctor(<name> | <BitGenerator class>)
+RNG = "rng"  # __generator_ctor/__randomstate_ctor(<name> | <bit generator>[, __bit_generator_ctor])
+MODULE_CLASS = "module_class"  # newObj(<a trusted class of newObj's own module>)
+PYX_UNPICKLE = "pyx_unpickle"  # __pyx_unpickle_X(<module:X>, <checksum int>, <state>)
+TREE = "tree"  # Tree(n_features >= 0, n_classes: 1-d int array of n_outputs, n_outputs >= 1)
+HASHED = "hashed"  # set/frozenset(<list or tuple>): its items are hashed (bounded like keys)
+COPYREG_RECONSTRUCTOR = "copyreg_reconstructor"  # (<callable class>, object | <callable>, state)
+COPYREG_NEWOBJ = "copyreg_newobj"  # __newobj__(<class>, *args): the NEWOBJ rule of <class>
+COPYREG_NEWOBJ_EX = "copyreg_newobj_ex"  # __newobj_ex__(<class>, args, kwargs): NEWOBJ_EX's
+
+RULES = frozenset(
+    {
+        ANY,
+        NEW,
+        NO_ARGS,
+        DTYPE,
+        RECONSTRUCT,
+        MARECONSTRUCT,
+        SCALAR,
+        FROMBUFFER,
+        BIT_GENERATOR,
+        RNG,
+        MODULE_CLASS,
+        PYX_UNPICKLE,
+        TREE,
+        HASHED,
+        COPYREG_RECONSTRUCTOR,
+        COPYREG_NEWOBJ,
+        COPYREG_NEWOBJ_EX,
+    }
+)
+
+#: The classes ``__bit_generator_ctor`` may be given (it calls what it is given).
+BIT_GENERATOR_CLASSES: tuple[str, ...] = (
     "numpy.random._mt19937:MT19937",
     "numpy.random._pcg64:PCG64",
     "numpy.random._pcg64:PCG64DXSM",
     "numpy.random._philox:Philox",
     "numpy.random._sfc64:SFC64",
-    "numpy.random.bit_generator:SeedSequence",
-    "numpy.random.bit_generator:__pyx_unpickle_SeedSequence",
-    "numpy.random.mtrand:RandomState",
-    "numpy.random._generator:Generator",
-    # ---- numpy: scalar types passed as parameters ---------------------------------------------
-    # ``dtype=np.float64`` (vectorizers, encoders, ...) and ``make_column_selector(dtype_include=
-    # np.number)`` pickle the type itself. Calling one converts a number; ``object_(x)`` returns
-    # x. (``str_``/``bytes_`` are absent: they accept a codec name.) numpy 2.x names the boolean
-    # type ``numpy.bool``, numpy 1.x ``numpy.bool_``.
-    "numpy:bool",
-    "numpy:bool_",
-    "numpy:int8",
-    "numpy:int16",
-    "numpy:int32",
-    "numpy:int64",
-    "numpy:uint8",
-    "numpy:uint16",
-    "numpy:uint32",
-    "numpy:uint64",
-    "numpy:float16",
-    "numpy:float32",
-    "numpy:float64",
-    "numpy:complex64",
-    "numpy:complex128",
-    "numpy:object_",
-    "numpy:number",
-    "numpy:integer",
-    "numpy:signedinteger",
-    "numpy:unsignedinteger",
-    "numpy:floating",
-    "numpy:inexact",
-    "numpy:complexfloating",
-    # ---- numpy: functions stored as parameters -------------------------------------------------
-    # Elementwise math commonly given to FunctionTransformer / TransformedTargetRegressor
-    # (``func=np.log1p, inverse_func=np.expm1``) and FeatureAgglomeration's default
-    # ``pooling_func=np.mean``: arithmetic on arrays, nothing else.
-    "numpy:log",
-    "numpy:log1p",
-    "numpy:exp",
-    "numpy:expm1",
-    "numpy:sqrt",
-    "numpy:square",
-    "numpy:mean",
-    # ---- scipy -----------------------------------------------------------------------------------
-    # Sparse matrices and arrays in the formats fitted state holds (SparseRandomProjection's
-    # components, SVC/KNN fitted on sparse input, SpectralEmbedding's affinity): plain classes
-    # restored from their ``__dict__``. Their index arrays are checked by safeload.validation.
-    "scipy.sparse._csr:csr_matrix",
-    "scipy.sparse._csr:csr_array",
-    "scipy.sparse._csc:csc_matrix",
-    "scipy.sparse._csc:csc_array",
-    "scipy.sparse._coo:coo_matrix",
-    "scipy.sparse._coo:coo_array",
-    # SplineTransformer's ``bsplines_``: BSpline is restored from its ``__dict__`` (knots,
-    # coefficients, degree; checked by safeload.validation) and keeps the array namespace's
-    # ``asarray`` (a conversion) as an attribute.
-    "scipy.interpolate._bsplines:BSpline",
-    "scipy._lib.array_api_compat.numpy._aliases:asarray",
-    # ---- builtins and collections -------------------------------------------------------------
-    # slice: ColumnTransformer stores column selections as slices. set/frozenset: protocols
-    # before 4 have no set opcodes. complex: no opcode in any protocol. float/int/bool/object:
-    # ``dtype=float``-style parameters and ``make_column_selector(dtype_include=object)``;
-    # calling them converts a value (or makes an inert object). OrderedDict: a dict.
-    # collections.defaultdict is absent: it calls its stored ``default_factory`` on any
-    # missing-key lookup, and no fitted estimator needs it.
-    "builtins:slice",
-    "builtins:set",
-    "builtins:frozenset",
-    "builtins:complex",
-    "builtins:float",
-    "builtins:int",
-    "builtins:bool",
-    "builtins:object",
-    "collections:OrderedDict",
-    # ---- scikit-learn: every estimator of all_estimators() (experimental ones included) -----
-    # Estimators restore their state with BaseEstimator.__setstate__ (a __dict__ update plus a
-    # version note).
+)
+
+# ---- scikit-learn: every estimator of all_estimators() (experimental ones included) -----------
+# Estimators are created by NEWOBJ without arguments and restore their state with
+# BaseEstimator.__setstate__ (a __dict__ update plus a version note).
+_ESTIMATORS: tuple[str, ...] = (
     "sklearn.calibration:CalibratedClassifierCV",
     "sklearn.cluster._affinity_propagation:AffinityPropagation",
     "sklearn.cluster._agglomerative:AgglomerativeClustering",
@@ -383,8 +344,138 @@ DEFAULT_TYPES: tuple[str, ...] = (
     "sklearn.tree._classes:DecisionTreeRegressor",
     "sklearn.tree._classes:ExtraTreeClassifier",
     "sklearn.tree._classes:ExtraTreeRegressor",
+)
+
+#: Every trusted name (each may be stored by a stream; see DEFAULT_CALLS for those it may call).
+DEFAULT_TYPES: tuple[str, ...] = (
+    # ---- joblib --------------------------------------------------------------------------------
+    # Placeholder object that safeload's reader replaces by the raw array bytes that follow it;
+    # its state is (subclass, shape, order, dtype, allow_mmap, alignment). The legacy
+    # NDArrayWrapper (reads a side file with np.load) is deliberately absent.
+    "joblib.numpy_pickle:NumpyArrayWrapper",
+    # ---- numpy: arrays, dtypes, scalars ------------------------------------------------------
+    # ndarray/dtype are the classes named by array and dtype pickles; numpy validates the state
+    # (shape x itemsize must match the bytes given). ``ndarray`` is a reference only (joblib's
+    # ``subclass`` field, ``_reconstruct``'s argument): called, it allocates any shape.
+    # ``_reconstruct`` allocates an empty array of a given subclass (its rule pins the shape to
+    # ``(0,)``), ``scalar`` builds a scalar from a dtype and its raw bytes, and ``_frombuffer``
+    # wraps a (pickle-5) buffer: data from data. numpy 1.x writes ``numpy.core.*``, numpy 2.x
+    # ``numpy._core.*``; both load on numpy 2.
+    "numpy:ndarray",
+    "numpy:dtype",
+    "numpy._core.multiarray:_reconstruct",
+    "numpy._core.multiarray:scalar",
+    "numpy._core.numeric:_frombuffer",
+    "numpy.core.multiarray:_reconstruct",
+    "numpy.core.multiarray:scalar",
+    "numpy.core.numeric:_frombuffer",
+    # Masked arrays: GridSearchCV/RandomizedSearchCV ``cv_results_["param_*"]`` are masked
+    # arrays. ``_mareconstruct`` allocates the data and mask arrays (shape ``(0,)`` by its rule)
+    # and calls the given (policy) subclass's ``__new__``; MaskedConstant's reduce returns the
+    # ``masked`` singleton. The MaskedArray classes are references (``_mareconstruct``'s).
+    # numpy 2.x names the class ``numpy.ma.MaskedArray``, numpy 1.x ``numpy.ma.core.MaskedArray``.
+    "numpy.ma:MaskedArray",
+    "numpy.ma.core:MaskedArray",
+    "numpy.ma.core:MaskedConstant",
+    "numpy.ma.core:_mareconstruct",
+    # ---- numpy: random state -------------------------------------------------------------------
+    # RandomState / Generator pickles (estimators keep ``_rng``/``random_state_`` objects):
+    # the ctors build a bit generator from its class (or name) and the state is then restored
+    # by numpy's own ``__setstate__``, which validates it. ``__bit_generator_ctor`` instantiates
+    # the class it is given with no arguments: its rule only lets a stream give it a name or one
+    # of the bit generator classes (references only: ``SeedSequence(pool_size=2**40)`` would
+    # allocate). SeedSequence is restored by its Cython unpickle helper (checksum-checked).
+    # skops names the RandomState and Generator classes themselves (skops constructs them; in a
+    # pickle they are references only).
+    "numpy.random._pickle:__bit_generator_ctor",
+    "numpy.random._pickle:__generator_ctor",
+    "numpy.random._pickle:__randomstate_ctor",
+    "numpy.random._mt19937:MT19937",
+    "numpy.random._pcg64:PCG64",
+    "numpy.random._pcg64:PCG64DXSM",
+    "numpy.random._philox:Philox",
+    "numpy.random._sfc64:SFC64",
+    "numpy.random.bit_generator:SeedSequence",
+    "numpy.random.bit_generator:__pyx_unpickle_SeedSequence",
+    "numpy.random.mtrand:RandomState",
+    "numpy.random._generator:Generator",
+    # ---- numpy: scalar types passed as parameters ---------------------------------------------
+    # ``dtype=np.float64`` (vectorizers, encoders, ...) and ``make_column_selector(dtype_include=
+    # np.number)`` pickle the type itself: references only, never called by a stream.
+    # (``str_``/``bytes_`` are absent: they accept a codec name.) numpy 2.x names the boolean
+    # type ``numpy.bool``, numpy 1.x ``numpy.bool_``.
+    "numpy:bool",
+    "numpy:bool_",
+    "numpy:int8",
+    "numpy:int16",
+    "numpy:int32",
+    "numpy:int64",
+    "numpy:uint8",
+    "numpy:uint16",
+    "numpy:uint32",
+    "numpy:uint64",
+    "numpy:float16",
+    "numpy:float32",
+    "numpy:float64",
+    "numpy:complex64",
+    "numpy:complex128",
+    "numpy:object_",
+    "numpy:number",
+    "numpy:integer",
+    "numpy:signedinteger",
+    "numpy:unsignedinteger",
+    "numpy:floating",
+    "numpy:inexact",
+    "numpy:complexfloating",
+    # ---- numpy: functions stored as parameters -------------------------------------------------
+    # Elementwise math commonly given to FunctionTransformer / TransformedTargetRegressor
+    # (``func=np.log1p, inverse_func=np.expm1``) and FeatureAgglomeration's default
+    # ``pooling_func=np.mean``: references only (a stream calling ``numpy.square`` on a huge
+    # array would be a memory bomb).
+    "numpy:log",
+    "numpy:log1p",
+    "numpy:exp",
+    "numpy:expm1",
+    "numpy:sqrt",
+    "numpy:square",
+    "numpy:mean",
+    # ---- scipy -----------------------------------------------------------------------------------
+    # Sparse matrices and arrays in the formats fitted state holds (SparseRandomProjection's
+    # components, SVC/KNN fitted on sparse input, SpectralEmbedding's affinity): plain classes
+    # created by NEWOBJ (never their ``__init__``, which allocates from a shape) and restored
+    # from their ``__dict__``. Their index arrays are checked by safeload.validation.
+    "scipy.sparse._csr:csr_matrix",
+    "scipy.sparse._csr:csr_array",
+    "scipy.sparse._csc:csc_matrix",
+    "scipy.sparse._csc:csc_array",
+    "scipy.sparse._coo:coo_matrix",
+    "scipy.sparse._coo:coo_array",
+    # SplineTransformer's ``bsplines_``: BSpline is restored from its ``__dict__`` (knots,
+    # coefficients, degree; checked by safeload.validation) and keeps the array namespace's
+    # ``asarray`` (a conversion, a reference only) as an attribute.
+    "scipy.interpolate._bsplines:BSpline",
+    "scipy._lib.array_api_compat.numpy._aliases:asarray",
+    # ---- builtins and collections -------------------------------------------------------------
+    # slice: ColumnTransformer stores column selections as slices. set/frozenset: protocols
+    # before 4 have no set opcodes. complex: no opcode in any protocol. float/int/bool/object:
+    # ``dtype=float``-style parameters and ``make_column_selector(dtype_include=object)``:
+    # references only. OrderedDict: a dict, created empty then filled by SETITEMS.
+    # collections.defaultdict is absent: it calls its stored ``default_factory`` on any
+    # missing-key lookup, and no fitted estimator needs it.
+    "builtins:slice",
+    "builtins:set",
+    "builtins:frozenset",
+    "builtins:complex",
+    "builtins:float",
+    "builtins:int",
+    "builtins:bool",
+    "builtins:object",
+    "collections:OrderedDict",
+    # ---- scikit-learn: every estimator of all_estimators() ------------------------------------
+    *_ESTIMATORS,
     # ---- scikit-learn: helper classes fitted estimators pickle ---------------------------------
-    # Decision trees: Tree(n_features, n_classes, n_outputs) then __setstate__ copies the node
+    # Decision trees: Tree(n_features, n_classes, n_outputs) (its rule: n_classes holds exactly
+    # n_outputs counts, so the allocation follows the file) then __setstate__ copies the node
     # and value arrays after checking their dtype and shape; node indices are checked by
     # safeload.validation before the model is returned.
     "sklearn.tree._tree:Tree",
@@ -430,9 +521,10 @@ DEFAULT_TYPES: tuple[str, ...] = (
     "sklearn.linear_model._sgd_fast:EpsilonInsensitive",
     "sklearn.linear_model._sgd_fast:SquaredEpsilonInsensitive",
     # Neighbors: KDTree/BallTree and their DistanceMetric reduce to ``newObj(cls)`` (which is
-    # ``cls.__new__(cls)``, what the NEWOBJ opcode does anyway) plus a state tuple of arrays,
-    # checked by safeload.validation. The metrics are those BallTree/KDTree accept;
-    # PyFuncDistance (holds a Python callable) is absent.
+    # ``cls.__new__(cls)``, what the NEWOBJ opcode does anyway; only for a class of newObj's own
+    # module) plus a state tuple of arrays, checked by safeload.validation. The classes are
+    # references: KDTree(data) would build a tree from whatever the stream gives. The metrics
+    # are those BallTree/KDTree accept; PyFuncDistance (holds a Python callable) is absent.
     "sklearn.neighbors._kd_tree:KDTree",
     "sklearn.neighbors._kd_tree:newObj",
     "sklearn.neighbors._ball_tree:BallTree",
@@ -506,7 +598,8 @@ DEFAULT_TYPES: tuple[str, ...] = (
     "sklearn.metrics._scorer:_PassthroughScorer",
     "sklearn.metrics._scorer:_CurveScorer",
     # The metric functions behind every name of ``sklearn.metrics.get_scorer_names()``: public
-    # functions that validate their inputs and compute a number.
+    # functions that validate their inputs and compute a number; references only (the scorer
+    # holds them, the stream never calls them).
     "sklearn.metrics._classification:accuracy_score",
     "sklearn.metrics._classification:balanced_accuracy_score",
     "sklearn.metrics._classification:brier_score_loss",
@@ -546,7 +639,7 @@ DEFAULT_TYPES: tuple[str, ...] = (
     "sklearn.metrics.cluster._supervised:rand_score",
     "sklearn.metrics.cluster._supervised:v_measure_score",
     # Univariate score functions (``score_func=`` of SelectKBest & co., default f_classif):
-    # public statistics that validate their inputs.
+    # public statistics that validate their inputs; references only.
     "sklearn.feature_selection._univariate_selection:f_classif",
     "sklearn.feature_selection._univariate_selection:f_regression",
     "sklearn.feature_selection._univariate_selection:r_regression",
@@ -554,3 +647,161 @@ DEFAULT_TYPES: tuple[str, ...] = (
     "sklearn.feature_selection._mutual_info:mutual_info_classif",
     "sklearn.feature_selection._mutual_info:mutual_info_regression",
 )
+
+#: The entries of DEFAULT_TYPES that a stream may call, each with the only form of call its
+#: pickles take (see the rule names above). Everything else in DEFAULT_TYPES is a reference
+#: only: measured over every estimator, legitimate pickles store those names and never call them
+#: (ufuncs, metric and score functions, scalar types, ``numpy.ndarray``, the bit generator and
+#: tree classes that the reconstructors below receive as arguments, ...).
+DEFAULT_CALLS: dict[str, str] = {
+    # joblib creates its array wrapper with NEWOBJ and fills it by BUILD; the scanner models
+    # every form of its construction (it sizes the raw array bytes that follow).
+    "joblib.numpy_pickle:NumpyArrayWrapper": ANY,
+    # numpy: dtypes are numpy.dtype(code, False, True) plus a BUILD that both walls rebuild and
+    # compare; arrays are _reconstruct(ndarray, (0,), b'b') plus a BUILD that numpy checks (the
+    # raw bytes must match shape x itemsize); scalars are scalar(dtype, raw bytes); pickle-5
+    # buffers are views. Masked arrays: _mareconstruct(MaskedArray, ndarray, (0,), 'b') and the
+    # ``masked`` singleton, MaskedConstant().
+    "numpy:dtype": DTYPE,
+    "numpy._core.multiarray:_reconstruct": RECONSTRUCT,
+    "numpy.core.multiarray:_reconstruct": RECONSTRUCT,
+    "numpy._core.multiarray:scalar": SCALAR,
+    "numpy.core.multiarray:scalar": SCALAR,
+    "numpy._core.numeric:_frombuffer": FROMBUFFER,
+    "numpy.core.numeric:_frombuffer": FROMBUFFER,
+    "numpy.ma.core:_mareconstruct": MARECONSTRUCT,
+    "numpy.ma.core:MaskedConstant": NO_ARGS,
+    # numpy random state: the ctors receive a bit generator's name or class (or instance), and
+    # the state is then restored by numpy's validating __setstate__.
+    "numpy.random._pickle:__bit_generator_ctor": BIT_GENERATOR,
+    "numpy.random._pickle:__generator_ctor": RNG,
+    "numpy.random._pickle:__randomstate_ctor": RNG,
+    "numpy.random.bit_generator:__pyx_unpickle_SeedSequence": PYX_UNPICKLE,
+    # scipy: sparse matrices and BSpline are created by NEWOBJ and filled from their __dict__
+    # (their __init__, which allocates from a shape, is never run).
+    "scipy.sparse._csr:csr_matrix": NEW,
+    "scipy.sparse._csr:csr_array": NEW,
+    "scipy.sparse._csc:csc_matrix": NEW,
+    "scipy.sparse._csc:csc_array": NEW,
+    "scipy.sparse._coo:coo_matrix": NEW,
+    "scipy.sparse._coo:coo_array": NEW,
+    "scipy.interpolate._bsplines:BSpline": NEW,
+    # builtins: protocols before 4 write sets as set([...]) (their items are hashed, so they
+    # are bounded like dict keys), complex numbers as complex(re, im), slices as slice(a, b, c);
+    # OrderedDict() is then filled by SETITEMS. float/int/bool/object are references only.
+    "builtins:slice": ANY,
+    "builtins:set": HASHED,
+    "builtins:frozenset": HASHED,
+    "builtins:complex": ANY,
+    "collections:OrderedDict": NO_ARGS,
+    # scikit-learn: estimators, then the helper classes their fitted state holds.
+    **dict.fromkeys(_ESTIMATORS, NEW),
+    # Tree(n_features, n_classes, n_outputs) allocates n_outputs entries and reads n_classes.
+    "sklearn.tree._tree:Tree": TREE,
+    "sklearn.ensemble._hist_gradient_boosting.predictor:TreePredictor": NEW,
+    "sklearn.ensemble._hist_gradient_boosting.binning:_BinMapper": NEW,
+    "sklearn._loss.loss:HalfSquaredError": NEW,
+    "sklearn._loss.loss:AbsoluteError": NEW,
+    "sklearn._loss.loss:PinballLoss": NEW,
+    "sklearn._loss.loss:HuberLoss": NEW,
+    "sklearn._loss.loss:HalfPoissonLoss": NEW,
+    "sklearn._loss.loss:HalfGammaLoss": NEW,
+    "sklearn._loss.loss:HalfTweedieLoss": NEW,
+    "sklearn._loss.loss:HalfTweedieLossIdentity": NEW,
+    "sklearn._loss.loss:HalfBinomialLoss": NEW,
+    "sklearn._loss.loss:HalfMultinomialLoss": NEW,
+    "sklearn._loss.loss:ExponentialLoss": NEW,
+    "sklearn._loss.link:Interval": NEW,
+    "sklearn._loss.link:IdentityLink": NEW,
+    "sklearn._loss.link:LogLink": NEW,
+    "sklearn._loss.link:LogitLink": NEW,
+    "sklearn._loss.link:HalfLogitLink": NEW,
+    "sklearn._loss.link:MultinomialLogit": NEW,
+    # Cython losses reduce to their class and a few floats (CyHalfTweedieLoss(power), ...);
+    # the multinomial one goes through its checksum-checked unpickle helper.
+    "sklearn._loss._loss:CyHalfSquaredError": ANY,
+    "sklearn._loss._loss:CyAbsoluteError": ANY,
+    "sklearn._loss._loss:CyPinballLoss": ANY,
+    "sklearn._loss._loss:CyHuberLoss": ANY,
+    "sklearn._loss._loss:CyHalfPoissonLoss": ANY,
+    "sklearn._loss._loss:CyHalfGammaLoss": ANY,
+    "sklearn._loss._loss:CyHalfTweedieLoss": ANY,
+    "sklearn._loss._loss:CyHalfTweedieLossIdentity": ANY,
+    "sklearn._loss._loss:CyHalfBinomialLoss": ANY,
+    "sklearn._loss._loss:CyExponentialLoss": ANY,
+    "sklearn._loss._loss:__pyx_unpickle_CyHalfMultinomialLoss": PYX_UNPICKLE,
+    "sklearn.linear_model._sgd_fast:Hinge": ANY,
+    "sklearn.linear_model._sgd_fast:SquaredHinge": ANY,
+    "sklearn.linear_model._sgd_fast:ModifiedHuber": ANY,
+    "sklearn.linear_model._sgd_fast:EpsilonInsensitive": ANY,
+    "sklearn.linear_model._sgd_fast:SquaredEpsilonInsensitive": ANY,
+    # KDTree, BallTree and the distance metrics are made by their module's newObj(cls), which
+    # is cls.__new__(cls); the classes themselves are references (their __init__ builds a tree
+    # from whatever data it is given).
+    "sklearn.neighbors._kd_tree:newObj": MODULE_CLASS,
+    "sklearn.neighbors._ball_tree:newObj": MODULE_CLASS,
+    "sklearn.metrics._dist_metrics:newObj": MODULE_CLASS,
+    "sklearn.calibration:_CalibratedClassifier": NEW,
+    "sklearn.calibration:_SigmoidCalibration": NEW,
+    "sklearn.calibration:_TemperatureScaling": NEW,
+    "sklearn.cluster._birch:_CFNode": NEW,
+    "sklearn.cluster._birch:_CFSubcluster": NEW,
+    "sklearn.cluster._bisect_k_means:_BisectingTree": NEW,
+    "sklearn.gaussian_process._gpc:_BinaryGaussianProcessClassifierLaplace": NEW,
+    "sklearn.multiclass:_ConstantPredictor": NEW,
+    "sklearn.neural_network._stochastic_optimizers:AdamOptimizer": NEW,
+    "sklearn.neural_network._stochastic_optimizers:SGDOptimizer": NEW,
+    "sklearn.utils._bunch:Bunch": NEW,
+    "sklearn.utils._metadata_requests:MetadataRequest": NEW,
+    "sklearn.utils._metadata_requests:MethodMetadataRequest": NEW,
+    "sklearn.gaussian_process.kernels:CompoundKernel": NEW,
+    "sklearn.gaussian_process.kernels:Sum": NEW,
+    "sklearn.gaussian_process.kernels:Product": NEW,
+    "sklearn.gaussian_process.kernels:Exponentiation": NEW,
+    "sklearn.gaussian_process.kernels:ConstantKernel": NEW,
+    "sklearn.gaussian_process.kernels:WhiteKernel": NEW,
+    "sklearn.gaussian_process.kernels:RBF": NEW,
+    "sklearn.gaussian_process.kernels:Matern": NEW,
+    "sklearn.gaussian_process.kernels:RationalQuadratic": NEW,
+    "sklearn.gaussian_process.kernels:ExpSineSquared": NEW,
+    "sklearn.gaussian_process.kernels:DotProduct": NEW,
+    "sklearn.gaussian_process.kernels:PairwiseKernel": NEW,
+    "sklearn.compose._column_transformer:make_column_selector": NEW,
+    "sklearn.model_selection._split:KFold": NEW,
+    "sklearn.model_selection._split:StratifiedKFold": NEW,
+    "sklearn.model_selection._split:GroupKFold": NEW,
+    "sklearn.model_selection._split:StratifiedGroupKFold": NEW,
+    "sklearn.model_selection._split:TimeSeriesSplit": NEW,
+    "sklearn.model_selection._split:LeaveOneOut": NEW,
+    "sklearn.model_selection._split:LeavePOut": NEW,
+    "sklearn.model_selection._split:LeaveOneGroupOut": NEW,
+    "sklearn.model_selection._split:LeavePGroupsOut": NEW,
+    "sklearn.model_selection._split:RepeatedKFold": NEW,
+    "sklearn.model_selection._split:RepeatedStratifiedKFold": NEW,
+    "sklearn.model_selection._split:ShuffleSplit": NEW,
+    "sklearn.model_selection._split:GroupShuffleSplit": NEW,
+    "sklearn.model_selection._split:StratifiedShuffleSplit": NEW,
+    "sklearn.model_selection._split:PredefinedSplit": NEW,
+    "sklearn.metrics._scorer:_Scorer": NEW,
+    "sklearn.metrics._scorer:_PassthroughScorer": NEW,
+    "sklearn.metrics._scorer:_CurveScorer": NEW,
+}
+
+#: The argument rule of every callable safeload knows, default or not: a rule describes what
+#: the function does, so it holds in any policy that lets a stream call the function (a name
+#: a user adds that is not here may be called with any arguments). copyreg's helpers are never
+#: trusted by default; if a user trusts them, the class they are given must itself be callable
+#: in the policy, and is held to its own rule.
+CALL_RULES: dict[str, str] = {
+    **DEFAULT_CALLS,
+    # Other spellings of numpy.dtype (no pickle writes them; trusted only by a user's choice).
+    "numpy._core:dtype": DTYPE,
+    "numpy.core:dtype": DTYPE,
+    "numpy._core.multiarray:dtype": DTYPE,
+    "numpy.core.multiarray:dtype": DTYPE,
+    "copyreg:_reconstructor": COPYREG_RECONSTRUCTOR,
+    "copy_reg:_reconstructor": COPYREG_RECONSTRUCTOR,
+    "copyreg:__newobj__": COPYREG_NEWOBJ,
+    "copy_reg:__newobj__": COPYREG_NEWOBJ,
+    "copyreg:__newobj_ex__": COPYREG_NEWOBJ_EX,
+}

@@ -3,12 +3,26 @@
 Unpickling executes whatever the stream asks for. This module is the *second* wall: it is only
 ever called by :mod:`safeload.loading` after the signature, every hash and the static type scan
 have passed, on the very bytes that were verified (and by :mod:`safeload.convert`, after the same
-scan). Its ``find_class`` enforces the same exact-name policy as the scanner, so a scanner bug
-alone cannot run code. Nothing else may import it.
+scan). It enforces the policy on its own, so that a scanner bug alone cannot run code, allocate
+without bound or corrupt memory:
 
-Arrays are built as views on the verified buffer (no second copy, no re-read of the path), and
-object-dtype arrays, which joblib stores as a nested pickle, go through this same restricted
-unpickler rather than a plain one.
+* ``find_class`` resolves only the policy's exact names;
+* every call the stream makes (``REDUCE``, ``NEWOBJ``, ``NEWOBJ_EX``, ``OBJ``, ``INST``) must
+  be to an object ``find_class`` returned for a name the policy lets the stream *call*, in the
+  form that name's rule allows (``_reconstruct`` only with shape ``(0,)``, an estimator class
+  only by ``NEWOBJ`` without arguments, ...); anything else, including any value a call
+  returned, is refused before it runs;
+* ``BUILD`` only restores instances of classes the policy names, never a class or function
+  itself, and on a numpy dtype only right after ``numpy.dtype(code, False, True)`` made it, with
+  a state that rebuilds to the same dtype (the scanner's own check,
+  :func:`safeload.scanning.rebuild_dtype`): ``dtype.__setstate__`` trusts its flags blindly;
+* dict keys and set members are hashed only within a budget, and never a tuple nested deeper
+  than ``_MAX_DEPTH`` (hashing recurses in C without a guard: a deep tuple crashes the
+  interpreter, a memo-shared tuple DAG never finishes).
+
+Nothing else may import it. Arrays are built as views on the verified buffer (no second copy,
+no re-read of the path), and object-dtype arrays, which joblib stores as a nested pickle, go
+through this same restricted unpickler rather than a plain one.
 """
 
 from __future__ import annotations
@@ -20,7 +34,10 @@ from typing import Any
 
 import numpy as np
 from joblib.numpy_pickle import NDArrayWrapper, NumpyArrayWrapper, NumpyUnpickler
+from joblib.numpy_pickle_utils import _ensure_native_byte_order
+from numpy.random.bit_generator import BitGenerator
 
+from safeload import _default_types as rules
 from safeload.buffers import BufferReader
 from safeload.errors import (
     MalformedArtifactError,
@@ -28,48 +45,476 @@ from safeload.errors import (
     UntrustedTypeError,
     untrusted_types_message,
 )
-from safeload.policy import TypePolicy, format_type_name
+from safeload.policy import TypeName, TypePolicy, format_type_name, parse_type_name
+from safeload.scanning import DtypeFormError, dtype_call_problem, dtype_form, rebuild_dtype
+
+# Safety nets of their own (the scanner's ScanLimits bound the same things first, by default to
+# the same values): no legitimate model comes near them.
+_MAX_DEPTH = 1000
+_MAX_HASH_WORK = 50_000_000
+
+_BIT_GENERATORS = frozenset(parse_type_name(n) for n in rules.BIT_GENERATOR_CLASSES)
+_BIT_GENERATOR_CTOR: TypeName = ("numpy.random._pickle", "__bit_generator_ctor")
+_ZERO_SHAPE_DTYPES = ("b", b"b")
+_NEWOBJ_OPS = ("NEWOBJ", "NEWOBJ_EX")
+# Keys whose hash is one cheap step (and never recursive).
+_FLAT_KEYS = frozenset({str, int, float, bool, bytes, type(None), complex})
+
+_WHERE = "The model stream (at load time)"
+
+
+def _shown(names: set[TypeName]) -> str:
+    return " / ".join(sorted(format_type_name(n) for n in names))
+
+
+def _refuse(message: str) -> MalformedArtifactError:
+    return MalformedArtifactError(f"{_WHERE}: {message}; nothing more was deserialized.")
+
+
+class _Budget:
+    """Hashing work left for one load (nested object-array pickles share it)."""
+
+    __slots__ = ("left",)
+
+    def __init__(self) -> None:
+        self.left = _MAX_HASH_WORK
+
+    def spend(self, work: int) -> None:
+        self.left -= work
+        if self.left < 0:
+            raise _refuse(
+                f"its dict keys and set members take more than {_MAX_HASH_WORK} steps to hash "
+                "(a hashing bomb, e.g. a tuple shared through the memo)"
+            )
+
+
+def _tuple_hash_cost(root: tuple[Any, ...], limit: int) -> int:
+    """Steps ``hash(root)`` takes (each item of each nested tuple, expanded), in linear time.
+
+    Raises past ``limit`` steps or ``_MAX_DEPTH`` levels; iterative, so it cannot overflow.
+    """
+    sizes: dict[int, int] = {}  # id -> expanded size, for tuples shared through the memo
+    frames: list[list[Any]] = [[root, 0, 1]]  # [tuple, next index, size so far]
+    while frames:
+        frame = frames[-1]
+        node, index, size = frame
+        descended = False
+        while index < len(node):
+            child = node[index]
+            index += 1
+            if isinstance(child, tuple):
+                known = sizes.get(id(child))
+                if known is None:
+                    if len(frames) >= _MAX_DEPTH:
+                        raise _refuse(f"a tuple it hashes nests more than {_MAX_DEPTH} deep")
+                    frame[1], frame[2] = index, size
+                    frames.append([child, 0, 1])
+                    descended = True
+                    break
+                size += known
+            elif isinstance(child, frozenset):
+                size += 1 + len(child)
+            else:
+                size += 1
+            if size > limit:
+                raise _refuse(f"a value it hashes takes more than {_MAX_HASH_WORK} steps")
+        if descended:
+            continue
+        frames.pop()
+        sizes[id(node)] = size
+        if frames:
+            frames[-1][2] += size
+    return sizes[id(root)]
 
 
 class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
-    """joblib's unpickler with an exact-name ``find_class`` and zero-copy array reads."""
+    """joblib's unpickler with exact-name ``find_class``, guarded calls, and zero-copy arrays."""
 
     dispatch = NumpyUnpickler.dispatch.copy()
 
-    def __init__(self, buffer: memoryview, policy: TypePolicy, start: int = 0) -> None:
+    def __init__(
+        self,
+        buffer: memoryview,
+        policy: TypePolicy,
+        start: int = 0,
+        budget: _Budget | None = None,
+    ) -> None:
         self._buffer = buffer
         self._policy = policy
+        self._budget = budget or _Budget()
+        # id -> (object, names it was found under, call rule or None): everything find_class
+        # returned, kept alive so that ids stay unique.
+        self._globals: dict[int, tuple[Any, set[TypeName], str | None]] = {}
+        # id -> (dtype, constructor args): dtypes numpy.dtype just made, that nothing holds yet.
+        self._fresh: dict[int, tuple[np.dtype[Any], tuple[Any, ...]]] = {}
         handle = BufferReader(buffer, start)
         super().__init__("", handle, ensure_native_byte_order=True)
+
+    # -- names ---------------------------------------------------------------------------------
 
     def find_class(self, module: str, name: str) -> Any:
         if not self._policy.allows(module, name):
             found = format_type_name((module, name))
             raise UntrustedTypeError(
-                untrusted_types_message([found], "The model stream (at load time)"),
+                untrusted_types_message([found], _WHERE),
                 types=[found],
             )
-        return super().find_class(module, name)
+        obj = super().find_class(module, name)
+        rule = self._policy.call_rule(module, name)
+        entry = self._globals.get(id(obj))
+        if entry is None:
+            self._globals[id(obj)] = (obj, {(module, name)}, rule)
+        else:
+            entry[1].add((module, name))
+            if rule is not None and rule != entry[2]:
+                # The same object under another name: callable if either name allows it, but
+                # two different rules for one object are not understood, so neither applies.
+                merged = rule if entry[2] is None else "conflict"
+                self._globals[id(obj)] = (obj, entry[1], merged)
+        return obj
+
+    def _names(self, value: object) -> set[TypeName]:
+        """The names ``value`` was found under (empty if find_class did not return it)."""
+        entry = self._globals.get(id(value))
+        return entry[1] if entry is not None and entry[0] is value else set()
+
+    def _is_global(self, value: object) -> bool:
+        entry = self._globals.get(id(value))
+        return entry is not None and entry[0] is value
+
+    # -- calls ---------------------------------------------------------------------------------
+
+    def _check_call(self, how: str, func: object, args: object, kwargs: object) -> str:
+        """Refuse the call unless its rule allows it; return the rule."""
+        entry = self._globals.get(id(func))
+        if entry is None or entry[0] is not func:
+            raise _refuse(
+                f"{how} calls a value that is not a class or function the policy names (a "
+                "value another call returned, or data), which no scikit-learn pickle does"
+            )
+        rule = entry[2]
+        if rule is None:
+            shown = _shown(entry[1])
+            raise _refuse(
+                f"it calls {shown} ({how}), which the policy trusts only as a stored reference, "
+                "never as something a file may call (if you trust the signer and the call is "
+                "genuine, extend the policy with TypePolicy.extend([...], callable=True))"
+            )
+        why = self._violation(rule, how, func, entry[1], args, kwargs)
+        if why is not None:
+            raise _refuse(f"it calls {_shown(entry[1])} {why}, which its own pickles never do")
+        return rule
+
+    def _violation(
+        self,
+        rule: str,
+        how: str,
+        func: object,
+        names: set[TypeName],
+        args: object,
+        kwargs: object,
+    ) -> str | None:
+        """Why this call breaks ``rule`` (see ``_default_types``), or ``None``."""
+        if rule == rules.ANY:
+            return None
+        if kwargs:
+            return "with keyword arguments"
+        if type(args) is not tuple:
+            return "with arguments that are not a tuple"
+        if rule == rules.NEW:
+            if how not in _NEWOBJ_OPS:
+                return f"by {how}, which would run its constructor on the file's arguments"
+            return None if not args else "by NEWOBJ with arguments"
+        if rule == rules.NO_ARGS:
+            return None if not args else "with arguments"
+        if how != "REDUCE":
+            return f"by {how}"
+        if rule == rules.DTYPE:
+            return dtype_call_problem(args)
+        if rule == rules.RECONSTRUCT:
+            if len(args) == 3 and self._is_global(args[0]) and self._zero(args[1], args[2]):
+                return None
+            return "with other than (<array class>, (0,), b'b')"
+        if rule == rules.MARECONSTRUCT:
+            if (
+                len(args) == 4
+                and self._is_global(args[0])
+                and self._is_global(args[1])
+                and self._zero(args[2], args[3])
+            ):
+                return None
+            return "with other than (<class>, <class>, (0,), 'b')"
+        if rule == rules.SCALAR:
+            if len(args) == 2 and isinstance(args[0], np.dtype) and type(args[1]) is bytes:
+                return None
+            return "with other than (<dtype>, <raw bytes>)"
+        if rule == rules.FROMBUFFER:
+            return _frombuffer_problem(args)
+        if rule == rules.BIT_GENERATOR:
+            if len(args) > 1 or (args and not self._bit_generator(args[0])):
+                return "with something other than a bit generator's name or class"
+            return None
+        if rule == rules.RNG:
+            return self._rng_problem(args)
+        if rule == rules.MODULE_CLASS:
+            modules = {m for m, _ in names}
+            if len(args) == 1 and args[0] is not func and modules & self._modules(args[0]):
+                return None
+            return "with something other than a class of its own module"
+        if rule == rules.PYX_UNPICKLE:
+            targets = {(m, n.removeprefix("__pyx_unpickle_")) for m, n in names}
+            if len(args) == 3 and targets & self._names(args[0]) and type(args[1]) is int:
+                return None
+            return "with other than (<its class>, <checksum>, <state>)"
+        if rule == rules.TREE:
+            return _tree_problem(args)
+        if rule == rules.HASHED:
+            if len(args) > 1 or (args and type(args[0]) not in (list, tuple)):
+                return "with something other than a list or tuple of its items"
+            if args:
+                self._charge(args[0])
+            return None
+        if rule in (rules.COPYREG_RECONSTRUCTOR, rules.COPYREG_NEWOBJ, rules.COPYREG_NEWOBJ_EX):
+            return self._copyreg_problem(rule, args)
+        return f"under a call rule this unpickler does not know ({rule!r})"
+
+    def _modules(self, value: object) -> set[str]:
+        return {m for m, _ in self._names(value)}
+
+    def _zero(self, shape: object, code: object) -> bool:
+        return (
+            type(shape) is tuple
+            and len(shape) == 1
+            and type(shape[0]) is int
+            and shape[0] == 0
+            and type(code) in (str, bytes)
+            and code in _ZERO_SHAPE_DTYPES
+        )
+
+    def _bit_generator(self, value: object) -> bool:
+        return type(value) is str or bool(self._names(value) & _BIT_GENERATORS)
+
+    def _rng_problem(self, args: tuple[Any, ...]) -> str | None:
+        if len(args) > 2:
+            return "with more than two arguments"
+        if args and not (self._bit_generator(args[0]) or isinstance(args[0], BitGenerator)):
+            return "with something other than a bit generator or its name"
+        if len(args) == 2 and _BIT_GENERATOR_CTOR not in self._names(args[1]):
+            return "with a constructor other than numpy's __bit_generator_ctor"
+        return None
+
+    def _copyreg_problem(self, rule: str, args: tuple[Any, ...]) -> str | None:
+        """Copyreg's helpers construct their first argument: hold it to its own rule."""
+        if not args:
+            return "without a class"
+        how, cls_args, kwargs = "NEWOBJ", args[1:], None
+        if rule == rules.COPYREG_RECONSTRUCTOR:
+            if len(args) != 3:
+                return "with other than (class, base, state)"
+            base = args[1]
+            if base is not object:
+                entry = self._globals.get(id(base))
+                if entry is None or entry[0] is not base or entry[2] != rules.ANY:
+                    return "with a base class the policy does not let the file call freely"
+            cls_args = ()
+        elif rule == rules.COPYREG_NEWOBJ_EX:
+            if len(args) != 3:
+                return "with other than (class, args, kwargs)"
+            how, cls_args, kwargs = "NEWOBJ_EX", args[1], args[2]
+        cls = args[0]
+        entry = self._globals.get(id(cls))
+        if entry is None or entry[0] is not cls or entry[2] is None:
+            return "to construct a class the policy does not let the file call"
+        why = self._violation(entry[2], how, cls, entry[1], cls_args, kwargs)
+        return None if why is None else f"to construct a class {why}"
+
+    def _made(self, rule: str, args: object, result: object) -> None:
+        """After a call, note a dtype that numpy.dtype just made.
+
+        A dtype that any other call returns may be held elsewhere: it may no longer be BUILD-ed.
+        """
+        if self._fresh:
+            self._fresh.pop(id(result), None)
+        if rule == rules.DTYPE and isinstance(result, np.dtype) and type(args) is tuple:
+            self._fresh[id(result)] = (result, args)
+
+    def load_reduce(self) -> None:
+        stack = self.stack
+        func, args = stack[-2], stack[-1]
+        rule = self._check_call("REDUCE", func, args, None)
+        pickle._Unpickler.load_reduce(self)  # type: ignore[attr-defined]
+        self._made(rule, args, stack[-1])
+
+    dispatch[pickle.REDUCE[0]] = load_reduce
+
+    def load_newobj(self) -> None:
+        stack = self.stack
+        cls, args = stack[-2], stack[-1]
+        rule = self._check_call("NEWOBJ", cls, args, None)
+        pickle._Unpickler.load_newobj(self)  # type: ignore[attr-defined]
+        self._made(rule, None, stack[-1])
+
+    dispatch[pickle.NEWOBJ[0]] = load_newobj
+
+    def load_newobj_ex(self) -> None:
+        stack = self.stack
+        cls, args, kwargs = stack[-3], stack[-2], stack[-1]
+        rule = self._check_call("NEWOBJ_EX", cls, args, kwargs)
+        pickle._Unpickler.load_newobj_ex(self)  # type: ignore[attr-defined]
+        self._made(rule, None, self.stack[-1])
+
+    dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
+
+    def load_obj(self) -> None:
+        segment = self.stack  # the items after the MARK: the class, then its arguments
+        rule = self._check_call("OBJ", segment[0], tuple(segment[1:]), None)
+        pickle._Unpickler.load_obj(self)  # type: ignore[attr-defined]
+        self._made(rule, None, self.stack[-1])
+
+    dispatch[pickle.OBJ[0]] = load_obj
+
+    def load_inst(self) -> None:
+        module = self.readline()[:-1].decode("ascii")
+        name = self.readline()[:-1].decode("ascii")
+        klass = self.find_class(module, name)
+        rule = self._check_call("INST", klass, tuple(self.stack), None)
+        self._instantiate(klass, self.pop_mark())
+        self._made(rule, None, self.stack[-1])
+
+    dispatch[pickle.INST[0]] = load_inst
+
+    # -- hashing -------------------------------------------------------------------------------
+
+    def _charge(self, values: list[Any] | tuple[Any, ...]) -> None:
+        """Spend the hashing work of ``values`` (dict keys, set members) before it is done."""
+        if set(map(type, values)) <= _FLAT_KEYS:  # the common case, at C speed
+            self._budget.spend(len(values))
+            return
+        work = 0
+        for value in values:
+            if isinstance(value, tuple):
+                work += _tuple_hash_cost(value, self._budget.left - work)
+            elif isinstance(value, frozenset):
+                work += 1 + len(value)
+            else:
+                work += 1
+        self._budget.spend(work)
+
+    def load_setitem(self) -> None:
+        self._charge((self.stack[-2],))
+        pickle._Unpickler.load_setitem(self)  # type: ignore[attr-defined]
+
+    dispatch[pickle.SETITEM[0]] = load_setitem
+
+    def load_setitems(self) -> None:
+        self._charge(self.stack[0::2])
+        pickle._Unpickler.load_setitems(self)  # type: ignore[attr-defined]
+
+    dispatch[pickle.SETITEMS[0]] = load_setitems
+
+    def load_dict(self) -> None:
+        self._charge(self.stack[0::2])
+        pickle._Unpickler.load_dict(self)  # type: ignore[attr-defined]
+
+    dispatch[pickle.DICT[0]] = load_dict
+
+    def load_additems(self) -> None:
+        self._charge(self.stack)
+        pickle._Unpickler.load_additems(self)  # type: ignore[attr-defined]
+
+    dispatch[pickle.ADDITEMS[0]] = load_additems
+
+    def load_frozenset(self) -> None:
+        self._charge(self.stack)
+        pickle._Unpickler.load_frozenset(self)  # type: ignore[attr-defined]
+
+    dispatch[pickle.FROZENSET[0]] = load_frozenset
+
+    # -- memo reads: a dtype fetched again may be held elsewhere, so it is no longer fresh ---
+
+    def load_get(self) -> None:
+        pickle._Unpickler.load_get(self)  # type: ignore[attr-defined]
+        if self._fresh:
+            self._fresh.pop(id(self.stack[-1]), None)
+
+    dispatch[pickle.GET[0]] = load_get
+
+    def load_binget(self) -> None:
+        pickle._Unpickler.load_binget(self)  # type: ignore[attr-defined]
+        if self._fresh:
+            self._fresh.pop(id(self.stack[-1]), None)
+
+    dispatch[pickle.BINGET[0]] = load_binget
+
+    def load_long_binget(self) -> None:
+        pickle._Unpickler.load_long_binget(self)  # type: ignore[attr-defined]
+        if self._fresh:
+            self._fresh.pop(id(self.stack[-1]), None)
+
+    dispatch[pickle.LONG_BINGET[0]] = load_long_binget
+
+    def load_dup(self) -> None:
+        pickle._Unpickler.load_dup(self)  # type: ignore[attr-defined]
+        if self._fresh:
+            self._fresh.pop(id(self.stack[-1]), None)
+
+    dispatch[pickle.DUP[0]] = load_dup
+
+    # -- BUILD -----------------------------------------------------------------------------------
 
     def load_build(self) -> None:
+        stack = self.stack
+        inst = stack[-2]
+        if self._is_global(inst):
+            shown = _shown(self._names(inst))
+            raise _refuse(f"BUILD sets attributes on {shown} itself, which pickles never do")
+        if isinstance(inst, np.dtype):
+            self._build_dtype(inst, stack.pop())
+            return
+        cls = type(inst)
+        if not self._is_global(cls) and not self._policy.allows(cls.__module__, cls.__qualname__):
+            raise _refuse(
+                f"BUILD restores a {cls.__module__}.{cls.__qualname__}, a class the policy does "
+                "not name (a value some call returned)"
+            )
         pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
-        top = self.stack[-1]
+        top = stack[-1]
         if isinstance(top, NDArrayWrapper):
             raise MalformedArtifactError(
                 "legacy joblib array wrapper (joblib < 0.10) refused: its reader calls "
                 "np.load(allow_pickle=True). Re-save the model with a current joblib."
             )
         if isinstance(top, NumpyArrayWrapper):
-            self.stack[-1] = self._read_array(top)
+            stack[-1] = self._read_array(top)
 
     dispatch[pickle.BUILD[0]] = load_build
+
+    def _build_dtype(self, dtype: np.dtype[Any], state: object) -> None:
+        """BUILD on a dtype: only the one numpy writes, right after numpy.dtype made it."""
+        entry = self._fresh.pop(id(dtype), None)
+        if entry is None or entry[0] is not dtype:
+            raise _refuse(
+                "BUILD changes a numpy dtype that numpy.dtype did not just make, or that was "
+                "already built or used (numpy never pickles this; it could turn raw bytes of "
+                "arrays already built on it into object pointers)"
+            )
+        try:
+            candidate = rebuild_dtype(entry[1], state)
+        except DtypeFormError as exc:
+            raise _refuse(
+                f"a numpy dtype is pickled in a form numpy never writes ({exc}); numpy would "
+                "trust its sizes and flags blindly"
+            ) from None
+        dtype.__setstate__(state)  # type: ignore[attr-defined]
+        if dtype_form(dtype) != dtype_form(candidate):
+            raise _refuse("a numpy dtype does not come out as its state describes")
 
     def _read_array(self, wrapper: NumpyArrayWrapper) -> Any:
         """Build the array that follows ``wrapper`` in the stream, as a view on the buffer."""
         handle: BufferReader = self.file_handle
         dtype = np.dtype(wrapper.dtype)
         if dtype.hasobject:
-            inner = _RestrictedUnpickler(self._buffer, self._policy, handle.tell())
+            inner = _RestrictedUnpickler(self._buffer, self._policy, handle.tell(), self._budget)
             array = inner.load()
             handle.seek(inner.file_handle.tell())
             if not isinstance(array, np.ndarray):
@@ -96,13 +541,50 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
             array = array.reshape(shape[::-1]).transpose()
         else:
             array = array.reshape(shape)
-        if not array.dtype.isnative:
-            array = array.astype(array.dtype.newbyteorder("="))
+        native = _ensure_native_byte_order(array)  # exactly what joblib.load does
+        if native is not array:
+            array = native
         elif not array.flags.aligned:
             # Files written without alignment padding: a misaligned view is slow in numpy and
             # refused by scipy and Cython code, so pay for one copy here.
             array = array.copy(order="K")
         return array
+
+
+def _int_tuple(value: object) -> bool:
+    return type(value) is tuple and all(type(v) is int for v in value)
+
+
+def _frombuffer_problem(args: tuple[Any, ...]) -> str | None:
+    """_frombuffer(buf, dtype, shape, order[, axis_order]): a view on bytes from the file."""
+    if len(args) not in (4, 5) or not isinstance(args[1], np.dtype):
+        return "with other than (<bytes>, <dtype>, <shape>, <order>[, <axes>])"
+    if type(args[0]) not in (bytes, bytearray, memoryview):
+        return "on something other than bytes from the file"
+    if not _int_tuple(args[2]) or type(args[3]) is not str or args[3] not in ("C", "F", "K"):
+        return "with a shape or order numpy never writes"
+    if len(args) == 5 and args[4] is not None and not _int_tuple(args[4]):
+        return "with an axis order that is not a tuple of ints"
+    return None
+
+
+def _tree_problem(args: tuple[Any, ...]) -> str | None:
+    """Tree(n_features, n_classes, n_outputs) allocates n_outputs and reads n_classes."""
+    if len(args) != 3:
+        return "with other than (n_features, n_classes, n_outputs)"
+    n_features, n_classes, n_outputs = args
+    if type(n_features) is not int or n_features < 0:
+        return "with a feature count that is not a non-negative int"
+    if type(n_outputs) is not int or n_outputs < 1:
+        return "with an output count that is not a positive int"
+    if (
+        not isinstance(n_classes, np.ndarray)
+        or n_classes.ndim != 1
+        or n_classes.dtype.kind not in "iu"
+        or len(n_classes) != n_outputs
+    ):
+        return "with class counts that are not one integer per output"
+    return None
 
 
 def unpickle_verified(buffer: bytes | bytearray | memoryview, policy: TypePolicy) -> Any:

@@ -7,6 +7,19 @@ re-export dangerous names (``numpy.testing`` exposes ``os``, ``sklearn.utils`` m
 form is split at its last dot, so a nested qualname (``Outer.Inner``) needs the colon form.
 
 The policy is always chosen by the person loading, never read from the artifact.
+
+A trusted name is either a *reference* or a *callable*. A stream may store any trusted name as a
+value (a ufunc or metric kept as a parameter, ``dtype=numpy.float64``, the class joblib records
+as an array's ``subclass``), but it may only CALL the callables (``REDUCE``, ``NEWOBJ``,
+``NEWOBJ_EX``, ``OBJ`` and ``INST``; a ``BUILD`` then runs the ``__setstate__`` of what the call
+made): calling a harmless-looking name with arguments of the stream's choice is how a 100-byte
+file allocates terabytes (``numpy.ndarray((10**12,))``). The default policy marks exactly the
+names legitimate pickles call (measured over every estimator, see ``_default_types``), and
+:data:`CALL_RULES` fixes the only arguments several of them are ever called with; both walls
+(the scanner and the restricted unpickler) enforce both. Names a user adds with :meth:`extend`
+or :meth:`of` are callable by default (a user's own estimator class is constructed by
+``NEWOBJ``); pass ``callable=False`` for names that only need to be stored, such as a function
+kept as a parameter.
 """
 
 from __future__ import annotations
@@ -14,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from safeload._default_types import DEFAULT_TYPES
+from safeload._default_types import CALL_RULES, DEFAULT_CALLS, DEFAULT_TYPES
 
 TypeName = tuple[str, str]
 
@@ -38,9 +51,21 @@ def format_type_name(name: TypeName) -> str:
 
 @dataclass(frozen=True)
 class TypePolicy:
-    """An immutable set of exactly-named globals that a model file may reference."""
+    """An immutable set of exactly-named globals that a model file may reference.
+
+    Attributes:
+        names: every trusted ``(module, qualname)`` pair; a stream may store any of them.
+        callables: the subset a stream may also call (construct); the rest are references
+            only. Defaults to none: a policy built directly from pairs trusts no call.
+    """
 
     names: frozenset[TypeName]
+    callables: frozenset[TypeName] = frozenset()
+
+    def __post_init__(self) -> None:
+        if not self.callables <= self.names:
+            extra = sorted(format_type_name(n) for n in self.callables - self.names)
+            raise ValueError(f"callables must also be trusted names: {extra}")
 
     @classmethod
     def default(cls) -> TypePolicy:
@@ -48,17 +73,45 @@ class TypePolicy:
         return _DEFAULT
 
     @classmethod
-    def of(cls, names: Iterable[str]) -> TypePolicy:
-        """Build a policy from ``module:qualname`` strings (and nothing else)."""
-        return cls(frozenset(parse_type_name(n) for n in names))
+    def of(cls, names: Iterable[str], *, callable: bool = True) -> TypePolicy:
+        """Build a policy from ``module:qualname`` strings (and nothing else).
 
-    def extend(self, names: Iterable[str]) -> TypePolicy:
-        """Return a new policy that also trusts these exact names."""
-        return TypePolicy(self.names | {parse_type_name(n) for n in names})
+        With ``callable=False`` the names are trusted as stored references only.
+        """
+        parsed = frozenset(parse_type_name(n) for n in names)
+        return cls(parsed, parsed if callable else frozenset())
+
+    def extend(self, names: Iterable[str], *, callable: bool = True) -> TypePolicy:
+        """Return a new policy that also trusts these exact names.
+
+        By default the stream may also call them (what a user's own class needs: pickles
+        construct it). Pass ``callable=False`` to trust a name only as a stored value, e.g. a
+        function kept as a parameter that the file must never be able to call at load time.
+        An extension never takes away a permission the policy already grants.
+        """
+        added = frozenset(parse_type_name(n) for n in names)
+        callables = self.callables | added if callable else self.callables
+        return TypePolicy(self.names | added, callables)
 
     def allows(self, module: str, qualname: str) -> bool:
-        """Whether this exact global is trusted."""
+        """Whether this exact global is trusted (as a reference at least)."""
         return (module, qualname) in self.names
+
+    def may_call(self, module: str, qualname: str) -> bool:
+        """Whether a stream may call (construct) this exact global."""
+        return (module, qualname) in self.callables
+
+    def call_rule(self, module: str, qualname: str) -> str | None:
+        """How a stream may call this global: ``None`` if it may not, else a rule name.
+
+        The rule is ``"any"`` (any arguments) unless :data:`CALL_RULES` knows the function and
+        fixes the only form its pickles ever take (e.g. ``"new"``: ``cls.__new__(cls)`` by
+        ``NEWOBJ`` only). Rules describe what the functions do, so they hold in every policy.
+        """
+        key = (module, qualname)
+        if key not in self.callables:
+            return None
+        return _RULES.get(key, "any")
 
     def untrusted(self, names: Iterable[TypeName]) -> list[str]:
         """The names (as ``module.qualname``, sorted, unique) that this policy refuses."""
@@ -71,7 +124,8 @@ class TypePolicy:
         return len(self.names)
 
 
-_DEFAULT = TypePolicy.of(DEFAULT_TYPES)
+_RULES: dict[TypeName, str] = {parse_type_name(n): rule for n, rule in CALL_RULES.items()}
+_DEFAULT = TypePolicy.of(DEFAULT_TYPES, callable=False).extend(DEFAULT_CALLS)
 
 
 def resolve_policy(policy: TypePolicy | Iterable[str] | None) -> TypePolicy:

@@ -12,7 +12,22 @@ symbolic wrapper state with the same rule as the loader and skips it without rea
 cost follows the number of opcodes, not the size of the arrays), and it descends into the nested
 pickle that joblib writes for object-dtype arrays. numpy dtypes are only accepted in the exact
 form numpy itself pickles them: a dtype state is rebuilt from safe parts and compared with what
-numpy would write, because ``dtype.__setstate__`` trusts its flags and sizes blindly.
+numpy would write (:func:`rebuild_dtype`, which the restricted unpickler runs too), because
+``dtype.__setstate__`` trusts its flags and sizes blindly.
+
+Names are not all equal: a stream may *store* any trusted name, but it may only *call* the
+names the policy marks callable, each in the one form its rule allows (``_reconstruct`` with
+shape ``(0,)``, an estimator class by ``NEWOBJ`` without arguments, ...; see
+:mod:`safeload._default_types`). A call to a reference-only name, or in another form, is a
+problem naming it: calling "harmless" names with the file's arguments is how a 100-byte stream
+allocates terabytes.
+
+Every container the scanner tracks knows its nesting depth and what hashing it costs the loader
+(expanded: tuples shared through the memo are counted once per use, as ``hash`` walks them).
+Values nested deeper than ``ScanLimits.max_depth`` are refused (the loader's C code recurses
+through them without a guard), and so is a file whose dict keys and set members would take more
+than ``ScanLimits.max_hash_work`` steps to hash (a memo-shared tuple DAG as a key is a 2**64-step
+hashing bomb in a kilobyte).
 
 Anything the scanner cannot follow with certainty is a *problem* in the report, and a report
 with problems is refused just like one with untrusted types. Scanning never raises on bad input.
@@ -40,6 +55,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from safeload import _default_types as rules
 from safeload.compression import decompress, detect_compression
 from safeload.errors import (
     ArtifactNotFoundError,
@@ -47,7 +63,13 @@ from safeload.errors import (
     UntrustedTypeError,
     untrusted_types_message,
 )
-from safeload.policy import TypeName, TypePolicy, format_type_name, resolve_policy
+from safeload.policy import (
+    TypeName,
+    TypePolicy,
+    format_type_name,
+    parse_type_name,
+    resolve_policy,
+)
 
 Buffer = bytes | bytearray | memoryview
 
@@ -70,11 +92,20 @@ class ScanLimits:
             opcodes, so it may be passed by a small fraction before the scan stops).
         max_memo: entries in one stream's memo.
         max_nesting: object-dtype arrays nested in object-dtype arrays (each is a pickle).
+        max_depth: containers (tuples, lists, dicts, sets) nested in one another. Deep values
+            crash the loader's C code (``hash`` of a deep tuple recurses without a guard) and
+            break ``repr``, ``copy`` and scikit-learn code; no model nests this deep.
+        max_hash_work: steps the loader may spend hashing dict keys and set members, over the
+            whole file (a tuple costs one step per item, expanded: memo-shared tuple DAGs
+            make hashing exponential). A legitimate file spends about one step per key.
         max_array_bytes: payload one joblib array may declare; also never more than the bytes
             actually present in the file.
         max_decompressed_bytes: output of decompression, checked while decompressing.
-        max_ratio: decompressed/compressed size, enforced once the output passes
-            ``ratio_floor_bytes`` (small files may legitimately compress very well).
+        max_ratio: decompressed size over the compressed bytes read so far, enforced
+            continuously once the output passes ``ratio_floor_bytes`` (small files may
+            legitimately compress very well). Real models compress less than 20x (measured at
+            every level of every joblib compressor); zlib reaches ~1032x and lz4 ~255x on runs
+            of zeros, so a bomb stops after about ``ratio_floor_bytes`` of output.
         ratio_floor_bytes: output size below which ``max_ratio`` is not enforced.
         max_seconds: wall-clock time for one scan (checked every few thousand opcodes).
         max_string_bytes: longest string whose value the scanner tracks; a longer string used
@@ -86,10 +117,12 @@ class ScanLimits:
     max_stack_depth: int = 1_000_000
     max_memo: int = 10_000_000
     max_nesting: int = 32
+    max_depth: int = 1000
+    max_hash_work: int = 50_000_000
     max_array_bytes: int = 64 * _GIB
     max_decompressed_bytes: int = 16 * _GIB
-    max_ratio: float = 1000.0
-    ratio_floor_bytes: int = 32 * _MIB
+    max_ratio: float = 100.0
+    ratio_floor_bytes: int = 16 * _MIB
     max_seconds: float = 60.0
     max_string_bytes: int = 64 * 1024
     max_zip_entries: int = 100_000
@@ -179,45 +212,77 @@ _MISSING = _Opaque("missing")
 
 
 class _Global:
-    """A class or function the stream names (never resolved, never imported)."""
+    """A class or function the stream names (never resolved, never imported).
 
-    __slots__ = ("kind", "module", "name")
+    ``trusted``: the policy names it; ``rule``: how the stream may call it (``None``: only as a
+    stored reference, or not at all when untrusted).
+    """
 
-    def __init__(self, module: str, name: str, kind: str | None) -> None:
+    __slots__ = ("kind", "module", "name", "rule", "trusted")
+
+    def __init__(
+        self, module: str, name: str, kind: str | None, trusted: bool, rule: str | None
+    ) -> None:
         self.module = module
         self.name = name
         self.kind = kind
+        self.trusted = trusted
+        self.rule = rule
+
+    @property
+    def shown(self) -> str:
+        return format_type_name((self.module, self.name))
+
+
+# Every container knows its nesting ``depth`` (1 for a container of plain values) and its
+# ``size``: 1 plus the hash cost of its items, where a tuple costs its own size (hashing a tuple
+# hashes every item again, memo-shared or not), a frozenset 1 plus its length (its items'
+# hashes are stored) and anything else 1 (unhashable containers stop hashing at once). For a
+# tuple or frozenset, ``size`` is what hashing it costs; for a list it is what ``set(list)``
+# costs. Tuples are immutable, so both numbers are exact for them.
 
 
 class _Tuple:
-    __slots__ = ("items", "tainted")
+    __slots__ = ("depth", "items", "size", "tainted")
 
-    def __init__(self, items: tuple[Any, ...] | None, tainted: bool) -> None:
+    def __init__(
+        self, items: tuple[Any, ...] | None, tainted: bool, depth: int = 1, size: int = 1
+    ) -> None:
         self.items = items  # None when too long to keep
         self.tainted = tainted
+        self.depth = depth
+        self.size = size
 
 
 class _List:
-    __slots__ = ("items", "tainted")
+    __slots__ = ("depth", "items", "size", "tainted")
 
-    def __init__(self, items: list[Any] | None, tainted: bool) -> None:
+    def __init__(
+        self, items: list[Any] | None, tainted: bool, depth: int = 1, size: int = 1
+    ) -> None:
         self.items = items
         self.tainted = tainted
+        self.depth = depth
+        self.size = size
 
 
 class _Dict:
-    __slots__ = ("items", "tainted")
+    __slots__ = ("depth", "items", "tainted")
 
     def __init__(self) -> None:
         self.items: dict[Any, Any] | None = {}  # None when a key is symbolic or it grew large
         self.tainted = False
+        self.depth = 1
 
 
 class _Set:
-    __slots__ = ("tainted",)
+    __slots__ = ("depth", "frozen", "size", "tainted")
 
-    def __init__(self, tainted: bool) -> None:
+    def __init__(self, tainted: bool, frozen: bool, depth: int = 1, size: int = 1) -> None:
         self.tainted = tainted
+        self.frozen = frozen
+        self.depth = depth
+        self.size = size
 
 
 class _Wrapper:
@@ -275,6 +340,37 @@ def _any_tainted(values: Iterable[object]) -> bool:
     return any(_tainted(v) for v in values)
 
 
+_SIZE_CAP = 1 << 62  # sizes saturate here (a 64-level tuple DAG expands to 2**64 items)
+
+
+def _hash_cost(value: object) -> int:
+    """Steps ``hash(value)`` takes in the loader (see the container classes)."""
+    kind = type(value)
+    if kind is _Tuple or (kind is _Set and value.frozen):  # type: ignore[attr-defined]
+        return value.size  # type: ignore[attr-defined, no-any-return]
+    return 1
+
+
+def _measure(items: Iterable[Any]) -> tuple[bool, int, int]:
+    """``(tainted, depth, size)`` of a container holding ``items`` (marks dtypes used)."""
+    tainted = False
+    depth = 0
+    size = 1
+    for value in items:
+        kind = type(value)
+        if kind in _PLAIN:
+            size += 1
+        elif kind in _CONTAINERS:
+            tainted = tainted or value.tainted
+            if value.depth > depth:
+                depth = value.depth
+            size += _hash_cost(value)
+        else:
+            tainted = _tainted(value) or tainted
+            size += 1
+    return tainted, depth + 1, size if size < _SIZE_CAP else _SIZE_CAP
+
+
 def _falsy(value: object) -> bool:
     """Whether ``if value:`` is certainly false in the loader (``None``, ``0``, ``''``, ...)."""
     if type(value) in _NATIVE_KEYS:
@@ -315,6 +411,10 @@ _WRAPPER_FIELDS = (
     "numpy_array_alignment_bytes",
 )
 _LEGACY_WRAPPERS = ("NDArrayWrapper", "ZNDArrayWrapper")
+_BIT_GENERATORS = frozenset(parse_type_name(n) for n in rules.BIT_GENERATOR_CLASSES)
+_BIT_GENERATOR_CTOR: TypeName = ("numpy.random._pickle", "__bit_generator_ctor")
+_ZERO_SHAPE_DTYPES = ("b", b"b")  # what numpy's reconstructors are always given
+_NEWOBJ_OPS = ("NEWOBJ", "NEWOBJ_EX")
 
 _OPNAMES = {op.code.encode("latin-1")[0]: op.name for op in pickletools.opcodes}
 _NEWLINE = re.compile(b"\n")
@@ -337,8 +437,11 @@ class _Stopped(Exception):
         self.resume = resume
 
 
-class _Unsure(Exception):
-    """A numpy dtype the scanner cannot reconstruct with certainty."""
+class DtypeFormError(ValueError):
+    """A numpy dtype described in a form numpy never writes, or one that cannot be checked."""
+
+
+_Unsure = DtypeFormError  # what the scanner raises when it cannot be certain of a dtype
 
 
 # --- numpy dtypes ---------------------------------------------------------------------------
@@ -372,29 +475,6 @@ def _real_key(value: object, depth: int = 0) -> tuple[Any, ...]:
     raise _Unsure(f"unexpected {kind.__name__} in a dtype state")
 
 
-def _sym_key(value: object, depth: int = 0) -> tuple[Any, ...]:
-    """The same picture of a symbolic value, or ``_Unsure`` if any part is not certain."""
-    if depth > _MAX_DTYPE_DEPTH:
-        raise _Unsure("too deeply nested")
-    kind = type(value)
-    if kind in (type(None), bool, int, str, bytes):
-        return _real_key(value)
-    if kind is _Tuple:
-        items = value.items  # type: ignore[attr-defined]
-        if items is None:
-            raise _Unsure("tuple too long")
-        return ("t", *(_sym_key(v, depth + 1) for v in items))
-    if kind is _Dict:
-        content = value.items  # type: ignore[attr-defined]
-        if content is None:
-            raise _Unsure("dict with symbolic keys")
-        pairs = [(_sym_key(k, depth + 1), _sym_key(v, depth + 1)) for k, v in content.items()]
-        return ("d", *sorted(pairs, key=repr))
-    if kind is _Dtype:
-        return _real_key(_resolve_dtype(value, depth + 1))  # type: ignore[arg-type]
-    raise _Unsure("a value the scanner does not track")
-
-
 def _plain_code(code: object) -> str:
     if type(code) is not str or not _PLAIN_DTYPE.fullmatch(code):
         raise _Unsure(f"dtype code {code!r} is not a plain numpy type code")
@@ -402,12 +482,124 @@ def _plain_code(code: object) -> str:
 
 
 def _ints(value: object, what: str) -> tuple[int, ...]:
-    if type(value) is not _Tuple or value.items is None:
-        raise _Unsure(f"{what} is not a tuple")
-    items = value.items
-    if not all(type(v) is int for v in items):
+    if type(value) is not tuple or not all(type(v) is int for v in value):
         raise _Unsure(f"{what} is not a tuple of ints")
-    return tuple(items)
+    return value
+
+
+def dtype_form(dtype: np.dtype[Any]) -> tuple[Any, ...]:
+    """An exact picture of how numpy pickles ``dtype`` (flags and offsets included)."""
+    return _real_key(dtype)
+
+
+def rebuild_dtype(args: object, state: object) -> np.dtype[Any]:
+    """The dtype that ``numpy.dtype(*args)`` followed by ``BUILD(state)`` stands for.
+
+    Shared by both walls: the scanner calls it on the values it tracked, the restricted
+    unpickler on the real ones, before numpy ever sees the state. ``dtype.__setstate__`` copies
+    flags, sizes and offsets without checking them (a float64 can be told it holds objects,
+    which turns raw bytes into object pointers), so the state is never trusted: a candidate is
+    built from its parts with numpy's public constructors, and numpy's own ``__reduce__`` of
+    that candidate must give back exactly ``args`` and ``state``.
+
+    Raises:
+        DtypeFormError: the arguments or the state are not what numpy writes for any dtype.
+    """
+    if type(args) is not tuple or len(args) != 3 or args[1] is not False or args[2] is not True:
+        raise _Unsure("dtype arguments are not (code, False, True) as numpy writes them")
+    code = _plain_code(args[0])
+    if type(state) is not tuple or len(state) not in (8, 9):
+        raise _Unsure("dtype state is not the tuple numpy writes")
+    version, endian, sub, names, fields, elsize, _, flags = state[:8]
+    if (version, len(state)) not in ((3, 8), (4, 9)) or endian not in ("<", ">", "|", "="):
+        raise _Unsure("unknown dtype state version")
+    prefix = endian if endian in ("<", ">") else ""
+    try:
+        if sub is not None:
+            if type(sub) is not tuple or len(sub) != 2:
+                raise _Unsure("dtype subarray is not (base, shape)")
+            base, shape = sub
+            if not isinstance(base, np.dtype):
+                raise _Unsure("dtype subarray base is not a dtype")
+            candidate = np.dtype((base, _ints(shape, "subarray shape")))
+        elif names is not None:
+            candidate = _structured(names, fields, elsize, flags)
+        elif version == 4:
+            candidate = _datetime(code, prefix, state[8])
+        else:
+            candidate = np.dtype(prefix + code)
+    except DtypeFormError:
+        raise
+    except (TypeError, ValueError, OverflowError, KeyError) as exc:
+        raise _Unsure(f"numpy rejects it ({exc})") from None
+    if _real_key(candidate) != ("D", _real_key(args), _real_key(state)):
+        raise _Unsure("its state is not the one numpy writes for that dtype")
+    return candidate
+
+
+def _structured(names: object, fields: object, elsize: object, flags: object) -> np.dtype[Any]:
+    if type(names) is not tuple:
+        raise _Unsure("dtype field names are not a tuple")
+    if type(fields) is not dict:
+        raise _Unsure("dtype fields are not a dict")
+    if type(elsize) is not int or type(flags) is not int:
+        raise _Unsure("dtype sizes are not ints")
+    if not all(type(n) is str for n in names) or set(fields) != set(names):
+        raise _Unsure("dtype fields do not match their names (titles are not supported)")
+    formats: list[np.dtype[Any]] = []
+    offsets: list[int] = []
+    for name in names:
+        entry = fields[name]
+        if type(entry) is not tuple or len(entry) != 2:
+            raise _Unsure("dtype field is not (dtype, offset)")
+        field_dtype, offset = entry
+        if not isinstance(field_dtype, np.dtype) or type(offset) is not int:
+            raise _Unsure("dtype field is not (dtype, offset)")
+        formats.append(field_dtype)
+        offsets.append(offset)
+    spec: Any = {"names": list(names), "formats": formats, "offsets": offsets, "itemsize": elsize}
+    result: np.dtype[Any] = np.dtype(spec, align=bool(flags & 0x80))
+    return result
+
+
+def _datetime(code: str, prefix: str, meta: object) -> np.dtype[Any]:
+    if type(meta) is not tuple or len(meta) != 2:
+        raise _Unsure("dtype metadata is not the pair numpy writes for datetimes")
+    if meta[0] is not None:
+        raise _Unsure("dtype carries metadata")
+    info = meta[1]
+    if type(info) is not tuple or len(info) != 4:
+        raise _Unsure("datetime unit is not (unit, count, 1, 1)")
+    unit, count = info[:2]
+    if type(unit) is not bytes or type(count) is not int or count < 1:
+        raise _Unsure("datetime unit is not (unit, count, 1, 1)")
+    unit_text = unit.decode("ascii", "replace")
+    if unit_text not in _DATETIME_UNITS or code not in ("M8", "m8"):
+        raise _Unsure("unknown datetime unit")
+    step = "" if count == 1 else str(count)
+    return np.dtype(f"{prefix}{code}[{step}{unit_text}]")
+
+
+def _realize(value: object, depth: int = 0) -> Any:
+    """The real value a symbolic one stands for, or ``_Unsure`` if any part is not certain."""
+    if depth > _MAX_DTYPE_DEPTH:
+        raise _Unsure("too deeply nested")
+    kind = type(value)
+    if kind in (type(None), bool, int, str, bytes):
+        return value
+    if kind is _Tuple:
+        items = value.items  # type: ignore[attr-defined]
+        if items is None:
+            raise _Unsure("tuple too long")
+        return tuple(_realize(v, depth + 1) for v in items)
+    if kind is _Dict:
+        content = value.items  # type: ignore[attr-defined]
+        if content is None:
+            raise _Unsure("dict with symbolic keys")
+        return {_realize(k, depth + 1): _realize(v, depth + 1) for k, v in content.items()}
+    if kind is _Dtype:
+        return _resolve_dtype(value, depth + 1)  # type: ignore[arg-type]
+    raise _Unsure("a value the scanner does not track")
 
 
 def _resolve_dtype(sym: _Dtype, depth: int = 0) -> np.dtype[Any]:
@@ -428,92 +620,16 @@ def _resolve_dtype(sym: _Dtype, depth: int = 0) -> np.dtype[Any]:
                 raise _Unsure("dtype constructed with unexpected arguments")
             result: np.dtype[Any] = np.dtype(_plain_code(args[0]), *args[1:])
         else:
-            result = _rebuild_dtype(sym, depth)
+            real_args = tuple(_realize(a, depth + 1) for a in args)
+            result = rebuild_dtype(real_args, _realize(sym.state, depth + 1))
+    except DtypeFormError:
+        raise
     except (TypeError, ValueError, OverflowError, KeyError) as exc:
         raise _Unsure(f"numpy rejects it ({exc})") from None
     finally:
         sym.busy = False
     sym.dtype = result
     return result
-
-
-def _rebuild_dtype(sym: _Dtype, depth: int) -> np.dtype[Any]:
-    """Rebuild a BUILD-ed dtype from safe parts; accept it only if numpy would pickle it so.
-
-    ``dtype.__setstate__`` copies flags, sizes and offsets without checking them (a float64 can
-    be told it holds objects), so the state is never handed to numpy: a candidate is built
-    with numpy's public constructors and its own ``__reduce__`` must match the stream exactly.
-    """
-    args = sym.args
-    if args is None or len(args) != 3 or args[1] is not False or args[2] is not True:
-        raise _Unsure("dtype arguments are not (code, False, True) as numpy writes them")
-    code = _plain_code(args[0])
-    state = sym.state
-    if type(state) is not _Tuple or state.items is None or len(state.items) not in (8, 9):
-        raise _Unsure("dtype state is not the tuple numpy writes")
-    items = state.items
-    version, endian, sub, names, fields, elsize, _, flags = items[:8]
-    if (version, len(items)) not in ((3, 8), (4, 9)) or endian not in ("<", ">", "|", "="):
-        raise _Unsure("unknown dtype state version")
-    prefix = endian if endian in ("<", ">") else ""
-    if sub is not None:
-        if type(sub) is not _Tuple or sub.items is None or len(sub.items) != 2:
-            raise _Unsure("dtype subarray is not (base, shape)")
-        base, shape = sub.items
-        if type(base) is not _Dtype:
-            raise _Unsure("dtype subarray base is not a dtype")
-        candidate = np.dtype((_resolve_dtype(base, depth + 1), _ints(shape, "subarray shape")))
-    elif names is not None:
-        if type(names) is not _Tuple or names.items is None:
-            raise _Unsure("dtype field names are not a tuple")
-        if type(fields) is not _Dict or fields.items is None:
-            raise _Unsure("dtype fields are not a dict")
-        if type(elsize) is not int or type(flags) is not int:
-            raise _Unsure("dtype sizes are not ints")
-        field_names = names.items
-        if not all(type(n) is str for n in field_names) or set(fields.items) != set(field_names):
-            raise _Unsure("dtype fields do not match their names (titles are not supported)")
-        formats: list[np.dtype[Any]] = []
-        offsets: list[int] = []
-        for name in field_names:
-            entry = fields.items[name]
-            if type(entry) is not _Tuple or entry.items is None or len(entry.items) != 2:
-                raise _Unsure("dtype field is not (dtype, offset)")
-            field_dtype, offset = entry.items
-            if type(field_dtype) is not _Dtype or type(offset) is not int:
-                raise _Unsure("dtype field is not (dtype, offset)")
-            formats.append(_resolve_dtype(field_dtype, depth + 1))
-            offsets.append(offset)
-        spec: Any = {
-            "names": list(field_names),
-            "formats": formats,
-            "offsets": offsets,
-            "itemsize": elsize,
-        }
-        candidate = np.dtype(spec, align=bool(flags & 0x80))
-    elif version == 4:
-        meta = items[8]
-        if type(meta) is not _Tuple or meta.items is None or len(meta.items) != 2:
-            raise _Unsure("dtype metadata is not the pair numpy writes for datetimes")
-        if meta.items[0] is not None:
-            raise _Unsure("dtype carries metadata")
-        info = meta.items[1]
-        if type(info) is not _Tuple or info.items is None or len(info.items) != 4:
-            raise _Unsure("datetime unit is not (unit, count, 1, 1)")
-        unit, count = info.items[:2]
-        if type(unit) is not bytes or type(count) is not int or count < 1:
-            raise _Unsure("datetime unit is not (unit, count, 1, 1)")
-        unit_text = unit.decode("ascii", "replace")
-        if unit_text not in _DATETIME_UNITS or code not in ("M8", "m8"):
-            raise _Unsure("unknown datetime unit")
-        step = "" if count == 1 else str(count)
-        candidate = np.dtype(f"{prefix}{code}[{step}{unit_text}]")
-    else:
-        candidate = np.dtype(prefix + code)
-    expected = ("D", _sym_key(_Tuple(args, False), depth + 1), _sym_key(state, depth + 1))
-    if _real_key(candidate) != expected:
-        raise _Unsure("its state is not the one numpy writes for that dtype")
-    return candidate
 
 
 # --- following one pickle stream ------------------------------------------------------------
@@ -538,6 +654,7 @@ class _Scan:
         self.interval = max(1, min(4096, limits.max_stack_depth // 8, limits.max_opcodes))
         self.next_check = min(self.interval, limits.max_opcodes + 1)
         self.globals_cache: dict[TypeName, _Global] = {}
+        self.hash_work = 0  # steps the loader will spend hashing keys and set members
 
     def problem(self, message: str) -> None:
         if self.quiet or message in self.problems:
@@ -590,7 +707,9 @@ class _Scan:
             )
         elif kind is None and module.partition(".")[0] == "numpy" and "dtype" in name.lower():
             kind = "dtype_other"  # made dtypes may never be BUILD-ed or size an array
-        result = _Global(module, name, kind)
+        trusted = self.policy.allows(module, name)
+        rule = self.policy.call_rule(module, name) if trusted else None
+        result = _Global(module, name, kind, trusted, rule)
         self.globals_cache[key] = result
         return result
 
@@ -624,6 +743,7 @@ class _Stream:
         self.meta_items = 0
         self.memo: dict[int, Any] = {}
         self.proto = 0
+        self.max_depth = scan.limits.max_depth
 
     # -- reading, with the unframer's rules --------------------------------------------------
 
@@ -763,11 +883,12 @@ class _Stream:
 
     # -- calls -------------------------------------------------------------------------------
 
-    def call(self, func: object, args: object) -> object:
-        """``func(*args)`` as REDUCE does it."""
+    def call(self, func: object, args: object, how: str = "REDUCE") -> object:
+        """``func(*args)`` as REDUCE does it (and OBJ/INST with arguments)."""
+        items = args.items if type(args) is _Tuple else None
+        self.check_call(how, func, items, None)
         if type(func) is _Global:
             kind = func.kind
-            items = args.items if type(args) is _Tuple else None
             if kind == "naw":
                 if items is None:
                     self.fatal("the array wrapper is called with arguments the scanner cannot read")
@@ -778,6 +899,8 @@ class _Stream:
                 return self.dtype(None, args)
             if kind == "encode" and items is not None and len(items) == 2:
                 text, codec = items
+                if codec in ("latin1", "latin-1") and text is _LONG_STR:
+                    return _BYTES
                 if type(text) is str and codec in ("latin1", "latin-1"):
                     try:
                         return text.encode("latin-1")
@@ -792,6 +915,73 @@ class _Stream:
         if _tainted(func) or _tainted(args):
             self.desync("passed to a call")
         return _OBJ
+
+    # -- who may be called, and how ----------------------------------------------------------
+
+    def check_call(
+        self, how: str, func: object, items: tuple[Any, ...] | None, kwargs: object
+    ) -> None:
+        """Refuse a call to a reference-only name, or in a form its rule does not allow.
+
+        Untrusted names are reported as such (once, where they are named); values that are
+        not globals are refused by the caller.
+        """
+        if type(func) is not _Global or not func.trusted:
+            return
+        if func.rule is None:
+            self.problem(
+                f"the stream calls {func.shown} ({how}), which the policy trusts only as a "
+                "stored reference (a function or class kept as a value), never as something a "
+                "file may call: calling even a harmless name with arguments of the file's "
+                "choice is how a tiny file exhausts memory. If you trust the signer and this "
+                "call is genuine, extend the policy with TypePolicy.extend("
+                f"[{func.module + ':' + func.name!r}], callable=True)"
+            )
+            return
+        why = self.rule_violation(func, how, items, kwargs)
+        if why is not None:
+            self.problem(
+                f"the stream calls {func.shown} {why}; its own pickles never do, and the "
+                "arguments would decide what it allocates or calls: refused"
+            )
+
+    def rule_violation(
+        self, func: _Global, how: str, items: tuple[Any, ...] | None, kwargs: object
+    ) -> str | None:
+        """Why this call breaks ``func``'s rule (see ``_default_types``), or ``None``."""
+        rule = func.rule
+        if rule is None or rule == rules.ANY:
+            return None
+        if kwargs is not None and not _falsy(kwargs):
+            return "with keyword arguments"
+        if rule == rules.NEW:
+            if how not in _NEWOBJ_OPS:
+                return (
+                    f"by {how}, which would run its constructor on the file's arguments "
+                    "(pickles create it with NEWOBJ and no arguments)"
+                )
+            return None if items == () else "by NEWOBJ with arguments"
+        if rule == rules.NO_ARGS:
+            return None if items == () else "with arguments"
+        if how != "REDUCE":
+            return f"by {how}"
+        if items is None:
+            return "with arguments the scanner cannot read"
+        check = _RULE_CHECKS.get(rule)
+        if check is None:  # a rule this scanner does not know: refuse rather than guess
+            return f"under an unknown call rule {rule!r}"
+        return check(self, func, items)
+
+    def copyreg_target(self, cls: object, how: str, items: tuple[Any, ...] | None) -> str | None:
+        """Copyreg's helpers construct ``cls``: it must be callable, and in that form."""
+        if type(cls) is not _Global:
+            return "on a value that is not a named class"
+        if not cls.trusted:
+            return None  # reported as untrusted
+        if cls.rule is None:
+            return f"to construct {cls.shown}, which the policy trusts only as a reference"
+        why = self.rule_violation(cls, how, items, None)
+        return None if why is None else f"to construct {cls.shown} {why}"
 
     def not_a_global(self, func: object) -> None:
         if func is not _UNRESOLVED:  # reported where it was made
@@ -831,18 +1021,22 @@ class _Stream:
         attrs.update(zip(_WRAPPER_FIELDS, values, strict=False))
         return _Wrapper(attrs)
 
-    def instantiate(self, klass: object, args: list[Any]) -> object:
+    def instantiate(self, klass: object, args: list[Any], how: str) -> object:
         """INST and OBJ: ``klass(*args)``, or ``klass.__new__(klass)`` without arguments."""
         if type(klass) is _Global:
             if klass.kind == "naw":
+                self.check_call(how, klass, tuple(args), None)
                 return self.wrapper_init(args) if args else _Wrapper({})
             if klass.kind in ("dtype", "dtype_other"):
+                self.check_call(how, klass, tuple(args), None)
                 usable = bool(args) and klass.kind == "dtype"
-                return self.dtype(tuple(args) if usable else None, _tuple_of(args))
-        return self.call(klass, _Tuple(tuple(args), _any_tainted(args)))
+                return self.dtype(tuple(args) if usable else None, self.tuple_of(args))
+        return self.call(klass, self.tuple_of(args), how)
 
     def new(self, cls: object, args: object, kwargs: object) -> object:
         """NEWOBJ and NEWOBJ_EX: ``cls.__new__(cls, *args, **kwargs)``."""
+        items = args.items if type(args) is _Tuple else None
+        self.check_call("NEWOBJ" if kwargs is None else "NEWOBJ_EX", cls, items, kwargs)
         if type(cls) is _Global and cls.kind == "naw":
             if _tainted(args) or _tainted(kwargs):
                 self.desync("passed to its own constructor")
@@ -996,23 +1190,64 @@ class _Stream:
 
     # -- container helpers -------------------------------------------------------------------
 
+    def too_deep(self) -> NoReturn:
+        self.fatal(
+            f"values nest more than {self.max_depth} levels deep (ScanLimits.max_depth): the "
+            "loader's C code recurses through nested values without a guard (hashing a deep "
+            "tuple crashes the interpreter), and no model nests this deep"
+        )
+
+    def charge_hash(self, work: int) -> None:
+        """Count ``work`` steps of hashing in the loader against ScanLimits.max_hash_work."""
+        scan = self.scan
+        scan.hash_work += work
+        if scan.hash_work > scan.limits.max_hash_work:
+            self.fatal(
+                f"the dict keys and set members of this file take more than "
+                f"{scan.limits.max_hash_work} steps to hash (ScanLimits.max_hash_work): refused "
+                "as a hashing bomb (a tuple shared through the memo expands exponentially when "
+                "hashed). If the model is genuine and this large, raise that limit"
+            )
+
+    def hashed(self, values: Iterable[Any]) -> None:
+        """The loader hashes each of ``values`` (dict keys, set members)."""
+        self.charge_hash(sum(_hash_cost(v) for v in values))
+
+    def tuple_of(self, items: list[Any]) -> _Tuple:
+        tainted, depth, size = _measure(items)
+        if depth > self.max_depth:
+            self.too_deep()
+        kept = tuple(items) if len(items) <= _KEEP_ITEMS else None
+        return _Tuple(kept, tainted, depth, size)
+
+    def grow(self, target: _List | _Dict | _Set, items: list[Any]) -> bool:
+        """Account for ``items`` added to a mutable container; return whether any is tainted."""
+        tainted, depth, size = _measure(items)
+        target.tainted = target.tainted or tainted
+        if depth > target.depth:
+            if depth > self.max_depth:
+                self.too_deep()
+            target.depth = depth
+        if type(target) is not _Dict:
+            target.size = min(target.size + size - 1, _SIZE_CAP)  # type: ignore[union-attr]
+        return tainted
+
     def extend(self, target: object, items: list[Any]) -> None:
         """APPEND/APPENDS."""
-        tainted = _any_tainted(items)
         if type(target) is _List:
-            target.tainted = target.tainted or tainted
+            self.grow(target, items)
             if target.items is not None:
                 target.items.extend(items)
                 if len(target.items) > _KEEP_ITEMS:
                     target.items = None
-        elif tainted or _tainted(target):
+        elif _any_tainted(items) or _tainted(target):
             self.desync("added to a container")
 
     def setitems(self, target: object, items: list[Any]) -> None:
         """SETITEM/SETITEMS (an odd item count fails in the loader after the pairs)."""
-        tainted = _any_tainted(items)
+        self.hashed(items[0 : len(items) - 1 : 2])
         if type(target) is _Dict:
-            target.tainted = target.tainted or tainted
+            self.grow(target, items)
             content = target.items
             if content is not None:
                 for i in range(0, len(items) - 1, 2):
@@ -1021,10 +1256,189 @@ class _Stream:
                         target.items = content = None
                         break
                     content[key] = items[i + 1]
-        elif tainted or _tainted(target):
+        elif _any_tainted(items) or _tainted(target):
             self.desync("added to a container")
         if len(items) % 2:
             self.fatal("SETITEMS has a key without a value")
+
+
+# --- call rules (see safeload._default_types): the only forms the library's pickles take --
+
+
+def _is_zero_shape(value: object) -> bool:
+    items = value.items if type(value) is _Tuple else None
+    return items is not None and len(items) == 1 and type(items[0]) is int and items[0] == 0
+
+
+def _is_bit_generator(value: object) -> bool:
+    if type(value) is str:
+        return True
+    return type(value) is _Global and (value.module, value.name) in _BIT_GENERATORS
+
+
+def _check_dtype(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | None:
+    return dtype_call_problem(items)
+
+
+def dtype_call_problem(items: tuple[Any, ...]) -> str | None:
+    """Why ``numpy.dtype(*items)`` is not a call numpy pickles, or ``None`` (both walls)."""
+    if not 1 <= len(items) <= 3:
+        return "with other than (code[, align[, copy]])"
+    if type(items[0]) is not str or not _PLAIN_DTYPE.fullmatch(items[0]):
+        return "with something other than a plain numpy type code"
+    if not all(type(a) is bool for a in items[1:]):
+        return "with flags that are not booleans"
+    return None
+
+
+def _check_reconstruct(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | None:
+    if (
+        len(items) != 3
+        or type(items[0]) is not _Global
+        or not _is_zero_shape(items[1])
+        or items[2] not in _ZERO_SHAPE_DTYPES
+    ):
+        return "with other than (<array class>, (0,), b'b'): an allocation the file would choose"
+    return None
+
+
+def _check_mareconstruct(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | None:
+    if (
+        len(items) != 4
+        or type(items[0]) is not _Global
+        or type(items[1]) is not _Global
+        or not _is_zero_shape(items[2])
+        or items[3] not in _ZERO_SHAPE_DTYPES
+    ):
+        return "with other than (<class>, <class>, (0,), 'b'): an allocation the file would choose"
+    return None
+
+
+def _check_scalar(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | None:
+    if len(items) != 2 or type(items[0]) is not _Dtype:
+        return "with other than (<dtype>, <raw bytes>) (the one-argument form allocates)"
+    if type(items[1]) is not bytes and items[1] is not _BYTES:
+        return "with a value that is not its raw bytes"
+    return None
+
+
+def _check_frombuffer(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | None:
+    if len(items) not in (4, 5) or type(items[1]) is not _Dtype:
+        return "with other than (<bytes>, <dtype>, <shape>, <order>[, <axes>])"
+    buf, _, shape, order = items[:4]
+    if type(buf) is not bytes and buf is not _BYTES:
+        return "on something other than bytes from the file"
+    if not _is_int_tuple(shape) or order not in ("C", "F", "K"):
+        return "with a shape or order numpy never writes"
+    if len(items) == 5 and items[4] is not None and not _is_int_tuple(items[4]):
+        return "with an axis order that is not a tuple of ints"
+    return None
+
+
+def _is_int_tuple(value: object) -> bool:
+    items = value.items if type(value) is _Tuple else None
+    return items is not None and all(type(v) is int for v in items)
+
+
+def _check_bit_generator(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | None:
+    if len(items) > 1 or (items and not _is_bit_generator(items[0])):
+        return "with something other than a bit generator's name or class (it calls what it gets)"
+    return None
+
+
+def _check_rng(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | None:
+    if len(items) > 2:
+        return "with more than two arguments"
+    if items and not (_is_bit_generator(items[0]) or items[0] is _OBJ):
+        return "with something other than a bit generator or its name"
+    if len(items) == 2:
+        ctor = items[1]
+        if type(ctor) is not _Global or (ctor.module, ctor.name) != _BIT_GENERATOR_CTOR:
+            return "with a constructor other than numpy's __bit_generator_ctor (it is called)"
+    return None
+
+
+def _check_module_class(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | None:
+    cls = items[0] if len(items) == 1 else None
+    if type(cls) is not _Global or cls.module != func.module or cls is func:
+        return f"with something other than one class of {func.module} (it creates what it gets)"
+    return None
+
+
+def _check_pyx_unpickle(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | None:
+    target = (func.module, func.name.removeprefix("__pyx_unpickle_"))
+    cls = items[0] if len(items) == 3 else None
+    if type(cls) is not _Global or (cls.module, cls.name) != target or type(items[1]) is not int:
+        return f"with other than ({format_type_name(target)}, <checksum>, <state>)"
+    return None
+
+
+def _check_tree(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | None:
+    if len(items) != 3:
+        return "with other than (n_features, n_classes, n_outputs)"
+    n_features, n_classes, n_outputs = items
+    if type(n_features) is not int or n_features < 0:
+        return "with a feature count that is not a non-negative int"
+    if type(n_outputs) is not int or n_outputs < 1:
+        return "with an output count that is not a positive int"
+    if n_classes is not _ARRAY and n_classes is not _OBJ:
+        return "with class counts that are not an array"
+    return None
+
+
+def _check_hashed(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | None:
+    if len(items) > 1:
+        return "with more than one argument"
+    if items:
+        arg = items[0]
+        if type(arg) is not _List and type(arg) is not _Tuple:
+            return "with something other than a list or tuple of its items"
+        s.charge_hash(arg.size - 1)
+    return None
+
+
+def _check_copyreg_reconstructor(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | None:
+    if len(items) != 3:
+        return "with other than (class, base, state)"
+    cls, base = items[0], items[1]
+    if type(base) is _Global and base.kind == "object":  # object.__new__(cls)
+        return s.copyreg_target(cls, "NEWOBJ", ())
+    # base.__new__(cls, state) and base.__init__(obj, state): both must be callable freely.
+    why = s.copyreg_target(base, "REDUCE", None)
+    return why if why is not None else s.copyreg_target(cls, "NEWOBJ", ())
+
+
+def _check_copyreg_newobj(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | None:
+    if not items:
+        return "without a class"
+    return s.copyreg_target(items[0], "NEWOBJ", items[1:])
+
+
+def _check_copyreg_newobj_ex(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | None:
+    if len(items) != 3:
+        return "with other than (class, args, kwargs)"
+    cls, args, kwargs = items
+    if type(args) is not _Tuple or not _falsy(kwargs):
+        return "with arguments the scanner cannot read"
+    return s.copyreg_target(cls, "NEWOBJ_EX", args.items)
+
+
+_RULE_CHECKS: dict[str, Callable[[_Stream, _Global, tuple[Any, ...]], str | None]] = {
+    rules.DTYPE: _check_dtype,
+    rules.RECONSTRUCT: _check_reconstruct,
+    rules.MARECONSTRUCT: _check_mareconstruct,
+    rules.SCALAR: _check_scalar,
+    rules.FROMBUFFER: _check_frombuffer,
+    rules.BIT_GENERATOR: _check_bit_generator,
+    rules.RNG: _check_rng,
+    rules.MODULE_CLASS: _check_module_class,
+    rules.PYX_UNPICKLE: _check_pyx_unpickle,
+    rules.TREE: _check_tree,
+    rules.HASHED: _check_hashed,
+    rules.COPYREG_RECONSTRUCTOR: _check_copyreg_reconstructor,
+    rules.COPYREG_NEWOBJ: _check_copyreg_newobj,
+    rules.COPYREG_NEWOBJ_EX: _check_copyreg_newobj_ex,
+}
 
 
 # One handler per opcode, following pickle._Unpickler line by line.
@@ -1274,34 +1688,29 @@ def _empty_tuple(s: _Stream) -> None:
     s.push(_Tuple((), False))
 
 
-def _tuple_of(items: list[Any]) -> _Tuple:
-    kept = tuple(items) if len(items) <= _KEEP_ITEMS else None
-    return _Tuple(kept, _any_tainted(items))
-
-
 @_op(b"t")
 def _tuple(s: _Stream) -> None:
     items = s.pop_mark()
-    s.push(_tuple_of(items))
+    s.push(s.tuple_of(items))
 
 
 @_op(b"\x85")
 def _tuple1(s: _Stream) -> None:
-    s.stack[-1] = _tuple_of(s.stack[-1:])
+    s.stack[-1] = s.tuple_of(s.stack[-1:])
 
 
 @_op(b"\x86")
 def _tuple2(s: _Stream) -> None:
     stack = s.stack
     stack[-2]  # IndexError on a short segment, as in the loader
-    stack[-2:] = [_tuple_of(stack[-2:])]
+    stack[-2:] = [s.tuple_of(stack[-2:])]
 
 
 @_op(b"\x87")
 def _tuple3(s: _Stream) -> None:
     stack = s.stack
     stack[-3]
-    stack[-3:] = [_tuple_of(stack[-3:])]
+    stack[-3:] = [s.tuple_of(stack[-3:])]
 
 
 @_op(b"]")
@@ -1313,7 +1722,10 @@ def _empty_list(s: _Stream) -> None:
 def _list(s: _Stream) -> None:
     items = s.pop_mark()
     kept = items if len(items) <= _KEEP_ITEMS else None
-    s.push(_List(kept, _any_tainted(items)))
+    tainted, depth, size = _measure(items)
+    if depth > s.max_depth:
+        s.too_deep()
+    s.push(_List(kept, tainted, depth, size))
 
 
 @_op(b"}")
@@ -1333,23 +1745,27 @@ def _dict(s: _Stream) -> None:
 
 @_op(b"\x8f")
 def _empty_set(s: _Stream) -> None:
-    s.push(_Set(False))
+    s.push(_Set(False, False))
 
 
 @_op(b"\x91")
 def _frozenset(s: _Stream) -> None:
     items = s.pop_mark()
-    s.push(_Set(_any_tainted(items)))
+    s.hashed(items)
+    tainted, depth, _ = _measure(items)
+    if depth > s.max_depth:
+        s.too_deep()
+    s.push(_Set(tainted, True, depth, min(1 + len(items), _SIZE_CAP)))
 
 
 @_op(b"\x90")
 def _additems(s: _Stream) -> None:
     items = s.pop_mark()
     target = s.stack[-1]
-    tainted = _any_tainted(items)
+    s.hashed(items)
     if type(target) is _Set:
-        target.tainted = target.tainted or tainted
-    elif tainted or _tainted(target):
+        s.grow(target, items)
+    elif _any_tainted(items) or _tainted(target):
         s.desync("added to a container")
 
 
@@ -1474,14 +1890,14 @@ def _inst(s: _Stream) -> None:
     module = _global_line(s, "ascii")
     name = _global_line(s, "ascii")
     klass = s.global_(module, name)
-    s.push(s.instantiate(klass, s.pop_mark()))
+    s.push(s.instantiate(klass, s.pop_mark(), "INST"))
 
 
 @_op(b"o")
 def _obj(s: _Stream) -> None:
     args = s.pop_mark()
     klass = args.pop(0)
-    s.push(s.instantiate(klass, args))
+    s.push(s.instantiate(klass, args, "OBJ"))
 
 
 @_op(b"\x81")

@@ -198,3 +198,121 @@ def test_garbage_after_a_magic_prefix_is_refused() -> None:
 def test_empty_input_is_raw() -> None:
     assert decompress(b"", limits=ScanLimits())[0] is None
     assert detect_compression(b"") is None
+
+
+# --- the ratio is enforced continuously, so a bomb stops after about ratio_floor_bytes --------
+
+
+GIB = 1 << 30
+
+
+def _zlib_gigabyte() -> bytes:
+    """1 GiB of zeros as one valid zlib stream (~1 MB), without compressing 1 GiB."""
+    chunk = bytes(64 * MIB)
+    comp = zlib.compressobj(9)
+    first = comp.compress(chunk) + comp.flush(zlib.Z_FULL_FLUSH)
+    block = comp.compress(chunk) + comp.flush(zlib.Z_FULL_FLUSH)  # the same after a full flush
+    tail = comp.flush()
+    adler = ((GIB % 65521) << 16) | 1  # Adler-32 of n zero bytes
+    return first + block * (GIB // len(chunk) - 1) + tail[:-4] + adler.to_bytes(4, "big")
+
+
+def _lz4_gigabyte() -> bytes:
+    """1 GiB of zeros as one lz4 frame (~4.4 MB)."""
+    import lz4.frame
+
+    chunk = bytes(64 * MIB)
+    comp = lz4.frame.LZ4FrameCompressor(block_linked=False)
+    parts = [comp.begin(), *(comp.compress(chunk) for _ in range(GIB // len(chunk)))]
+    return b"".join([*parts, comp.flush()])
+
+
+def _attack_bombs() -> dict[str, bytes]:
+    return {"zlib": _zlib_gigabyte(), "lz4": _lz4_gigabyte()}
+
+
+@pytest.mark.parametrize("name", ["zlib", "lz4"])
+def test_default_limits_stop_a_gigabyte_bomb_after_the_floor(name: str) -> None:
+    data = _attack_bombs()[name]
+    limits = ScanLimits()
+    tracemalloc.start()
+    start = time.monotonic()
+    try:
+        with pytest.raises(MalformedArtifactError) as refused:
+            decompress(data, limits=limits)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert time.monotonic() - start < 5
+    # Never more than the floor plus one output chunk (and the buffer's growth), whatever the
+    # bomb's size: 1 GiB before the ratio was enforced continuously.
+    assert peak < limits.ratio_floor_bytes + 24 * MIB, peak
+    message = str(refused.value)
+    assert "ScanLimits.max_ratio" in message and "ScanLimits(max_ratio=" in message
+
+
+def test_ratio_counts_the_compressed_bytes_read_so_far() -> None:
+    # 64 MiB of zeros, then 8 MiB that does not compress: ~9x over the whole file (which a
+    # ratio checked against the file size accepts), but the zeros alone come ~1000x.
+    comp = zlib.compressobj(6)
+    parts = [comp.compress(bytes(MIB)) for _ in range(64)]
+    parts.append(comp.compress(np.random.default_rng(0).bytes(8 * MIB)))
+    parts.append(comp.flush())
+    data = b"".join(parts)
+    assert 64 * MIB / len(data) < 10
+    with pytest.raises(MalformedArtifactError, match="max_ratio"):
+        decompress(data, limits=ScanLimits())
+    assert len(decompress(data, limits=ScanLimits(max_ratio=10_000))[1]) == 72 * MIB
+
+
+def _fitted_models() -> dict[str, object]:
+    import warnings
+
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    X, y = make_classification(600, 12, random_state=0)
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(3000)]
+    docs = [" ".join(rng.choice(words, 20)) for _ in range(300)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {
+            "forest": RandomForestClassifier(20, random_state=0).fit(X, y),
+            "hgb": HistGradientBoostingClassifier(max_iter=20).fit(X, y),
+            "text": make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(docs, y[:300]),
+            "onehot": make_pipeline(OneHotEncoder(), LogisticRegression()).fit(
+                rng.integers(0, 9, (600, 5)), y
+            ),
+        }
+
+
+LEVELS = {"zlib": 9, "gzip": 9, "bz2": 9, "lzma": 9, "xz": 9, "lz4": 9}
+
+
+def test_real_models_compress_far_below_the_default_ratio() -> None:
+    # Measured over every estimator at every level (see compression.py): at most ~14x. Keep a
+    # wide margin here so that the default max_ratio never refuses a genuine model.
+    limit = ScanLimits().max_ratio
+    for model_name, model in _fitted_models().items():
+        raw = _joblib_bytes(model)
+        for name, level in LEVELS.items():
+            for lvl in (1, level):
+                data = _joblib_bytes(model, (name, lvl))
+                ratio = len(raw) / len(data)
+                assert ratio < limit / 5, (model_name, name, lvl, ratio)
+                assert bytes(decompress(data, limits=ScanLimits())[1]) == raw
+
+
+def test_a_genuine_all_zero_model_is_told_which_limit_and_how_to_raise_it() -> None:
+    model = {"coef_": np.zeros((4, 4 * MIB))}  # 128 MiB of zeros: ~1000x with zlib
+    data = _joblib_bytes(model, ("zlib", 6))
+    with pytest.raises(MalformedArtifactError) as refused:
+        decompress(data, limits=ScanLimits())
+    assert "ScanLimits(max_ratio=" in str(refused.value)
+    _, out = decompress(data, limits=ScanLimits(max_ratio=10_000))
+    assert len(out) > 128 * MIB

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from safeload import _default_types as rules
 from safeload._default_types import DEFAULT_TYPES
 from safeload._unpickle import unpickle_verified
-from safeload.errors import UntrustedTypeError
+from safeload.errors import MalformedArtifactError, UntrustedTypeError
 from safeload.policy import TypePolicy, format_type_name, parse_type_name, resolve_policy
 
 # ---- crafted streams ----------------------------------------------------------------------------
@@ -543,3 +544,175 @@ def test_resolve_policy() -> None:
     assert resolve_policy(["a.b:C"]).allows("numpy", "ndarray")
     with pytest.raises(TypeError):
         resolve_policy("a.b:C")
+
+
+# ---- references and callables -----------------------------------------------------------------
+#
+# A trusted name is either a reference (a stream may store it) or a callable (a stream may also
+# call it, in the one form its rule allows). The split is what stops "harmless" names from being
+# bombs: numpy.ndarray((10**12,)) or numpy.square(huge) from a 100-byte file.
+
+
+def test_default_callables_are_trusted_names_with_known_rules() -> None:
+    assert set(rules.DEFAULT_CALLS) <= set(DEFAULT_TYPES)
+    assert set(rules.CALL_RULES.values()) <= rules.RULES
+    policy = TypePolicy.default()
+    assert policy.callables == {parse_type_name(n) for n in rules.DEFAULT_CALLS}
+    for name in DEFAULT_TYPES:
+        module, qualname = parse_type_name(name)
+        assert policy.allows(module, qualname)
+        assert policy.may_call(module, qualname) == (name in rules.DEFAULT_CALLS)
+        assert policy.call_rule(module, qualname) == rules.DEFAULT_CALLS.get(name)
+
+
+#: Names legitimate pickles only store (measured: ``gen_default_types.py --calls``). Called by a
+#: stream, each is a memory bomb, or launders a call (a class a reconstructor instantiates).
+MUST_BE_REFERENCES = [
+    "numpy:ndarray",
+    "numpy:square",
+    "numpy:log",
+    "numpy:log1p",
+    "numpy:exp",
+    "numpy:expm1",
+    "numpy:sqrt",
+    "numpy:mean",
+    "numpy:float64",
+    "numpy:object_",
+    "numpy:number",
+    "builtins:float",
+    "builtins:int",
+    "builtins:bool",
+    "builtins:object",
+    "numpy.ma:MaskedArray",
+    "numpy.ma.core:MaskedArray",
+    "numpy.random._mt19937:MT19937",
+    "numpy.random._pcg64:PCG64",
+    "numpy.random.bit_generator:SeedSequence",
+    "numpy.random.mtrand:RandomState",
+    "numpy.random._generator:Generator",
+    "scipy._lib.array_api_compat.numpy._aliases:asarray",
+    "sklearn.neighbors._kd_tree:KDTree",
+    "sklearn.neighbors._ball_tree:BallTree",
+    "sklearn.metrics._dist_metrics:EuclideanDistance64",
+    "sklearn._loss._loss:CyHalfMultinomialLoss",
+    "sklearn.metrics._classification:accuracy_score",
+    "sklearn.metrics._regression:r2_score",
+    "sklearn.feature_selection._univariate_selection:f_classif",
+    "sklearn.feature_selection._mutual_info:mutual_info_classif",
+]
+
+
+@pytest.mark.parametrize("name", MUST_BE_REFERENCES)
+def test_stored_only_names_are_references(name: str) -> None:
+    module, qualname = parse_type_name(name)
+    policy = TypePolicy.default()
+    assert policy.allows(module, qualname)
+    assert not policy.may_call(module, qualname)
+    assert policy.call_rule(module, qualname) is None
+
+
+#: The only default callables that accept any arguments: classes whose construction stores a
+#: few numbers (and joblib's wrapper, which the scanner models). Adding one needs a review.
+FREELY_CALLABLE = {
+    "joblib.numpy_pickle:NumpyArrayWrapper",
+    "builtins:slice",
+    "builtins:complex",
+    *(n for n in rules.DEFAULT_CALLS if n.startswith("sklearn._loss._loss:Cy")),
+    *(n for n in rules.DEFAULT_CALLS if n.startswith("sklearn.linear_model._sgd_fast:")),
+}
+
+
+def test_freely_callable_defaults_are_few_and_reviewed() -> None:
+    free = {n for n, rule in rules.DEFAULT_CALLS.items() if rule == rules.ANY}
+    assert free == FREELY_CALLABLE
+
+
+@pytest.mark.parametrize("name", sorted(rules.DEFAULT_CALLS))
+def test_no_default_function_is_callable_with_arbitrary_arguments(name: str) -> None:
+    # A plain function that a stream may call always comes with a rule that pins its arguments;
+    # classes created by NEWOBJ never run their __init__ on the stream's arguments.
+    obj = _resolve(name)
+    rule = rules.DEFAULT_CALLS[name]
+    if not isinstance(obj, type):
+        assert rule not in (rules.ANY, rules.NEW), f"{name} is a function callable freely"
+    if rule == rules.NEW:
+        assert isinstance(obj, type), f"{name} is created by NEWOBJ but is not a class"
+
+
+def test_bit_generator_classes_are_real_and_references() -> None:
+    from numpy.random.bit_generator import BitGenerator
+
+    for name in rules.BIT_GENERATOR_CLASSES:
+        assert name in DEFAULT_TYPES and name not in rules.DEFAULT_CALLS
+        assert issubclass(_resolve(name), BitGenerator)
+
+
+def test_extend_and_of_make_names_callable_unless_told_otherwise() -> None:
+    base = TypePolicy.default()
+    referenced = base.extend(["mypkg.helpers:scale"], callable=False)
+    assert referenced.allows("mypkg.helpers", "scale")
+    assert not referenced.may_call("mypkg.helpers", "scale")
+    assert referenced.call_rule("mypkg.helpers", "scale") is None
+    called = referenced.extend(["mypkg.helpers:scale", "mypkg.models:MyEstimator"])
+    assert called.may_call("mypkg.helpers", "scale")
+    assert called.call_rule("mypkg.models", "MyEstimator") == rules.ANY
+    # an extension only ever adds permissions
+    again = called.extend(["mypkg.helpers:scale", "numpy:dtype"], callable=False)
+    assert again.may_call("mypkg.helpers", "scale") and again.may_call("numpy", "dtype")
+    assert base.extend(["numpy:ndarray"], callable=False) == base
+    # of(): callable by default; rules are facts about functions and hold in every policy
+    custom = TypePolicy.of(["numpy._core.multiarray:_reconstruct", "mypkg:f"])
+    assert custom.call_rule("numpy._core.multiarray", "_reconstruct") == rules.RECONSTRUCT
+    assert custom.call_rule("mypkg", "f") == rules.ANY
+    assert not TypePolicy.of(["mypkg:f"], callable=False).may_call("mypkg", "f")
+    # a list of names on top of the default: callable, as a user's own classes need
+    assert resolve_policy(["a.b:C"]).may_call("a.b", "C")
+
+
+def test_a_policy_built_directly_trusts_no_call() -> None:
+    names = frozenset({("mypkg", "f")})
+    assert TypePolicy(names).call_rule("mypkg", "f") is None
+    assert TypePolicy(names, names).call_rule("mypkg", "f") == rules.ANY
+    with pytest.raises(ValueError, match="callables"):
+        TypePolicy(frozenset(), names)
+
+
+def _reduce_stream(module: str, qualname: str, args: bytes, *, opcode: bytes = b"R") -> bytes:
+    """``module.qualname`` applied to the opcodes ``args`` (a tuple) by REDUCE or NEWOBJ."""
+    head = _unicode(module) + _unicode(qualname) + pickle.STACK_GLOBAL
+    return pickle.PROTO + b"\x04" + head + args + opcode + pickle.STOP
+
+
+def _int_tuple(*values: int) -> bytes:
+    body = b"".join(
+        pickle.LONG1 + bytes([8]) + v.to_bytes(8, "little", signed=True) for v in values
+    )
+    return pickle.MARK + body + pickle.TUPLE
+
+
+@pytest.mark.parametrize(
+    ("module", "qualname", "args", "opcode"),
+    [
+        ("numpy", "ndarray", _int_tuple(10**15), pickle.REDUCE),
+        ("numpy", "ndarray", _int_tuple(10**15), pickle.NEWOBJ),
+        ("numpy", "square", _int_tuple(3), pickle.REDUCE),
+        ("numpy", "log1p", _int_tuple(3), pickle.REDUCE),
+        ("builtins", "int", _int_tuple(3), pickle.REDUCE),
+        ("numpy.random.bit_generator", "SeedSequence", _int_tuple(1), pickle.REDUCE),
+        ("sklearn.metrics._regression", "r2_score", _int_tuple(1, 2), pickle.REDUCE),
+    ],
+)
+def test_second_wall_refuses_to_call_references(
+    module: str, qualname: str, args: bytes, opcode: bytes
+) -> None:
+    stream = _reduce_stream(module, qualname, args, opcode=opcode)
+    with pytest.raises(MalformedArtifactError, match="only as a stored reference"):
+        unpickle_verified(bytearray(stream), TypePolicy.default())
+    scanning = pytest.importorskip("safeload.scanning")
+    report = scanning.scan_payload(stream)
+    assert any(f"calls {module}.{qualname}" in p for p in report.problems), report.problems
+    # trusted as callable, the same stream runs (the refusal is the split, not a broken stream)
+    if qualname in ("square", "log1p", "int"):
+        allowed = TypePolicy.default().extend([f"{module}:{qualname}"])
+        unpickle_verified(bytearray(stream), allowed)
+        assert scanning.scan_payload(stream, policy=allowed).safe

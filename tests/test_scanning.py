@@ -1163,3 +1163,495 @@ def test_pickletools_agrees_on_globals_for_plain_pickles(fitted: dict[str, objec
             module, name = str(arg).split(" ", 1)
             names.add(f"{module}.{name}")
     assert names <= set(check(data).globals)
+
+
+# --- references and callables: both walls refuse a call the policy does not allow ------------
+#
+# Every stream below names only default-policy globals. Each call would allocate what the file
+# chooses, or launder a call to a reference-only name; both the scanner and the restricted
+# unpickler (alone, as if the scanner had a bug) must refuse it, each naming the reason. The
+# sizes are absurd (10**15) so that an unguarded call fails fast rather than allocating.
+
+NDARRAY = Raw(sglob("numpy", "ndarray"))
+HUGE = 10**15
+
+
+def call(module: str, name: str, *args: object) -> Raw:
+    return Raw(sglob(module, name) + enc(tuple(args)) + OP.REDUCE)
+
+
+def newobj(module: str, name: str, *args: object) -> Raw:
+    return Raw(sglob(module, name) + enc(tuple(args)) + OP.NEWOBJ)
+
+
+def second_wall(data: bytes, policy: TypePolicy | None = None) -> Any:
+    from safeload._unpickle import unpickle_verified
+
+    return unpickle_verified(bytearray(data), policy or TypePolicy.default())
+
+
+F8_FRESH = dtype_ops(state=_MISSING)  # numpy.dtype("f8", False, True), not BUILD-ed
+MT19937 = Raw(sglob("numpy.random._mt19937", "MT19937"))
+
+# id -> (opcodes, what the scanner says, what the unpickler says)
+FORBIDDEN_CALLS: dict[str, tuple[bytes, str, str]] = {
+    "ndarray-huge": (call("numpy", "ndarray", (HUGE,)), "only as a stored reference", "reference"),
+    "ndarray-newobj": (
+        newobj("numpy", "ndarray", (HUGE,)),
+        "only as a stored reference",
+        "reference",
+    ),
+    "ndarray-obj": (
+        OP.MARK + NDARRAY + enc((HUGE,)) + OP.OBJ,
+        "only as a stored reference",
+        "reference",
+    ),
+    "ndarray-inst": (
+        OP.MARK + enc((HUGE,)) + OP.INST + b"numpy\nndarray\n",
+        "only as a stored reference",
+        "reference",
+    ),
+    "ufunc": (call("numpy", "square", 3), "only as a stored reference", "reference"),
+    "scalar-type": (call("numpy", "float64", "1e3"), "only as a stored reference", "reference"),
+    "metric": (
+        call("sklearn.metrics._regression", "r2_score", [1.0], [1.0]),
+        "only as a stored reference",
+        "reference",
+    ),
+    "seed-sequence-pool": (
+        Raw(sglob("numpy.random.bit_generator", "SeedSequence") + OP.EMPTY_TUPLE)
+        + enc({"pool_size": HUGE})
+        + OP.NEWOBJ_EX,
+        "only as a stored reference",
+        "reference",
+    ),
+    "reconstruct-huge-shape": (
+        call("numpy._core.multiarray", "_reconstruct", NDARRAY, (HUGE,), b"b"),
+        "numpy._core.multiarray._reconstruct with other than",
+        "(0,)",
+    ),
+    "mareconstruct-huge-shape": (
+        call(
+            "numpy.ma.core",
+            "_mareconstruct",
+            Raw(sglob("numpy.ma", "MaskedArray")),
+            NDARRAY,
+            (HUGE,),
+            "b",
+        ),
+        "_mareconstruct with other than",
+        "(0,)",
+    ),
+    "scalar-zero-filled-itemsize": (
+        call("numpy._core.multiarray", "scalar", Raw(dtype_ops("V999999999", state=_MISSING))),
+        "the one-argument form allocates",
+        "<raw bytes>",
+    ),
+    "frombuffer-of-a-tuple": (
+        call("numpy._core.numeric", "_frombuffer", (1, 2), F8_FRESH, (2,), "C"),
+        "other than bytes",
+        "other than bytes",
+    ),
+    "bit-generator-ctor-calls-its-argument": (
+        call("numpy.random._pickle", "__bit_generator_ctor", NDARRAY),
+        "bit generator's name or class",
+        "bit generator",
+    ),
+    "generator-ctor-launders-a-call": (
+        call(
+            "numpy.random._pickle",
+            "__generator_ctor",
+            (HUGE,),
+            NDARRAY,
+        ),
+        "__generator_ctor with something other than a bit generator",
+        "bit generator",
+    ),
+    "randomstate-ctor-with-another-ctor": (
+        call("numpy.random._pickle", "__randomstate_ctor", "MT19937", NDARRAY),
+        "constructor other than numpy's __bit_generator_ctor",
+        "__bit_generator_ctor",
+    ),
+    "newobj-of-another-module": (
+        call(
+            "sklearn.neighbors._kd_tree",
+            "newObj",
+            Raw(sglob("sklearn.neighbors._ball_tree", "BallTree")),
+        ),
+        "one class of sklearn.neighbors._kd_tree",
+        "its own module",
+    ),
+    "pyx-unpickle-of-another-class": (
+        call("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence", MT19937, 0, None),
+        "numpy.random.bit_generator.SeedSequence, <checksum>",
+        "<its class>",
+    ),
+    "tree-without-class-counts": (
+        call("sklearn.tree._tree", "Tree", 4, 2, HUGE),
+        "class counts that are not an array",
+        "class counts",
+    ),
+    "estimator-init-by-reduce": (
+        call("sklearn.linear_model._logistic", "LogisticRegression"),
+        "by REDUCE, which would run its constructor",
+        "by REDUCE",
+    ),
+    "sparse-init-allocates-indptr": (
+        call("scipy.sparse._csr", "csr_matrix", (HUGE, 1)),
+        "by REDUCE",
+        "by REDUCE",
+    ),
+    "sparse-newobj-with-arguments": (
+        newobj("scipy.sparse._csr", "csr_matrix", (HUGE, 1)),
+        "by NEWOBJ with arguments",
+        "NEWOBJ with arguments",
+    ),
+    "ordered-dict-with-items": (
+        call("collections", "OrderedDict", [(1, 2)]),
+        "collections.OrderedDict with arguments",
+        "with arguments",
+    ),
+    "dtype-from-a-spec": (
+        call("numpy", "dtype", [("a", "O")]),
+        "other than a plain numpy type code",
+        "other than a plain numpy type code",
+    ),
+    "call-a-value-a-call-returned": (
+        F8_FRESH + enc(()) + OP.REDUCE,
+        "not a named global",
+        "not a class or function the policy names",
+    ),
+    "build-a-class": (NDARRAY + enc({"x": 1}) + OP.BUILD, "BUILD sets attributes", "itself"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FORBIDDEN_CALLS))
+def test_both_walls_refuse_calls_the_policy_does_not_allow(case: str) -> None:
+    ops, scanner_says, unpickler_says = FORBIDDEN_CALLS[case]
+    data = stream(ops)
+    report = check(data, policy=TypePolicy.default())
+    assert not report.safe
+    assert report.untrusted == (), report.untrusted  # only default-policy names
+    assert any(scanner_says in p for p in report.problems), report.problems
+    with pytest.raises(MalformedArtifactError) as refused:
+        second_wall(data)
+    assert unpickler_says in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "ops",
+    [
+        pytest.param(
+            call("copyreg", "_reconstructor", NDARRAY, Raw(glob("builtins", "object")), None),
+            id="copyreg-reconstructor",
+        ),
+        pytest.param(call("copyreg", "__newobj__", NDARRAY, HUGE), id="copyreg-newobj"),
+        pytest.param(
+            call("copyreg", "__newobj_ex__", NDARRAY, (HUGE,), {}), id="copyreg-newobj-ex"
+        ),
+    ],
+)
+def test_copyreg_helpers_cannot_launder_a_call(ops: bytes) -> None:
+    # Even a user who trusts copyreg's helpers does not make reference-only classes callable.
+    policy = TypePolicy.default().extend(
+        ["copyreg:_reconstructor", "copyreg:__newobj__", "copyreg:__newobj_ex__"]
+    )
+    data = stream(ops)
+    report = check(data, policy=policy)
+    assert any(
+        "numpy.ndarray, which the policy trusts only as a reference" in p for p in report.problems
+    )
+    with pytest.raises(MalformedArtifactError, match="does not let the file call"):
+        second_wall(data, policy)
+
+
+def test_second_wall_checks_tree_class_counts_against_outputs() -> None:
+    # Tree(n_features, n_classes, n_outputs) allocates n_outputs and reads n_classes[0..n).
+    counts = Raw(
+        call("numpy._core.multiarray", "_reconstruct", NDARRAY, (0,), b"b")
+        + enc((1, (1,), np.dtype("<i8"), False, struct.pack("<q", 2)))
+        + OP.BUILD
+    )
+    for n_outputs, ok in ((1, True), (HUGE, False), (2, False)):
+        data = stream(call("sklearn.tree._tree", "Tree", 4, counts, n_outputs))
+        assert check(data, policy=TypePolicy.default()).safe  # the scanner cannot see lengths
+        if ok:
+            assert second_wall(data).n_outputs == 1
+        else:
+            with pytest.raises(MalformedArtifactError, match="one integer per output"):
+                second_wall(data)
+
+
+def test_second_wall_builds_only_instances_of_named_classes() -> None:
+    # iter() hands back a list_iterator, whose __setstate__ no policy name vouches for.
+    policy = TypePolicy.default().extend(["builtins:iter"])
+    data = stream(call("builtins", "iter", [1, 2]) + enc(1) + OP.BUILD)
+    with pytest.raises(MalformedArtifactError, match="builtins.list_iterator"):
+        second_wall(data, policy)
+
+
+LEGITIMATE_CALLS = {
+    "array": call("numpy._core.multiarray", "_reconstruct", NDARRAY, (0,), b"b")
+    + enc((1, (2,), np.dtype("<f8"), False, bytes(16)))
+    + OP.BUILD,
+    "set-protocol-2": call("builtins", "set", [1, "a", (2, 3)]),
+    "frozenset-protocol-2": call("builtins", "frozenset", (1, 2)),
+    "ordered-dict": call("collections", "OrderedDict") + enc({"a": 1})[1:],
+    "slice": call("builtins", "slice", 1, 2, None),
+    "complex": call("builtins", "complex", 1.0, 2.0),
+    "bit-generator-by-name": call("numpy.random._pickle", "__bit_generator_ctor", "PCG64"),
+    "bit-generator-by-class": call("numpy.random._pickle", "__bit_generator_ctor", MT19937),
+    "masked": call("numpy.ma.core", "MaskedConstant"),
+    "estimator": newobj("sklearn.linear_model._logistic", "LogisticRegression"),
+    "scalar": call("numpy._core.multiarray", "scalar", Raw(F8_FRESH), struct.pack("<d", 1.5)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LEGITIMATE_CALLS))
+def test_both_walls_accept_the_forms_the_libraries_write(case: str) -> None:
+    data = stream(LEGITIMATE_CALLS[case])
+    report = check(data, policy=TypePolicy.default())
+    assert report.safe, report.to_dict()
+    second_wall(data)
+
+
+def _real_objects() -> dict[str, object]:
+    from collections import OrderedDict
+
+    rng = np.random.default_rng(0)
+    return {
+        "masked-array": np.ma.masked_array([1.0, 2.0], mask=[False, True]),
+        "masked-constant": np.ma.masked,
+        "ordered-dict": OrderedDict(a=1, b=[2]),
+        "set-and-frozenset": ({1, "a", (2, 3)}, frozenset({4})),
+        "complex-and-slice": (1 + 2j, slice(1, None, 2)),
+        "generator": rng,
+        "random-state": np.random.RandomState(0),
+        "seed-sequence": np.random.SeedSequence(1234),
+        "scalars": (np.float64(1.5), np.int32(3), np.str_("x")),
+        "object-array": np.array([1, "a", None, (2, 3)], dtype=object),
+        "structured": np.zeros(2, dtype=[("a", "<i8"), ("b", "O"), ("c", "<f4", (2,))]),
+        "datetimes": np.array(["2024-01-01T10"], dtype="M8[h]"),
+    }
+
+
+@pytest.mark.parametrize("protocol", [3, 4, 5])
+@pytest.mark.parametrize("name", sorted(_real_objects()))
+def test_real_pickles_of_numpy_and_builtin_types_pass_both_walls(name: str, protocol: int) -> None:
+    obj = _real_objects()[name]
+    plain = pickle.dumps(obj, protocol=protocol)
+    dumped = joblib_bytes(obj, protocol=protocol)
+    for data, real in ((plain, pickle.loads(plain)), (dumped, joblib.load(io.BytesIO(dumped)))):
+        assert check(data, policy=TypePolicy.default()).safe, name
+        loaded = second_wall(data)  # the very object the unrestricted loader builds
+        assert pickle.dumps(loaded, protocol=4) == pickle.dumps(real, protocol=4)
+
+
+# --- hashing and nesting: what the loader's C code would recurse through ----------------------
+
+
+def _tuple_dag(levels: int) -> bytes:
+    """t[i] = (t[i-1], t[i-1]) through the memo: ``levels`` opcodes, 2**levels tuples."""
+    body = OP.EMPTY_TUPLE + OP.BINPUT + b"\x00"
+    for i in range(1, levels + 1):
+        body += OP.POP + OP.BINGET + bytes([i - 1]) + OP.DUP + OP.TUPLE2 + OP.BINPUT + bytes([i])
+    return body
+
+
+def _deep_tuple(depth: int) -> bytes:
+    return OP.MARK * depth + OP.TUPLE * depth
+
+
+HASHED_PLACES = {
+    "dict-key": lambda key: OP.EMPTY_DICT + key + OP.NONE + OP.SETITEM,
+    "dict-opcode": lambda key: OP.MARK + key + OP.NONE + OP.DICT,
+    "setitems": lambda key: OP.EMPTY_DICT + OP.MARK + key + OP.NONE + OP.SETITEMS,
+    "frozenset": lambda key: OP.MARK + key + OP.FROZENSET,
+    "additems": lambda key: OP.EMPTY_SET + OP.MARK + key + OP.ADDITEMS,
+    "set-call": lambda key: (
+        sglob("builtins", "set") + OP.EMPTY_LIST + key + OP.APPEND + OP.TUPLE1 + OP.REDUCE
+    ),
+}
+
+
+@pytest.mark.parametrize("place", sorted(HASHED_PLACES))
+def test_memo_shared_tuple_dags_are_refused_where_the_loader_hashes(place: str) -> None:
+    data = stream(HASHED_PLACES[place](_tuple_dag(64)))
+    start = time.monotonic()
+    report = check(data, policy=TypePolicy.default())
+    assert any("max_hash_work" in p for p in report.problems), report.problems
+    assert time.monotonic() - start < 1
+    # The same DAG that is only stored (never hashed) is harmless to load.
+    assert check(stream(_tuple_dag(64)), policy=TypePolicy.default()).safe
+
+
+@pytest.mark.parametrize("place", sorted(HASHED_PLACES))
+def test_second_wall_bounds_hashing_on_its_own(place: str) -> None:
+    # 2**26 expanded tuples (~67M hash steps): over the budget. Were the guard gone, this would
+    # still finish (slowly), so it is safe to run in-process.
+    with pytest.raises(MalformedArtifactError, match="hash"):
+        second_wall(stream(HASHED_PLACES[place](_tuple_dag(26))))
+    with pytest.raises(MalformedArtifactError, match="nests more than 1000 deep"):
+        second_wall(stream(HASHED_PLACES[place](_deep_tuple(1001))))
+    small = second_wall(stream(HASHED_PLACES[place](_tuple_dag(10))))
+    assert small is not None
+
+
+_HOSTILE_CHILD = """
+import sys
+import safeload
+from safeload._unpickle import unpickle_verified
+try:
+    unpickle_verified(bytearray(open(sys.argv[1], "rb").read()), safeload.TypePolicy.default())
+except safeload.SafeloadError as exc:
+    print("refused", exc)
+    sys.exit(0)
+print("accepted")
+"""
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(HASHED_PLACES["dict-key"](_tuple_dag(64)), id="dag-key"),
+        pytest.param(HASHED_PLACES["frozenset"](_tuple_dag(64)), id="dag-frozenset"),
+        pytest.param(HASHED_PLACES["dict-key"](_deep_tuple(200_000)), id="deep-key"),
+        pytest.param(HASHED_PLACES["set-call"](_deep_tuple(200_000)), id="deep-set-call"),
+    ],
+)
+def test_second_wall_survives_hashing_bombs_in_a_child(body: bytes, tmp_path: Path) -> None:
+    # Unguarded, these hang forever (2**64 hash steps) or crash the interpreter (C recursion).
+    import subprocess
+    import sys
+
+    path = tmp_path / "bomb.pkl"
+    path.write_bytes(stream(body))
+    child = subprocess.run(
+        [sys.executable, "-c", _HOSTILE_CHILD, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == 0 and child.stdout.startswith("refused"), (child, child.stderr)
+
+
+def _nested_lists(depth: int) -> bytes:
+    return OP.EMPTY_LIST * depth + OP.APPEND * (depth - 1)
+
+
+def _nested_dicts(depth: int) -> bytes:
+    return (OP.EMPTY_DICT + su("k")) * (depth - 1) + OP.EMPTY_DICT + OP.SETITEM * (depth - 1)
+
+
+@pytest.mark.parametrize(
+    "nested",
+    [
+        pytest.param(_deep_tuple, id="tuples"),
+        pytest.param(_nested_lists, id="lists"),
+        pytest.param(_nested_dicts, id="dicts"),
+        pytest.param(lambda d: OP.MARK * d + OP.FROZENSET * d, id="frozensets"),
+    ],
+)
+def test_nesting_depth_is_bounded(nested: Callable[[int], bytes]) -> None:
+    assert check(stream(nested(1000))).safe
+    report = check(stream(nested(1001)))
+    assert any("max_depth" in p for p in report.problems), report.problems
+    assert check(stream(nested(10)), limits=ScanLimits(max_depth=10)).safe
+    limited = check(stream(nested(11)), limits=ScanLimits(max_depth=10))
+    assert any("ScanLimits.max_depth" in p for p in limited.problems)
+
+
+def test_hash_work_is_counted_over_the_whole_file() -> None:
+    keys = {f"k{i}": i for i in range(100)}
+    assert check(stream(enc(keys))).safe
+    limited = check(stream(enc(keys)), limits=ScanLimits(max_hash_work=99))
+    assert any("max_hash_work" in p for p in limited.problems)
+    # a tuple key costs one step per item, and a shared one costs it again at each use
+    pair = enc((1, 2)) + OP.MEMOIZE
+    uses = OP.EMPTY_DICT + pair + OP.NONE + OP.SETITEM
+    uses += (OP.BINGET + b"\x00" + OP.NONE + OP.SETITEM) * 4
+    assert check(stream(uses), limits=ScanLimits(max_hash_work=15)).safe
+    assert not check(stream(uses), limits=ScanLimits(max_hash_work=14)).safe
+
+
+# --- dtypes: the second wall runs the scanner's own check -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        pytest.param((3, "<", None, None, None, -1, -1, 63), id="float-claims-objects"),
+        pytest.param((3, "|", None, None, None, -1, -1, 0), id="wrong-endian"),
+        pytest.param((3, "<", None, None, None, 16, 8, 0), id="float-with-elsize"),
+        pytest.param((2, "<", None, None, None, -1, -1), id="old-version"),
+        pytest.param((3, "<", None, ("a",), None, -1, -1, 0), id="names-without-fields"),
+    ],
+)
+def test_second_wall_refuses_dtype_states_numpy_never_writes(state: tuple[object, ...]) -> None:
+    with pytest.raises(MalformedArtifactError, match="numpy never writes"):
+        second_wall(stream(dtype_ops("f8", state=state)))
+
+
+def test_second_wall_refuses_a_structured_dtype_hiding_an_object_field() -> None:
+    # The corpus attack, rebuilt here: field "a" holds objects, the flags say it holds none.
+    real = np.dtype({"names": ["a"], "formats": ["O"], "offsets": [0], "itemsize": 8})
+    reduced: Any = real.__reduce__()
+    args, state = reduced[1], reduced[2]
+    forged = dtype_ops(args=args, state=(*state[:7], 0))
+    frombuffer = call("numpy._core.numeric", "_frombuffer", b"A" * 8, forged, (1,), "C")
+    with pytest.raises(MalformedArtifactError, match="numpy never writes"):
+        second_wall(stream(frombuffer))
+    assert second_wall(stream(dtype_ops(args=args, state=state))) == real
+
+
+def test_second_wall_refuses_dtype_builds_in_any_other_form() -> None:
+    bad_state = enc((3, "<", None, None, None, -1, -1, 63)) + OP.BUILD
+    good_state = enc((3, "<", None, None, None, -1, -1, 0)) + OP.BUILD
+    # built twice
+    with pytest.raises(MalformedArtifactError, match="already built or used"):
+        second_wall(stream(dtype_ops() + good_state))
+    # built after an array took it (fetched again from the memo)
+    dtype = dtype_ops(state=_MISSING) + OP.MEMOIZE
+    held = Raw(OP.BINGET + b"\x00")
+    array = call("numpy._core.numeric", "_frombuffer", bytes(8), held, (1,), "C")
+    data = stream(dtype + OP.POP + array + OP.POP + OP.BINGET + b"\x00" + good_state)
+    with pytest.raises(MalformedArtifactError, match="already built or used"):
+        second_wall(data)
+    # made with other arguments: numpy.dtype("f8") is numpy's shared float64
+    with pytest.raises(MalformedArtifactError, match="never writes"):
+        second_wall(stream(dtype_ops(args=("f8",))))
+    # made by NEWOBJ, or by a call that is not numpy.dtype
+    made = sglob("numpy", "dtype") + enc(("f8", False, True)) + OP.NEWOBJ
+    with pytest.raises(MalformedArtifactError, match="NEWOBJ"):
+        second_wall(stream(made + bad_state))
+    policy = TypePolicy.default().extend(["numpy.dtypes:Float64DType"])
+    other = sglob("numpy.dtypes", "Float64DType") + OP.EMPTY_TUPLE + OP.REDUCE
+    with pytest.raises(MalformedArtifactError, match="numpy.dtype did not just make"):
+        second_wall(stream(other + bad_state), policy)
+    # and the honest form still works
+    assert second_wall(stream(dtype_ops())) == np.dtype("<f8")
+
+
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        "<f8",
+        ">i4",
+        "O",
+        "U7",
+        "S3",
+        "M8[ms]",
+        "m8[10D]",
+        [("a", "<i4"), ("b", ">f8")],
+        [("a", "O"), ("b", "u1", (2,))],
+        ("<f4", (2, 3)),
+    ],
+)
+def test_second_wall_accepts_every_dtype_numpy_writes(dtype: Any) -> None:
+    real = np.dtype(dtype)
+    for aligned in (False, True):
+        value = np.dtype(dtype, align=aligned) if isinstance(dtype, list) else real
+        data = pickle.dumps(value, protocol=4)
+        assert check(data, policy=TypePolicy.default()).safe
+        loaded = second_wall(data)
+        assert loaded == value and loaded.__reduce__() == value.__reduce__()

@@ -216,3 +216,64 @@ def test_legitimate_data_names_exactly_what_the_unpickler_loads(
 def test_seeds_are_clean(seed: int) -> None:
     report = scan_bytes(SEEDS[seed], policy=TypePolicy.of([]))
     assert report.problems == ()
+
+
+# --- both walls agree on legitimate data, under the default policy ---------------------------
+
+
+@settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(values, st.integers(3, 5), st.booleans())
+def test_legitimate_data_passes_both_walls_under_the_default_policy(
+    value: object, protocol: int, use_joblib: bool
+) -> None:
+    # Protocols 3-5 (0-2 spell bytes through _codecs.encode, which the default refuses). The
+    # restricted unpickler must build exactly what the real loader builds: its call rules and
+    # its dtype check (rebuild and compare) hold for every array numpy and joblib write.
+    from safeload._unpickle import unpickle_verified
+
+    if use_joblib:
+        handle = io.BytesIO()
+        joblib.dump(value, handle, protocol=protocol)
+        data = handle.getvalue()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            real = joblib.load(io.BytesIO(data))
+    else:
+        data = pickle.dumps(value, protocol=protocol)
+        real = pickle.loads(data)
+    report = scan_bytes(data)
+    assert report.safe, report.to_dict()
+    loaded = unpickle_verified(bytearray(data), TypePolicy.default())
+    assert pickle.dumps(loaded, protocol=4) == pickle.dumps(real, protocol=4)
+
+
+# --- the scanner counts nesting exactly as the loader builds it ------------------------------
+
+plain_leaves = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=3))
+plain_values = st.recursive(
+    plain_leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.tuples(inner),
+        st.tuples(inner, inner),
+        st.dictionaries(st.text(max_size=2), inner, max_size=3),
+        st.frozensets(plain_leaves, max_size=3),
+    ),
+    max_leaves=20,
+)
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, (list, tuple, frozenset)):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+@settings(deadline=None, max_examples=200)
+@given(plain_values, st.integers(1, 5), st.integers(4, 5))
+def test_nesting_limit_matches_the_real_depth(value: object, limit: int, protocol: int) -> None:
+    data = pickle.dumps(value, protocol=protocol)
+    report = scan_bytes(data, limits=ScanLimits(max_depth=limit))
+    assert report.safe == (_depth(value) <= limit), (report.problems, _depth(value))
