@@ -47,10 +47,12 @@ from safeload.keys import Keyring, SigningKey, generate_key, load_signing_key
 from safeload.layout import ReadLimits
 from safeload.loading import (
     LoadedArtifact,
+    UnsafeUnsignedLoadWarning,
     VerifiedArtifact,
     VersionMismatchWarning,
     load,
     load_artifact,
+    load_file,
     verify_artifact,
 )
 from safeload.policy import TypePolicy
@@ -80,6 +82,7 @@ __all__ = [
     "Store",
     "TamperedArtifactError",
     "TypePolicy",
+    "UnsafeUnsignedLoadWarning",
     "UnsignedArtifactError",
     "UntrustedSignerError",
     "UntrustedTypeError",
@@ -91,6 +94,7 @@ __all__ = [
     "inspect",
     "load",
     "load_artifact",
+    "load_file",
     "load_signing_key",
     "save",
     "scan",

@@ -12,23 +12,32 @@ Trust (keys and types) always comes from the caller, never from the artifact.
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from safeload import _unpickle, contract
 from safeload.compression import decompress
-from safeload.errors import ContractError, MalformedArtifactError
+from safeload.errors import (
+    ArtifactNotFoundError,
+    ContractError,
+    MalformedArtifactError,
+    UnsignedArtifactError,
+)
 from safeload.keys import Keyring, resolve_keyring
 from safeload.layout import METADATA_FILE, SIGNATURE_FILE, ArtifactDir, Progress, ReadLimits
 from safeload.metadata import JSONValue, library_versions, parse_metadata
 from safeload.policy import TypePolicy, resolve_policy
 from safeload.scanning import ScanLimits, ScanReport, scan_payload
-from safeload.skopsscan import scan_skops
+from safeload.skopsscan import ZIP_MAGIC, scan_skops
 from safeload.validation import validate_model
 from safeload.verifying import VerifiedStatement, check_file_set, check_manifest, verify_signature
+
+_log = logging.getLogger("safeload")
 
 
 @dataclass
@@ -226,3 +235,52 @@ def load(
         read_limits=read_limits,
         scan_limits=scan_limits,
     ).model
+
+
+class UnsafeUnsignedLoadWarning(UserWarning):
+    """A model file was loaded without any signature check, on the caller's explicit request."""
+
+
+def load_file(
+    path: str | os.PathLike[str],
+    *,
+    unsafe_allow_unsigned: bool = False,
+    policy: TypePolicy | Iterable[str] | None = None,
+    scan_limits: ScanLimits | None = None,
+) -> Any:
+    """Load a bare ``.skops`` or joblib file that carries no signature. Dangerous by name.
+
+    Nothing vouches for who made the file or that it is intact; only the type gate (zip limits,
+    static scan, exact-name policy), the restricted unpickler and structural validation stand
+    between the file and your process. Refused unless ``unsafe_allow_unsigned=True``, and every
+    use logs a warning. Prefer signed artifacts and :func:`load`.
+    """
+    source = Path(path)
+    if not unsafe_allow_unsigned:
+        raise UnsignedArtifactError(
+            f"{source} is a bare model file with no signature. Load signed artifacts with "
+            "safeload.load, or pass unsafe_allow_unsigned=True if you accept the risk."
+        )
+    message = (
+        f"loading {source} WITHOUT any signature check (unsafe_allow_unsigned=True): only the "
+        "type gate protects this process"
+    )
+    _log.warning(message)
+    warnings.warn(message, UnsafeUnsignedLoadWarning, stacklevel=2)
+    types = resolve_policy(policy)
+    try:
+        data = memoryview(bytearray(source.read_bytes()))
+    except OSError as exc:
+        raise ArtifactNotFoundError(f"cannot read {source}: {exc.strerror}") from exc
+    if bytes(data[:4]) == ZIP_MAGIC:
+        report, skops_trusted = scan_skops(data, types, str(source))
+        report.raise_if_unsafe()
+        model = _unpickle.load_skops_verified(data, skops_trusted)
+    else:
+        compression, payload = decompress(data, limits=scan_limits or ScanLimits())
+        scan_payload(
+            payload, policy=types, limits=scan_limits, compression=compression, path=str(source)
+        ).raise_if_unsafe()
+        model = _unpickle.unpickle_verified(payload, types)
+    validate_model(model)
+    return model

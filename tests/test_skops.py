@@ -387,3 +387,50 @@ def test_convert_cli(
     assert code == 0
     model = safeload.load(tmp_path / "out", trusted=tmp_path / "keys")
     np.testing.assert_array_equal(model.predict(iris[0]), pipeline.predict(iris[0]))
+
+
+def test_bare_unsigned_file_refused_by_default(tmp_path: Path, pipeline: Pipeline) -> None:
+    path = tmp_path / "model.skops"
+    path.write_bytes(skops.io.dumps(pipeline))
+    with pytest.raises(safeload.UnsignedArtifactError, match="unsafe_allow_unsigned"):
+        safeload.load_file(path)
+
+
+@pytest.mark.parametrize("fmt", ["skops", "joblib"])
+def test_unsafe_allow_unsigned_warns_and_keeps_the_type_gate(
+    tmp_path: Path,
+    pipeline: Pipeline,
+    iris: tuple[np.ndarray, np.ndarray],
+    constructed: list[str],
+    marker: Path,
+    caplog: pytest.LogCaptureFixture,
+    fmt: str,
+) -> None:
+    import joblib
+
+    good = tmp_path / f"good.{fmt}"
+    if fmt == "skops":
+        good.write_bytes(skops.io.dumps(pipeline))
+    else:
+        joblib.dump(pipeline, good)
+    with pytest.warns(safeload.UnsafeUnsignedLoadWarning), caplog.at_level("WARNING", "safeload"):
+        model = safeload.load_file(good, unsafe_allow_unsigned=True)
+    assert "WITHOUT any signature check" in caplog.text
+    np.testing.assert_array_equal(model.predict(iris[0]), pipeline.predict(iris[0]))
+    constructed.clear()
+    evil = tmp_path / f"evil.{fmt}"
+    hostile = make_pipeline(FunctionTransformer(np.log1p), LogisticRegression(max_iter=300))
+    hostile.fit(*iris)
+    if fmt == "skops":
+        hostile.steps[0][1].func = eval
+        evil.write_bytes(skops.io.dumps(hostile))
+    else:
+        from tests.malicious import malicious_joblib
+
+        evil.write_bytes(malicious_joblib(marker))
+    with (
+        pytest.warns(safeload.UnsafeUnsignedLoadWarning),
+        pytest.raises(safeload.UntrustedTypeError),
+    ):
+        safeload.load_file(evil, unsafe_allow_unsigned=True)
+    assert constructed == [] and not marker.exists()
