@@ -52,8 +52,9 @@ elif op == "dump":
 elif op == "save":
     safeload.save(model, out, key=key, format=fmt)
 elapsed = time.perf_counter() - t
-print(json.dumps({"seconds": elapsed,
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# VmHWM, not ru_maxrss: the latter is inherited across fork+exec from the parent process.
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(json.dumps({"seconds": elapsed, "peak_rss_mib": hwm / 1024}))
 """
 
 
@@ -69,7 +70,16 @@ def make_models(sizes_mb: list[int], smoke: bool) -> dict[str, object]:
         X = rng.normal(size=(rows, 100))
         y = rng.integers(0, 2, rows)
         models[f"knn-{size}MB"] = KNeighborsClassifier(algorithm="brute").fit(X, y)
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     X = rng.normal(size=(2000 if smoke else 20000, 20))
+    y = (X[:, 0] > 0).astype(int)
+    models["pipeline"] = make_pipeline(
+        StandardScaler(), PCA(n_components=10), LogisticRegression()
+    ).fit(X, y)
     y = (X[:, 0] + rng.normal(size=len(X)) > 0).astype(int)
     trees = 5 if smoke else 300
     models[f"forest-{trees}"] = RandomForestClassifier(
@@ -151,7 +161,7 @@ def main() -> None:
                 if fmt == "joblib"
                 else []
             )
-            model_file = next(artifact.glob("model.*"))
+            model_file = artifact / ("model.skops" if fmt == "skops" else "model.joblib")
             rows.append(
                 {
                     "model": name,

@@ -30,7 +30,7 @@ from safeload.errors import (
 )
 from safeload.keys import Keyring, resolve_keyring
 from safeload.layout import METADATA_FILE, SIGNATURE_FILE, ArtifactDir, Progress, ReadLimits
-from safeload.metadata import JSONValue, library_versions, parse_metadata
+from safeload.metadata import JSONValue, parse_metadata, running_sklearn_version
 from safeload.policy import TypePolicy, resolve_policy
 from safeload.scanning import ScanLimits, ScanReport, scan_payload
 from safeload.skopsscan import ZIP_MAGIC, scan_skops
@@ -116,7 +116,7 @@ def _check_identity(
 
 def _check_versions(metadata: dict[str, JSONValue], policy: str) -> None:
     saved = (metadata.get("versions") or {}).get("scikit-learn")
-    running = library_versions().get("scikit-learn")
+    running = running_sklearn_version()
     if policy == "ignore" or saved is None or saved == running:
         return
     message = (

@@ -36,6 +36,13 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
+def running_sklearn_version() -> str:
+    """The scikit-learn version in this process (cheap: no distribution metadata scan)."""
+    import sklearn
+
+    return str(sklearn.__version__)
+
+
 def check_json_value(value: JSONValue, where: str) -> JSONValue:
     """Refuse anything that is not plain JSON (str keys, finite numbers, lists, dicts)."""
     if value is None or isinstance(value, (bool, str, int)):

@@ -1,9 +1,12 @@
 """Sign-and-save: write an artifact directory atomically, signed over every file.
 
 The artifact is built in a temporary sibling directory (same filesystem) and renamed into place
-only once every file is written, flushed and signed, so a crash leaves no half artifact at the
-target, and an existing version is never overwritten. The model is streamed to disk through a
-hashing writer: every byte is hashed as it is written, never read back.
+only once every file is written and signed, so a crash leaves no half artifact at the target,
+and an existing version is never overwritten. Nothing is fsynced (on ext4 that would flush the
+whole model through the journal and double the save time): after a power loss an artifact may
+hold unflushed bytes, and then it is refused as tampered; it never loads corrupted. The model
+is streamed to disk through a hashing writer: every byte is hashed as it is written, never read
+back.
 """
 
 from __future__ import annotations
@@ -85,14 +88,6 @@ class _HashingWriter(io.RawIOBase):
         return self._hasher.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class _Staging:
     """A temporary sibling directory that becomes the artifact on :meth:`commit`."""
 
@@ -131,8 +126,6 @@ class _Staging:
         check_name(name)
         with (self.dir / name).open("xb") as out:
             out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
         self.digests[name] = hashlib.sha256(data).hexdigest()
 
     def commit(self, key: SigningKey, subject_name: str) -> Path:
@@ -141,9 +134,6 @@ class _Staging:
         bundle = sign_statement(key, build_statement(subject_name, resources))
         with (self.dir / SIGNATURE_FILE).open("xb") as out:
             out.write(bundle)
-            out.flush()
-            os.fsync(out.fileno())
-        _fsync_dir(self.dir)
         try:
             # rename(2) is atomic; it fails if a non-empty directory appeared at the target.
             os.rename(self.dir, self.target)
@@ -151,7 +141,6 @@ class _Staging:
             raise ArtifactExistsError(
                 f"{self.target} appeared while saving; versions are never overwritten"
             ) from exc
-        _fsync_dir(self.target.parent)
         return self.target
 
     def __enter__(self) -> _Staging:
@@ -273,8 +262,6 @@ def save(
             finally:
                 digest = writer.hexdigest()
             raw.flush()
-        # The model file is not fsynced (the small files and the directory are): after a
-        # power loss the artifact may be refused as tampered, but never loads corrupted.
         staging.digests[model_name] = digest
         _check_model_file(model_path, trusted_types, None)
         staging.write(METADATA_FILE, strictjson.dumps(metadata))
@@ -380,6 +367,4 @@ def sign_directory(
         raise ArtifactExistsError(f"{target} was signed concurrently") from exc
     with os.fdopen(fd, "wb") as out:
         out.write(bundle)
-        out.flush()
-        os.fsync(out.fileno())
     return target

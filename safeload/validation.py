@@ -37,6 +37,7 @@ policy.
 
 from __future__ import annotations
 
+import sys
 import types
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -205,46 +206,72 @@ def _checks_for(obj: Any) -> Iterator[_Check]:
             yield check
 
 
-_REGISTRY: list[tuple[tuple[type, ...], _Check]] | None = None
+# The classes each check applies to, by exact module and name. A model can only hold an
+# instance of a class (or of a subclass) whose module is already imported, so the registry is
+# built from ``sys.modules`` and never imports anything: validating a pipeline does not pay for
+# importing trees, neighbors and SVMs it does not contain.
+_SPEC: list[tuple[tuple[tuple[str, str], ...], str]] = [
+    ((("sklearn.tree._tree", "Tree"),), "_visit_tree"),
+    (
+        (("sklearn.ensemble._hist_gradient_boosting.predictor", "TreePredictor"),),
+        "_visit_predictor",
+    ),
+    (
+        (("sklearn.neighbors._kd_tree", "KDTree"), ("sklearn.neighbors._kd_tree", "KDTree32")),
+        "_visit_kd_tree",
+    ),
+    (
+        (
+            ("sklearn.neighbors._ball_tree", "BallTree"),
+            ("sklearn.neighbors._ball_tree", "BallTree32"),
+        ),
+        "_visit_ball_tree",
+    ),
+    ((("sklearn.metrics._dist_metrics", "DistanceMetric"),), "_visit_metric"),
+    ((("scipy.interpolate._bsplines", "BSpline"),), "_visit_bspline"),
+    ((("sklearn.ensemble._forest", "BaseForest"),), "_visit_forest"),
+    ((("sklearn.ensemble._bagging", "BaseBagging"),), "_visit_bagging"),
+    ((("sklearn.ensemble._gb", "BaseGradientBoosting"),), "_visit_gradient_boosting"),
+    (
+        (
+            (
+                "sklearn.ensemble._hist_gradient_boosting.gradient_boosting",
+                "BaseHistGradientBoosting",
+            ),
+        ),
+        "_visit_hist_gradient_boosting",
+    ),
+    ((("sklearn.svm._base", "BaseLibSVM"),), "_visit_libsvm"),
+    ((("sklearn.cluster._kmeans", "_BaseKMeans"),), "_visit_kmeans"),
+    (
+        (
+            ("sklearn.feature_extraction._hash", "FeatureHasher"),
+            ("sklearn.feature_extraction.text", "HashingVectorizer"),
+        ),
+        "_visit_hasher",
+    ),
+]
+_REGISTRY_CACHE: dict[frozenset[str], list[tuple[tuple[type, ...], _Check]]] = {}
 
 
 def _registry() -> list[tuple[tuple[type, ...], _Check]]:
-    global _REGISTRY
-    if _REGISTRY is None:
-        from scipy.interpolate import BSpline
-        from sklearn.cluster._kmeans import _BaseKMeans
-        from sklearn.ensemble._bagging import BaseBagging
-        from sklearn.ensemble._forest import BaseForest
-        from sklearn.ensemble._gb import BaseGradientBoosting
-        from sklearn.ensemble._hist_gradient_boosting.gradient_boosting import (
-            BaseHistGradientBoosting,
+    loaded = frozenset(module for names, _ in _SPEC for module, _ in names if module in sys.modules)
+    cached = _REGISTRY_CACHE.get(loaded)
+    if cached is not None:
+        return cached
+    registry: list[tuple[tuple[type, ...], _Check]] = []
+    for names, check_name in _SPEC:
+        classes = tuple(
+            cls
+            for module, name in names
+            if module in sys.modules
+            and isinstance(cls := getattr(sys.modules[module], name, None), type)
         )
-        from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
-        from sklearn.feature_extraction import FeatureHasher
-        from sklearn.feature_extraction.text import HashingVectorizer
-        from sklearn.metrics._dist_metrics import DistanceMetric
-        from sklearn.neighbors._ball_tree import BallTree, BallTree32
-        from sklearn.neighbors._kd_tree import KDTree, KDTree32
-        from sklearn.svm._base import BaseLibSVM
-        from sklearn.tree._tree import Tree
-
-        _REGISTRY = [
-            ((Tree,), _visit_tree),
-            ((TreePredictor,), _visit_predictor),
-            ((KDTree, KDTree32), _visit_kd_tree),
-            ((BallTree, BallTree32), _visit_ball_tree),
-            ((DistanceMetric,), _visit_metric),
-            ((BSpline,), _visit_bspline),
-            ((BaseForest,), _visit_forest),
-            ((BaseBagging,), _visit_bagging),
-            ((BaseGradientBoosting,), _visit_gradient_boosting),
-            ((BaseHistGradientBoosting,), _visit_hist_gradient_boosting),
-            ((BaseLibSVM,), _visit_libsvm),
-            ((_BaseKMeans,), _visit_kmeans),
-            ((FeatureHasher, HashingVectorizer), _visit_hasher),
-            ((object,), _visit_tree_owner),
-        ]
-    return _REGISTRY
+        if classes:
+            registry.append((classes, globals()[check_name]))
+    registry.append(((object,), _visit_tree_owner))
+    _REGISTRY_CACHE[loaded] = registry
+    return registry
 
 
 def _attr(obj: Any, name: str) -> Any:

@@ -179,12 +179,7 @@ def test_version_policy_default_warns_and_strict_refuses(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path, _ = frame_artifact
-    real = loading.library_versions
-
-    def other_versions() -> dict[str, str | None]:
-        return {**real(), "scikit-learn": "99.0.0"}
-
-    monkeypatch.setattr(loading, "library_versions", other_versions)
+    monkeypatch.setattr(loading, "running_sklearn_version", lambda: "99.0.0")
     with pytest.warns(safeload.VersionMismatchWarning, match=r"99\.0\.0"):
         safeload.load(path, trusted=ring)
     with pytest.raises(safeload.ContractError, match="retrain"):
