@@ -168,46 +168,30 @@ def test_duplicate_json_keys_refused(artifact: Path, keydir: Path) -> None:
         safeload.load(artifact, trusted=keydir)
 
 
-def test_signature_copied_from_another_artifact(
-    artifact: Path,
-    keydir: Path,
-    key: safeload.SigningKey,
-    tmp_path: Path,
-    iris: tuple[np.ndarray, np.ndarray],
-) -> None:
+@pytest.fixture
+def other_artifact(
+    tmp_path: Path, key: safeload.SigningKey, iris: tuple[np.ndarray, np.ndarray]
+) -> Path:
+    """A second artifact, validly signed by the same trusted key."""
     from sklearn.tree import DecisionTreeClassifier
 
     X, y = iris
-    other = safeload.save(
-        DecisionTreeClassifier(max_depth=2).fit(X, y),
-        tmp_path / "other",
-        key=key,
-        name="other",
-        version="1",
-    )
-    shutil.copy(other / "model.sig", artifact / "model.sig")
+    model = DecisionTreeClassifier(max_depth=2).fit(X, y)
+    return safeload.save(model, tmp_path / "other", key=key, name="other", version="1")
+
+
+def test_signature_copied_from_another_artifact(
+    artifact: Path, keydir: Path, other_artifact: Path
+) -> None:
+    shutil.copy(other_artifact / "model.sig", artifact / "model.sig")
     with pytest.raises(safeload.TamperedArtifactError):
         safeload.load(artifact, trusted=keydir)
 
 
 def test_whole_artifact_swapped_files_refused(
-    artifact: Path,
-    keydir: Path,
-    key: safeload.SigningKey,
-    tmp_path: Path,
-    iris: tuple[np.ndarray, np.ndarray],
+    artifact: Path, keydir: Path, other_artifact: Path
 ) -> None:
-    from sklearn.tree import DecisionTreeClassifier
-
-    X, y = iris
-    other = safeload.save(
-        DecisionTreeClassifier(max_depth=2).fit(X, y),
-        tmp_path / "other",
-        key=key,
-        name="other",
-        version="1",
-    )
-    shutil.copy(other / "model.joblib", artifact / "model.joblib")
+    shutil.copy(other_artifact / "model.joblib", artifact / "model.joblib")
     with pytest.raises(safeload.TamperedArtifactError, match="model.joblib"):
         safeload.load(artifact, trusted=keydir)
 
