@@ -30,7 +30,7 @@ from __future__ import annotations
 import io
 import math
 import pickle
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from joblib.numpy_pickle import NDArrayWrapper, NumpyArrayWrapper, NumpyUnpickler
@@ -45,6 +45,10 @@ from safeload.errors import (
     UntrustedTypeError,
     untrusted_types_message,
 )
+
+if TYPE_CHECKING:
+    from safeload.typegate import TypeChecked
+
 from safeload.policy import TypeName, TypePolicy, format_type_name, parse_type_name
 from safeload.scanning import DtypeFormError, dtype_call_problem, dtype_form, rebuild_dtype
 
@@ -630,3 +634,10 @@ def load_skops_verified(buffer: bytes | bytearray | memoryview, trusted_types: l
                 f"skops refused types at load time: {exc}", types=[str(exc)]
             ) from exc
         raise MalformedArtifactError(f"skops could not construct the model: {exc}") from exc
+
+
+def deserialize_checked(checked: TypeChecked, policy: TypePolicy) -> Any:
+    """Deserialize a file that passed :func:`safeload.typegate.check_types`, by its format."""
+    if checked.format == "skops":
+        return load_skops_verified(checked.payload, list(checked.skops_trusted))
+    return unpickle_verified(checked.payload, policy)

@@ -15,13 +15,12 @@ from typing import Any
 import numpy as np
 
 from safeload import _unpickle, contract
-from safeload.compression import decompress
 from safeload.errors import OperationalError
 from safeload.keys import SigningKey
+from safeload.layout import read_model_file
 from safeload.policy import TypePolicy, resolve_policy
 from safeload.saving import save
-from safeload.scanning import ScanLimits, scan_payload
-from safeload.skopsscan import scan_skops
+from safeload.typegate import check_types
 from safeload.validation import validate_model
 
 
@@ -53,13 +52,8 @@ def convert(
     """Turn a joblib file into a signed skops artifact at ``path``; refuse untrusted types."""
     types = resolve_policy(policy)
     src = Path(source)
-    try:
-        data = bytearray(src.read_bytes())
-    except OSError as exc:
-        raise OperationalError(f"cannot read {src}: {exc.strerror}") from exc
-    compression, payload = decompress(data, limits=ScanLimits())
-    scan_payload(payload, policy=types, compression=compression, path=str(src)).raise_if_unsafe()
-    model = _unpickle.unpickle_verified(payload, types)
+    checked = check_types(read_model_file(src), types, format="joblib", path=str(src))
+    model = _unpickle.deserialize_checked(checked, types)
     validate_model(model)
 
     probe = _probe_input(model, sample)
@@ -70,9 +64,8 @@ def convert(
         skops_bytes = skops.io.dumps(model)
     except Exception as exc:
         raise OperationalError(f"skops cannot serialize this model: {exc}") from exc
-    report, trusted = scan_skops(skops_bytes, types, "the converted model")
-    report.raise_if_unsafe()
-    after_model = _unpickle.load_skops_verified(skops_bytes, trusted)
+    after = check_types(skops_bytes, types, format="skops", path="the converted model")
+    after_model = _unpickle.deserialize_checked(after, types)
     contract.check_predictions(after_model, contract.encode_sample(probe), before)
 
     return save(

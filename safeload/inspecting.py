@@ -16,7 +16,6 @@ from safeload import strictjson
 from safeload.errors import RefusedError, SafeloadError
 from safeload.keys import Keyring, resolve_keyring
 from safeload.layout import METADATA_FILE, SIGNATURE_FILE, ArtifactDir, Progress
-from safeload.manifest import sha256_hex
 from safeload.policy import TypePolicy, resolve_policy
 from safeload.verifying import get_unverified_claims, verify_signature
 
@@ -126,9 +125,9 @@ def inspect(
             for name in sorted(artifact.sizes):
                 if name == SIGNATURE_FILE:
                     continue
-                data = artifact.read(name)
+                data, digest = artifact.read_hashed(name)
                 buffers[name] = data
-                report.files.append(FileEntry(name, len(data), sha256_hex(data), signed.get(name)))
+                report.files.append(FileEntry(name, len(data), str(digest), signed.get(name)))
             report.missing_files = sorted(set(signed) - set(buffers))
             for entry in report.files:
                 if entry.signed_digest is None and signed:

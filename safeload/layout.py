@@ -146,14 +146,8 @@ class ArtifactDir:
         return self.read_hashed(name, hashing=False)[0]
 
     def read_hashed(self, name: str, *, hashing: bool = True) -> tuple[memoryview, str | None]:
-        """Read one file once into a fresh writable buffer, hashing it while it is read.
-
-        The SHA-256 of each chunk runs in a worker thread while the next chunk is read
-        (both release the GIL), so hashing costs little more than reading. The buffer is
-        uninitialised memory (no zero-fill pass) that reading fills.
-        """
+        """Read one file of the artifact once, hashing it while it is read (see read_fd)."""
         check_name(name)
-        limit = self.limit_for(name)
         try:
             fd = os.open(name, _OPEN_FILE, dir_fd=self._fd)
         except FileNotFoundError as exc:
@@ -163,38 +157,15 @@ class ArtifactDir:
                 f"cannot open {name} in {self.path} safely ({exc.strerror}); symlinks and "
                 "special files are refused"
             ) from exc
+        report = self.progress
         try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise MalformedArtifactError(f"{name} in {self.path} is not a regular file")
-            if info.st_size > limit:
-                raise MalformedArtifactError(
-                    f"{name} is {info.st_size} bytes, over the {limit}-byte limit for this file"
-                )
-            view = memoryview(np.empty(info.st_size, dtype=np.uint8).data).cast("B")
-            hasher = hashlib.sha256() if hashing else None
-            done = 0
-            with (
-                ThreadPoolExecutor(max_workers=1) as pool,
-                os.fdopen(fd, "rb", buffering=0, closefd=False) as handle,
-            ):
-                pending = None
-                while done < info.st_size:
-                    got = handle.readinto(view[done : done + _CHUNK])
-                    if not got:
-                        break
-                    if hasher is not None:
-                        # One worker: updates stay in file order.
-                        pending = pool.submit(hasher.update, view[done : done + got])
-                    done += got
-                    if self.progress is not None:
-                        self.progress(name, done, info.st_size)
-                extra = handle.read(1)
-                if pending is not None:
-                    pending.result()
-            if done != info.st_size or extra:
-                raise MalformedArtifactError(f"{name} changed size while it was being read")
-            return view, (hasher.hexdigest() if hasher is not None else None)
+            return read_fd(
+                fd,
+                f"{name} in {self.path}",
+                self.limit_for(name),
+                hashing=hashing,
+                progress=None if report is None else lambda done, total: report(name, done, total),
+            )
         finally:
             os.close(fd)
 
@@ -212,3 +183,67 @@ class ArtifactDir:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def read_fd(
+    fd: int,
+    what: str,
+    limit: int,
+    *,
+    hashing: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[memoryview, str | None]:
+    """Read an open regular file once into a fresh writable buffer, hashing while reading.
+
+    The SHA-256 of each chunk runs in a worker thread while the next chunk is read (both
+    release the GIL), so hashing costs little more than reading. The buffer is uninitialised
+    memory (no zero-fill pass) that reading fills; later steps scan and deserialize it in place.
+    """
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        raise MalformedArtifactError(f"{what} is not a regular file")
+    if info.st_size > limit:
+        raise MalformedArtifactError(
+            f"{what} is {info.st_size} bytes, over the {limit}-byte limit for this file"
+        )
+    view = memoryview(np.empty(info.st_size, dtype=np.uint8).data).cast("B")
+    hasher = hashlib.sha256() if hashing else None
+    done = 0
+    with (
+        ThreadPoolExecutor(max_workers=1) as pool,
+        os.fdopen(fd, "rb", buffering=0, closefd=False) as handle,
+    ):
+        pending = None
+        while done < info.st_size:
+            got = handle.readinto(view[done : done + _CHUNK])
+            if not got:
+                break
+            if hasher is not None:
+                # One worker: updates stay in file order.
+                pending = pool.submit(hasher.update, view[done : done + got])
+            done += got
+            if progress is not None:
+                progress(done, info.st_size)
+        extra = handle.read(1)
+        if pending is not None:
+            pending.result()
+    if done != info.st_size or extra:
+        raise MalformedArtifactError(f"{what} changed size while it was being read")
+    return view, (hasher.hexdigest() if hasher is not None else None)
+
+
+def read_model_file(
+    path: str | os.PathLike[str], limit: int = ReadLimits.max_model_bytes
+) -> memoryview:
+    """Read a bare model file (not an artifact) once into a writable buffer."""
+    name = os.fspath(path)
+    try:
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ArtifactNotFoundError(f"cannot read {name}: {exc.strerror}") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ArtifactNotFoundError(f"{name} is not a regular file")
+        return read_fd(fd, name, limit, hashing=False)[0]
+    finally:
+        os.close(fd)

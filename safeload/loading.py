@@ -21,19 +21,24 @@ from pathlib import Path
 from typing import Any
 
 from safeload import _unpickle, contract
-from safeload.compression import decompress
 from safeload.errors import (
-    ArtifactNotFoundError,
     ContractError,
     MalformedArtifactError,
     UnsignedArtifactError,
 )
 from safeload.keys import Keyring, resolve_keyring
-from safeload.layout import METADATA_FILE, SIGNATURE_FILE, ArtifactDir, Progress, ReadLimits
+from safeload.layout import (
+    METADATA_FILE,
+    SIGNATURE_FILE,
+    ArtifactDir,
+    Progress,
+    ReadLimits,
+    read_model_file,
+)
 from safeload.metadata import JSONValue, parse_metadata, running_sklearn_version
 from safeload.policy import TypePolicy, resolve_policy
-from safeload.scanning import ScanLimits, ScanReport, scan_payload
-from safeload.skopsscan import ZIP_MAGIC, scan_skops
+from safeload.scanning import ScanLimits, ScanReport
+from safeload.typegate import TypeChecked, check_types
 from safeload.validation import validate_model
 from safeload.verifying import VerifiedStatement, check_file_set, check_manifest, verify_signature
 
@@ -48,9 +53,12 @@ class VerifiedArtifact:
     format: str
     statement: VerifiedStatement
     metadata: dict[str, JSONValue]
-    scan: ScanReport
-    payload: bytearray | memoryview = field(repr=False)
-    skops_trusted: tuple[str, ...] = ()
+    checked: TypeChecked = field(repr=False)
+
+    @property
+    def scan(self) -> ScanReport:
+        """The type scan's report (every global named, all trusted)."""
+        return self.checked.report
 
 
 def verify_artifact(
@@ -87,18 +95,8 @@ def verify_artifact(
         )
     # Step 4: types, on the verified bytes.
     where = os.fspath(path)
-    skops_trusted: list[str] = []
-    payload: bytearray | memoryview
-    if fmt == "skops":
-        payload = buffers[model_name]
-        report, skops_trusted = scan_skops(payload, types, where)
-    else:
-        compression, payload = decompress(buffers[model_name], limits=scan_limits or ScanLimits())
-        report = scan_payload(
-            payload, policy=types, limits=scan_limits, compression=compression, path=where
-        )
-    report.raise_if_unsafe()
-    return VerifiedArtifact(where, fmt, statement, metadata, report, payload, tuple(skops_trusted))
+    checked = check_types(buffers[model_name], types, format=fmt, limits=scan_limits, path=where)
+    return VerifiedArtifact(where, fmt, statement, metadata, checked)
 
 
 def _check_identity(
@@ -192,10 +190,7 @@ def load_artifact(
     )
     _check_identity(verified.metadata, name, version, verified.path)
     # Step 5: the very bytes that were hashed and scanned, never the path again.
-    if verified.format == "skops":
-        model = _unpickle.load_skops_verified(verified.payload, list(verified.skops_trusted))
-    else:
-        model = _unpickle.unpickle_verified(verified.payload, types)
+    model = _unpickle.deserialize_checked(verified.checked, types)
     validate_model(model)
     # Step 6: the contract recorded at save time.
     _check_versions(verified.metadata, versions)
@@ -268,19 +263,7 @@ def load_file(
     _log.warning(message)
     warnings.warn(message, UnsafeUnsignedLoadWarning, stacklevel=2)
     types = resolve_policy(policy)
-    try:
-        data = memoryview(bytearray(source.read_bytes()))
-    except OSError as exc:
-        raise ArtifactNotFoundError(f"cannot read {source}: {exc.strerror}") from exc
-    if bytes(data[:4]) == ZIP_MAGIC:
-        report, skops_trusted = scan_skops(data, types, str(source))
-        report.raise_if_unsafe()
-        model = _unpickle.load_skops_verified(data, skops_trusted)
-    else:
-        compression, payload = decompress(data, limits=scan_limits or ScanLimits())
-        scan_payload(
-            payload, policy=types, limits=scan_limits, compression=compression, path=str(source)
-        ).raise_if_unsafe()
-        model = _unpickle.unpickle_verified(payload, types)
+    checked = check_types(read_model_file(source), types, limits=scan_limits, path=str(source))
+    model = _unpickle.deserialize_checked(checked, types)
     validate_model(model)
     return model

@@ -8,7 +8,7 @@ statement's single subject digest is the SHA-256 of the concatenated raw digests
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 ALGORITHM = "sha256"
@@ -32,11 +32,6 @@ class Resource:
 def sha256_hex(data: Buffer) -> str:
     """Hex SHA-256 of a buffer (hashlib releases the GIL on large buffers)."""
     return hashlib.sha256(data).hexdigest()
-
-
-def build_manifest(files: Mapping[str, Buffer]) -> list[Resource]:
-    """Hash every buffer; the result is sorted by name, as the format requires."""
-    return sorted(Resource(name, sha256_hex(data)) for name, data in files.items())
 
 
 def subject_digest(resources: Iterable[Resource]) -> str:

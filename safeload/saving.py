@@ -26,7 +26,6 @@ from typing import Any
 import joblib
 
 from safeload import strictjson
-from safeload.compression import decompress
 from safeload.errors import (
     ArtifactExistsError,
     MalformedArtifactError,
@@ -34,13 +33,13 @@ from safeload.errors import (
     SafeloadError,
 )
 from safeload.keys import SigningKey
-from safeload.layout import METADATA_FILE, MODEL_FILES, SIGNATURE_FILE, check_name
-from safeload.manifest import Resource
+from safeload.layout import METADATA_FILE, MODEL_FILES, SIGNATURE_FILE, check_name, read_model_file
+from safeload.manifest import Resource, sha256_hex
 from safeload.metadata import JSONValue, build_metadata
 from safeload.policy import TypePolicy, resolve_policy
-from safeload.scanning import ScanLimits, scan_payload
+from safeload.scanning import ScanLimits
 from safeload.signing import build_statement, sign_statement
-from safeload.skopsscan import scan_skops
+from safeload.typegate import check_types
 
 
 class _HashingWriter(io.RawIOBase):
@@ -126,7 +125,7 @@ class _Staging:
         check_name(name)
         with (self.dir / name).open("xb") as out:
             out.write(data)
-        self.digests[name] = hashlib.sha256(data).hexdigest()
+        self.digests[name] = sha256_hex(data)
 
     def commit(self, key: SigningKey, subject_name: str) -> Path:
         """Sign the manifest of every file written, then rename the directory into place."""
@@ -165,17 +164,11 @@ def _check_model_file(path: Path, policy: TypePolicy, limits: ScanLimits | None)
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
             view = memoryview(mapped)
             try:
-                compression, payload = decompress(view, limits=limits or ScanLimits())
-                try:
-                    report = scan_payload(
-                        payload, policy=policy, compression=compression, path=str(path)
-                    )
-                finally:
-                    if isinstance(payload, memoryview):
-                        payload.release()
+                checked = check_types(view, policy, format="joblib", limits=limits, path=str(path))
+                if isinstance(checked.payload, memoryview):
+                    checked.payload.release()  # a raw stream is a view on the mapping
             finally:
                 view.release()
-    report.raise_if_unsafe()
 
 
 def _skops_bytes(obj: Any, compress: int | bool | tuple[str, int], policy: TypePolicy) -> bytes:
@@ -195,8 +188,7 @@ def _skops_bytes(obj: Any, compress: int | bool | tuple[str, int], policy: TypeP
             data = skops.io.dumps(obj)
     except Exception as exc:
         raise OperationalError(f"skops could not serialize the model: {exc}") from exc
-    report, _ = scan_skops(data, policy, "the model to save")
-    report.raise_if_unsafe()
+    check_types(data, policy, format="skops", path="the model to save")
     return data
 
 
@@ -289,11 +281,6 @@ def write_signed_artifact(
         return staging.commit(key, subject_name=subject_name or target.name)
 
 
-def _scan_buffer(data: bytes | bytearray | memoryview, policy: TypePolicy, where: str) -> None:
-    compression, payload = decompress(data, limits=ScanLimits())
-    scan_payload(payload, policy=policy, compression=compression, path=where).raise_if_unsafe()
-
-
 def pack_model_file(
     source: str | os.PathLike[str],
     path: str | os.PathLike[str],
@@ -309,11 +296,8 @@ def pack_model_file(
     untrusted types is refused rather than signed.
     """
     src = Path(source)
-    try:
-        data = src.read_bytes()
-    except OSError as exc:
-        raise OperationalError(f"cannot read {src}: {exc.strerror}") from exc
-    _scan_buffer(data, resolve_policy(policy), str(src))
+    data = read_model_file(src)
+    check_types(data, resolve_policy(policy), format="joblib", path=str(src))
     target = Path(path)
     name = name if name is not None else target.parent.name or target.name
     version = version if version is not None else target.name
@@ -347,17 +331,18 @@ def sign_directory(
         fmt, model_name = artifact.model_file()
         if METADATA_FILE not in artifact.sizes:
             raise OperationalError(f"{target} has no {METADATA_FILE}; pack a model file instead")
-        buffers = {name: artifact.read(name) for name in sorted(artifact.sizes)}
+        buffers: dict[str, memoryview] = {}
+        digests: dict[str, str] = {}
+        for name in sorted(artifact.sizes):
+            buffers[name], digest = artifact.read_hashed(name)
+            digests[name] = str(digest)
     metadata = parse_metadata(buffers[METADATA_FILE])
     if metadata["format"] != fmt:
         raise OperationalError(f"{METADATA_FILE} says {metadata['format']} but found {model_name}")
-    types = resolve_policy(policy)
-    if fmt == "skops":
-        report, _ = scan_skops(buffers[model_name], types, str(target / model_name))
-        report.raise_if_unsafe()
-    else:
-        _scan_buffer(buffers[model_name], types, str(target / model_name))
-    resources = [Resource(n, hashlib.sha256(b).hexdigest()) for n, b in buffers.items()]
+    check_types(
+        buffers[model_name], resolve_policy(policy), format=fmt, path=str(target / model_name)
+    )
+    resources = [Resource(n, d) for n, d in digests.items()]
     bundle = sign_statement(
         key, build_statement(f"{metadata['name']}/{metadata['version']}", resources)
     )
