@@ -130,6 +130,14 @@ def test_compressed_skops_round_trip(
     )
 
 
+def _with_func(iris: tuple[np.ndarray, np.ndarray], func: Any) -> Pipeline:
+    """A fitted FunctionTransformer pipeline whose stored function is then replaced by func."""
+    pipe = make_pipeline(FunctionTransformer(np.log1p), LogisticRegression(max_iter=300))
+    pipe.fit(*iris)
+    pipe.steps[0][1].func = func
+    return pipe
+
+
 HOSTILE_FUNCS = {
     "builtins_eval": eval,
     "operator_methodcaller": operator.methodcaller("system", "touch PWNED"),
@@ -148,10 +156,7 @@ def test_hostile_types_signed_by_trusted_key_refused_before_construction(
     constructed: list[str],
     name: str,
 ) -> None:
-    X, y = iris
-    pipe = make_pipeline(FunctionTransformer(np.log1p), LogisticRegression(max_iter=300))
-    pipe.fit(X, y)
-    pipe.steps[0][1].func = HOSTILE_FUNCS[name]
+    pipe = _with_func(iris, HOSTILE_FUNCS[name])
     data = skops.io.dumps(pipe)
     path = write_signed_artifact(
         tmp_path / "evil", {"model.skops": data, "safeload.json": _metadata()}, key=key
@@ -173,14 +178,12 @@ def test_policy_extension_is_exact(
     iris: tuple[np.ndarray, np.ndarray],
 ) -> None:
     """Trusting one extra exact name lets that file load; nothing broader is trusted."""
-    X, y = iris
-    pipe = make_pipeline(FunctionTransformer(np.log1p), LogisticRegression(max_iter=300))
-    pipe.fit(X, y)
+    X, _ = iris
     default = safeload.TypePolicy.default()
     candidates = [np.cbrt, np.square, np.negative, np.fabs, np.rint, np.sqrt]
     outside = [f for f in candidates if not default.allows("numpy", f.__name__)]
     assert outside, "every candidate ufunc is in the default policy: pick another"
-    pipe.steps[0][1].func = outside[0]
+    pipe = _with_func(iris, outside[0])
     data = skops.io.dumps(pipe)
     path = write_signed_artifact(
         tmp_path / "m", {"model.skops": data, "safeload.json": _metadata()}, key=key
@@ -419,11 +422,8 @@ def test_unsafe_allow_unsigned_warns_and_keeps_the_type_gate(
     np.testing.assert_array_equal(model.predict(iris[0]), pipeline.predict(iris[0]))
     constructed.clear()
     evil = tmp_path / f"evil.{fmt}"
-    hostile = make_pipeline(FunctionTransformer(np.log1p), LogisticRegression(max_iter=300))
-    hostile.fit(*iris)
     if fmt == "skops":
-        hostile.steps[0][1].func = eval
-        evil.write_bytes(skops.io.dumps(hostile))
+        evil.write_bytes(skops.io.dumps(_with_func(iris, eval)))
     else:
         from tests.malicious import malicious_joblib
 
