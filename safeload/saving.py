@@ -5,8 +5,9 @@ only once every file is written and signed, so a crash leaves no half artifact a
 and an existing version is never overwritten. Nothing is fsynced (on ext4 that would flush the
 whole model through the journal and double the save time): after a power loss an artifact may
 hold unflushed bytes, and then it is refused as tampered; it never loads corrupted. The model
-is streamed to disk through a hashing writer: every byte is hashed as it is written, never read
-back.
+file is hashed from the buffers being written (by a second thread), never read back; joblib's
+format is produced by :mod:`safeload.joblibwriter` with array data written from the arrays'
+own memory.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from safeload.errors import (
     OperationalError,
     SafeloadError,
 )
+from safeload.joblibwriter import Unsupported, joblib_pieces
 from safeload.keys import SigningKey
 from safeload.layout import METADATA_FILE, MODEL_FILES, SIGNATURE_FILE, check_name, read_model_file
 from safeload.manifest import Resource, sha256_hex
@@ -155,6 +157,54 @@ class _Staging:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def _write_joblib(obj: Any, path: Path, compress: int | bool | tuple[str, int]) -> str:
+    """Write ``obj`` in joblib's format to a new file; return the file's SHA-256.
+
+    Uncompressed models go through :func:`joblib_pieces` (C pickler, arrays written from their
+    own memory) and are hashed by a second thread while the first writes; compressed ones, and
+    graphs only joblib's own pickler handles, stream through ``joblib.dump``.
+    """
+    pieces = None
+    if not compress:
+        try:
+            pieces = joblib_pieces(obj)
+        except Unsupported:
+            pass  # joblib.dump below gives the user joblib's own error for such a graph
+    with path.open("xb") as raw:
+        if pieces is not None:
+            return _write_pieces(raw, pieces)
+        writer = _HashingWriter(raw)
+        try:
+            joblib.dump(obj, writer, compress=compress)
+        except SafeloadError:
+            raise
+        except Exception as exc:
+            raise OperationalError(f"joblib could not serialize the model: {exc}") from exc
+        finally:
+            digest = writer.hexdigest()
+        raw.flush()
+        return digest
+
+
+def _update_all(hasher: Any, pieces: list[bytes | memoryview]) -> None:
+    for piece in pieces:
+        hasher.update(piece)
+
+
+def _write_pieces(raw: io.BufferedWriter, pieces: list[bytes | memoryview]) -> str:
+    """Write the buffers in order while another thread hashes them (hashlib drops the GIL)."""
+    hasher = hashlib.sha256()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        hashed = pool.submit(_update_all, hasher, pieces)
+        try:
+            for piece in pieces:
+                raw.write(piece)
+            raw.flush()
+        finally:
+            hashed.result()
+    return hasher.hexdigest()
+
+
 def _check_model_file(path: Path, policy: TypePolicy, limits: ScanLimits | None) -> None:
     """Scan the file just written: an artifact that the gate would refuse is never produced."""
     with path.open("rb") as handle:
@@ -243,18 +293,7 @@ def save(
             staging.write(METADATA_FILE, strictjson.dumps(metadata))
             return staging.commit(key, subject_name=f"{name}/{version}")
         model_path = staging.dir / model_name
-        with model_path.open("xb") as raw:
-            writer = _HashingWriter(raw)
-            try:
-                joblib.dump(obj, writer, compress=compress)
-            except SafeloadError:
-                raise
-            except Exception as exc:
-                raise OperationalError(f"joblib could not serialize the model: {exc}") from exc
-            finally:
-                digest = writer.hexdigest()
-            raw.flush()
-        staging.digests[model_name] = digest
+        staging.digests[model_name] = _write_joblib(obj, model_path, compress)
         _check_model_file(model_path, trusted_types, None)
         staging.write(METADATA_FILE, strictjson.dumps(metadata))
         return staging.commit(key, subject_name=f"{name}/{version}")
