@@ -167,7 +167,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 "name": meta.get("name"),
                 "version": meta.get("version"),
                 "format": verified.format,
-                "files": [r.name for r in verified.statement.resources],
+                "files": verified.statement.manifest.files(),
                 "types": list(verified.scan.globals),
             }
         )
@@ -176,7 +176,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             f"{_verdict(True)}  {escape(verified.path)}: "
             f"{escape(str(meta.get('name')))} {escape(str(meta.get('version')))} "
             f"({verified.format}), signed by {signer}, "
-            f"{len(verified.statement.resources)} files match, "
+            f"{len(verified.statement.manifest.files())} files match, "
             f"{len(verified.scan.globals)} types all trusted"
         )
     return EXIT_OK
@@ -211,8 +211,9 @@ def _print_inspect(report: Any) -> None:
         files.add_row(
             escape(entry.name),
             _size(entry.size),
-            entry.digest[:16],
-            "yes" if entry.matches else ("not signed" if entry.signed_digest is None else "NO"),
+            entry.digests[0][:16]
+            + (f" +{len(entry.digests) - 1} shards" if len(entry.digests) > 1 else ""),
+            "yes" if entry.matches else ("not signed" if entry.signed_digests is None else "NO"),
         )
     for name in report.missing_files:
         files.add_row(name, "-", "-", "MISSING")

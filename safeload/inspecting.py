@@ -16,6 +16,7 @@ from safeload import strictjson
 from safeload.errors import RefusedError, SafeloadError
 from safeload.keys import Keyring, resolve_keyring
 from safeload.layout import METADATA_FILE, SIGNATURE_FILE, ArtifactDir, Progress
+from safeload.manifest import ALGORITHM, sharded_algorithm
 from safeload.policy import TypePolicy, resolve_policy
 from safeload.verifying import get_unverified_claims, verify_signature
 
@@ -26,13 +27,26 @@ class FileEntry:
 
     name: str
     size: int
-    digest: str
-    signed_digest: str | None
+    digests: tuple[str, ...]
+    signed_digests: tuple[str, ...] | None
+    algorithm: str = ALGORITHM
 
     @property
     def matches(self) -> bool:
-        """Whether the file's SHA-256 equals the one in the manifest."""
-        return self.signed_digest is not None and self.digest == self.signed_digest
+        """Whether the file's SHA-256 digests equal the ones in the manifest."""
+        return self.signed_digests is not None and self.digests == self.signed_digests
+
+    @property
+    def digest(self) -> str | None:
+        """The whole file's SHA-256, when the manifest hashes whole files."""
+        return self.digests[0] if self.algorithm == ALGORITHM else None
+
+    @property
+    def signed_digest(self) -> str | None:
+        """The signed whole-file SHA-256, when the manifest hashes whole files."""
+        if self.signed_digests is None or self.algorithm != ALGORITHM:
+            return None
+        return self.signed_digests[0]
 
 
 @dataclass
@@ -70,6 +84,9 @@ class InspectReport:
                     "size": f.size,
                     "sha256": f.digest,
                     "signed_sha256": f.signed_digest,
+                    "algorithm": f.algorithm,
+                    "digests": list(f.digests),
+                    "signed_digests": None if f.signed_digests is None else list(f.signed_digests),
                     "matches": f.matches,
                 }
                 for f in self.files
@@ -100,14 +117,15 @@ def inspect(
     try:
         keyring = resolve_keyring(trusted) if trusted is not None else None
         with ArtifactDir(path, progress=progress) as artifact:
-            signed: dict[str, str] = {}
+            signed: dict[str, tuple[str, ...]] = {}
+            shard_size: int | None = None
             if SIGNATURE_FILE not in artifact.sizes:
                 report.reasons.append("unsigned: no model.sig")
             else:
                 sig = artifact.read(SIGNATURE_FILE)
                 try:
                     report.signer_hint, claimed = get_unverified_claims(sig)
-                    signed = {r.name: r.digest for r in claimed}
+                    signed, shard_size = claimed.digests(), claimed.shard_size
                 except RefusedError as exc:
                     report.reasons.append(str(exc))
                 if report.signer_hint and keyring is not None:
@@ -125,12 +143,15 @@ def inspect(
             for name in sorted(artifact.sizes):
                 if name == SIGNATURE_FILE:
                     continue
-                data, digest = artifact.read_hashed(name)
+                data, digests = artifact.read_hashed(name, shard_size=shard_size)
                 buffers[name] = data
-                report.files.append(FileEntry(name, len(data), str(digest), signed.get(name)))
+                algorithm = ALGORITHM if shard_size is None else sharded_algorithm(shard_size)
+                report.files.append(
+                    FileEntry(name, len(data), digests or (), signed.get(name), algorithm)
+                )
             report.missing_files = sorted(set(signed) - set(buffers))
             for entry in report.files:
-                if entry.signed_digest is None and signed:
+                if entry.signed_digests is None and signed:
                     report.reasons.append(f"{entry.name} is not in the signed manifest")
                 elif signed and not entry.matches:
                     report.reasons.append(f"{entry.name} does not match its signed digest")

@@ -13,7 +13,7 @@ import os
 import re
 import stat
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -21,6 +21,7 @@ from types import TracebackType
 import numpy as np
 
 from safeload.errors import ArtifactNotFoundError, MalformedArtifactError, UnsignedArtifactError
+from safeload.manifest import sha256_hex
 
 SIGNATURE_FILE = "model.sig"
 METADATA_FILE = "safeload.json"
@@ -145,7 +146,9 @@ class ArtifactDir:
         """Read one file once, fully, into a fresh writable buffer."""
         return self.read_hashed(name, hashing=False)[0]
 
-    def read_hashed(self, name: str, *, hashing: bool = True) -> tuple[memoryview, str | None]:
+    def read_hashed(
+        self, name: str, *, hashing: bool = True, shard_size: int | None = None
+    ) -> tuple[memoryview, tuple[str, ...] | None]:
         """Read one file of the artifact once, hashing it while it is read (see read_fd)."""
         check_name(name)
         try:
@@ -164,6 +167,7 @@ class ArtifactDir:
                 f"{name} in {self.path}",
                 self.limit_for(name),
                 hashing=hashing,
+                shard_size=shard_size,
                 progress=None if report is None else lambda done, total: report(name, done, total),
             )
         finally:
@@ -191,45 +195,60 @@ def read_fd(
     limit: int,
     *,
     hashing: bool = True,
+    shard_size: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[memoryview, str | None]:
+) -> tuple[memoryview, tuple[str, ...] | None]:
     """Read an open regular file once into a fresh writable buffer, hashing while reading.
 
-    The SHA-256 of each chunk runs in a worker thread while the next chunk is read (both
-    release the GIL), so hashing costs little more than reading. The buffer is uninitialised
+    Returns the buffer and the file's SHA-256 digests: one for the whole file, or one per
+    shard of ``shard_size`` bytes. Hashing runs in worker threads while the next chunk is read
+    (both release the GIL); shards are hashed two at a time. The buffer is uninitialised
     memory (no zero-fill pass) that reading fills; later steps scan and deserialize it in place.
     """
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         raise MalformedArtifactError(f"{what} is not a regular file")
-    if info.st_size > limit:
+    size = info.st_size
+    if size > limit:
         raise MalformedArtifactError(
-            f"{what} is {info.st_size} bytes, over the {limit}-byte limit for this file"
+            f"{what} is {size} bytes, over the {limit}-byte limit for this file"
         )
-    view = memoryview(np.empty(info.st_size, dtype=np.uint8).data).cast("B")
-    hasher = hashlib.sha256() if hashing else None
+    view = memoryview(np.empty(size, dtype=np.uint8).data).cast("B")
+    shard = shard_size if hashing and shard_size is not None else None
+    whole = hashlib.sha256() if hashing and shard is None else None
+    shards: list[Future[str]] = []
     done = 0
     with (
-        ThreadPoolExecutor(max_workers=1) as pool,
+        ThreadPoolExecutor(max_workers=1 if shard is None else 2) as pool,
         os.fdopen(fd, "rb", buffering=0, closefd=False) as handle,
     ):
         pending = None
-        while done < info.st_size:
-            got = handle.readinto(view[done : done + _CHUNK])
+        while done < size:
+            # Reads stop on shard bounds, so that each shard is hashed as soon as it is read.
+            shard_end = size if shard is None else min((done // shard + 1) * shard, size)
+            got = handle.readinto(view[done : min(done + _CHUNK, shard_end)])
             if not got:
                 break
-            if hasher is not None:
+            if whole is not None:
                 # One worker: updates stay in file order.
-                pending = pool.submit(hasher.update, view[done : done + got])
+                pending = pool.submit(whole.update, view[done : done + got])
             done += got
+            if shard is not None and done == shard_end:
+                start = (done - 1) // shard * shard
+                shards.append(pool.submit(sha256_hex, view[start:done]))
             if progress is not None:
-                progress(done, info.st_size)
+                progress(done, size)
         extra = handle.read(1)
         if pending is not None:
             pending.result()
-    if done != info.st_size or extra:
+        digests = tuple(f.result() for f in shards)
+    if done != size or extra:
         raise MalformedArtifactError(f"{what} changed size while it was being read")
-    return view, (hasher.hexdigest() if hasher is not None else None)
+    if not hashing:
+        return view, None
+    if whole is not None:
+        return view, (whole.hexdigest(),)
+    return view, digests if size else (sha256_hex(b""),)
 
 
 def read_model_file(

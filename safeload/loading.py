@@ -80,13 +80,13 @@ def verify_artifact(
         # Step 2: signature.
         statement = verify_signature(artifact.read(SIGNATURE_FILE), keyring)
         # Step 3: names first (nothing unsigned is read), then every byte of every file.
-        check_file_set(statement, (n for n in artifact.sizes if n != SIGNATURE_FILE))
+        files = {n: size for n, size in artifact.sizes.items() if n != SIGNATURE_FILE}
+        check_file_set(statement, files)
         buffers: dict[str, memoryview] = {}
-        digests: dict[str, str] = {}
-        for name in sorted(artifact.sizes):
-            if name != SIGNATURE_FILE:
-                buffers[name], digest = artifact.read_hashed(name)
-                digests[name] = str(digest)
+        digests: dict[str, tuple[str, ...]] = {}
+        for name in sorted(files):
+            buffers[name], digest = artifact.read_hashed(name, shard_size=statement.shard_size)
+            digests[name] = digest or ()
         check_manifest(statement, digests)
     metadata = parse_metadata(buffers[METADATA_FILE])
     if metadata["format"] != fmt:

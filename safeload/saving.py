@@ -36,7 +36,13 @@ from safeload.errors import (
 from safeload.joblibwriter import Unsupported, joblib_pieces
 from safeload.keys import SigningKey
 from safeload.layout import METADATA_FILE, MODEL_FILES, SIGNATURE_FILE, check_name, read_model_file
-from safeload.manifest import Resource, sha256_hex
+from safeload.manifest import (
+    SHARD_SIZE,
+    ShardedSha256,
+    file_digests,
+    resources_for,
+    split_shards,
+)
 from safeload.metadata import JSONValue, build_metadata
 from safeload.policy import TypePolicy, resolve_policy
 from safeload.scanning import ScanLimits
@@ -45,7 +51,7 @@ from safeload.typegate import check_types
 
 
 class _HashingWriter(io.RawIOBase):
-    """A write-only file that hashes what passes through it, in a worker thread.
+    """A write-only file that hashes what passes through it (per shard), in a worker thread.
 
     Immutable chunks (``bytes``, which is what pickle and joblib write) are hashed by one worker
     thread while the caller goes on serializing and writing; mutable ones are hashed at once,
@@ -55,7 +61,7 @@ class _HashingWriter(io.RawIOBase):
     def __init__(self, handle: io.BufferedWriter) -> None:
         super().__init__()
         self._handle = handle
-        self._hasher = hashlib.sha256()
+        self._hasher = ShardedSha256(SHARD_SIZE)
         self._written = 0
         self._pool = ThreadPoolExecutor(max_workers=1)
         self._pending: Future[None] | None = None
@@ -80,13 +86,13 @@ class _HashingWriter(io.RawIOBase):
         self._written += view.nbytes
         return view.nbytes
 
-    def hexdigest(self) -> str:
-        """Wait for the hashing thread and return the digest of everything written."""
+    def digests(self) -> tuple[str, ...]:
+        """Wait for the hashing thread and return the shard digests of everything written."""
         if self._pending is not None:
             self._pending.result()
             self._pending = None
         self._pool.shutdown()
-        return self._hasher.hexdigest()
+        return self._hasher.digests()
 
 
 class _Staging:
@@ -120,18 +126,23 @@ class _Staging:
             os.chmod(self.dir, 0o777 & ~umask)
         except OSError as exc:
             raise OperationalError(f"cannot create {self.target}: {exc}") from exc
-        self.digests: dict[str, str] = {}
+        self.digests: dict[str, tuple[str, ...]] = {}
+        self.sizes: dict[str, int] = {}
 
     def write(self, name: str, data: bytes | bytearray | memoryview) -> None:
-        """Write one small file and record its digest."""
+        """Write one small file and record its digests."""
         check_name(name)
         with (self.dir / name).open("xb") as out:
             out.write(data)
-        self.digests[name] = sha256_hex(data)
+        self.record(name, file_digests(data, SHARD_SIZE), memoryview(data).nbytes)
+
+    def record(self, name: str, digests: tuple[str, ...], size: int) -> None:
+        """Record the digests of a file written into the staging directory."""
+        self.digests[name], self.sizes[name] = digests, size
 
     def commit(self, key: SigningKey, subject_name: str) -> Path:
         """Sign the manifest of every file written, then rename the directory into place."""
-        resources = [Resource(n, d) for n, d in self.digests.items()]
+        resources = resources_for(self.digests, self.sizes, SHARD_SIZE)
         bundle = sign_statement(key, build_statement(subject_name, resources))
         with (self.dir / SIGNATURE_FILE).open("xb") as out:
             out.write(bundle)
@@ -157,12 +168,14 @@ class _Staging:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _write_joblib(obj: Any, path: Path, compress: int | bool | tuple[str, int]) -> str:
-    """Write ``obj`` in joblib's format to a new file; return the file's SHA-256.
+def _write_joblib(
+    obj: Any, path: Path, compress: int | bool | tuple[str, int]
+) -> tuple[tuple[str, ...], int]:
+    """Write ``obj`` in joblib's format to a new file; return its shard digests and size.
 
     Uncompressed models go through :func:`joblib_pieces` (C pickler, arrays written from their
-    own memory) and are hashed by a second thread while the first writes; compressed ones, and
-    graphs only joblib's own pickler handles, stream through ``joblib.dump``.
+    own memory) and are hashed by two threads while the caller's thread writes; compressed
+    ones, and graphs only joblib's own pickler handles, stream through ``joblib.dump``.
     """
     pieces = None
     if not compress:
@@ -172,7 +185,7 @@ def _write_joblib(obj: Any, path: Path, compress: int | bool | tuple[str, int]) 
             pass  # joblib.dump below gives the user joblib's own error for such a graph
     with path.open("xb") as raw:
         if pieces is not None:
-            return _write_pieces(raw, pieces)
+            return _write_pieces(raw, pieces), raw.tell()
         writer = _HashingWriter(raw)
         try:
             joblib.dump(obj, writer, compress=compress)
@@ -181,28 +194,29 @@ def _write_joblib(obj: Any, path: Path, compress: int | bool | tuple[str, int]) 
         except Exception as exc:
             raise OperationalError(f"joblib could not serialize the model: {exc}") from exc
         finally:
-            digest = writer.hexdigest()
+            digests = writer.digests()
         raw.flush()
-        return digest
+        return digests, raw.tell()
 
 
-def _update_all(hasher: Any, pieces: list[bytes | memoryview]) -> None:
-    for piece in pieces:
-        hasher.update(piece)
-
-
-def _write_pieces(raw: io.BufferedWriter, pieces: list[bytes | memoryview]) -> str:
-    """Write the buffers in order while another thread hashes them (hashlib drops the GIL)."""
+def _digest_parts(parts: list[memoryview]) -> str:
     hasher = hashlib.sha256()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        hashed = pool.submit(_update_all, hasher, pieces)
+    for part in parts:
+        hasher.update(part)
+    return hasher.hexdigest()
+
+
+def _write_pieces(raw: io.BufferedWriter, pieces: list[bytes | memoryview]) -> tuple[str, ...]:
+    """Write the buffers in order while two threads hash their shards (hashlib drops the GIL)."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        hashed = [pool.submit(_digest_parts, parts) for parts in split_shards(pieces, SHARD_SIZE)]
         try:
             for piece in pieces:
                 raw.write(piece)
             raw.flush()
         finally:
-            hashed.result()
-    return hasher.hexdigest()
+            digests = tuple(future.result() for future in hashed)
+    return digests
 
 
 def _check_model_file(path: Path, policy: TypePolicy, limits: ScanLimits | None) -> None:
@@ -293,7 +307,7 @@ def save(
             staging.write(METADATA_FILE, strictjson.dumps(metadata))
             return staging.commit(key, subject_name=f"{name}/{version}")
         model_path = staging.dir / model_name
-        staging.digests[model_name] = _write_joblib(obj, model_path, compress)
+        staging.record(model_name, *_write_joblib(obj, model_path, compress))
         _check_model_file(model_path, trusted_types, None)
         staging.write(METADATA_FILE, strictjson.dumps(metadata))
         return staging.commit(key, subject_name=f"{name}/{version}")
@@ -371,17 +385,18 @@ def sign_directory(
         if METADATA_FILE not in artifact.sizes:
             raise OperationalError(f"{target} has no {METADATA_FILE}; pack a model file instead")
         buffers: dict[str, memoryview] = {}
-        digests: dict[str, str] = {}
+        digests: dict[str, tuple[str, ...]] = {}
         for name in sorted(artifact.sizes):
-            buffers[name], digest = artifact.read_hashed(name)
-            digests[name] = str(digest)
+            buffers[name], digest = artifact.read_hashed(name, shard_size=SHARD_SIZE)
+            digests[name] = digest or ()
     metadata = parse_metadata(buffers[METADATA_FILE])
     if metadata["format"] != fmt:
         raise OperationalError(f"{METADATA_FILE} says {metadata['format']} but found {model_name}")
     check_types(
         buffers[model_name], resolve_policy(policy), format=fmt, path=str(target / model_name)
     )
-    resources = [Resource(n, d) for n, d in digests.items()]
+    sizes = {name: data.nbytes for name, data in buffers.items()}
+    resources = resources_for(digests, sizes, SHARD_SIZE)
     bundle = sign_statement(
         key, build_statement(f"{metadata['name']}/{metadata['version']}", resources)
     )

@@ -28,19 +28,26 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 def build_statement(subject_name: str, resources: Sequence[Resource]) -> bytes:
     """The in-toto Statement v1 over the manifest, as canonical-looking JSON bytes."""
-    ordered = sorted(resources)
+    ordered = sorted(resources, key=Resource.sort_key)
+    shard_sizes = {r.shard_size for r in ordered}
+    if len(shard_sizes) != 1:
+        raise ValueError("a manifest is either by files or by shards of one size")
+    (shard_size,) = shard_sizes
+    serialization: dict[str, object] = {
+        "method": "files" if shard_size is None else "shards",
+        "hash_type": ALGORITHM,
+        "allow_symlinks": False,
+        "ignore_paths": [SIGNATURE_FILE],
+    }
+    if shard_size is not None:
+        serialization["shard_size"] = shard_size
     statement = {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": subject_name, "digest": {ALGORITHM: subject_digest(ordered)}}],
         "predicateType": PREDICATE_TYPE,
         "predicate": {
             "resources": [r.to_json() for r in ordered],
-            "serialization": {
-                "method": "files",
-                "hash_type": ALGORITHM,
-                "allow_symlinks": False,
-                "ignore_paths": [SIGNATURE_FILE],
-            },
+            "serialization": serialization,
         },
     }
     return json.dumps(statement, indent=2, sort_keys=True).encode()

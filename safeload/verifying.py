@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,10 +19,19 @@ from safeload import strictjson
 from safeload.errors import SignatureError, TamperedArtifactError, UntrustedSignerError
 from safeload.keys import Keyring
 from safeload.layout import SIGNATURE_FILE, check_name
-from safeload.manifest import ALGORITHM, Resource, subject_digest
+from safeload.manifest import (
+    ALGORITHM,
+    Manifest,
+    Resource,
+    shard_bounds,
+    sharded_algorithm,
+    subject_digest,
+)
 from safeload.signing import BUNDLE_MEDIA_TYPE, PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE, pae
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_OFFSET = r"(0|[1-9][0-9]{0,17})"
+_SHARD_NAME = re.compile(rf"([^:]*):{_OFFSET}:{_OFFSET}")
 
 
 @dataclass(frozen=True)
@@ -32,11 +41,16 @@ class VerifiedStatement:
     signer_hint: str
     signer_name: str | None
     subject_name: str
-    resources: tuple[Resource, ...]
+    manifest: Manifest
 
-    def digests(self) -> dict[str, str]:
-        """Signed digest of each file, by name."""
-        return {r.name: r.digest for r in self.resources}
+    def digests(self) -> dict[str, tuple[str, ...]]:
+        """Signed digests of each file, by name (one, or one per shard)."""
+        return self.manifest.digests()
+
+    @property
+    def shard_size(self) -> int | None:
+        """The shard size files are hashed with, or None for whole-file digests."""
+        return self.manifest.shard_size
 
 
 @dataclass(frozen=True)
@@ -87,7 +101,49 @@ def _get_unverified_bundle(data: bytes | bytearray | memoryview) -> UnverifiedBu
     return UnverifiedBundle(hint, payload_type, payload, signature)
 
 
-def _parse_statement(payload: bytes) -> tuple[str, str, list[Resource]]:
+def _parse_serialization(predicate: Any) -> int | None:
+    """The predicate's serialization: None for ``files``, the shard size for ``shards``."""
+    serialization = _field(predicate, "serialization", dict, "predicate")
+    method = _field(serialization, "method", str, "serialization")
+    if _field(serialization, "hash_type", str, "serialization") != ALGORITHM:
+        raise SignatureError(f"the signed manifest's hash_type is not {ALGORITHM}")
+    if serialization.get("allow_symlinks") is not False:
+        raise SignatureError("the signed manifest must not allow symlinks")
+    if method == "files":
+        return None
+    if method != "shards":
+        raise SignatureError(f"the signed manifest's serialization {method!r} is not supported")
+    size = _field(serialization, "shard_size", int, "serialization")
+    if isinstance(size, bool) or not 1 <= size <= 1 << 62:
+        raise SignatureError("the signed manifest's shard_size is not a positive integer")
+    return int(size)
+
+
+def _parse_resource(item: Any, shard_size: int | None) -> Resource:
+    name = _field(item, "name", str, "resource")
+    algorithm = _field(item, "algorithm", str, "resource")
+    value = _field(item, "digest", str, "resource")
+    wanted = ALGORITHM if shard_size is None else sharded_algorithm(shard_size)
+    if algorithm != wanted or not _HEX64.fullmatch(value):
+        raise SignatureError(f"resource {name!r} has an unsupported digest")
+    if shard_size is None:
+        resource = Resource(name, value)
+    else:
+        match = _SHARD_NAME.fullmatch(name)
+        if match is None:
+            raise SignatureError(f"the signed manifest names an odd shard {name!r}")
+        file, start, end = match.group(1), int(match.group(2)), int(match.group(3))
+        resource = Resource(file, value, start, end, shard_size)
+    try:
+        check_name(resource.file)
+    except Exception as exc:
+        raise SignatureError(f"the signed manifest names an odd path {resource.file!r}") from exc
+    if resource.file == SIGNATURE_FILE:
+        raise SignatureError(f"the signed manifest must not list {SIGNATURE_FILE}")
+    return resource
+
+
+def _parse_statement(payload: bytes) -> tuple[str, Manifest]:
     doc = strictjson.loads(payload, "the signed statement", SignatureError)
     if _field(doc, "_type", str, "statement") != STATEMENT_TYPE:
         raise SignatureError("the signed statement is not an in-toto Statement v1")
@@ -99,26 +155,21 @@ def _parse_statement(payload: bytes) -> tuple[str, str, list[Resource]]:
     subject_name = _field(subjects[0], "name", str, "subject")
     digest = _field(_field(subjects[0], "digest", dict, "subject"), ALGORITHM, str, "digest")
     predicate = _field(doc, "predicate", dict, "statement")
-    resources: list[Resource] = []
-    for item in _field(predicate, "resources", list, "predicate"):
-        name = _field(item, "name", str, "resource")
-        algorithm = _field(item, "algorithm", str, "resource")
-        value = _field(item, "digest", str, "resource")
-        if algorithm != ALGORITHM or not _HEX64.fullmatch(value):
-            raise SignatureError(f"resource {name!r} has an unsupported digest")
-        try:
-            check_name(name)
-        except Exception as exc:
-            raise SignatureError(f"the signed manifest names an odd path {name!r}") from exc
-        if name == SIGNATURE_FILE:
-            raise SignatureError(f"the signed manifest must not list {SIGNATURE_FILE}")
-        resources.append(Resource(name, value, algorithm))
-    names = [r.name for r in resources]
-    if names != sorted(set(names)):
+    items = _field(predicate, "resources", list, "predicate")
+    shard_size = _parse_serialization(predicate)
+    resources = [_parse_resource(item, shard_size) for item in items]
+    keys = [r.sort_key() for r in resources]
+    if keys != sorted(set(keys)):
         raise SignatureError("the signed manifest's resources are not sorted and unique")
+    manifest = Manifest(tuple(resources), shard_size)
+    if shard_size is not None:
+        for file, size in manifest.sizes().items():
+            bounds = [(r.start, r.end) for r in resources if r.file == file]
+            if bounds != shard_bounds(size, shard_size):
+                raise SignatureError(f"the signed shards of {file!r} do not cover it in order")
     if subject_digest(resources) != digest:
         raise SignatureError("the statement's subject digest does not match its resources")
-    return subject_name, digest, resources
+    return subject_name, manifest
 
 
 def verify_signature(data: bytes | bytearray | memoryview, keyring: Keyring) -> VerifiedStatement:
@@ -139,21 +190,23 @@ def verify_signature(data: bytes | bytearray | memoryview, keyring: Keyring) -> 
             "the signature does not verify: model.sig was altered, or was made for other "
             "content. Do not load this artifact; obtain a fresh copy from its publisher."
         ) from exc
-    subject_name, _, resources = _parse_statement(bundle.payload)
-    return VerifiedStatement(
-        bundle.hint, keyring.name_of(bundle.hint), subject_name, tuple(resources)
-    )
+    subject_name, manifest = _parse_statement(bundle.payload)
+    return VerifiedStatement(bundle.hint, keyring.name_of(bundle.hint), subject_name, manifest)
 
 
-def check_file_set(statement: VerifiedStatement, present: Iterable[str]) -> None:
-    """Step 3a, before any file is read: the names on disk are exactly the signed names."""
+def check_file_set(statement: VerifiedStatement, present: Mapping[str, int]) -> None:
+    """Step 3a, before any file is read: the names on disk are exactly the signed names.
+
+    ``present`` maps each file to its size; shard bounds also sign sizes, checked here too.
+    """
     signed = statement.digests()
-    names = set(present)
-    _report(sorted(names - set(signed)), sorted(set(signed) - names), [])
+    sizes = statement.manifest.sizes()
+    changed = sorted(n for n, size in sizes.items() if n in present and present[n] != size)
+    _report(sorted(set(present) - set(signed)), sorted(set(signed) - set(present)), changed)
 
 
-def check_manifest(statement: VerifiedStatement, actual: Mapping[str, str]) -> None:
-    """Step 3b: the files present (name -> digest) must be exactly the signed ones."""
+def check_manifest(statement: VerifiedStatement, actual: Mapping[str, tuple[str, ...]]) -> None:
+    """Step 3b: the files present (name -> digests) must be exactly the signed ones."""
     signed = statement.digests()
     added = sorted(set(actual) - set(signed))
     missing = sorted(set(signed) - set(actual))
@@ -177,11 +230,11 @@ def _report(added: list[str], missing: list[str], changed: list[str]) -> None:
         )
 
 
-def get_unverified_claims(data: bytes | bytearray | memoryview) -> tuple[str, list[Resource]]:
+def get_unverified_claims(data: bytes | bytearray | memoryview) -> tuple[str, Manifest]:
     """For display only (``inspect``): the signer hint and manifest the bundle *claims*.
 
     Nothing returned here is authentic; never base a trust decision on it.
     """
     bundle = _get_unverified_bundle(data)
-    _, _, resources = _parse_statement(bundle.payload)
-    return bundle.hint, resources
+    _, manifest = _parse_statement(bundle.payload)
+    return bundle.hint, manifest
