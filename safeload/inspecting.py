@@ -38,15 +38,14 @@ class FileEntry:
 
     @property
     def digest(self) -> str | None:
-        """The whole file's SHA-256, when the manifest hashes whole files."""
-        return self.digests[0] if self.algorithm == ALGORITHM else None
+        """The whole file's SHA-256, when one digest covers the whole file."""
+        return self.digests[0] if len(self.digests) == 1 else None
 
     @property
     def signed_digest(self) -> str | None:
-        """The signed whole-file SHA-256, when the manifest hashes whole files."""
-        if self.signed_digests is None or self.algorithm != ALGORITHM:
-            return None
-        return self.signed_digests[0]
+        """The signed whole-file SHA-256, when one signed digest covers the whole file."""
+        signed = self.signed_digests
+        return signed[0] if signed is not None and len(signed) == 1 else None
 
 
 @dataclass

@@ -68,8 +68,18 @@ def test_signature_shape(artifact: Path, key: safeload.SigningKey) -> None:
     assert envelope["payloadType"] == "application/vnd.in-toto+json"
     statement = json.loads(base64.b64decode(envelope["payload"]))
     assert statement["predicateType"] == "https://model_signing/signature/v1.0"
-    names = [r["name"] for r in statement["predicate"]["resources"]]
-    assert names == ["model.joblib", "safeload.json"]
+    predicate = statement["predicate"]
+    sizes = {name: (artifact / name).stat().st_size for name in ("model.joblib", "safeload.json")}
+    names = [r["name"] for r in predicate["resources"]]
+    assert names == [f"{name}:0:{size}" for name, size in sizes.items()]
+    assert {r["algorithm"] for r in predicate["resources"]} == {"sha256-sharded-16777216"}
+    assert predicate["serialization"] == {
+        "method": "shards",
+        "hash_type": "sha256",
+        "shard_size": 16777216,
+        "allow_symlinks": False,
+        "ignore_paths": ["model.sig"],
+    }
 
 
 # --- refusals -------------------------------------------------------------------------------
@@ -237,13 +247,20 @@ def test_crafted_manifest_with_odd_names_refused(
         tmp_path / "a", {"model.joblib": b"x", "safeload.json": b"{}"}, key=key
     )
     resources = [Resource(evil_name, "0" * 64), Resource("model.joblib", "1" * 64)]
-    resources.sort()
+    resources.sort(key=Resource.sort_key)
     statement = json.dumps(
         {
             "_type": "https://in-toto.io/Statement/v1",
             "subject": [{"name": "a", "digest": {"sha256": subject_digest(resources)}}],
             "predicateType": "https://model_signing/signature/v1.0",
-            "predicate": {"resources": [r.to_json() for r in resources]},
+            "predicate": {
+                "resources": [r.to_json() for r in resources],
+                "serialization": {
+                    "method": "files",
+                    "hash_type": "sha256",
+                    "allow_symlinks": False,
+                },
+            },
         }
     ).encode()
     bundle = json.loads((good / "model.sig").read_text())
