@@ -88,6 +88,10 @@ def verify_artifact(
             buffers[name], digest = artifact.read_hashed(name, shard_size=statement.shard_size)
             digests[name] = digest or ()
         check_manifest(statement, digests)
+    if METADATA_FILE not in buffers:  # signed that way: still not an artifact
+        raise MalformedArtifactError(
+            f"{path} has no {METADATA_FILE}; every artifact carries its metadata"
+        )
     metadata = parse_metadata(buffers[METADATA_FILE])
     if metadata["format"] != fmt:
         raise MalformedArtifactError(

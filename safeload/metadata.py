@@ -123,6 +123,10 @@ def parse_metadata(data: bytes | bytearray | memoryview) -> dict[str, JSONValue]
             f"{METADATA_FILE} uses safeload format {version}, newer than this safeload "
             f"understands ({FORMAT_VERSION}); upgrade safeload"
         )
+    if version != FORMAT_VERSION:
+        raise MalformedArtifactError(
+            f"{METADATA_FILE} names safeload format {version}, which never existed"
+        )
     if doc.get("format") not in FORMATS:
         raise MalformedArtifactError(
             f"{METADATA_FILE} names an unknown format {doc.get('format')!r}"

@@ -381,9 +381,9 @@ def sign_directory(
     with ArtifactDir(target) as artifact:
         if SIGNATURE_FILE in artifact.sizes:
             raise ArtifactExistsError(f"{target} is already signed; signatures are never replaced")
-        fmt, model_name = artifact.model_file()
         if METADATA_FILE not in artifact.sizes:
             raise OperationalError(f"{target} has no {METADATA_FILE}; pack a model file instead")
+        fmt, model_name = artifact.model_file()
         buffers: dict[str, memoryview] = {}
         digests: dict[str, tuple[str, ...]] = {}
         for name in sorted(artifact.sizes):

@@ -110,6 +110,8 @@ def _parse_serialization(predicate: Any) -> int | None:
     if serialization.get("allow_symlinks") is not False:
         raise SignatureError("the signed manifest must not allow symlinks")
     if method == "files":
+        if "shard_size" in serialization:
+            raise SignatureError("the signed manifest gives a shard_size for whole files")
         return None
     if method != "shards":
         raise SignatureError(f"the signed manifest's serialization {method!r} is not supported")

@@ -449,3 +449,25 @@ def test_inspect_is_public_and_reports_without_loading(artifact: Path, keydir: P
     (artifact / "model.sig").unlink()
     report = safeload.inspect(artifact, trusted=keydir)
     assert report.verdict == "refused" and "unsigned: no model.sig" in report.reasons
+
+
+def test_signed_artifact_without_metadata_is_malformed(tmp_path: Path, keydir: Path) -> None:
+    """A validly signed directory holding only a model file is refused with a safeload error."""
+    key = safeload.load_signing_key(keydir / "trainer.key")
+    bare = write_signed_artifact(tmp_path / "bare", {"model.joblib": b"\x80\x04N."}, key=key)
+    with pytest.raises(safeload.MalformedArtifactError, match="no safeload.json"):
+        safeload.load(bare, trusted=keydir)
+
+
+@pytest.mark.parametrize("version", [0, -1])
+def test_metadata_naming_a_format_version_that_never_existed_is_refused(
+    tmp_path: Path, keydir: Path, artifact: Path, version: int
+) -> None:
+    meta = json.loads((artifact / "safeload.json").read_text())
+    meta["safeload_format_version"] = version
+    files = {"model.joblib": (artifact / "model.joblib").read_bytes()}
+    files["safeload.json"] = json.dumps(meta).encode()
+    key = safeload.load_signing_key(keydir / "trainer.key")
+    resigned = write_signed_artifact(tmp_path / "v", files, key=key)
+    with pytest.raises(safeload.MalformedArtifactError, match="never existed"):
+        safeload.load(resigned, trusted=keydir)

@@ -87,6 +87,7 @@ def independent_verify(artifact: Path, pub_pem_files: list[Path]) -> dict[str, A
     assert sizes[SIGNATURE_FILE] <= MIB, "model.sig too large"
     assert sizes.get(METADATA_FILE, 0) <= 16 * MIB, "safeload.json too large"
     assert sum(m in entries for m in MODEL_FILES) == 1, "not exactly one model file"
+    assert METADATA_FILE in entries, "no safeload.json"
 
     # Step 2: model.sig, strictly.
     bundle = strict_json((artifact / SIGNATURE_FILE).read_bytes(), "model.sig")
@@ -167,9 +168,20 @@ def independent_verify(artifact: Path, pub_pem_files: list[Path]) -> dict[str, A
         data = (artifact / file).read_bytes()
         for start, end, digest in bounds:
             chunk = data if shard_size is None else data[start:end]
-            actual = hashlib.sha256(chunk).hexdigest()
-            assert actual == digest, f"tampered: {file}:{start}:{end}"
-    return statement  # type: ignore[no-any-return]
+            where = file if shard_size is None else f"{file}:{start}:{end}"
+            assert hashlib.sha256(chunk).hexdigest() == digest, f"tampered: {where}"
+
+    # Section 4, on the verified bytes: the metadata fields a reader relies on.
+    metadata = strict_json((artifact / METADATA_FILE).read_bytes(), "safeload.json")
+    assert isinstance(metadata, dict), "metadata: not a JSON object"
+    version = metadata.get("safeload_format_version")
+    assert type(version) is int and version == 1, f"metadata: unknown format version {version!r}"
+    assert metadata.get("format") in ("joblib", "skops"), "metadata: unknown format"
+    assert f"model.{metadata['format']}" in entries, "metadata: format differs from model file"
+    assert isinstance(metadata.get("name"), str) and isinstance(metadata.get("version"), str), (
+        "metadata: no name or version"
+    )
+    return statement
 
 
 # -- forging statements from the page alone, signed with a real key ------------------------------
@@ -318,10 +330,11 @@ def test_byte_flipped_in_second_shard_refused_by_both(big_artifact: Path, keydir
 
 
 def test_empty_file_is_a_single_zero_length_shard(
-    tmp_path: Path, key: safeload.SigningKey, keydir: Path
+    artifact: Path, tmp_path: Path, key: safeload.SigningKey, keydir: Path
 ) -> None:
+    metadata = (artifact / METADATA_FILE).read_bytes()
     written = write_signed_artifact(
-        tmp_path / "a", {"model.joblib": b"", "safeload.json": b"{}"}, key=key
+        tmp_path / "a", {"model.joblib": b"", "safeload.json": metadata}, key=key
     )
     statement = independent_verify(written, keys_of(keydir))
     resources = statement["predicate"]["resources"]
@@ -638,6 +651,35 @@ def test_wrong_subject_digest_refused_by_both(
     with pytest.raises(AssertionError, match="subject digest differs"):
         independent_verify(artifact, keys_of(keydir))
     with pytest.raises(safeload.SignatureError):
+        safeload.load(artifact, trusted=keydir)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"format": "skops"}, "format differs from model file"),
+        ({"format": "pickle"}, "unknown format"),
+        ({"safeload_format_version": 2}, "unknown format version"),
+        ({"safeload_format_version": True}, "unknown format version"),
+        ({"name": None}, "no name or version"),
+    ],
+    ids=["other format", "unknown format", "newer version", "bool version", "no name"],
+)
+def test_signed_metadata_checked_by_both(
+    artifact: Path, key: safeload.SigningKey, keydir: Path, change: dict[str, object], message: str
+) -> None:
+    """Section 4 on correctly signed metadata: fields a reader relies on are still checked."""
+    meta = artifact / METADATA_FILE
+    meta.write_text(json.dumps({**json.loads(meta.read_bytes()), **change}, sort_keys=True))
+    resign(
+        artifact,
+        key,
+        shard_resources(artifact, SAFELOAD_SHARD_SIZE),
+        serialization("shards", SAFELOAD_SHARD_SIZE),
+    )
+    with pytest.raises(AssertionError, match=message):
+        independent_verify(artifact, keys_of(keydir))
+    with pytest.raises(safeload.MalformedArtifactError):
         safeload.load(artifact, trusted=keydir)
 
 
