@@ -218,3 +218,24 @@ def joblib_pieces(obj: Any, *, protocol: int | None = None) -> list[bytes | memo
     if small:
         pieces.append(b"".join(small))
     return pieces
+
+
+def without_payloads(pieces: list[bytes | memoryview]) -> memoryview:
+    """The stream of ``pieces`` with the array data left out: for the type scan while writing.
+
+    The buffer has the stream's full length, and every byte that is not array data (the
+    memoryview pieces) is copied in place. The scanner never reads array data (it skips each
+    payload by the size its wrapper declares), so it reaches the same verdict on this buffer
+    as on the file; the skipped pages of the uninitialised buffer are never touched, so they
+    cost no memory or time.
+    """
+    total = sum(len(p) if isinstance(p, bytes) else p.nbytes for p in pieces)
+    stream = np.empty(total, dtype=np.uint8)
+    position = 0
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            stream[position : position + len(piece)] = np.frombuffer(piece, dtype=np.uint8)
+            position += len(piece)
+        else:
+            position += piece.nbytes
+    return memoryview(stream.data).cast("B")

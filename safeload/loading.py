@@ -26,6 +26,7 @@ from safeload.errors import (
     MalformedArtifactError,
     UnsignedArtifactError,
 )
+from safeload.gcpause import paused_gc
 from safeload.keys import Keyring, resolve_keyring
 from safeload.layout import (
     METADATA_FILE,
@@ -189,13 +190,14 @@ def load_artifact(
     if versions not in ("warn", "strict", "ignore"):
         raise ValueError("versions must be 'warn', 'strict' or 'ignore'")
     types = resolve_policy(policy)
-    verified = verify_artifact(
-        path, trusted=trusted, policy=types, read_limits=read_limits, scan_limits=scan_limits
-    )
-    _check_identity(verified.metadata, name, version, verified.path)
-    # Step 5: the very bytes that were hashed and scanned, never the path again.
-    model = _unpickle.deserialize_checked(verified.checked, types)
-    validate_model(model)
+    with paused_gc():
+        verified = verify_artifact(
+            path, trusted=trusted, policy=types, read_limits=read_limits, scan_limits=scan_limits
+        )
+        _check_identity(verified.metadata, name, version, verified.path)
+        # Step 5: the very bytes that were hashed and scanned, never the path again.
+        model = _unpickle.deserialize_checked(verified.checked, types)
+        validate_model(model)
     # Step 6: the contract recorded at save time.
     _check_versions(verified.metadata, versions)
     sample = verified.metadata.get("sample")

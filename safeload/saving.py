@@ -18,7 +18,9 @@ import mmap
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -33,7 +35,8 @@ from safeload.errors import (
     OperationalError,
     SafeloadError,
 )
-from safeload.joblibwriter import Unsupported, joblib_pieces
+from safeload.gcpause import paused_gc
+from safeload.joblibwriter import Unsupported, joblib_pieces, without_payloads
 from safeload.keys import SigningKey
 from safeload.layout import METADATA_FILE, MODEL_FILES, SIGNATURE_FILE, check_name, read_model_file
 from safeload.manifest import (
@@ -169,13 +172,14 @@ class _Staging:
 
 
 def _write_joblib(
-    obj: Any, path: Path, compress: int | bool | tuple[str, int]
+    obj: Any, path: Path, compress: int | bool | tuple[str, int], policy: TypePolicy
 ) -> tuple[tuple[str, ...], int]:
-    """Write ``obj`` in joblib's format to a new file; return its shard digests and size.
+    """Write ``obj`` in joblib's format to a new file, type-checked; return digests and size.
 
     Uncompressed models go through :func:`joblib_pieces` (C pickler, arrays written from their
-    own memory) and are hashed by two threads while the caller's thread writes; compressed
-    ones, and graphs only joblib's own pickler handles, stream through ``joblib.dump``.
+    own memory): the type scan runs on the stream while other threads write and hash it.
+    Compressed ones, and graphs only joblib's own pickler handles, stream through
+    ``joblib.dump`` and the written file is scanned afterwards.
     """
     pieces = None
     if not compress:
@@ -185,7 +189,12 @@ def _write_joblib(
             pass  # joblib.dump below gives the user joblib's own error for such a graph
     with path.open("xb") as raw:
         if pieces is not None:
-            return _write_pieces(raw, pieces), raw.tell()
+            stream = without_payloads(pieces)
+
+            def check() -> None:
+                check_types(stream, policy, format="joblib", path=str(path))
+
+            return _write_pieces(raw, pieces, check), raw.tell()
         writer = _HashingWriter(raw)
         try:
             joblib.dump(obj, writer, compress=compress)
@@ -196,27 +205,66 @@ def _write_joblib(
         finally:
             digests = writer.digests()
         raw.flush()
-        return digests, raw.tell()
+    _check_model_file(path, policy, None)
+    return digests, path.stat().st_size
 
 
-def _digest_parts(parts: list[memoryview]) -> str:
-    hasher = hashlib.sha256()
-    for part in parts:
-        hasher.update(part)
-    return hasher.hexdigest()
+def _write_pieces(
+    raw: io.BufferedWriter, pieces: list[bytes | memoryview], check: Callable[[], None]
+) -> tuple[str, ...]:
+    """Run ``check`` (the type scan), then write the buffers while both cores hash shards.
 
+    The scan runs first, so a refused model leaves nothing written; it holds the GIL, and
+    running it beside the writer would only stall the writer's system calls. This thread then
+    writes (``writev``, which releases the GIL) while a worker hashes shards (hashlib releases
+    it too), and helps with the remaining shards once everything is written.
+    """
+    check()
+    shards = split_shards(pieces, SHARD_SIZE)
+    digests: list[str] = [""] * len(shards)
+    todo = deque(range(len(shards)))
+    stop = threading.Event()
 
-def _write_pieces(raw: io.BufferedWriter, pieces: list[bytes | memoryview]) -> tuple[str, ...]:
-    """Write the buffers in order while two threads hash their shards (hashlib drops the GIL)."""
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        hashed = [pool.submit(_digest_parts, parts) for parts in split_shards(pieces, SHARD_SIZE)]
+    def hash_shards() -> None:
+        while not stop.is_set():
+            try:
+                index = todo.popleft()
+            except IndexError:
+                return
+            hasher = hashlib.sha256()
+            for part in shards[index]:
+                hasher.update(part)
+            digests[index] = hasher.hexdigest()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        hashing = pool.submit(hash_shards)
         try:
-            for piece in pieces:
-                raw.write(piece)
             raw.flush()
-        finally:
-            digests = tuple(future.result() for future in hashed)
-    return digests
+            _write_all(raw.fileno(), pieces)
+            hash_shards()
+            hashing.result()
+        except BaseException:
+            stop.set()
+            raise
+    return tuple(digests)
+
+
+def _write_all(fd: int, pieces: list[bytes | memoryview]) -> None:
+    """Write every buffer in order with few system calls (``writev`` batches)."""
+    for first in range(0, len(pieces), _IOV_MAX):
+        views = [memoryview(p).cast("B") for p in pieces[first : first + _IOV_MAX]]
+        while views:
+            written = os.writev(fd, views)
+            if written == 0 and any(v.nbytes for v in views):
+                raise OSError("writev wrote nothing")
+            while views and written >= views[0].nbytes:
+                written -= views[0].nbytes
+                views.pop(0)
+            if views and written:
+                views[0] = views[0][written:]
+
+
+_IOV_MAX = 512
 
 
 def _check_model_file(path: Path, policy: TypePolicy, limits: ScanLimits | None) -> None:
@@ -301,14 +349,13 @@ def save(
     except ValueError as exc:
         raise OperationalError(f"cannot record metadata: {exc}") from exc
     model_name = MODEL_FILES[format]
-    with _Staging(target) as staging:
+    with paused_gc(), _Staging(target) as staging:
         if format == "skops":
             staging.write(model_name, _skops_bytes(obj, compress, trusted_types))
             staging.write(METADATA_FILE, strictjson.dumps(metadata))
             return staging.commit(key, subject_name=f"{name}/{version}")
         model_path = staging.dir / model_name
-        staging.record(model_name, *_write_joblib(obj, model_path, compress))
-        _check_model_file(model_path, trusted_types, None)
+        staging.record(model_name, *_write_joblib(obj, model_path, compress, trusted_types))
         staging.write(METADATA_FILE, strictjson.dumps(metadata))
         return staging.commit(key, subject_name=f"{name}/{version}")
 
