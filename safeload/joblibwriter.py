@@ -140,11 +140,15 @@ def _rewrite(skeleton: bytes, arrays: list[np.ndarray[Any, Any]]) -> Iterator[by
     """Walk the skeleton's opcodes; yield the joblib stream's opcode bytes and array slots.
 
     A stack of start offsets follows the pickle machine's stack, so that where the pickle of
-    each persistent id (its wrapper state dict) begins is known when its BINPERSID comes.
+    each persistent id (its wrapper state dict) begins is known when its BINPERSID comes. The
+    edits (drop each FRAME, put the wrapper's class before each state dict, turn each
+    BINPERSID into BUILD + payload) are collected first and applied in offset order: a state
+    dict's pickle may straddle a frame boundary, so an insertion can precede a dropped FRAME.
     """
     pending = iter(arrays)
     starts: list[int] = []  # offset where each stack item's opcodes begin; a mark is -1-offset
-    table, size, cut, pos = _OPCODES, len(skeleton), 0, 0
+    edits: list[tuple[int, int, tuple[bytes | _Slot, ...]]] = []  # replace [a, b) by pieces
+    table, size, pos = _OPCODES, len(skeleton), 0
     try:
         while True:
             code = skeleton[pos]
@@ -163,16 +167,10 @@ def _rewrite(skeleton: bytes, arrays: list[np.ndarray[Any, Any]]) -> Iterator[by
             for _ in range(pops):
                 first = starts.pop()
             if code == _BINPERSID:
-                array = next(pending)
-                yield skeleton[cut:first]
-                yield _WRAPPER_PREFIX
-                yield skeleton[first:pos]
-                yield pickle.BUILD
-                yield _Slot(array)
-                cut = end
+                edits.append((first, first, (_WRAPPER_PREFIX,)))
+                edits.append((pos, end, (pickle.BUILD, _Slot(next(pending)))))
             elif code == _FRAME:  # frames are optional; array payloads may not sit in one
-                yield skeleton[cut:pos]
-                cut = end
+                edits.append((pos, end, ()))
             elif code == _MARK:
                 starts.append(-1 - pos)
             elif code == _STOP:
@@ -184,6 +182,11 @@ def _rewrite(skeleton: bytes, arrays: list[np.ndarray[Any, Any]]) -> Iterator[by
         raise Unsupported(f"unexpected skeleton opcode stream at offset {pos}") from exc
     if end != size or starts or next(pending, None) is not None:
         raise Unsupported("the skeleton does not end where its STOP is")
+    cut = 0
+    for start, stop, pieces in sorted(edits, key=lambda edit: (edit[0], edit[1])):
+        yield skeleton[cut:start]
+        yield from pieces
+        cut = stop
     yield skeleton[cut:]
 
 

@@ -149,3 +149,26 @@ def test_protocol_5_skeleton_is_rewritten_too(tmp_path: Path) -> None:
             out.write(piece)
     _same(joblib.load(path), {"a": base, "o": ARRAYS["object"]})
     assert pickle.DEFAULT_PROTOCOL in (4, 5)
+
+
+def test_wrapper_state_straddling_a_frame_boundary(tmp_path: Path) -> None:
+    """The C pickler may end a frame inside an array's state dict; the rewrite must not care.
+
+    Regression: a freshly fitted 300-tree forest hit this and its stream was refused.
+    """
+    from safeload.joblibwriter import _SkeletonPickler
+
+    straddled = 0
+    for n in range(8200, 8500, 3):
+        obj = [[f"s{i}" for i in range(n)], np.arange(3), {"k": np.ones(2)}]
+        buffer = io.BytesIO()
+        _SkeletonPickler(buffer, pickle.DEFAULT_PROTOCOL).dump(obj)
+        ops = list(pickletools.genops(buffer.getvalue()))
+        frames = [pos for op, _, pos in ops if op.name == "FRAME"]
+        persids = [pos for op, _, pos in ops if op.name == "BINPERSID"]
+        # A state dict pickle is about 100 bytes: a frame starting just before its BINPERSID.
+        straddled += any(0 < p - f < 100 for f in frames for p in persids)
+        path = _write(obj, tmp_path / f"s{n}.joblib")
+        _same(joblib.load(path), obj)
+        assert safeload.scan(path).safe
+    assert straddled, "no case put a frame boundary inside a state dict; widen the range"
