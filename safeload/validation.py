@@ -330,14 +330,17 @@ def _check_children(left: np.ndarray, right: np.ndarray, is_leaf: np.ndarray) ->
     if bad.size:
         node = int(bad[0]) + 1
         raise _Invalid(f"node {node} has {int(parents[node])} parents, expected 1")
-    depth = np.zeros(n, dtype=np.int64)
-    frontier = np.zeros(1, dtype=np.int64)
-    level = 0
-    while frontier.size:
-        depth[frontier] = level
-        inner_front = frontier[~is_leaf[frontier]]
-        frontier = np.concatenate([left[inner_front], right[inner_front]]).astype(np.int64)
-        level += 1
+    # Depth by pointer jumping: each pass doubles how far every node's known ancestor is, so
+    # log2(depth) passes of whole-array operations, not one pass per level. It terminates
+    # because the checks above make every parent index smaller than its child's.
+    ancestor = np.zeros(n, dtype=np.int64)
+    ancestor[lft] = inner
+    ancestor[rgt] = inner
+    depth = np.ones(n, dtype=np.int64)
+    depth[0] = 0
+    while ancestor.any():
+        depth += depth[ancestor] * (ancestor != 0)
+        ancestor = ancestor[ancestor]
     return depth
 
 
