@@ -89,8 +89,6 @@ def make_models(sizes_mb: list[int], smoke: bool) -> dict[str, object]:
 
 
 def run_child(*args: str) -> dict[str, float]:
-    # Flush dirty pages first: writeback left by the previous run would slow this one.
-    os.sync()
     out = subprocess.run(
         [sys.executable, "-c", CHILD, *args], capture_output=True, text=True, check=True
     )
