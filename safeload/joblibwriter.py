@@ -164,8 +164,9 @@ def _rewrite(skeleton: bytes, arrays: list[np.ndarray[Any, Any]]) -> Iterator[by
                 while starts[-1] >= 0:
                     starts.pop()
                 first = -1 - starts.pop()
-            for _ in range(pops):
-                first = starts.pop()
+            if pops:
+                first = starts[-pops]  # the deepest item popped began first
+                del starts[-pops:]
             if code == _BINPERSID:
                 edits.append((first, first, (_WRAPPER_PREFIX,)))
                 edits.append((pos, end, (pickle.BUILD, _Slot(next(pending)))))
@@ -175,8 +176,10 @@ def _rewrite(skeleton: bytes, arrays: list[np.ndarray[Any, Any]]) -> Iterator[by
                 starts.append(-1 - pos)
             elif code == _STOP:
                 break
-            for _ in range(pushes):
+            if pushes == 1:
                 starts.append(first)
+            elif pushes:
+                starts.extend([first] * pushes)
             pos = end
     except (KeyError, IndexError, StopIteration) as exc:
         raise Unsupported(f"unexpected skeleton opcode stream at offset {pos}") from exc
@@ -221,24 +224,3 @@ def joblib_pieces(obj: Any, *, protocol: int | None = None) -> list[bytes | memo
     if small:
         pieces.append(b"".join(small))
     return pieces
-
-
-def without_payloads(pieces: list[bytes | memoryview]) -> memoryview:
-    """The stream of ``pieces`` with the array data left out: for the type scan while writing.
-
-    The buffer has the stream's full length, and every byte that is not array data (the
-    memoryview pieces) is copied in place. The scanner never reads array data (it skips each
-    payload by the size its wrapper declares), so it reaches the same verdict on this buffer
-    as on the file; the skipped pages of the uninitialised buffer are never touched, so they
-    cost no memory or time.
-    """
-    total = sum(len(p) if isinstance(p, bytes) else p.nbytes for p in pieces)
-    stream = np.empty(total, dtype=np.uint8)
-    position = 0
-    for piece in pieces:
-        if isinstance(piece, bytes):
-            stream[position : position + len(piece)] = np.frombuffer(piece, dtype=np.uint8)
-            position += len(piece)
-        else:
-            position += piece.nbytes
-    return memoryview(stream.data).cast("B")

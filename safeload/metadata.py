@@ -24,10 +24,22 @@ LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib", "skops", "safeload")
 JSONValue = Any
 
 
+_MODULES = {"scikit-learn": "sklearn"}
+
+
 def library_versions() -> dict[str, str | None]:
-    """Versions of Python, the libraries a model depends on, and the platform."""
+    """Versions of Python, the libraries a model depends on, and the platform.
+
+    A library already imported reports the version of the code actually running (and costs
+    nothing); others are looked up in their installed distribution metadata.
+    """
     versions: dict[str, str | None] = {"python": platform.python_version()}
     for dist in LIBRARIES:
+        module = sys.modules.get(_MODULES.get(dist, dist))
+        running = getattr(module, "__version__", None)
+        if isinstance(running, str):
+            versions[dist] = running
+            continue
         try:
             versions[dist] = _importlib_metadata.version(dist)
         except _importlib_metadata.PackageNotFoundError:

@@ -36,7 +36,7 @@ from safeload.errors import (
     SafeloadError,
 )
 from safeload.gcpause import paused_gc
-from safeload.joblibwriter import Unsupported, joblib_pieces, without_payloads
+from safeload.joblibwriter import Unsupported, joblib_pieces
 from safeload.keys import SigningKey
 from safeload.layout import METADATA_FILE, MODEL_FILES, SIGNATURE_FILE, check_name, read_model_file
 from safeload.manifest import (
@@ -177,9 +177,9 @@ def _write_joblib(
     """Write ``obj`` in joblib's format to a new file, type-checked; return digests and size.
 
     Uncompressed models go through :func:`joblib_pieces` (C pickler, arrays written from their
-    own memory): the type scan runs on the stream while other threads write and hash it.
-    Compressed ones, and graphs only joblib's own pickler handles, stream through
-    ``joblib.dump`` and the written file is scanned afterwards.
+    own memory) and are hashed while being written; compressed ones, and graphs only joblib's
+    own pickler handles, stream through ``joblib.dump``. Either way the written file is then
+    scanned, so an artifact the gate would refuse is never signed.
     """
     pieces = None
     if not compress:
@@ -189,10 +189,9 @@ def _write_joblib(
             pass  # joblib.dump below gives the user joblib's own error for such a graph
     with path.open("xb") as raw:
         if pieces is not None:
-            stream = without_payloads(pieces)
 
             def check() -> None:
-                check_types(stream, policy, format="joblib", path=str(path))
+                _check_model_file(path, policy, None)
 
             return _write_pieces(raw, pieces, check), raw.tell()
         writer = _HashingWriter(raw)
@@ -212,14 +211,13 @@ def _write_joblib(
 def _write_pieces(
     raw: io.BufferedWriter, pieces: list[bytes | memoryview], check: Callable[[], None]
 ) -> tuple[str, ...]:
-    """Run ``check`` (the type scan), then write the buffers while both cores hash shards.
+    """Write the buffers, then run ``check`` (the type scan), while shards are hashed.
 
-    The scan runs first, so a refused model leaves nothing written; it holds the GIL, and
-    running it beside the writer would only stall the writer's system calls. This thread then
-    writes (``writev``, which releases the GIL) while a worker hashes shards (hashlib releases
-    it too), and helps with the remaining shards once everything is written.
+    This thread writes (``writev``, which releases the GIL) while a worker hashes shards
+    (hashlib releases it too); then it scans the written file, and helps with whatever
+    shards are left. If anything raises, hashing stops and the error propagates (the caller
+    removes the partial file).
     """
-    check()
     shards = split_shards(pieces, SHARD_SIZE)
     digests: list[str] = [""] * len(shards)
     todo = deque(range(len(shards)))
@@ -241,6 +239,7 @@ def _write_pieces(
         try:
             raw.flush()
             _write_all(raw.fileno(), pieces)
+            check()
             hash_shards()
             hashing.result()
         except BaseException:
