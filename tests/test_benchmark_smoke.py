@@ -26,4 +26,4 @@ def test_bench_load_smoke(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("| knn-1MB")]
-    assert len(rows) == 1 and rows[0].count("|") == 14
+    assert len(rows) == 1 and rows[0].count("|") == 16  # 15 columns
