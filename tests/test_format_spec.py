@@ -553,6 +553,14 @@ BREAKS: dict[str, tuple[Callable[[list[dict[str, str]], bytes], None], str]] = {
 }
 
 
+def refused_by_both(artifact: Path, keydir: Path, message: str) -> None:
+    """The independent verifier and safeload both refuse a signed but invalid statement."""
+    with pytest.raises(AssertionError, match=message):
+        independent_verify(artifact, keys_of(keydir))
+    with pytest.raises(safeload.SignatureError):
+        safeload.load(artifact, trusted=keydir)
+
+
 @pytest.mark.parametrize("case", sorted(BREAKS))
 def test_noncanonical_statement_refused_by_both(
     artifact: Path, key: safeload.SigningKey, keydir: Path, case: str
@@ -563,10 +571,7 @@ def test_noncanonical_statement_refused_by_both(
     breaking, message = BREAKS[case]
     breaking(resources, data)
     resign(artifact, key, resources, serialization("shards", SMALL))  # subject digest matches
-    with pytest.raises(AssertionError, match=message):
-        independent_verify(artifact, keys_of(keydir))
-    with pytest.raises(safeload.SignatureError):
-        safeload.load(artifact, trusted=keydir)
+    refused_by_both(artifact, keydir, message)
 
 
 def test_shard_longer_than_shard_size_refused_by_both(
@@ -585,10 +590,7 @@ def test_shard_longer_than_shard_size_refused_by_both(
         }
     ]
     resign(big_artifact, key, resources, serialization("shards", SAFELOAD_SHARD_SIZE))
-    with pytest.raises(AssertionError, match="canonical partition"):
-        independent_verify(big_artifact, keys_of(keydir))
-    with pytest.raises(safeload.SignatureError):
-        safeload.load(big_artifact, trusted=keydir)
+    refused_by_both(big_artifact, keydir, "canonical partition")
 
 
 def _without(how: dict[str, object], field: str) -> dict[str, object]:
@@ -635,10 +637,7 @@ def test_bad_serialization_refused_by_both(
     else:
         resources = shard_resources(artifact, size)
     resign(artifact, key, resources, how)
-    with pytest.raises(AssertionError, match=message):
-        independent_verify(artifact, keys_of(keydir))
-    with pytest.raises(safeload.SignatureError):
-        safeload.load(artifact, trusted=keydir)
+    refused_by_both(artifact, keydir, message)
 
 
 def test_wrong_subject_digest_refused_by_both(
@@ -648,10 +647,7 @@ def test_wrong_subject_digest_refused_by_both(
     # The digest of the resources in another order: a subject over the right digests, wrongly.
     wrong = sha256_hex(b"".join(bytes.fromhex(r["digest"]) for r in reversed(resources)))
     resign(artifact, key, resources, serialization("shards", SAFELOAD_SHARD_SIZE), subject=wrong)
-    with pytest.raises(AssertionError, match="subject digest differs"):
-        independent_verify(artifact, keys_of(keydir))
-    with pytest.raises(safeload.SignatureError):
-        safeload.load(artifact, trusted=keydir)
+    refused_by_both(artifact, keydir, "subject digest differs")
 
 
 @pytest.mark.parametrize(
