@@ -16,7 +16,7 @@ from safeload import strictjson
 from safeload.errors import RefusedError, SafeloadError
 from safeload.keys import Keyring, resolve_keyring
 from safeload.layout import METADATA_FILE, SIGNATURE_FILE, ArtifactDir, Progress
-from safeload.manifest import ALGORITHM, sharded_algorithm
+from safeload.manifest import ALGORITHM, resource_algorithm
 from safeload.policy import TypePolicy, resolve_policy
 from safeload.verifying import get_unverified_claims, verify_signature
 
@@ -138,15 +138,11 @@ def inspect(
                         report.reasons.append(str(exc))
                 elif report.signer_hint:
                     report.reasons.append("no trusted keys given: the signer cannot be checked")
-            buffers: dict[str, memoryview] = {}
-            for name in sorted(artifact.sizes):
-                if name == SIGNATURE_FILE:
-                    continue
-                data, digests = artifact.read_hashed(name, shard_size=shard_size)
-                buffers[name] = data
-                algorithm = ALGORITHM if shard_size is None else sharded_algorithm(shard_size)
+            buffers, digests = artifact.read_all(shard_size)
+            algorithm = resource_algorithm(shard_size)
+            for name, data in buffers.items():
                 report.files.append(
-                    FileEntry(name, len(data), digests or (), signed.get(name), algorithm)
+                    FileEntry(name, len(data), digests[name], signed.get(name), algorithm)
                 )
             report.missing_files = sorted(set(signed) - set(buffers))
             for entry in report.files:

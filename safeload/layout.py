@@ -173,6 +173,18 @@ class ArtifactDir:
         finally:
             os.close(fd)
 
+    def read_all(
+        self, shard_size: int | None
+    ) -> tuple[dict[str, memoryview], dict[str, tuple[str, ...]]]:
+        """Read and hash every file except ``model.sig``: buffers and digests by name."""
+        buffers: dict[str, memoryview] = {}
+        digests: dict[str, tuple[str, ...]] = {}
+        for name in sorted(self.sizes):
+            if name != SIGNATURE_FILE:
+                buffers[name], digest = self.read_hashed(name, shard_size=shard_size)
+                digests[name] = digest or ()
+        return buffers, digests
+
     def close(self) -> None:
         """Release the directory descriptor."""
         os.close(self._fd)

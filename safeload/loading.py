@@ -83,11 +83,7 @@ def verify_artifact(
         # Step 3: names first (nothing unsigned is read), then every byte of every file.
         files = {n: size for n, size in artifact.sizes.items() if n != SIGNATURE_FILE}
         check_file_set(statement, files)
-        buffers: dict[str, memoryview] = {}
-        digests: dict[str, tuple[str, ...]] = {}
-        for name in sorted(files):
-            buffers[name], digest = artifact.read_hashed(name, shard_size=statement.shard_size)
-            digests[name] = digest or ()
+        buffers, digests = artifact.read_all(statement.shard_size)
         check_manifest(statement, digests)
     if METADATA_FILE not in buffers:  # signed that way: still not an artifact
         raise MalformedArtifactError(

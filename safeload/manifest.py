@@ -21,9 +21,9 @@ SHARD_SIZE = 16 << 20  # what writers use: a 100 MB file already hashes on two c
 Buffer = bytes | bytearray | memoryview
 
 
-def sharded_algorithm(shard_size: int) -> str:
-    """The resource ``algorithm`` of a shard digest (OpenSSF's name for it)."""
-    return f"{ALGORITHM}-sharded-{shard_size}"
+def resource_algorithm(shard_size: int | None) -> str:
+    """A resource's ``algorithm``: ``sha256`` for whole files, ``sha256-sharded-N`` for shards."""
+    return ALGORITHM if shard_size is None else f"{ALGORITHM}-sharded-{shard_size}"
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Resource:
     @property
     def algorithm(self) -> str:
         """The resource's ``algorithm``: ``sha256`` or ``sha256-sharded-N``."""
-        return ALGORITHM if self.shard_size is None else sharded_algorithm(self.shard_size)
+        return resource_algorithm(self.shard_size)
 
     def sort_key(self) -> tuple[bytes, int]:
         """Canonical order: by file name (UTF-8 bytes), then by shard start."""

@@ -303,6 +303,14 @@ def _skops_bytes(obj: Any, compress: int | bool | tuple[str, int], policy: TypeP
     return data
 
 
+def _identity(target: Path, name: str | None, version: str | None) -> tuple[str, str]:
+    """Name and version default to the parent folder's and the folder's own name."""
+    return (
+        name if name is not None else target.parent.name or target.name,
+        version if version is not None else target.name,
+    )
+
+
 def save(
     obj: Any,
     path: str | os.PathLike[str],
@@ -331,8 +339,7 @@ def save(
     if format not in MODEL_FILES:
         raise ValueError(f"unknown format {format!r}; supported: 'joblib', 'skops'")
     target = Path(path)
-    name = name if name is not None else target.parent.name or target.name
-    version = version if version is not None else target.name
+    name, version = _identity(target, name, version)
     trusted_types = resolve_policy(policy)
     try:
         metadata = build_metadata(
@@ -398,8 +405,7 @@ def pack_model_file(
     data = read_model_file(src)
     check_types(data, resolve_policy(policy), format="joblib", path=str(src))
     target = Path(path)
-    name = name if name is not None else target.parent.name or target.name
-    version = version if version is not None else target.name
+    name, version = _identity(target, name, version)
     metadata = build_metadata(None, format="joblib", name=name, version=version)
     return write_signed_artifact(
         target,
@@ -430,11 +436,7 @@ def sign_directory(
         if METADATA_FILE not in artifact.sizes:
             raise OperationalError(f"{target} has no {METADATA_FILE}; pack a model file instead")
         fmt, model_name = artifact.model_file()
-        buffers: dict[str, memoryview] = {}
-        digests: dict[str, tuple[str, ...]] = {}
-        for name in sorted(artifact.sizes):
-            buffers[name], digest = artifact.read_hashed(name, shard_size=SHARD_SIZE)
-            digests[name] = digest or ()
+        buffers, digests = artifact.read_all(SHARD_SIZE)
     metadata = parse_metadata(buffers[METADATA_FILE])
     if metadata["format"] != fmt:
         raise OperationalError(f"{METADATA_FILE} says {metadata['format']} but found {model_name}")

@@ -23,8 +23,8 @@ from safeload.manifest import (
     ALGORITHM,
     Manifest,
     Resource,
+    resource_algorithm,
     shard_bounds,
-    sharded_algorithm,
     subject_digest,
 )
 from safeload.signing import BUNDLE_MEDIA_TYPE, PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE, pae
@@ -125,8 +125,7 @@ def _parse_resource(item: Any, shard_size: int | None) -> Resource:
     name = _field(item, "name", str, "resource")
     algorithm = _field(item, "algorithm", str, "resource")
     value = _field(item, "digest", str, "resource")
-    wanted = ALGORITHM if shard_size is None else sharded_algorithm(shard_size)
-    if algorithm != wanted or not _HEX64.fullmatch(value):
+    if algorithm != resource_algorithm(shard_size) or not _HEX64.fullmatch(value):
         raise SignatureError(f"resource {name!r} has an unsupported digest")
     if shard_size is None:
         resource = Resource(name, value)

@@ -13,14 +13,14 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import StandardScaler
 
 import safeload
 from safeload import loading
 from safeload.saving import write_signed_artifact
+from tests.models import frame_pipeline
 
 
 def _frame(n: int = 80, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -36,23 +36,6 @@ def _frame(n: int = 80, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
     return X, y
 
 
-def _frame_pipeline(X: pd.DataFrame, y: np.ndarray) -> Pipeline:
-    return Pipeline(
-        [
-            (
-                "prep",
-                ColumnTransformer(
-                    [
-                        ("num", StandardScaler(), ["age", "income"]),
-                        ("cat", OneHotEncoder(handle_unknown="ignore"), ["plan"]),
-                    ]
-                ),
-            ),
-            ("clf", LogisticRegression(max_iter=500)),
-        ]
-    ).fit(X, y)
-
-
 @pytest.fixture
 def ring(key: safeload.SigningKey) -> safeload.Keyring:
     return safeload.Keyring.of([key])
@@ -61,7 +44,7 @@ def ring(key: safeload.SigningKey) -> safeload.Keyring:
 @pytest.fixture
 def frame_artifact(tmp_path: Path, key: safeload.SigningKey) -> tuple[Path, pd.DataFrame]:
     X, y = _frame()
-    pipe = _frame_pipeline(X, y)
+    pipe = frame_pipeline(X, y)
     path = safeload.save(
         pipe,
         tmp_path / "churn" / "1.0.0",
@@ -161,7 +144,7 @@ def test_swapped_model_resigned_by_trusted_key_fails_contract(
     """Another model (same schema) re-signed by a trusted key: the saved sample catches it."""
     path, X = frame_artifact
     _, y = _frame()
-    other = _frame_pipeline(X, 1 - y)  # behaves differently
+    other = frame_pipeline(X, 1 - y)  # behaves differently
     buffer = io.BytesIO()
     joblib.dump(other, buffer)
     forged = write_signed_artifact(

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io
-from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
     GradientBoostingClassifier,
     HistGradientBoostingClassifier,
@@ -22,10 +21,11 @@ from sklearn.ensemble import (
 )
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer
 
 import safeload
 from safeload.saving import write_signed_artifact
+from tests.models import frame_pipeline
 
 
 def _metadata(fmt: str = "skops") -> bytes:
@@ -72,20 +72,7 @@ def test_column_transformer_dataframe_round_trip(
     tmp_path: Path, key: safeload.SigningKey, ring: safeload.Keyring
 ) -> None:
     X, y = _frame()
-    pipe = Pipeline(
-        [
-            (
-                "prep",
-                ColumnTransformer(
-                    [
-                        ("num", StandardScaler(), ["age", "income"]),
-                        ("cat", OneHotEncoder(handle_unknown="ignore"), ["plan"]),
-                    ]
-                ),
-            ),
-            ("clf", LogisticRegression(max_iter=500)),
-        ]
-    ).fit(X, y)
+    pipe = frame_pipeline(X, y)
     path = safeload.save(pipe, tmp_path / "m", key=key, format="skops", name="m", version="1")
     assert sorted(p.name for p in path.iterdir()) == ["model.sig", "model.skops", "safeload.json"]
     model = safeload.load(path, trusted=ring)
