@@ -20,7 +20,7 @@ from sklearn.preprocessing import StandardScaler
 import safeload
 from safeload import loading
 from safeload.saving import write_signed_artifact
-from tests.models import frame_pipeline
+from tests.helpers import frame_pipeline
 
 
 def _frame(n: int = 80, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

@@ -30,7 +30,6 @@ import joblib
 import lz4.frame
 import numpy as np
 import pytest
-from joblib.numpy_pickle import NumpyUnpickler
 
 from safeload.errors import (
     ArtifactNotFoundError,
@@ -39,36 +38,11 @@ from safeload.errors import (
 )
 from safeload.policy import TypePolicy
 from safeload.scanning import ScanLimits, ScanReport, scan, scan_bytes, scan_payload
+from tests.helpers import joblib_bytes, recorded_globals
 
 MIB = 1 << 20
 
 # --- what a real unpickler asks for ----------------------------------------------------------
-
-
-class _Recorder(NumpyUnpickler):  # type: ignore[misc]
-    """joblib's (pure-Python) unpickler, noting every global it resolves. Trusted input only."""
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__("", io.BytesIO(data), ensure_native_byte_order=False)
-        self.seen: set[str] = set()
-
-    def find_class(self, module: str, name: str) -> Any:
-        self.seen.add(f"{module}.{name}")
-        return super().find_class(module, name)
-
-
-def recorded_globals(payload: bytes) -> set[str]:
-    recorder = _Recorder(payload)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        recorder.load()
-    return recorder.seen
-
-
-def joblib_bytes(obj: object, compress: object = 0, protocol: int | None = None) -> bytes:
-    handle = io.BytesIO()
-    joblib.dump(obj, handle, compress=compress, protocol=protocol)
-    return handle.getvalue()
 
 
 def everything(report: ScanReport) -> TypePolicy:
@@ -820,18 +794,22 @@ def test_reexported_dangerous_names_in_trusted_modules_are_untrusted() -> None:
     assert set(report.untrusted) == {"numpy.testing._private.utils.os", "sklearn.utils.getattr"}
 
 
+# dtype states that a numpy dtype's __reduce__ never produces; both walls refuse each one.
+DTYPE_STATES_NUMPY_NEVER_WRITES = [
+    pytest.param((3, "<", None, None, None, -1, -1, 63), id="float-claims-objects"),
+    pytest.param((3, "|", None, None, None, -1, -1, 0), id="wrong-endian"),
+    pytest.param((3, "<", None, None, None, 16, 8, 0), id="float-with-elsize"),
+    pytest.param((2, "<", None, None, None, -1, -1), id="old-version"),
+    pytest.param((3, "<", None, ("a",), None, -1, -1, 0), id="names-without-fields"),
+]
+
+
 # --- joblib's array wrapper and numpy dtypes cannot be abused to desynchronise ---------------
 
 
 @pytest.mark.parametrize(
     "state",
-    [
-        pytest.param((3, "<", None, None, None, -1, -1, 63), id="float-claims-objects"),
-        pytest.param((3, "|", None, None, None, -1, -1, 0), id="wrong-endian"),
-        pytest.param((3, "<", None, None, None, 16, 8, 0), id="float-with-elsize"),
-        pytest.param((2, "<", None, None, None, -1, -1), id="old-version"),
-        pytest.param((3, "<", None, ("a",), None, -1, -1, 0), id="names-without-fields"),
-    ],
+    DTYPE_STATES_NUMPY_NEVER_WRITES,
 )
 def test_dtype_states_numpy_never_writes_are_refused(state: tuple[object, ...]) -> None:
     data = stream(dtype_ops("f8", state=state))
@@ -1579,13 +1557,7 @@ def test_hash_work_is_counted_over_the_whole_file() -> None:
 
 @pytest.mark.parametrize(
     "state",
-    [
-        pytest.param((3, "<", None, None, None, -1, -1, 63), id="float-claims-objects"),
-        pytest.param((3, "|", None, None, None, -1, -1, 0), id="wrong-endian"),
-        pytest.param((3, "<", None, None, None, 16, 8, 0), id="float-with-elsize"),
-        pytest.param((2, "<", None, None, None, -1, -1), id="old-version"),
-        pytest.param((3, "<", None, ("a",), None, -1, -1, 0), id="names-without-fields"),
-    ],
+    DTYPE_STATES_NUMPY_NEVER_WRITES,
 )
 def test_second_wall_refuses_dtype_states_numpy_never_writes(state: tuple[object, ...]) -> None:
     with pytest.raises(MalformedArtifactError, match="numpy never writes"):

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from joblib.numpy_pickle import NumpyUnpickler
 
 from safeload.policy import TypePolicy
 from safeload.scanning import ScanLimits, ScanReport, scan_bytes
+from tests.helpers import joblib_bytes, recorded_globals
 
 LIMITS = ScanLimits(max_seconds=2.0, max_decompressed_bytes=64 << 20)
 FAST = settings(
@@ -182,14 +182,8 @@ values = st.recursive(
 )
 
 
-class _Recorder(NumpyUnpickler):  # type: ignore[misc]
-    def __init__(self, data: bytes) -> None:
-        super().__init__("", io.BytesIO(data), ensure_native_byte_order=False)
-        self.seen: set[str] = set()
-
-    def find_class(self, module: str, name: str) -> Any:
-        self.seen.add(f"{module}.{name}")
-        return super().find_class(module, name)
+def _serialized(value: object, protocol: int, use_joblib: bool) -> bytes:
+    return joblib_bytes(value, protocol=protocol) if use_joblib else pickle.dumps(value, protocol)
 
 
 @settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
@@ -197,19 +191,11 @@ class _Recorder(NumpyUnpickler):  # type: ignore[misc]
 def test_legitimate_data_names_exactly_what_the_unpickler_loads(
     value: object, protocol: int, use_joblib: bool
 ) -> None:
-    if use_joblib:
-        handle = io.BytesIO()
-        joblib.dump(value, handle, protocol=protocol)
-        data = handle.getvalue()
-    else:
-        data = pickle.dumps(value, protocol=protocol)
-    recorder = _Recorder(data)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        recorder.load()
+    data = _serialized(value, protocol, use_joblib)
+    seen = recorded_globals(data)
     report = scan_bytes(data, policy=TypePolicy.of([]))
     assert report.problems == ()
-    assert set(report.globals) == recorder.seen
+    assert set(report.globals) == seen
 
 
 @pytest.mark.parametrize("seed", range(len(SEEDS)))
@@ -231,15 +217,12 @@ def test_legitimate_data_passes_both_walls_under_the_default_policy(
     # its dtype check (rebuild and compare) hold for every array numpy and joblib write.
     from safeload._unpickle import unpickle_verified
 
+    data = _serialized(value, protocol, use_joblib)
     if use_joblib:
-        handle = io.BytesIO()
-        joblib.dump(value, handle, protocol=protocol)
-        data = handle.getvalue()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             real = joblib.load(io.BytesIO(data))
     else:
-        data = pickle.dumps(value, protocol=protocol)
         real = pickle.loads(data)
     report = scan_bytes(data)
     assert report.safe, report.to_dict()

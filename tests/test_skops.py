@@ -25,7 +25,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 import safeload
 from safeload.saving import write_signed_artifact
-from tests.models import frame_pipeline
+from tests.helpers import frame_pipeline
 
 
 def _metadata(fmt: str = "skops") -> bytes:

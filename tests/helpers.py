@@ -1,0 +1,61 @@
+"""What several test files build the same way: a fitted DataFrame pipeline, joblib bytes,
+the globals a real unpickler resolves."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from joblib.numpy_pickle import NumpyUnpickler
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+
+def frame_pipeline(X: pd.DataFrame, y: np.ndarray) -> Pipeline:
+    """A churn-style Pipeline on columns age, income (scaled) and plan (one-hot), fitted."""
+    return Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer(
+                    [
+                        ("num", StandardScaler(), ["age", "income"]),
+                        ("cat", OneHotEncoder(handle_unknown="ignore"), ["plan"]),
+                    ]
+                ),
+            ),
+            ("clf", LogisticRegression(max_iter=500)),
+        ]
+    ).fit(X, y)
+
+
+class _Recorder(NumpyUnpickler):  # type: ignore[misc]
+    """joblib's (pure-Python) unpickler, noting every global it resolves. Trusted input only."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__("", io.BytesIO(data), ensure_native_byte_order=False)
+        self.seen: set[str] = set()
+
+    def find_class(self, module: str, name: str) -> Any:
+        self.seen.add(f"{module}.{name}")
+        return super().find_class(module, name)
+
+
+def recorded_globals(payload: bytes) -> set[str]:
+    recorder = _Recorder(payload)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        recorder.load()
+    return recorder.seen
+
+
+def joblib_bytes(obj: object, compress: object = 0, protocol: int | None = None) -> bytes:
+    handle = io.BytesIO()
+    joblib.dump(obj, handle, compress=compress, protocol=protocol)
+    return handle.getvalue()
