@@ -200,6 +200,12 @@ def _tamper_statement(kind: str, statement: dict[str, Any], artifact: Path) -> N
         predicate["serialization"]["hash_type"] = "md5"
     elif kind == "shard_name_without_bounds":
         first["name"] = "model.joblib"
+    elif kind == "shard_size_with_whole_files":
+        predicate["serialization"]["method"] = "files"  # shard_size left in place
+        for resource in predicate["resources"]:
+            file = resource["name"].split(":")[0]
+            resource.update(name=file, algorithm="sha256")
+            resource["digest"] = _sha((artifact / file).read_bytes())
     else:  # pragma: no cover
         raise AssertionError(kind)
 
@@ -220,6 +226,7 @@ CRAFTED = [
     "symlinks_allowed",
     "other_hash_type",
     "shard_name_without_bounds",
+    "shard_size_with_whole_files",
 ]
 
 
