@@ -2096,15 +2096,9 @@ def _scan_skops(
     view: memoryview, policy: TypePolicy, limits: ScanLimits, path: str | None
 ) -> ScanReport:
     """Skops files: zip limits, then every type skops' node tree names (see skopsscan)."""
-    from safeload.skopsscan import SkopsLimits, scan_skops
+    from safeload.skopsscan import scan_skops
 
-    skops_limits = SkopsLimits(
-        max_entries=limits.max_zip_entries,
-        max_total_bytes=limits.max_decompressed_bytes,
-        max_ratio=limits.max_ratio,
-        ratio_floor_bytes=limits.ratio_floor_bytes,
-    )
-    report, _ = scan_skops(view, policy, path, skops_limits)
+    report, _ = scan_skops(view, policy, path, limits)
     return report
 
 

@@ -14,14 +14,13 @@ import io
 import re
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from safeload.errors import MalformedArtifactError
 from safeload.policy import TypeName, TypePolicy, format_type_name
 
 if TYPE_CHECKING:
-    from safeload.scanning import ScanReport
+    from safeload.scanning import ScanLimits, ScanReport
 
 ZIP_MAGIC = b"PK\x03\x04"
 
@@ -72,27 +71,19 @@ _NUMPY_SCALARS = {
 _ENTRY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
-@dataclass(frozen=True)
-class SkopsLimits:
-    """Limits checked on the zip directory before skops reads anything."""
+def check_zip(data: bytes | bytearray | memoryview, limits: ScanLimits) -> None:
+    """Refuse zip bombs, odd entry names and duplicates before skops opens the archive.
 
-    max_entries: int = 200_000
-    max_total_bytes: int = 64 << 30
-    max_ratio: float = 200.0
-    ratio_floor_bytes: int = 1 << 20
-
-
-def check_zip(data: bytes | bytearray | memoryview, limits: SkopsLimits | None = None) -> None:
-    """Refuse zip bombs, odd entry names and duplicates before skops opens the archive."""
-    limits = limits or SkopsLimits()
+    The caller's :class:`ScanLimits` bound a zip exactly as they bound a joblib file.
+    """
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             infos = archive.infolist()
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
         raise MalformedArtifactError(f"the skops file is not a valid zip archive: {exc}") from exc
-    if len(infos) > limits.max_entries:
+    if len(infos) > limits.max_zip_entries:
         raise MalformedArtifactError(
-            f"the skops file holds {len(infos)} entries, over the limit of {limits.max_entries}"
+            f"the skops file holds {len(infos)} entries, over the limit of {limits.max_zip_entries}"
         )
     names: set[str] = set()
     total = 0
@@ -110,9 +101,10 @@ def check_zip(data: bytes | bytearray | memoryview, limits: SkopsLimits | None =
                 f"skops entry {info.filename!r} expands {info.compress_size} bytes to "
                 f"{info.file_size}: refused as a decompression bomb"
             )
-    if total > limits.max_total_bytes:
+    if total > limits.max_decompressed_bytes:
         raise MalformedArtifactError(
-            f"the skops file expands to {total} bytes, over the limit of {limits.max_total_bytes}"
+            f"the skops file expands to {total} bytes, over the limit of "
+            f"{limits.max_decompressed_bytes}"
         )
     if "schema.json" not in names:
         raise MalformedArtifactError("the skops file has no schema.json")
@@ -201,8 +193,8 @@ def trusted_list_for_skops(data: bytes | bytearray | memoryview) -> list[str]:
 def scan_skops(
     data: bytes | bytearray | memoryview,
     policy: TypePolicy,
-    path: str | None = None,
-    limits: SkopsLimits | None = None,
+    path: str | None,
+    limits: ScanLimits,
 ) -> tuple[ScanReport, list[str]]:
     """Scan a skops file; return the report and, if safe, the exact list for skops' loader."""
     from safeload.scanning import ScanReport

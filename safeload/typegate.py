@@ -41,12 +41,13 @@ def check_types(
     ``format`` is the artifact's declared format; a bare file (``None``) is recognised by its
     zip magic. The payload of a joblib file is its decompressed stream, never copied when raw.
     """
+    limits = limits or ScanLimits()
     is_skops = format == "skops" if format is not None else bytes(data[:4]) == ZIP_MAGIC
     if is_skops:
-        report, trusted = scan_skops(data, policy, path)
+        report, trusted = scan_skops(data, policy, path, limits)
         report.raise_if_unsafe()
         return TypeChecked("skops", report, data, tuple(trusted))
-    compression, payload = decompress(data, limits=limits or ScanLimits())
+    compression, payload = decompress(data, limits=limits)
     report = scan_payload(payload, policy=policy, limits=limits, compression=compression, path=path)
     report.raise_if_unsafe()
     return TypeChecked("joblib", report, payload)
