@@ -57,8 +57,8 @@ from safeload.loading import (
 )
 from safeload.policy import TypePolicy
 from safeload.saving import save
-from safeload.scanning import ScanLimits, ScanReport, scan, scan_bytes
 from safeload.store import Store
+from safeload.typegate import ScanLimits, ScanReport, scan, scan_bytes
 
 __version__ = "0.1.0"
 

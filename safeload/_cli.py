@@ -260,7 +260,7 @@ def _print_inspect(report: Any) -> None:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from safeload.scanning import ScanReport, scan
+    from safeload.typegate import ScanReport, scan
 
     reports: list[ScanReport] = []
     errors: list[dict[str, str]] = []

@@ -15,7 +15,7 @@ without bound or corrupt memory:
 * ``BUILD`` only restores instances of classes the policy names, never a class or function
   itself, and on a numpy dtype only right after ``numpy.dtype(code, False, True)`` made it, with
   a state that rebuilds to the same dtype (the scanner's own check,
-  :func:`safeload.scanning.rebuild_dtype`): ``dtype.__setstate__`` trusts its flags blindly;
+  :func:`safeload.typegate.dtypes.rebuild_dtype`): ``dtype.__setstate__`` trusts its flags blindly;
 * dict keys and set members are hashed only within a budget, and never a tuple nested deeper
   than ``_MAX_DEPTH`` (hashing recurses in C without a guard: a deep tuple crashes the
   interpreter, a memo-shared tuple DAG never finishes).
@@ -50,7 +50,12 @@ if TYPE_CHECKING:
     from safeload.typegate import TypeChecked
 
 from safeload.policy import TypeName, TypePolicy, format_type_name, parse_type_name
-from safeload.scanning import DtypeFormError, dtype_call_problem, dtype_form, rebuild_dtype
+from safeload.typegate.dtypes import (
+    DtypeFormError,
+    dtype_call_problem,
+    dtype_form,
+    rebuild_dtype,
+)
 
 # Safety nets of their own (the scanner's ScanLimits bound the same things first, by default to
 # the same values): no legitimate model comes near them.
@@ -619,7 +624,7 @@ def load_skops_verified(buffer: bytes | bytearray | memoryview, trusted_types: l
     """Construct a skops file (already verified, zip-checked and type-checked).
 
     ``trusted_types`` is the exact list of names skops asks for, each already checked against
-    the caller's policy by :mod:`safeload.skopsscan`; nothing broader is ever passed.
+    the caller's policy by :mod:`safeload.typegate.skops`; nothing broader is ever passed.
     Only :mod:`safeload.loading` may call this, and only after the gate has passed.
     """
     import skops.io

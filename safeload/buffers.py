@@ -10,6 +10,16 @@ from __future__ import annotations
 
 import io
 
+Buffer = bytes | bytearray | memoryview
+
+
+def byte_view(data: Buffer) -> memoryview:
+    """A flat, unsigned-byte view of ``data`` (no copy), whatever shape the caller's view had."""
+    view = data if isinstance(data, memoryview) else memoryview(data)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    return view
+
 
 class BufferReader:
     """File-like view of a buffer: reads return ``bytes`` slices, the buffer is never copied."""

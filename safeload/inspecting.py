@@ -18,6 +18,7 @@ from safeload.keys import Keyring, resolve_keyring
 from safeload.layout import METADATA_FILE, SIGNATURE_FILE, ArtifactDir, Progress
 from safeload.manifest import ALGORITHM, resource_algorithm
 from safeload.policy import TypePolicy, resolve_policy
+from safeload.typegate import scan_bytes
 from safeload.verifying import get_unverified_claims, verify_signature
 
 
@@ -109,8 +110,6 @@ def inspect(
     Without ``trusted`` the signature cannot be checked and the verdict is at best ``refused``
     (unknown signer); the file and type checks still run.
     """
-    from safeload.scanning import scan_bytes
-
     report = InspectReport(os.fspath(path))
     types = resolve_policy(policy)
     try:

@@ -38,8 +38,7 @@ from safeload.layout import (
 )
 from safeload.metadata import JSONValue, parse_metadata, running_sklearn_version
 from safeload.policy import TypePolicy, resolve_policy
-from safeload.scanning import ScanLimits, ScanReport
-from safeload.typegate import TypeChecked, check_types
+from safeload.typegate import ScanLimits, ScanReport, TypeChecked, check_types
 from safeload.validation import validate_model
 from safeload.verifying import VerifiedStatement, check_file_set, check_manifest, verify_signature
 

@@ -48,9 +48,8 @@ from safeload.manifest import (
 )
 from safeload.metadata import JSONValue, build_metadata
 from safeload.policy import TypePolicy, resolve_policy
-from safeload.scanning import ScanLimits
 from safeload.signing import build_statement, sign_statement
-from safeload.typegate import check_types
+from safeload.typegate import ScanLimits, check_types
 
 
 class _HashingWriter(io.RawIOBase):

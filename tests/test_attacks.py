@@ -26,9 +26,9 @@ import pytest
 
 import safeload
 from safeload import _unpickle
-from safeload.compression import decompress
 from safeload.saving import write_signed_artifact
-from safeload.scanning import ScanLimits
+from safeload.typegate import ScanLimits
+from safeload.typegate.compression import decompress
 from tests.attacks.corpus import ATTACKS, BENIGN, BENIGN_EXTRA_TYPES, BOUNDED, INFO
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,7 +185,7 @@ _SECOND_WALL_CHILD = textwrap.dedent(
     import sys
     import safeload
     from safeload import _unpickle
-    from safeload.compression import decompress
+    from safeload.typegate.compression import decompress
     try:
         _, payload = decompress(open(sys.argv[1], "rb").read())
         model = _unpickle.unpickle_verified(bytearray(payload), safeload.TypePolicy.default())

@@ -15,9 +15,9 @@ import joblib
 import numpy as np
 import pytest
 
-from safeload.compression import decompress, detect_compression
 from safeload.errors import MalformedArtifactError
-from safeload.scanning import ScanLimits
+from safeload.typegate import ScanLimits
+from safeload.typegate.compression import decompress, detect_compression
 
 COMPRESSORS = ["zlib", "gzip", "bz2", "lzma", "xz", "lz4"]
 MIB = 1 << 20

@@ -37,7 +37,7 @@ from safeload.errors import (
     UntrustedTypeError,
 )
 from safeload.policy import TypePolicy
-from safeload.scanning import ScanLimits, ScanReport, scan, scan_bytes, scan_payload
+from safeload.typegate import ScanLimits, ScanReport, scan, scan_bytes, scan_payload
 from tests.helpers import joblib_bytes, recorded_globals
 
 MIB = 1 << 20
@@ -315,7 +315,7 @@ def test_joblib_files_name_exactly_what_the_unpickler_loads(
 
 
 def scan_payload_input(data: bytes) -> tuple[str | None, bytes]:
-    from safeload.compression import decompress
+    from safeload.typegate.compression import decompress
 
     found, payload = decompress(data, limits=ScanLimits())
     return found, bytes(payload)

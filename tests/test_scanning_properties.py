@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from safeload.policy import TypePolicy
-from safeload.scanning import ScanLimits, ScanReport, scan_bytes
+from safeload.typegate import ScanLimits, ScanReport, scan_bytes
 from tests.helpers import joblib_bytes, recorded_globals
 
 LIMITS = ScanLimits(max_seconds=2.0, max_decompressed_bytes=64 << 20)

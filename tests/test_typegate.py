@@ -8,7 +8,7 @@ import pytest
 from sklearn.pipeline import Pipeline
 
 import safeload
-from safeload.scanning import ScanLimits
+from safeload.typegate import ScanLimits
 
 ONE_ENTRY = ScanLimits(max_zip_entries=1)
 

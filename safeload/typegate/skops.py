@@ -14,13 +14,12 @@ import io
 import re
 import zipfile
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from safeload.errors import MalformedArtifactError
 from safeload.policy import TypeName, TypePolicy, format_type_name
-
-if TYPE_CHECKING:
-    from safeload.scanning import ScanLimits, ScanReport
+from safeload.typegate.limits import ScanLimits
+from safeload.typegate.report import ScanReport
 
 ZIP_MAGIC = b"PK\x03\x04"
 
@@ -197,8 +196,6 @@ def scan_skops(
     limits: ScanLimits,
 ) -> tuple[ScanReport, list[str]]:
     """Scan a skops file; return the report and, if safe, the exact list for skops' loader."""
-    from safeload.scanning import ScanReport
-
     problems: list[str] = []
     names: list[str] = []
     untrusted: list[str] = []

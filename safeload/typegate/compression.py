@@ -26,14 +26,11 @@ from __future__ import annotations
 import bz2
 import lzma
 import zlib
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
+from safeload.buffers import Buffer, byte_view
 from safeload.errors import MalformedArtifactError
-
-if TYPE_CHECKING:
-    from safeload.scanning import ScanLimits
-
-Buffer = bytes | bytearray | memoryview
+from safeload.typegate.limits import ScanLimits
 
 # joblib/compressor.py: the prefixes joblib writes, checked in joblib's registration order.
 _ZFILE_PREFIX = b"ZF"  # joblib < 0.9.3 "zfile" container: refused.
@@ -66,20 +63,13 @@ class _Decompressor(Protocol):
     def decompress(self, data: Buffer, max_length: int = -1) -> bytes: ...
 
 
-def _as_view(data: Buffer) -> memoryview:
-    view = data if isinstance(data, memoryview) else memoryview(data)
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")
-    return view
-
-
 def detect_compression(data: Buffer) -> str | None:
     """Name the compressor by the magic bytes joblib writes (``None`` for a raw pickle).
 
     Raises:
         MalformedArtifactError: on joblib's legacy ``ZF`` container, which is refused.
     """
-    head = bytes(_as_view(data)[:_MAX_PREFIX])
+    head = bytes(byte_view(data)[:_MAX_PREFIX])
     if head.startswith(_ZFILE_PREFIX):
         raise MalformedArtifactError(
             "legacy joblib 'zfile' container (joblib < 0.9.3) refused: it cannot be scanned "
@@ -205,11 +195,8 @@ def decompress(
         MalformedArtifactError: legacy container, corrupt or truncated stream, trailing data,
             a limit exceeded, or lz4 data without the ``lz4`` package.
     """
-    if limits is None:
-        from safeload.scanning import ScanLimits
-
-        limits = ScanLimits()
-    view = _as_view(data)
+    limits = limits or ScanLimits()
+    view = byte_view(data)
     name = detect_compression(view)
     if name is None:
         return None, view

@@ -1,0 +1,62 @@
+"""How much work and memory one type scan may spend: the one source of limits for every format.
+
+Every limit turns hostile input into a reported problem instead of a hang or a crash. The same
+:class:`ScanLimits` bound a joblib stream (opcodes, stack, memo, hashing, decompression) and a
+skops zip (entries, expanded size, ratio), whoever calls the gate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_GIB = 1 << 30
+_MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class ScanLimits:
+    """Bounds on the work and memory a scan (and decompression) may spend on one file.
+
+    Every limit turns hostile input into a reported problem instead of a hang or a crash.
+    The defaults accept multi-gigabyte models; lower them for untrusted uploads.
+
+    Attributes:
+        max_opcodes: opcodes followed in total (nested and trailing pickles included).
+        max_stack_depth: items on the symbolic stack, marks included (checked every few
+            opcodes, so it may be passed by a small fraction before the scan stops).
+        max_memo: entries in one stream's memo.
+        max_nesting: object-dtype arrays nested in object-dtype arrays (each is a pickle).
+        max_depth: containers (tuples, lists, dicts, sets) nested in one another. Deep values
+            crash the loader's C code (``hash`` of a deep tuple recurses without a guard) and
+            break ``repr``, ``copy`` and scikit-learn code; no model nests this deep.
+        max_hash_work: steps the loader may spend hashing dict keys and set members, over the
+            whole file (a tuple costs one step per item, expanded: memo-shared tuple DAGs
+            make hashing exponential). A legitimate file spends about one step per key.
+        max_array_bytes: payload one joblib array may declare; also never more than the bytes
+            actually present in the file.
+        max_decompressed_bytes: output of decompression, checked while decompressing.
+        max_ratio: decompressed size over the compressed bytes read so far, enforced
+            continuously once the output passes ``ratio_floor_bytes`` (small files may
+            legitimately compress very well). Real models compress less than 20x (measured at
+            every level of every joblib compressor); zlib reaches ~1032x and lz4 ~255x on runs
+            of zeros, so a bomb stops after about ``ratio_floor_bytes`` of output.
+        ratio_floor_bytes: output size below which ``max_ratio`` is not enforced.
+        max_seconds: wall-clock time for one scan (checked every few thousand opcodes).
+        max_string_bytes: longest string whose value the scanner tracks; a longer string used
+            as a global name is refused as unresolvable.
+        max_zip_entries: entries in a skops (zip) file.
+    """
+
+    max_opcodes: int = 50_000_000
+    max_stack_depth: int = 1_000_000
+    max_memo: int = 10_000_000
+    max_nesting: int = 32
+    max_depth: int = 1000
+    max_hash_work: int = 50_000_000
+    max_array_bytes: int = 64 * _GIB
+    max_decompressed_bytes: int = 16 * _GIB
+    max_ratio: float = 100.0
+    ratio_floor_bytes: int = 16 * _MIB
+    max_seconds: float = 60.0
+    max_string_bytes: int = 64 * 1024
+    max_zip_entries: int = 100_000

@@ -1,0 +1,87 @@
+"""What a type scan found, and the refusal it stands for."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from safeload.errors import MalformedArtifactError, UntrustedTypeError, untrusted_types_message
+from safeload.policy import TypeName, TypePolicy, format_type_name
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    """What a scan found. ``safe`` only if every global is trusted and nothing else is wrong.
+
+    Attributes:
+        path: the file scanned, if any.
+        format: ``"pickle"``, ``"joblib"`` or ``"skops"``.
+        compression: the joblib compressor found by magic bytes, or ``None``.
+        globals: every global the file names, as ``module.qualname``, sorted, unique.
+        untrusted: those of ``globals`` outside the policy, sorted, unique.
+        problems: other reasons to refuse, each a sentence a user can act on.
+    """
+
+    path: str | None
+    format: str
+    compression: str | None
+    globals: tuple[str, ...]
+    untrusted: tuple[str, ...]
+    problems: tuple[str, ...]
+
+    @property
+    def safe(self) -> bool:
+        """Whether the file passed the type gate."""
+        return not self.untrusted and not self.problems
+
+    def raise_if_unsafe(self) -> None:
+        """Raise the refusal this report stands for; do nothing if it is safe.
+
+        Raises:
+            UntrustedTypeError: the file names globals outside the policy.
+            MalformedArtifactError: the file has other problems (malformed, limits, evasion).
+        """
+        where = f"{self.path}" if self.path else "The model stream"
+        if self.untrusted:
+            message = untrusted_types_message(self.untrusted, where)
+            if self.problems:
+                message += " Other problems: " + " ".join(self.problems)
+            raise UntrustedTypeError(message, types=self.untrusted)
+        if self.problems:
+            raise MalformedArtifactError(
+                f"{where} was refused by the static scan; nothing was deserialized. "
+                + " ".join(self.problems)
+            )
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready view with stable keys (the ``--json`` output of ``safeload scan``)."""
+        return {
+            "path": self.path,
+            "format": self.format,
+            "compression": self.compression,
+            "safe": self.safe,
+            "globals": list(self.globals),
+            "untrusted": list(self.untrusted),
+            "problems": list(self.problems),
+        }
+
+
+def make_report(
+    *,
+    path: str | None,
+    fmt: str,
+    compression: str | None,
+    policy: TypePolicy,
+    names: Iterable[TypeName] = (),
+    problems: Iterable[str] = (),
+) -> ScanReport:
+    """The report for ``names`` found under ``policy``, with ``problems`` in the order found."""
+    found = set(names)
+    return ScanReport(
+        path=path,
+        format=fmt,
+        compression=compression,
+        globals=tuple(sorted({format_type_name(n) for n in found})),
+        untrusted=tuple(policy.untrusted(found)),
+        problems=tuple(problems),
+    )
