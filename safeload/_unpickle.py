@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from joblib.numpy_pickle import NDArrayWrapper, NumpyArrayWrapper, NumpyUnpickler
 from joblib.numpy_pickle_utils import _ensure_native_byte_order
-from numpy.random.bit_generator import BitGenerator
 
 from safeload import _default_types as rules
 from safeload.buffers import BufferReader
@@ -49,23 +48,15 @@ from safeload.errors import (
 if TYPE_CHECKING:
     from safeload.typegate import TypeChecked
 
-from safeload.policy import TypeName, TypePolicy, format_type_name, parse_type_name
-from safeload.typegate.dtypes import (
-    DtypeFormError,
-    dtype_call_problem,
-    dtype_form,
-    rebuild_dtype,
-)
+from safeload.policy import TypeName, TypePolicy, format_type_name
+from safeload.typegate.callrules import RULES
+from safeload.typegate.dtypes import DtypeFormError, dtype_form, rebuild_dtype
 
 # Safety nets of their own (the scanner's ScanLimits bound the same things first, by default to
 # the same values): no legitimate model comes near them.
 _MAX_DEPTH = 1000
 _MAX_HASH_WORK = 50_000_000
 
-_BIT_GENERATORS = frozenset(parse_type_name(n) for n in rules.BIT_GENERATOR_CLASSES)
-_BIT_GENERATOR_CTOR: TypeName = ("numpy.random._pickle", "__bit_generator_ctor")
-_ZERO_SHAPE_DTYPES = ("b", b"b")
-_NEWOBJ_OPS = ("NEWOBJ", "NEWOBJ_EX")
 # Keys whose hash is one cheap step (and never recursive).
 _FLAT_KEYS = frozenset({str, int, float, bool, bytes, type(None), complex})
 
@@ -223,119 +214,34 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
         args: object,
         kwargs: object,
     ) -> str | None:
-        """Why this call breaks ``rule`` (see ``_default_types``), or ``None``."""
-        if rule == rules.ANY:
-            return None
-        if kwargs:
-            return "with keyword arguments"
-        if type(args) is not tuple:
-            return "with arguments that are not a tuple"
-        if rule == rules.NEW:
-            if how not in _NEWOBJ_OPS:
-                return f"by {how}, which would run its constructor on the file's arguments"
-            return None if not args else "by NEWOBJ with arguments"
-        if rule == rules.NO_ARGS:
-            return None if not args else "with arguments"
-        if how != "REDUCE":
-            return f"by {how}"
-        if rule == rules.DTYPE:
-            return dtype_call_problem(args)
-        if rule == rules.RECONSTRUCT:
-            if len(args) == 3 and self._is_global(args[0]) and self._zero(args[1], args[2]):
-                return None
-            return "with other than (<array class>, (0,), b'b')"
-        if rule == rules.MARECONSTRUCT:
-            if (
-                len(args) == 4
-                and self._is_global(args[0])
-                and self._is_global(args[1])
-                and self._zero(args[2], args[3])
-            ):
-                return None
-            return "with other than (<class>, <class>, (0,), 'b')"
-        if rule == rules.SCALAR:
-            if len(args) == 2 and isinstance(args[0], np.dtype) and type(args[1]) is bytes:
-                return None
-            return "with other than (<dtype>, <raw bytes>)"
-        if rule == rules.FROMBUFFER:
-            return _frombuffer_problem(args)
-        if rule == rules.BIT_GENERATOR:
-            if len(args) > 1 or (args and not self._bit_generator(args[0])):
-                return "with something other than a bit generator's name or class"
-            return None
-        if rule == rules.RNG:
-            return self._rng_problem(args)
-        if rule == rules.MODULE_CLASS:
-            modules = {m for m, _ in names}
-            if len(args) == 1 and args[0] is not func and modules & self._modules(args[0]):
-                return None
-            return "with something other than a class of its own module"
-        if rule == rules.PYX_UNPICKLE:
-            targets = {(m, n.removeprefix("__pyx_unpickle_")) for m, n in names}
-            if len(args) == 3 and targets & self._names(args[0]) and type(args[1]) is int:
-                return None
-            return "with other than (<its class>, <checksum>, <state>)"
-        if rule == rules.TREE:
-            return _tree_problem(args)
-        if rule == rules.HASHED:
-            if len(args) > 1 or (args and type(args[0]) not in (list, tuple)):
-                return "with something other than a list or tuple of its items"
-            if args:
-                self._charge(args[0])
-            return None
-        if rule in (rules.COPYREG_RECONSTRUCTOR, rules.COPYREG_NEWOBJ, rules.COPYREG_NEWOBJ_EX):
-            return self._copyreg_problem(rule, args)
-        return f"under a call rule this unpickler does not know ({rule!r})"
+        """Why this call breaks ``rule`` (:mod:`safeload.typegate.callrules`), or ``None``."""
+        entry = RULES.get(rule)
+        if entry is None:
+            return f"under a call rule this unpickler does not know ({rule!r})"
+        return entry.concrete(self, how, func, names, args, kwargs)
 
-    def _modules(self, value: object) -> set[str]:
-        return {m for m, _ in self._names(value)}
+    # -- what the call rules may ask (safeload.typegate.callrules.ConcreteSite) ----------------
 
-    def _zero(self, shape: object, code: object) -> bool:
-        return (
-            type(shape) is tuple
-            and len(shape) == 1
-            and type(shape[0]) is int
-            and shape[0] == 0
-            and type(code) in (str, bytes)
-            and code in _ZERO_SHAPE_DTYPES
-        )
+    def names_of(self, value: object) -> set[TypeName]:
+        """The names ``value`` was found under (empty if find_class did not return it)."""
+        return self._names(value)
 
-    def _bit_generator(self, value: object) -> bool:
-        return type(value) is str or bool(self._names(value) & _BIT_GENERATORS)
+    def rule_of(self, value: object) -> tuple[bool, str | None]:
+        """Whether find_class returned ``value``, and its call rule."""
+        entry = self._globals.get(id(value))
+        if entry is None or entry[0] is not value:
+            return False, None
+        return True, entry[2]
 
-    def _rng_problem(self, args: tuple[Any, ...]) -> str | None:
-        if len(args) > 2:
-            return "with more than two arguments"
-        if args and not (self._bit_generator(args[0]) or isinstance(args[0], BitGenerator)):
-            return "with something other than a bit generator or its name"
-        if len(args) == 2 and _BIT_GENERATOR_CTOR not in self._names(args[1]):
-            return "with a constructor other than numpy's __bit_generator_ctor"
-        return None
+    def charge(self, values: list[Any] | tuple[Any, ...]) -> None:
+        """Spend the hashing work of ``values`` (see :meth:`_charge`)."""
+        self._charge(values)
 
-    def _copyreg_problem(self, rule: str, args: tuple[Any, ...]) -> str | None:
-        """Copyreg's helpers construct their first argument: hold it to its own rule."""
-        if not args:
-            return "without a class"
-        how, cls_args, kwargs = "NEWOBJ", args[1:], None
-        if rule == rules.COPYREG_RECONSTRUCTOR:
-            if len(args) != 3:
-                return "with other than (class, base, state)"
-            base = args[1]
-            if base is not object:
-                entry = self._globals.get(id(base))
-                if entry is None or entry[0] is not base or entry[2] != rules.ANY:
-                    return "with a base class the policy does not let the file call freely"
-            cls_args = ()
-        elif rule == rules.COPYREG_NEWOBJ_EX:
-            if len(args) != 3:
-                return "with other than (class, args, kwargs)"
-            how, cls_args, kwargs = "NEWOBJ_EX", args[1], args[2]
-        cls = args[0]
-        entry = self._globals.get(id(cls))
-        if entry is None or entry[0] is not cls or entry[2] is None:
-            return "to construct a class the policy does not let the file call"
-        why = self._violation(entry[2], how, cls, entry[1], cls_args, kwargs)
-        return None if why is None else f"to construct a class {why}"
+    def violation(
+        self, rule: str, how: str, func: object, names: set[TypeName], args: object, kwargs: object
+    ) -> str | None:
+        """:meth:`_violation`, for the copyreg rules that construct their first argument."""
+        return self._violation(rule, how, func, names, args, kwargs)
 
     def _made(self, rule: str, args: object, result: object) -> None:
         """After a call, note a dtype that numpy.dtype just made.
@@ -558,42 +464,6 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
             # refused by scipy and Cython code, so pay for one copy here.
             array = array.copy(order="K")
         return array
-
-
-def _int_tuple(value: object) -> bool:
-    return type(value) is tuple and all(type(v) is int for v in value)
-
-
-def _frombuffer_problem(args: tuple[Any, ...]) -> str | None:
-    """_frombuffer(buf, dtype, shape, order[, axis_order]): a view on bytes from the file."""
-    if len(args) not in (4, 5) or not isinstance(args[1], np.dtype):
-        return "with other than (<bytes>, <dtype>, <shape>, <order>[, <axes>])"
-    if type(args[0]) not in (bytes, bytearray, memoryview):
-        return "on something other than bytes from the file"
-    if not _int_tuple(args[2]) or type(args[3]) is not str or args[3] not in ("C", "F", "K"):
-        return "with a shape or order numpy never writes"
-    if len(args) == 5 and args[4] is not None and not _int_tuple(args[4]):
-        return "with an axis order that is not a tuple of ints"
-    return None
-
-
-def _tree_problem(args: tuple[Any, ...]) -> str | None:
-    """Tree(n_features, n_classes, n_outputs) allocates n_outputs and reads n_classes."""
-    if len(args) != 3:
-        return "with other than (n_features, n_classes, n_outputs)"
-    n_features, n_classes, n_outputs = args
-    if type(n_features) is not int or n_features < 0:
-        return "with a feature count that is not a non-negative int"
-    if type(n_outputs) is not int or n_outputs < 1:
-        return "with an output count that is not a positive int"
-    if (
-        not isinstance(n_classes, np.ndarray)
-        or n_classes.ndim != 1
-        or n_classes.dtype.kind not in "iu"
-        or len(n_classes) != n_outputs
-    ):
-        return "with class counts that are not one integer per output"
-    return None
 
 
 def unpickle_verified(buffer: bytes | bytearray | memoryview, policy: TypePolicy) -> Any:

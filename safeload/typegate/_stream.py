@@ -51,7 +51,6 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from safeload import _default_types as rules
 from safeload.buffers import Buffer, byte_view
 from safeload.policy import TypeName, TypePolicy, format_type_name, resolve_policy
 from safeload.typegate._opcodes import DISPATCH
@@ -67,7 +66,6 @@ from safeload.typegate._symbols import (
     _MISSING,
     _NATIVE_KEYS,
     _NEWLINE,
-    _NEWOBJ_OPS,
     _OBJ,
     _OPNAMES,
     _SIZE_CAP,
@@ -90,7 +88,7 @@ from safeload.typegate._symbols import (
     _Tuple,
     _Wrapper,
 )
-from safeload.typegate.callrules import _RULE_CHECKS
+from safeload.typegate.callrules import RULES
 from safeload.typegate.dtypes import _Unsure, plain_code
 from safeload.typegate.limits import ScanLimits
 from safeload.typegate.report import ScanReport, make_report
@@ -399,29 +397,13 @@ class _Stream:
     def rule_violation(
         self, func: _Global, how: str, items: tuple[Any, ...] | None, kwargs: object
     ) -> str | None:
-        """Why this call breaks ``func``'s rule (see ``_default_types``), or ``None``."""
-        rule = func.rule
-        if rule is None or rule == rules.ANY:
+        """Why this call breaks ``func``'s rule (see ``callrules``), or ``None``."""
+        if func.rule is None:
             return None
-        if kwargs is not None and not _falsy(kwargs):
-            return "with keyword arguments"
-        if rule == rules.NEW:
-            if how not in _NEWOBJ_OPS:
-                return (
-                    f"by {how}, which would run its constructor on the file's arguments "
-                    "(pickles create it with NEWOBJ and no arguments)"
-                )
-            return None if items == () else "by NEWOBJ with arguments"
-        if rule == rules.NO_ARGS:
-            return None if items == () else "with arguments"
-        if how != "REDUCE":
-            return f"by {how}"
-        if items is None:
-            return "with arguments the scanner cannot read"
-        check = _RULE_CHECKS.get(rule)
-        if check is None:  # a rule this scanner does not know: refuse rather than guess
-            return f"under an unknown call rule {rule!r}"
-        return check(self, func, items)
+        rule = RULES.get(func.rule)
+        if rule is None:  # a rule this scanner does not know: refuse rather than guess
+            return f"under an unknown call rule {func.rule!r}"
+        return rule.symbolic(self, func, how, items, kwargs)
 
     def copyreg_target(self, cls: object, how: str, items: tuple[Any, ...] | None) -> str | None:
         """Copyreg's helpers construct ``cls``: it must be callable, and in that form."""

@@ -1,15 +1,37 @@
-"""The call rules: the only forms in which a file may call a trusted name, wall by wall.
+"""The call rules: the only forms in which a file may call a trusted name, in every wall.
 
-See :mod:`safeload._default_types` for what each rule means.
+The policy marks a few trusted names *callable*, each under one rule (see
+:mod:`safeload._default_types`): ``numpy.core.multiarray._reconstruct`` only with shape
+``(0,)``, an estimator class only by ``NEWOBJ`` without arguments, and so on. Each rule is
+enforced three times, and this module keeps the three checks of a rule next to each other in
+one :class:`CallRule`, so that a rule missing in one wall is a failing test
+(``tests/test_callrules.py``), not a surprise at run time:
+
+* ``symbolic``: the static scanner's check, on the values it tracked
+  (:mod:`safeload.typegate._symbols`), before anything is deserialized;
+* ``concrete``: the restricted unpickler's check (:mod:`safeload._unpickle`), on the real
+  values, just before it makes the call;
+* ``skops``: the skops gate's check, on skops' node tree, for the two calls skops' loaders make
+  with a type the file names: ``cls.__new__(cls)`` (``ObjectNode``) and ``constructor(*args)``
+  (``ReduceNode``, ``TreeNode``, ``LossNode``, ``ConstructorFromReduceNode``).
+
+The three implementations are independent on purpose: walls that shared code would share a bug.
+Every check returns why the call breaks its rule (a phrase that follows "it calls X"), or
+``None`` when it keeps to it.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+from numpy.random.bit_generator import BitGenerator
 
 from safeload import _default_types as rules
-from safeload.policy import format_type_name
+from safeload.policy import TypeName, format_type_name
 from safeload.typegate._symbols import (
     _ARRAY,
     _BIT_GENERATOR_CTOR,
@@ -28,7 +50,93 @@ from safeload.typegate.dtypes import dtype_call_problem
 if TYPE_CHECKING:
     from safeload.typegate._stream import _Stream
 
-# --- call rules (see safeload._default_types): the only forms the library's pickles take --
+__all__ = ["RULES", "CallRule", "ConcreteSite", "skops_call_problem"]
+
+
+class ConcreteSite(Protocol):
+    """What the restricted unpickler tells a concrete check about the values it holds."""
+
+    def names_of(self, value: object) -> set[TypeName]:
+        """The policy names ``value`` was found under (empty: not a global find_class gave)."""
+
+    def rule_of(self, value: object) -> tuple[bool, str | None]:
+        """``(is a global find_class gave, its call rule or None)``."""
+
+    def charge(self, values: list[Any] | tuple[Any, ...]) -> None:
+        """Spend the hashing work of ``values`` before the call hashes them."""
+
+    def violation(
+        self, rule: str, how: str, func: object, names: set[TypeName], args: object, kwargs: object
+    ) -> str | None:
+        """Why calling ``func`` (under ``rule``) this way breaks the rule, or ``None``."""
+
+
+SymbolicCheck = Callable[["_Stream", _Global, str, "tuple[Any, ...] | None", object], "str | None"]
+ConcreteCheck = Callable[[ConcreteSite, str, object, "set[TypeName]", object, object], "str | None"]
+SkopsCheck = Callable[[str, Any], "str | None"]
+
+
+@dataclass(frozen=True)
+class CallRule:
+    """One rule of :mod:`safeload._default_types`, as each wall enforces it."""
+
+    name: str
+    symbolic: SymbolicCheck
+    concrete: ConcreteCheck
+    skops: SkopsCheck
+
+
+_NEWOBJ_OPS = ("NEWOBJ", "NEWOBJ_EX")
+
+
+# --- the scanner's wall: symbolic values ------------------------------------------------------
+
+
+SymbolicArgs = Callable[["_Stream", _Global, "tuple[Any, ...]"], "str | None"]
+
+
+def _symbolic_reduce(check: SymbolicArgs) -> SymbolicCheck:
+    """A rule whose calls are always ``REDUCE`` with positional arguments the scanner read."""
+
+    def symbolic(
+        s: _Stream, func: _Global, how: str, items: tuple[Any, ...] | None, kwargs: object
+    ) -> str | None:
+        if kwargs is not None and not _falsy(kwargs):
+            return "with keyword arguments"
+        if how != "REDUCE":
+            return f"by {how}"
+        if items is None:
+            return "with arguments the scanner cannot read"
+        return check(s, func, items)
+
+    return symbolic
+
+
+def _symbolic_any(
+    s: _Stream, func: _Global, how: str, items: tuple[Any, ...] | None, kwargs: object
+) -> str | None:
+    return None
+
+
+def _symbolic_new(
+    s: _Stream, func: _Global, how: str, items: tuple[Any, ...] | None, kwargs: object
+) -> str | None:
+    if kwargs is not None and not _falsy(kwargs):
+        return "with keyword arguments"
+    if how not in _NEWOBJ_OPS:
+        return (
+            f"by {how}, which would run its constructor on the file's arguments "
+            "(pickles create it with NEWOBJ and no arguments)"
+        )
+    return None if items == () else "by NEWOBJ with arguments"
+
+
+def _symbolic_no_args(
+    s: _Stream, func: _Global, how: str, items: tuple[Any, ...] | None, kwargs: object
+) -> str | None:
+    if kwargs is not None and not _falsy(kwargs):
+        return "with keyword arguments"
+    return None if items == () else "with arguments"
 
 
 def _is_zero_shape(value: object) -> bool:
@@ -178,19 +286,397 @@ def _check_copyreg_newobj_ex(s: _Stream, func: _Global, items: tuple[Any, ...]) 
     return s.copyreg_target(cls, "NEWOBJ_EX", args.items)
 
 
-_RULE_CHECKS: dict[str, Callable[[_Stream, _Global, tuple[Any, ...]], str | None]] = {
-    rules.DTYPE: _check_dtype,
-    rules.RECONSTRUCT: _check_reconstruct,
-    rules.MARECONSTRUCT: _check_mareconstruct,
-    rules.SCALAR: _check_scalar,
-    rules.FROMBUFFER: _check_frombuffer,
-    rules.BIT_GENERATOR: _check_bit_generator,
-    rules.RNG: _check_rng,
-    rules.MODULE_CLASS: _check_module_class,
-    rules.PYX_UNPICKLE: _check_pyx_unpickle,
-    rules.TREE: _check_tree,
-    rules.HASHED: _check_hashed,
-    rules.COPYREG_RECONSTRUCTOR: _check_copyreg_reconstructor,
-    rules.COPYREG_NEWOBJ: _check_copyreg_newobj,
-    rules.COPYREG_NEWOBJ_EX: _check_copyreg_newobj_ex,
+# --- the unpickler's wall: real values --------------------------------------------------------
+
+
+ConcreteArgs = Callable[[ConcreteSite, object, "set[TypeName]", "tuple[Any, ...]"], "str | None"]
+
+
+def _concrete_reduce(check: ConcreteArgs) -> ConcreteCheck:
+    """A rule whose calls are always ``REDUCE`` with a tuple of positional arguments."""
+
+    def concrete(
+        site: ConcreteSite,
+        how: str,
+        func: object,
+        names: set[TypeName],
+        args: object,
+        kwargs: object,
+    ) -> str | None:
+        if kwargs:
+            return "with keyword arguments"
+        if type(args) is not tuple:
+            return "with arguments that are not a tuple"
+        if how != "REDUCE":
+            return f"by {how}"
+        return check(site, func, names, args)
+
+    return concrete
+
+
+def _concrete_any(
+    site: ConcreteSite, how: str, func: object, names: set[TypeName], args: object, kwargs: object
+) -> str | None:
+    return None
+
+
+def _concrete_new(
+    site: ConcreteSite, how: str, func: object, names: set[TypeName], args: object, kwargs: object
+) -> str | None:
+    if kwargs:
+        return "with keyword arguments"
+    if type(args) is not tuple:
+        return "with arguments that are not a tuple"
+    if how not in _NEWOBJ_OPS:
+        return f"by {how}, which would run its constructor on the file's arguments"
+    return None if not args else "by NEWOBJ with arguments"
+
+
+def _concrete_no_args(
+    site: ConcreteSite, how: str, func: object, names: set[TypeName], args: object, kwargs: object
+) -> str | None:
+    if kwargs:
+        return "with keyword arguments"
+    if type(args) is not tuple:
+        return "with arguments that are not a tuple"
+    return None if not args else "with arguments"
+
+
+def _real_zero(shape: object, code: object) -> bool:
+    return (
+        type(shape) is tuple
+        and len(shape) == 1
+        and type(shape[0]) is int
+        and shape[0] == 0
+        and type(code) in (str, bytes)
+        and code in _ZERO_SHAPE_DTYPES
+    )
+
+
+def _real_bit_generator(site: ConcreteSite, value: object) -> bool:
+    return type(value) is str or bool(site.names_of(value) & _BIT_GENERATORS)
+
+
+def _real_int_tuple(value: object) -> bool:
+    return type(value) is tuple and all(type(v) is int for v in value)
+
+
+def _real_dtype(
+    site: ConcreteSite, func: object, names: set[TypeName], args: tuple[Any, ...]
+) -> str | None:
+    return dtype_call_problem(args)
+
+
+def _real_reconstruct(
+    site: ConcreteSite, func: object, names: set[TypeName], args: tuple[Any, ...]
+) -> str | None:
+    if len(args) == 3 and site.rule_of(args[0])[0] and _real_zero(args[1], args[2]):
+        return None
+    return "with other than (<array class>, (0,), b'b')"
+
+
+def _real_mareconstruct(
+    site: ConcreteSite, func: object, names: set[TypeName], args: tuple[Any, ...]
+) -> str | None:
+    if (
+        len(args) == 4
+        and site.rule_of(args[0])[0]
+        and site.rule_of(args[1])[0]
+        and _real_zero(args[2], args[3])
+    ):
+        return None
+    return "with other than (<class>, <class>, (0,), 'b')"
+
+
+def _real_scalar(
+    site: ConcreteSite, func: object, names: set[TypeName], args: tuple[Any, ...]
+) -> str | None:
+    if len(args) == 2 and isinstance(args[0], np.dtype) and type(args[1]) is bytes:
+        return None
+    return "with other than (<dtype>, <raw bytes>)"
+
+
+def _real_frombuffer(
+    site: ConcreteSite, func: object, names: set[TypeName], args: tuple[Any, ...]
+) -> str | None:
+    """_frombuffer(buf, dtype, shape, order[, axis_order]): a view on bytes from the file."""
+    if len(args) not in (4, 5) or not isinstance(args[1], np.dtype):
+        return "with other than (<bytes>, <dtype>, <shape>, <order>[, <axes>])"
+    if type(args[0]) not in (bytes, bytearray, memoryview):
+        return "on something other than bytes from the file"
+    if not _real_int_tuple(args[2]) or type(args[3]) is not str or args[3] not in ("C", "F", "K"):
+        return "with a shape or order numpy never writes"
+    if len(args) == 5 and args[4] is not None and not _real_int_tuple(args[4]):
+        return "with an axis order that is not a tuple of ints"
+    return None
+
+
+def _real_bit_generator_ctor(
+    site: ConcreteSite, func: object, names: set[TypeName], args: tuple[Any, ...]
+) -> str | None:
+    if len(args) > 1 or (args and not _real_bit_generator(site, args[0])):
+        return "with something other than a bit generator's name or class"
+    return None
+
+
+def _real_rng(
+    site: ConcreteSite, func: object, names: set[TypeName], args: tuple[Any, ...]
+) -> str | None:
+    if len(args) > 2:
+        return "with more than two arguments"
+    if args and not (_real_bit_generator(site, args[0]) or isinstance(args[0], BitGenerator)):
+        return "with something other than a bit generator or its name"
+    if len(args) == 2 and _BIT_GENERATOR_CTOR not in site.names_of(args[1]):
+        return "with a constructor other than numpy's __bit_generator_ctor"
+    return None
+
+
+def _real_module_class(
+    site: ConcreteSite, func: object, names: set[TypeName], args: tuple[Any, ...]
+) -> str | None:
+    modules = {m for m, _ in names}
+    if len(args) == 1 and args[0] is not func and modules & {m for m, _ in site.names_of(args[0])}:
+        return None
+    return "with something other than a class of its own module"
+
+
+def _real_pyx_unpickle(
+    site: ConcreteSite, func: object, names: set[TypeName], args: tuple[Any, ...]
+) -> str | None:
+    targets = {(m, n.removeprefix("__pyx_unpickle_")) for m, n in names}
+    if len(args) == 3 and targets & site.names_of(args[0]) and type(args[1]) is int:
+        return None
+    return "with other than (<its class>, <checksum>, <state>)"
+
+
+def _real_tree(
+    site: ConcreteSite, func: object, names: set[TypeName], args: tuple[Any, ...]
+) -> str | None:
+    """Tree(n_features, n_classes, n_outputs) allocates n_outputs and reads n_classes."""
+    if len(args) != 3:
+        return "with other than (n_features, n_classes, n_outputs)"
+    n_features, n_classes, n_outputs = args
+    if type(n_features) is not int or n_features < 0:
+        return "with a feature count that is not a non-negative int"
+    if type(n_outputs) is not int or n_outputs < 1:
+        return "with an output count that is not a positive int"
+    if (
+        not isinstance(n_classes, np.ndarray)
+        or n_classes.ndim != 1
+        or n_classes.dtype.kind not in "iu"
+        or len(n_classes) != n_outputs
+    ):
+        return "with class counts that are not one integer per output"
+    return None
+
+
+def _real_hashed(
+    site: ConcreteSite, func: object, names: set[TypeName], args: tuple[Any, ...]
+) -> str | None:
+    if len(args) > 1 or (args and type(args[0]) not in (list, tuple)):
+        return "with something other than a list or tuple of its items"
+    if args:
+        site.charge(args[0])
+    return None
+
+
+def _real_copyreg(rule: str) -> ConcreteArgs:
+    """Copyreg's helpers construct their first argument: hold it to its own rule."""
+
+    def check(
+        site: ConcreteSite, func: object, names: set[TypeName], args: tuple[Any, ...]
+    ) -> str | None:
+        if not args:
+            return "without a class"
+        how, cls_args, kwargs = "NEWOBJ", args[1:], None
+        if rule == rules.COPYREG_RECONSTRUCTOR:
+            if len(args) != 3:
+                return "with other than (class, base, state)"
+            base = args[1]
+            if base is not object:
+                is_global, base_rule = site.rule_of(base)
+                if not is_global or base_rule != rules.ANY:
+                    return "with a base class the policy does not let the file call freely"
+            cls_args = ()
+        elif rule == rules.COPYREG_NEWOBJ_EX:
+            if len(args) != 3:
+                return "with other than (class, args, kwargs)"
+            how, cls_args, kwargs = "NEWOBJ_EX", args[1], args[2]
+        cls = args[0]
+        is_global, cls_rule = site.rule_of(cls)
+        if not is_global or cls_rule is None:
+            return "to construct a class the policy does not let the file call"
+        why = site.violation(cls_rule, how, cls, site.names_of(cls), cls_args, kwargs)
+        return None if why is None else f"to construct a class {why}"
+
+    return check
+
+
+# --- the skops wall: skops' node tree ---------------------------------------------------------
+#
+# ``how`` is "NEWOBJ" for ``ObjectNode`` (``cls.__new__(cls)``, then its state) and "REDUCE"
+# for the reduce-like nodes (``constructor(*args)``), whose ``args`` is the arguments' node.
+
+
+def _skops_any(how: str, args: Any) -> str | None:
+    return None
+
+
+def _skops_new(how: str, args: Any) -> str | None:
+    if how != "NEWOBJ":
+        return f"by {how}, which would run its constructor on the file's arguments"
+    return None
+
+
+def _skops_no_args(how: str, args: Any) -> str | None:
+    items = _skops_items(args)
+    if how == "NEWOBJ" or items == []:
+        return None
+    return "with arguments"
+
+
+def _skops_never(how: str, args: Any) -> str | None:
+    """Reconstructors numpy, scipy and Cython write into pickles: never a skops call.
+
+    skops stores arrays, dtypes, generators and sparse matrices with loaders of its own.
+    """
+    return f"by {how}, which skops never writes for it"
+
+
+def _skops_items(args: Any) -> list[Any] | None:
+    """The argument nodes of a reduce-like node, if they are a plain tuple or list of nodes."""
+    if args is None:
+        return []
+    if type(args).__name__ not in ("TupleNode", "ListNode"):
+        return None
+    content = args.children.get("content")
+    return list(content) if isinstance(content, list) else None
+
+
+def _skops_int(node: Any) -> int | None:
+    """The int a ``JsonNode`` holds, read from its JSON text as skops' loader reads it."""
+    content = getattr(node, "content", None) if type(node).__name__ == "JsonNode" else None
+    if type(content) is not str or len(content) > 32:
+        return None
+    try:
+        value = json.loads(content)
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return value if type(value) is int else None
+
+
+def _skops_tree(how: str, args: Any) -> str | None:
+    """``Tree(n_features, n_classes, n_outputs)``; the shapes are validated after loading."""
+    if how != "REDUCE":
+        return f"by {how}"
+    items = _skops_items(args)
+    if items is None or len(items) != 3:
+        return "with other than (n_features, n_classes, n_outputs)"
+    n_features, n_outputs = _skops_int(items[0]), _skops_int(items[2])
+    if n_features is None or n_features < 0:
+        return "with a feature count that is not a non-negative int"
+    if n_outputs is None or n_outputs < 1:
+        return "with an output count that is not a positive int"
+    if type(items[1]).__name__ != "NdArrayNode":
+        return "with class counts that are not an array"
+    return None
+
+
+def skops_call_problem(rule: str | None, how: str, args: Any) -> str | None:
+    """Why skops' call of a type under ``rule`` breaks it (``None``: reference-only, refused)."""
+    if rule is None:
+        return (
+            f"by {how}: the policy trusts it only as a stored reference, never as something a "
+            "file may construct"
+        )
+    entry = RULES.get(rule)
+    if entry is None:
+        return f"under an unknown call rule {rule!r}"
+    return entry.skops(how, args)
+
+
+# --- the rules, side by side -------------------------------------------------------------------
+
+RULES: dict[str, CallRule] = {
+    rule.name: rule
+    for rule in (
+        CallRule(rules.ANY, _symbolic_any, _concrete_any, _skops_any),
+        CallRule(rules.NEW, _symbolic_new, _concrete_new, _skops_new),
+        CallRule(rules.NO_ARGS, _symbolic_no_args, _concrete_no_args, _skops_no_args),
+        CallRule(
+            rules.DTYPE, _symbolic_reduce(_check_dtype), _concrete_reduce(_real_dtype), _skops_never
+        ),
+        CallRule(
+            rules.RECONSTRUCT,
+            _symbolic_reduce(_check_reconstruct),
+            _concrete_reduce(_real_reconstruct),
+            _skops_never,
+        ),
+        CallRule(
+            rules.MARECONSTRUCT,
+            _symbolic_reduce(_check_mareconstruct),
+            _concrete_reduce(_real_mareconstruct),
+            _skops_never,
+        ),
+        CallRule(
+            rules.SCALAR,
+            _symbolic_reduce(_check_scalar),
+            _concrete_reduce(_real_scalar),
+            _skops_never,
+        ),
+        CallRule(
+            rules.FROMBUFFER,
+            _symbolic_reduce(_check_frombuffer),
+            _concrete_reduce(_real_frombuffer),
+            _skops_never,
+        ),
+        CallRule(
+            rules.BIT_GENERATOR,
+            _symbolic_reduce(_check_bit_generator),
+            _concrete_reduce(_real_bit_generator_ctor),
+            _skops_never,
+        ),
+        CallRule(
+            rules.RNG, _symbolic_reduce(_check_rng), _concrete_reduce(_real_rng), _skops_never
+        ),
+        CallRule(
+            rules.MODULE_CLASS,
+            _symbolic_reduce(_check_module_class),
+            _concrete_reduce(_real_module_class),
+            _skops_never,
+        ),
+        CallRule(
+            rules.PYX_UNPICKLE,
+            _symbolic_reduce(_check_pyx_unpickle),
+            _concrete_reduce(_real_pyx_unpickle),
+            _skops_never,
+        ),
+        CallRule(
+            rules.TREE, _symbolic_reduce(_check_tree), _concrete_reduce(_real_tree), _skops_tree
+        ),
+        CallRule(
+            rules.HASHED,
+            _symbolic_reduce(_check_hashed),
+            _concrete_reduce(_real_hashed),
+            _skops_never,
+        ),
+        CallRule(
+            rules.COPYREG_RECONSTRUCTOR,
+            _symbolic_reduce(_check_copyreg_reconstructor),
+            _concrete_reduce(_real_copyreg(rules.COPYREG_RECONSTRUCTOR)),
+            _skops_never,
+        ),
+        CallRule(
+            rules.COPYREG_NEWOBJ,
+            _symbolic_reduce(_check_copyreg_newobj),
+            _concrete_reduce(_real_copyreg(rules.COPYREG_NEWOBJ)),
+            _skops_never,
+        ),
+        CallRule(
+            rules.COPYREG_NEWOBJ_EX,
+            _symbolic_reduce(_check_copyreg_newobj_ex),
+            _concrete_reduce(_real_copyreg(rules.COPYREG_NEWOBJ_EX)),
+            _skops_never,
+        ),
+    )
 }

@@ -14,10 +14,13 @@ import io
 import re
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
+from safeload._default_types import NO_ARGS, PYX_UNPICKLE
 from safeload.errors import MalformedArtifactError
 from safeload.policy import TypeName, TypePolicy, format_type_name
+from safeload.typegate.callrules import skops_call_problem
 from safeload.typegate.limits import ScanLimits
 from safeload.typegate.report import ScanReport
 
@@ -133,14 +136,35 @@ def _node_type(node: Any) -> tuple[str, TypeName]:
     return kind, (module, name)
 
 
+# The loaders that call the type the file names, and how (see safeload.typegate.callrules):
+# ``cls.__new__(cls)`` then the state, or ``constructor(*args)`` with the node holding ``args``.
+_CALLING_LOADERS: dict[str, tuple[str, str | None]] = {
+    "ObjectNode": ("NEWOBJ", None),
+    "ReduceNode": ("REDUCE", "args"),
+    "TreeNode": ("REDUCE", "args"),
+    "LossNode": ("REDUCE", "args"),
+    "ConstructorFromReduceNode": ("REDUCE", "content"),
+}
+
+
+@dataclass(frozen=True)
+class SkopsNode:
+    """One node of skops' tree: its loader, the type it names, and the call its loader makes."""
+
+    kind: str
+    type_name: TypeName
+    how: str | None = None  # None: the loader does not call the named type
+    args: Any = field(default=None, compare=False)
+
+
 def skops_types(
     data: bytes | bytearray | memoryview, max_nodes: int = 5_000_000
-) -> list[tuple[str, TypeName]]:
-    """Every (loader, type) the file names, from skops' node tree; constructs nothing."""
+) -> list[SkopsNode]:
+    """Every node's loader, type and call, from skops' node tree; constructs nothing."""
     from skops.io._audit import get_tree
     from skops.io._persist import read_schema
 
-    found: list[tuple[str, TypeName]] = []
+    found: list[SkopsNode] = []
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             schema, context = read_schema(archive)
@@ -154,7 +178,10 @@ def skops_types(
                 seen.add(id(node))
                 if len(seen) > max_nodes:
                     raise MalformedArtifactError("the skops file has too many nodes")
-                found.append(_node_type(node))
+                kind, type_name = _node_type(node)
+                how, args_child = _CALLING_LOADERS.get(kind, (None, None))
+                args = node.children.get(args_child) if args_child else None
+                found.append(SkopsNode(kind, type_name, how, args))
                 stack.extend(_children(node))
     except MalformedArtifactError:
         raise
@@ -163,10 +190,38 @@ def skops_types(
     return found
 
 
-def untrusted_skops_types(found: list[tuple[str, TypeName]], policy: TypePolicy) -> list[str]:
+def call_problems(found: list[SkopsNode], policy: TypePolicy) -> list[str]:
+    """The calls skops' loaders would make with trusted types, against each type's call rule.
+
+    Untrusted types are reported by :func:`untrusted_skops_types`; a trusted one that is only a
+    reference, or whose rule forbids the call skops makes, is a problem here: skops would run it
+    on the file's arguments just as an unpickler would.
+    """
+    problems: set[str] = set()
+    for node in found:
+        if node.how is None or not policy.allows(*node.type_name):
+            continue
+        module, name = node.type_name
+        rule = policy.call_rule(module, name)
+        if rule is None and policy.call_rule(module, f"__pyx_unpickle_{name}") == PYX_UNPICKLE:
+            # A Cython class whose pickles go through its trusted __pyx_unpickle_ reconstructor
+            # (CyHalfMultinomialLoss): skops' LossNode does what that reconstructor does, X()
+            # then X.__setstate__(state), so it may, with no arguments.
+            rule = NO_ARGS
+        why = skops_call_problem(rule, node.how, node.args)
+        if why is not None:
+            problems.add(
+                f"the skops file calls {format_type_name(node.type_name)} ({node.kind}) {why}; "
+                "its own files never do, and the arguments would be the file's: refused"
+            )
+    return sorted(problems)
+
+
+def untrusted_skops_types(found: list[SkopsNode], policy: TypePolicy) -> list[str]:
     """The named types that neither a plain-container loader nor the policy accepts."""
     bad: set[str] = set()
-    for kind, type_name in found:
+    for node in found:
+        kind, type_name = node.kind, node.type_name
         if type_name in _CONTAINER_LOADERS.get(kind, ()):
             continue
         if kind == "NdArrayNode" and (
@@ -203,8 +258,9 @@ def scan_skops(
     try:
         check_zip(data, limits)
         found = skops_types(data)
-        names = sorted({format_type_name(t) for _, t in found})
+        names = sorted({format_type_name(n.type_name) for n in found})
         untrusted = untrusted_skops_types(found, policy)
+        problems.extend(call_problems(found, policy))
         # What skops itself will ask to trust (it declares some names, such as a Generator's
         # bit generator, only there): every one of those must be an exact policy entry too.
         skops_list = trusted_list_for_skops(data)

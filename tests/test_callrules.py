@@ -1,0 +1,248 @@
+"""The call rules, side by side: every rule has a check in every wall, and the skops wall holds.
+
+The scanner's and the unpickler's checks are exercised rule by rule by the attack suite and
+``test_scanning``/``test_policy``; here: the table itself is complete, and skops' loaders (which
+call the types a file names, ``cls.__new__(cls)`` or ``constructor(*args)``) are held to the same
+rules as pickles.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import skops.io
+from sklearn.preprocessing import StandardScaler
+from sklearn.tree import DecisionTreeClassifier
+
+import safeload
+from safeload import _default_types as rules
+from safeload import _unpickle
+from safeload.saving import write_signed_artifact
+from safeload.typegate import callrules
+from safeload.typegate.callrules import RULES, skops_call_problem
+
+METADATA = json.dumps(
+    {"safeload_format_version": 1, "format": "skops", "name": "x", "version": "1"}
+).encode()
+
+
+# --- the table -------------------------------------------------------------------------------
+
+
+def test_every_rule_has_a_check_in_every_wall() -> None:
+    assert set(RULES) == set(rules.RULES), "a rule of _default_types lacks its CallRule"
+    for name, rule in RULES.items():
+        assert rule.name == name
+        for wall in ("symbolic", "concrete", "skops"):
+            assert callable(getattr(rule, wall)), f"rule {name!r} has no {wall} check"
+
+
+def test_every_default_callable_has_a_known_rule() -> None:
+    unknown = {n: r for n, r in rules.CALL_RULES.items() if r not in RULES}
+    assert unknown == {}
+
+
+def test_the_walls_are_independent_functions() -> None:
+    """Two walls sharing one implementation would share its bug."""
+    for name, rule in RULES.items():
+        if name == rules.ANY:
+            continue
+        assert rule.symbolic is not rule.concrete, name
+        assert rule.skops is not rule.concrete and rule.skops is not rule.symbolic, name
+
+
+def test_unknown_rule_is_refused_by_every_wall() -> None:
+    assert skops_call_problem("no-such-rule", "NEWOBJ", None) is not None
+
+
+# --- the skops wall, rule by rule --------------------------------------------------------------
+
+_NEVER_IN_SKOPS = sorted(rules.RULES - {rules.ANY, rules.NEW, rules.NO_ARGS, rules.TREE})
+
+
+@pytest.mark.parametrize("rule", _NEVER_IN_SKOPS)
+@pytest.mark.parametrize("how", ["NEWOBJ", "REDUCE"])
+def test_reconstructor_rules_are_never_a_skops_call(rule: str, how: str) -> None:
+    assert skops_call_problem(rule, how, None) == f"by {how}, which skops never writes for it"
+
+
+def test_reference_only_names_are_never_constructed_by_skops() -> None:
+    for how in ("NEWOBJ", "REDUCE"):
+        why = skops_call_problem(None, how, None)
+        assert why is not None and "only as a stored reference" in why
+
+
+def test_new_allows_only_object_nodes() -> None:
+    assert skops_call_problem(rules.NEW, "NEWOBJ", None) is None
+    why = skops_call_problem(rules.NEW, "REDUCE", None)
+    assert why is not None and "constructor on the file's arguments" in why
+    assert skops_call_problem(rules.ANY, "REDUCE", None) is None
+
+
+# --- crafted skops files, signed by a trusted key -----------------------------------------------
+
+
+def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(tree, dict):
+        yield tree
+        for value in tree.values():
+            yield from _nodes(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from _nodes(value)
+
+
+def _edit_schema(data: bytes, edit: Callable[[dict[str, Any]], None]) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(data)) as src:
+        schema = json.loads(src.read("schema.json"))
+        edit(schema)
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as dst:
+            for info in src.infolist():
+                body = (
+                    json.dumps(schema).encode()
+                    if info.filename == "schema.json"
+                    else src.read(info.filename)
+                )
+                dst.writestr(info.filename, body)
+    return out.getvalue()
+
+
+@pytest.fixture
+def constructed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every object skops constructs, and reaching skops' loader at all, is recorded."""
+    from skops.io._audit import Node
+
+    calls: list[str] = []
+    real = Node.construct
+
+    def spy(self: Any) -> Any:
+        calls.append(f"{self.module_name}.{self.class_name}")
+        return real(self)
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        calls.append("load_skops_verified")
+        raise AssertionError("the skops gate let the file through")
+
+    monkeypatch.setattr(Node, "construct", spy)
+    monkeypatch.setattr(_unpickle, "load_skops_verified", unreachable)
+    return calls
+
+
+def _load(tmp_path: Path, key: safeload.SigningKey, data: bytes) -> None:
+    path = write_signed_artifact(
+        tmp_path / "evil", {"model.skops": data, "safeload.json": METADATA}, key=key
+    )
+    safeload.load(path, trusted=safeload.Keyring.of([key]))
+
+
+@pytest.fixture(scope="module")
+def tree_skops() -> bytes:
+    rng = np.random.default_rng(0)
+    X, y = rng.random((30, 3)), np.arange(30) % 2
+    return skops.io.dumps(DecisionTreeClassifier(max_depth=2, random_state=0).fit(X, y))
+
+
+def _tree_args(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    for node in _nodes(schema):
+        if node.get("__loader__") == "TreeNode":
+            return node["__reduce__"]["args"]["content"]  # type: ignore[no-any-return]
+    raise AssertionError("no TreeNode in the schema")
+
+
+@pytest.mark.parametrize(
+    ("index", "content", "why"),
+    [
+        (2, "0", "an output count that is not a positive int"),
+        (2, "-3", "an output count that is not a positive int"),
+        (2, '"1"', "an output count that is not a positive int"),
+        (0, "-1", "a feature count that is not a non-negative int"),
+        (0, "true", "a feature count that is not a non-negative int"),
+    ],
+)
+def test_tree_constructed_by_skops_with_bad_arguments_is_refused(
+    tmp_path: Path,
+    key: safeload.SigningKey,
+    constructed: list[str],
+    tree_skops: bytes,
+    index: int,
+    content: str,
+    why: str,
+) -> None:
+    def edit(schema: dict[str, Any]) -> None:
+        arg = _tree_args(schema)[index]
+        # skops shares nodes by ``__id__`` (small ints are interned): give the edit its own.
+        arg["content"], arg["__id__"] = content, 1
+
+    data = _edit_schema(tree_skops, edit)
+    report = safeload.scan_bytes(data)
+    assert any("sklearn.tree._tree.Tree (TreeNode)" in p and why in p for p in report.problems), (
+        report.problems
+    )
+    with pytest.raises(safeload.MalformedArtifactError, match=why):
+        _load(tmp_path, key, data)
+    assert constructed == []
+
+
+def test_tree_arguments_of_the_wrong_arity_are_refused(
+    tmp_path: Path, key: safeload.SigningKey, constructed: list[str], tree_skops: bytes
+) -> None:
+    def edit(schema: dict[str, Any]) -> None:
+        del _tree_args(schema)[2]
+
+    with pytest.raises(safeload.MalformedArtifactError, match=r"other than \(n_features"):
+        _load(tmp_path, key, _edit_schema(tree_skops, edit))
+    assert constructed == []
+
+
+def test_a_genuine_skops_tree_passes_the_skops_wall(tree_skops: bytes) -> None:
+    assert safeload.scan_bytes(tree_skops).safe
+
+
+def test_reference_only_class_constructed_by_skops_is_refused(
+    tmp_path: Path, key: safeload.SigningKey, constructed: list[str]
+) -> None:
+    """KDTree is trusted only as a reference: skops' ObjectNode would run ``KDTree.__new__``
+    and its Cython ``__setstate__`` on the file's arrays. Before the skops wall applied the
+    call rules, the default policy let this through (the name is trusted)."""
+    data = skops.io.dumps(StandardScaler().fit(np.eye(3)))
+
+    def edit(schema: dict[str, Any]) -> None:
+        schema["__module__"], schema["__class__"] = "sklearn.neighbors._kd_tree", "KDTree"
+
+    evil = _edit_schema(data, edit)
+    report = safeload.scan_bytes(evil)
+    assert report.untrusted == ()  # trusted as a name: the call is what is refused
+    assert any(
+        "KDTree (ObjectNode)" in p and "only as a stored reference" in p for p in report.problems
+    )
+    with pytest.raises(safeload.MalformedArtifactError, match="only as a stored reference"):
+        _load(tmp_path, key, evil)
+    assert constructed == []
+
+
+def test_callable_class_under_a_reconstructor_rule_is_refused_in_skops(
+    tmp_path: Path, key: safeload.SigningKey, constructed: list[str]
+) -> None:
+    """``builtins.set`` is callable only as ``set(<list>)`` in a pickle; skops builds sets with
+    its own SetNode, so an ObjectNode naming it is a form skops never writes."""
+    data = skops.io.dumps(StandardScaler().fit(np.eye(3)))
+
+    def edit(schema: dict[str, Any]) -> None:
+        schema["__module__"], schema["__class__"] = "builtins", "set"
+
+    evil = _edit_schema(data, edit)
+    with pytest.raises(safeload.MalformedArtifactError, match="skops never writes for it"):
+        _load(tmp_path, key, evil)
+    assert constructed == []
+
+
+def test_callrules_module_names_its_public_parts() -> None:
+    assert set(callrules.__all__) == {"RULES", "CallRule", "ConcreteSite", "skops_call_problem"}
