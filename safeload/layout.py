@@ -42,9 +42,14 @@ class ReadLimits:
     max_model_bytes: int = 64 << 30
 
 
+def is_plain_name(name: str) -> bool:
+    """Whether ``name`` is a plain, portable, relative name (see :func:`check_name`)."""
+    return bool(_NAME.fullmatch(name)) and name not in {".", ".."}
+
+
 def check_name(name: str) -> None:
     """Refuse any file name that is not a plain, portable, relative name."""
-    if not _NAME.fullmatch(name) or name in {".", ".."}:
+    if not is_plain_name(name):
         raise MalformedArtifactError(
             f"odd file name {name!r} in the artifact: only plain names (letters, digits, '.', "
             "'_', '-', no path separators, no leading dot) are allowed"

@@ -17,7 +17,7 @@ from packaging.version import InvalidVersion, Version
 
 from safeload.errors import ArtifactNotFoundError
 from safeload.keys import Keyring, SigningKey
-from safeload.layout import check_name
+from safeload.layout import check_name, is_plain_name
 from safeload.loading import LoadedArtifact, load_artifact
 from safeload.policy import TypePolicy
 from safeload.saving import save
@@ -30,6 +30,17 @@ def _version_key(text: str) -> tuple[int, Any, str]:
         return (0, text, text)
 
 
+def _subfolders(folder: Path) -> list[str]:
+    """Real subfolders whose names the store can use: anything else is not one of its own."""
+    if not folder.is_dir():
+        return []
+    return [
+        p.name
+        for p in folder.iterdir()
+        if p.is_dir() and not p.is_symlink() and is_plain_name(p.name)
+    ]
+
+
 class Store:
     """Versioned artifacts under one root folder."""
 
@@ -38,26 +49,12 @@ class Store:
 
     def names(self) -> list[str]:
         """Model names in the store, sorted."""
-        if not self.root.is_dir():
-            return []
-        return sorted(
-            p.name
-            for p in self.root.iterdir()
-            if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
-        )
+        return sorted(_subfolders(self.root))
 
     def versions(self, name: str) -> list[str]:
         """Versions of ``name``, oldest first, ordered as versions (PEP 440), not as strings."""
         check_name(name)
-        folder = self.root / name
-        if not folder.is_dir():
-            return []
-        found = [
-            p.name
-            for p in folder.iterdir()
-            if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
-        ]
-        return sorted(found, key=_version_key)
+        return sorted(_subfolders(self.root / name), key=_version_key)
 
     def resolve(self, name: str, version: str = "latest") -> str:
         """The concrete version: ``latest`` is the highest version present."""

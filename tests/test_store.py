@@ -120,15 +120,13 @@ def test_latest_is_not_a_version_to_save(
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING: Store.names()/versions() list folder names that the Store itself refuses "
-    "(check_name), so one stray folder such as 'my model' makes versions() raise and "
-    "`safeload ls` refuse the whole listing; a folder such as 'v 1' can be resolved as latest.",
-)
 def test_only_usable_names_and_versions_are_listed(tmp_path: Path) -> None:
+    """Regression: one stray folder ('my model') made versions() raise and `safeload ls` refuse
+    the whole listing; an odd one ('v 1') could be resolved as latest."""
     store = _folders(tmp_path, "iris/1.0.0", "iris/v 1", "my model/1.0.0")
     assert store.names() == ["iris"]
+    assert store.versions("iris") == ["1.0.0"]
+    assert store.resolve("iris") == "1.0.0"
     for name in store.names():
         for version in store.versions(name):
             store.path(name, version)
