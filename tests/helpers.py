@@ -10,11 +10,14 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
+import pytest
 from joblib.numpy_pickle import NumpyUnpickler
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from safeload import _unpickle
 
 
 def frame_pipeline(X: pd.DataFrame, y: np.ndarray) -> Pipeline:
@@ -59,3 +62,13 @@ def joblib_bytes(obj: object, compress: object = 0, protocol: int | None = None)
     handle = io.BytesIO()
     joblib.dump(obj, handle, compress=compress, protocol=protocol)
     return handle.getvalue()
+
+
+def forbid_deserializing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any call into the unpickler (or skops) fail the test: refusals come before it."""
+
+    def reached(*args: object, **kwargs: object) -> Any:
+        raise AssertionError("reached the unpickler")
+
+    monkeypatch.setattr(_unpickle, "unpickle_verified", reached)
+    monkeypatch.setattr(_unpickle, "load_skops_verified", reached)
