@@ -55,6 +55,7 @@ from safeload.loading import (
     load_file,
     verify_artifact,
 )
+from safeload.options import LoadOptions
 from safeload.policy import TypePolicy
 from safeload.saving import save
 from safeload.store import Store
@@ -69,6 +70,7 @@ __all__ = [
     "InspectReport",
     "KeyFileError",
     "Keyring",
+    "LoadOptions",
     "LoadedArtifact",
     "MalformedArtifactError",
     "OperationalError",

@@ -15,10 +15,12 @@ from typing import Any
 from safeload import strictjson
 from safeload.errors import RefusedError, SafeloadError
 from safeload.keys import Keyring, resolve_keyring
-from safeload.layout import METADATA_FILE, SIGNATURE_FILE, ArtifactDir, Progress
+from safeload.layout import METADATA_FILE, SIGNATURE_FILE, ArtifactDir, Progress, ReadLimits
 from safeload.manifest import ALGORITHM, resource_algorithm
-from safeload.policy import TypePolicy, resolve_policy
-from safeload.typegate import scan_bytes
+from safeload.options import LoadOptions, resolve_options
+from safeload.policy import TypePolicy
+from safeload.reading import ArtifactFiles, read_artifact
+from safeload.typegate import ScanLimits, scan_bytes
 from safeload.verifying import get_unverified_claims, verify_signature
 
 
@@ -102,70 +104,73 @@ def inspect(
     path: str | os.PathLike[str],
     *,
     trusted: Keyring | str | os.PathLike[str] | None = None,
+    options: LoadOptions | None = None,
     policy: TypePolicy | Iterable[str] | None = None,
+    read_limits: ReadLimits | None = None,
+    scan_limits: ScanLimits | None = None,
     progress: Progress | None = None,
 ) -> InspectReport:
     """Examine an artifact directory; never deserializes, never raises on a bad artifact.
 
     Without ``trusted`` the signature cannot be checked and the verdict is at best ``refused``
-    (unknown signer); the file and type checks still run.
+    (unknown signer); the file and type checks still run. ``options`` (and the keywords that
+    override it) bound reading and scanning exactly as for a load.
     """
     report = InspectReport(os.fspath(path))
-    types = resolve_policy(policy)
+    opts = resolve_options(options, policy=policy, read_limits=read_limits, scan_limits=scan_limits)
+    signed: dict[str, tuple[str, ...]] = {}
+
+    def read_claims(artifact: ArtifactDir) -> int | None:
+        """Check what can be checked of the signature; return the claimed shard size."""
+        if SIGNATURE_FILE not in artifact.sizes:
+            report.reasons.append("unsigned: no model.sig")
+            return None
+        sig = artifact.read(SIGNATURE_FILE)
+        shard_size: int | None = None
+        try:
+            report.signer_hint, claimed = get_unverified_claims(sig)
+            signed.update(claimed.digests())
+            shard_size = claimed.shard_size
+        except RefusedError as exc:
+            report.reasons.append(str(exc))
+        if report.signer_hint and keyring is not None:
+            report.signer_trusted = report.signer_hint in keyring
+            report.signer_name = keyring.name_of(report.signer_hint)
+            try:
+                verify_signature(sig, keyring)
+                report.signature_valid = True
+            except RefusedError as exc:
+                report.signature_valid = False if report.signer_trusted else None
+                report.reasons.append(str(exc))
+        elif report.signer_hint:
+            report.reasons.append("no trusted keys given: the signer cannot be checked")
+        return shard_size
+
     try:
         keyring = resolve_keyring(trusted) if trusted is not None else None
-        with ArtifactDir(path, progress=progress) as artifact:
-            signed: dict[str, tuple[str, ...]] = {}
-            shard_size: int | None = None
-            if SIGNATURE_FILE not in artifact.sizes:
-                report.reasons.append("unsigned: no model.sig")
-            else:
-                sig = artifact.read(SIGNATURE_FILE)
-                try:
-                    report.signer_hint, claimed = get_unverified_claims(sig)
-                    signed, shard_size = claimed.digests(), claimed.shard_size
-                except RefusedError as exc:
-                    report.reasons.append(str(exc))
-                if report.signer_hint and keyring is not None:
-                    report.signer_trusted = report.signer_hint in keyring
-                    report.signer_name = keyring.name_of(report.signer_hint)
-                    try:
-                        verify_signature(sig, keyring)
-                        report.signature_valid = True
-                    except RefusedError as exc:
-                        report.signature_valid = False if report.signer_trusted else None
-                        report.reasons.append(str(exc))
-                elif report.signer_hint:
-                    report.reasons.append("no trusted keys given: the signer cannot be checked")
-            buffers, digests = artifact.read_all(shard_size)
-            algorithm = resource_algorithm(shard_size)
-            for name, data in buffers.items():
-                report.files.append(
-                    FileEntry(name, len(data), digests[name], signed.get(name), algorithm)
+        files = read_artifact(
+            path,
+            read_claims,
+            limits=opts.read_limits,
+            progress=progress,
+            tolerate_no_model=True,
+        )
+        _compare_files(report, files, signed)
+        if files.model_name is None:
+            report.reasons.append(str(files.model_problem))
+        else:
+            result = scan_bytes(
+                files.model,
+                policy=opts.types,
+                limits=opts.scan_limits,
+                path=files.model_name,
+                format=files.format,
+            )
+            report.scan = result.to_dict()
+            if not result.safe:
+                report.reasons.extend(
+                    [f"untrusted type {t}" for t in result.untrusted] + list(result.problems)
                 )
-            report.missing_files = sorted(set(signed) - set(buffers))
-            for entry in report.files:
-                if entry.signed_digests is None and signed:
-                    report.reasons.append(f"{entry.name} is not in the signed manifest")
-                elif signed and not entry.matches:
-                    report.reasons.append(f"{entry.name} does not match its signed digest")
-            for name in report.missing_files:
-                report.reasons.append(f"{name} is in the signed manifest but missing")
-            if METADATA_FILE in buffers:
-                try:
-                    report.metadata = strictjson.loads(buffers[METADATA_FILE], METADATA_FILE)
-                except RefusedError as exc:
-                    report.reasons.append(str(exc))
-            try:
-                _, model_name = artifact.model_file()
-                result = scan_bytes(buffers[model_name], policy=types, path=model_name)
-                report.scan = result.to_dict()
-                if not result.safe:
-                    report.reasons.extend(
-                        [f"untrusted type {t}" for t in result.untrusted] + list(result.problems)
-                    )
-            except RefusedError as exc:
-                report.reasons.append(str(exc))
     except RefusedError as exc:
         report.reasons.append(str(exc))
     except SafeloadError as exc:
@@ -178,3 +183,27 @@ def inspect(
     if not report.reasons and report.signature_valid:
         report.verdict = "verified"
     return report
+
+
+def _compare_files(
+    report: InspectReport, files: ArtifactFiles, signed: dict[str, tuple[str, ...]]
+) -> None:
+    """Each file's digests against the (claimed) manifest, and the metadata as found."""
+    algorithm = resource_algorithm(files.shard_size)
+    for name, data in files.buffers.items():
+        report.files.append(
+            FileEntry(name, len(data), files.digests[name], signed.get(name), algorithm)
+        )
+    report.missing_files = sorted(set(signed) - set(files.buffers))
+    for entry in report.files:
+        if entry.signed_digests is None and signed:
+            report.reasons.append(f"{entry.name} is not in the signed manifest")
+        elif signed and not entry.matches:
+            report.reasons.append(f"{entry.name} does not match its signed digest")
+    for name in report.missing_files:
+        report.reasons.append(f"{name} is in the signed manifest but missing")
+    if METADATA_FILE in files.buffers:
+        try:
+            report.metadata = strictjson.loads(files.buffers[METADATA_FILE], METADATA_FILE)
+        except RefusedError as exc:
+            report.reasons.append(str(exc))

@@ -28,16 +28,11 @@ from safeload.errors import (
 )
 from safeload.gcpause import paused_gc
 from safeload.keys import Keyring, resolve_keyring
-from safeload.layout import (
-    METADATA_FILE,
-    SIGNATURE_FILE,
-    ArtifactDir,
-    Progress,
-    ReadLimits,
-    read_model_file,
-)
-from safeload.metadata import JSONValue, parse_metadata, running_sklearn_version
+from safeload.layout import SIGNATURE_FILE, ArtifactDir, Progress, ReadLimits, read_model_file
+from safeload.metadata import JSONValue, running_sklearn_version
+from safeload.options import LoadOptions, resolve_options
 from safeload.policy import TypePolicy, resolve_policy
+from safeload.reading import read_artifact
 from safeload.typegate import ScanLimits, ScanReport, TypeChecked, check_types
 from safeload.validation import validate_model
 from safeload.verifying import VerifiedStatement, check_file_set, check_manifest, verify_signature
@@ -65,38 +60,42 @@ def verify_artifact(
     path: str | os.PathLike[str],
     *,
     trusted: Keyring | str | os.PathLike[str],
+    options: LoadOptions | None = None,
     policy: TypePolicy | Iterable[str] | None = None,
     read_limits: ReadLimits | None = None,
     scan_limits: ScanLimits | None = None,
     progress: Progress | None = None,
 ) -> VerifiedArtifact:
-    """Run gate steps 1 to 4 and return the verified, scanned bytes; deserializes nothing."""
+    """Run gate steps 1 to 4 and return the verified, scanned bytes; deserializes nothing.
+
+    ``options`` carries the load-time knobs (:class:`LoadOptions`); ``policy``, ``read_limits``
+    and ``scan_limits``, when given, override the same fields of it.
+    """
+    opts = resolve_options(options, policy=policy, read_limits=read_limits, scan_limits=scan_limits)
     keyring = resolve_keyring(trusted)
-    types = resolve_policy(policy)
-    with ArtifactDir(path, read_limits, progress) as artifact:
-        # Step 1 (layout) ran in ArtifactDir; the model file must be unambiguous.
+    signed: list[VerifiedStatement] = []
+
+    def signed_files_only(artifact: ArtifactDir) -> int | None:
+        # Step 1 (layout) ran when the directory was opened; the model file must be unambiguous.
         artifact.require_signature()
-        fmt, model_name = artifact.model_file()
+        artifact.model_file()
         # Step 2: signature.
         statement = verify_signature(artifact.read(SIGNATURE_FILE), keyring)
-        # Step 3: names first (nothing unsigned is read), then every byte of every file.
-        files = {n: size for n, size in artifact.sizes.items() if n != SIGNATURE_FILE}
-        check_file_set(statement, files)
-        buffers, digests = artifact.read_all(statement.shard_size)
-        check_manifest(statement, digests)
-    if METADATA_FILE not in buffers:  # signed that way: still not an artifact
-        raise MalformedArtifactError(
-            f"{path} has no {METADATA_FILE}; every artifact carries its metadata"
-        )
-    metadata = parse_metadata(buffers[METADATA_FILE])
-    if metadata["format"] != fmt:
-        raise MalformedArtifactError(
-            f"{METADATA_FILE} says format {metadata['format']!r} but the model file is {model_name}"
-        )
+        # Step 3, names first: the files present are exactly the signed ones, before any is read.
+        check_file_set(statement, {n: s for n, s in artifact.sizes.items() if n != SIGNATURE_FILE})
+        signed.append(statement)
+        return statement.shard_size
+
+    files = read_artifact(path, signed_files_only, limits=opts.read_limits, progress=progress)
+    statement = signed[0]
+    # Step 3: every byte of every file, hashed once while it was read.
+    check_manifest(statement, files.digests)
+    metadata = files.metadata()
     # Step 4: types, on the verified bytes.
-    where = os.fspath(path)
-    checked = check_types(buffers[model_name], types, format=fmt, limits=scan_limits, path=where)
-    return VerifiedArtifact(where, fmt, statement, metadata, checked)
+    checked = check_types(
+        files.model, opts.types, format=files.format, limits=opts.scan_limits, path=files.path
+    )
+    return VerifiedArtifact(files.path, checked.format, statement, metadata, checked)
 
 
 def _check_identity(
@@ -168,33 +167,37 @@ def load_artifact(
     path: str | os.PathLike[str],
     *,
     trusted: Keyring | str | os.PathLike[str],
+    options: LoadOptions | None = None,
     policy: TypePolicy | Iterable[str] | None = None,
     name: str | None = None,
     version: str | None = None,
-    versions: str = "warn",
+    versions: str | None = None,
     read_limits: ReadLimits | None = None,
     scan_limits: ScanLimits | None = None,
 ) -> LoadedArtifact:
     """The whole gate (steps 1 to 6); returns the model with its metadata and input checks.
 
-    ``name``/``version``, when given, must equal the signed ones. ``read_limits`` and
-    ``scan_limits`` bound file sizes and the static scan (lower them for untrusted uploads).
-    ``versions`` is the library version policy: ``"warn"`` (default), ``"strict"`` (a
-    different scikit-learn version is a :class:`ContractError`) or ``"ignore"``.
+    ``name``/``version``, when given, must equal the signed ones. ``options``
+    (:class:`LoadOptions`) carries the type policy, the read and scan limits (lower them for
+    untrusted uploads) and the library version policy ``versions``: ``"warn"`` (default),
+    ``"strict"`` (a different scikit-learn version is a :class:`ContractError`) or
+    ``"ignore"``. Each of those may also be given as a keyword, which wins over ``options``.
     """
-    if versions not in ("warn", "strict", "ignore"):
-        raise ValueError("versions must be 'warn', 'strict' or 'ignore'")
-    types = resolve_policy(policy)
+    opts = resolve_options(
+        options,
+        policy=policy,
+        read_limits=read_limits,
+        scan_limits=scan_limits,
+        versions=versions,
+    )
     with paused_gc():
-        verified = verify_artifact(
-            path, trusted=trusted, policy=types, read_limits=read_limits, scan_limits=scan_limits
-        )
+        verified = verify_artifact(path, trusted=trusted, options=opts)
         _check_identity(verified.metadata, name, version, verified.path)
         # Step 5: the very bytes that were hashed and scanned, never the path again.
-        model = _unpickle.deserialize_checked(verified.checked, types)
+        model = _unpickle.deserialize_checked(verified.checked, opts.types)
         validate_model(model)
     # Step 6: the contract recorded at save time.
-    _check_versions(verified.metadata, versions)
+    _check_versions(verified.metadata, opts.versions)
     sample = verified.metadata.get("sample")
     if isinstance(sample, dict):
         try:
@@ -208,10 +211,11 @@ def load(
     path: str | os.PathLike[str],
     *,
     trusted: Keyring | str | os.PathLike[str],
+    options: LoadOptions | None = None,
     policy: TypePolicy | Iterable[str] | None = None,
     name: str | None = None,
     version: str | None = None,
-    versions: str = "warn",
+    versions: str | None = None,
     read_limits: ReadLimits | None = None,
     scan_limits: ScanLimits | None = None,
 ) -> Any:
@@ -219,11 +223,12 @@ def load(
 
     ``trusted`` is a :class:`Keyring` or a folder of ``*.pub`` keys; ``policy`` is the
     trusted-type policy (default: :meth:`TypePolicy.default`), or extra exact names on top of it.
-    See :func:`load_artifact` for ``name``, ``version`` and ``versions``.
+    See :func:`load_artifact` for ``options``, ``name``, ``version`` and ``versions``.
     """
     return load_artifact(
         path,
         trusted=trusted,
+        options=options,
         policy=policy,
         name=name,
         version=version,

@@ -38,7 +38,14 @@ from safeload.errors import (
 from safeload.gcpause import paused_gc
 from safeload.joblibwriter import Unsupported, joblib_pieces
 from safeload.keys import SigningKey
-from safeload.layout import METADATA_FILE, MODEL_FILES, SIGNATURE_FILE, check_name, read_model_file
+from safeload.layout import (
+    METADATA_FILE,
+    MODEL_FILES,
+    SIGNATURE_FILE,
+    ArtifactDir,
+    check_name,
+    read_model_file,
+)
 from safeload.manifest import (
     SHARD_SIZE,
     ShardedSha256,
@@ -48,6 +55,7 @@ from safeload.manifest import (
 )
 from safeload.metadata import JSONValue, build_metadata
 from safeload.policy import TypePolicy, resolve_policy
+from safeload.reading import read_artifact
 from safeload.signing import build_statement, sign_statement
 from safeload.typegate import ScanLimits, check_types
 
@@ -425,25 +433,25 @@ def sign_directory(
     The model file is scanned first: a file naming untrusted types is refused, not signed.
     ``model.sig`` is created exclusively, so an existing signature is never replaced.
     """
-    from safeload.layout import ArtifactDir
-    from safeload.metadata import parse_metadata
-
     target = Path(path)
-    with ArtifactDir(target) as artifact:
+
+    def unsigned_only(artifact: ArtifactDir) -> int:
         if SIGNATURE_FILE in artifact.sizes:
             raise ArtifactExistsError(f"{target} is already signed; signatures are never replaced")
         if METADATA_FILE not in artifact.sizes:
             raise OperationalError(f"{target} has no {METADATA_FILE}; pack a model file instead")
-        fmt, model_name = artifact.model_file()
-        buffers, digests = artifact.read_all(SHARD_SIZE)
-    metadata = parse_metadata(buffers[METADATA_FILE])
-    if metadata["format"] != fmt:
-        raise OperationalError(f"{METADATA_FILE} says {metadata['format']} but found {model_name}")
+        return SHARD_SIZE
+
+    files = read_artifact(target, unsigned_only)
+    metadata = files.metadata(OperationalError)
     check_types(
-        buffers[model_name], resolve_policy(policy), format=fmt, path=str(target / model_name)
+        files.model,
+        resolve_policy(policy),
+        format=files.format,
+        path=str(target / str(files.model_name)),
     )
-    sizes = {name: data.nbytes for name, data in buffers.items()}
-    resources = resources_for(digests, sizes, SHARD_SIZE)
+    sizes = {name: data.nbytes for name, data in files.buffers.items()}
+    resources = resources_for(files.digests, sizes, SHARD_SIZE)
     bundle = sign_statement(
         key, build_statement(f"{metadata['name']}/{metadata['version']}", resources)
     )

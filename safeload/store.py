@@ -17,10 +17,12 @@ from packaging.version import InvalidVersion, Version
 
 from safeload.errors import ArtifactNotFoundError
 from safeload.keys import Keyring, SigningKey
-from safeload.layout import check_name, is_plain_name
+from safeload.layout import ReadLimits, check_name, is_plain_name
 from safeload.loading import LoadedArtifact, load_artifact
+from safeload.options import LoadOptions
 from safeload.policy import TypePolicy
 from safeload.saving import save
+from safeload.typegate import ScanLimits
 
 
 def _version_key(text: str) -> tuple[int, Any, str]:
@@ -42,10 +44,15 @@ def _subfolders(folder: Path) -> list[str]:
 
 
 class Store:
-    """Versioned artifacts under one root folder."""
+    """Versioned artifacts under one root folder.
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    ``options`` (:class:`~safeload.LoadOptions`) are the load-time knobs for every load from
+    this store; each load may still override them.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, options: LoadOptions | None = None) -> None:
         self.root = Path(root)
+        self.options = options or LoadOptions()
 
     def names(self) -> list[str]:
         """Model names in the store, sorted."""
@@ -84,18 +91,24 @@ class Store:
         version: str = "latest",
         *,
         trusted: Keyring | str | os.PathLike[str],
+        options: LoadOptions | None = None,
         policy: TypePolicy | Iterable[str] | None = None,
-        versions: str = "warn",
+        versions: str | None = None,
+        read_limits: ReadLimits | None = None,
+        scan_limits: ScanLimits | None = None,
     ) -> LoadedArtifact:
         """Load through the gate, checking that the signed name and version are the ones asked."""
         concrete = self.resolve(name, version)
         return load_artifact(
             self.path(name, concrete),
             trusted=trusted,
+            options=options or self.options,
             policy=policy,
             name=name,
             version=concrete,
             versions=versions,
+            read_limits=read_limits,
+            scan_limits=scan_limits,
         )
 
     def load(
@@ -104,10 +117,20 @@ class Store:
         version: str = "latest",
         *,
         trusted: Keyring | str | os.PathLike[str],
+        options: LoadOptions | None = None,
         policy: TypePolicy | Iterable[str] | None = None,
-        versions: str = "warn",
+        versions: str | None = None,
+        read_limits: ReadLimits | None = None,
+        scan_limits: ScanLimits | None = None,
     ) -> Any:
         """Like :meth:`load_artifact`, returning the bare model."""
         return self.load_artifact(
-            name, version, trusted=trusted, policy=policy, versions=versions
+            name,
+            version,
+            trusted=trusted,
+            options=options,
+            policy=policy,
+            versions=versions,
+            read_limits=read_limits,
+            scan_limits=scan_limits,
         ).model
