@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -49,3 +50,19 @@ def artifact(tmp_path: Path, pipeline: Pipeline, key: safeload.SigningKey) -> Pa
 def marker(tmp_path: Path) -> Path:
     """A path that a malicious payload would create; tests assert it never exists."""
     return tmp_path / "PWNED"
+
+
+@pytest.fixture
+def constructed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every object skops constructs: proof that a refusal came before construction."""
+    from skops.io._audit import Node
+
+    calls: list[str] = []
+    real = Node.construct
+
+    def spy(self: Any) -> Any:
+        calls.append(f"{self.module_name}.{self.class_name}")
+        return real(self)
+
+    monkeypatch.setattr(Node, "construct", spy)
+    return calls

@@ -116,24 +116,15 @@ def _edit_schema(data: bytes, edit: Callable[[dict[str, Any]], None]) -> bytes:
 
 
 @pytest.fixture
-def constructed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every object skops constructs, and reaching skops' loader at all, is recorded."""
-    from skops.io._audit import Node
+def unreachable(monkeypatch: pytest.MonkeyPatch, constructed: list[str]) -> list[str]:
+    """Reaching skops' loader at all is recorded (and fails): the skops gate must refuse first."""
 
-    calls: list[str] = []
-    real = Node.construct
-
-    def spy(self: Any) -> Any:
-        calls.append(f"{self.module_name}.{self.class_name}")
-        return real(self)
-
-    def unreachable(*args: object, **kwargs: object) -> None:
-        calls.append("load_skops_verified")
+    def refuse(*args: object, **kwargs: object) -> None:
+        constructed.append("load_skops_verified")
         raise AssertionError("the skops gate let the file through")
 
-    monkeypatch.setattr(Node, "construct", spy)
-    monkeypatch.setattr(_unpickle, "load_skops_verified", unreachable)
-    return calls
+    monkeypatch.setattr(_unpickle, "load_skops_verified", refuse)
+    return constructed
 
 
 def _load(tmp_path: Path, key: safeload.SigningKey, data: bytes) -> None:
@@ -170,7 +161,7 @@ def _tree_args(schema: dict[str, Any]) -> list[dict[str, Any]]:
 def test_tree_constructed_by_skops_with_bad_arguments_is_refused(
     tmp_path: Path,
     key: safeload.SigningKey,
-    constructed: list[str],
+    unreachable: list[str],
     tree_skops: bytes,
     index: int,
     content: str,
@@ -188,18 +179,18 @@ def test_tree_constructed_by_skops_with_bad_arguments_is_refused(
     )
     with pytest.raises(safeload.MalformedArtifactError, match=why):
         _load(tmp_path, key, data)
-    assert constructed == []
+    assert unreachable == []
 
 
 def test_tree_arguments_of_the_wrong_arity_are_refused(
-    tmp_path: Path, key: safeload.SigningKey, constructed: list[str], tree_skops: bytes
+    tmp_path: Path, key: safeload.SigningKey, unreachable: list[str], tree_skops: bytes
 ) -> None:
     def edit(schema: dict[str, Any]) -> None:
         del _tree_args(schema)[2]
 
     with pytest.raises(safeload.MalformedArtifactError, match=r"other than \(n_features"):
         _load(tmp_path, key, _edit_schema(tree_skops, edit))
-    assert constructed == []
+    assert unreachable == []
 
 
 def test_a_genuine_skops_tree_passes_the_skops_wall(tree_skops: bytes) -> None:
@@ -207,7 +198,7 @@ def test_a_genuine_skops_tree_passes_the_skops_wall(tree_skops: bytes) -> None:
 
 
 def test_reference_only_class_constructed_by_skops_is_refused(
-    tmp_path: Path, key: safeload.SigningKey, constructed: list[str]
+    tmp_path: Path, key: safeload.SigningKey, unreachable: list[str]
 ) -> None:
     """KDTree is trusted only as a reference: skops' ObjectNode would run ``KDTree.__new__``
     and its Cython ``__setstate__`` on the file's arrays. Before the skops wall applied the
@@ -225,11 +216,11 @@ def test_reference_only_class_constructed_by_skops_is_refused(
     )
     with pytest.raises(safeload.MalformedArtifactError, match="only as a stored reference"):
         _load(tmp_path, key, evil)
-    assert constructed == []
+    assert unreachable == []
 
 
 def test_callable_class_under_a_reconstructor_rule_is_refused_in_skops(
-    tmp_path: Path, key: safeload.SigningKey, constructed: list[str]
+    tmp_path: Path, key: safeload.SigningKey, unreachable: list[str]
 ) -> None:
     """``builtins.set`` is callable only as ``set(<list>)`` in a pickle; skops builds sets with
     its own SetNode, so an ObjectNode naming it is a form skops never writes."""
@@ -241,7 +232,7 @@ def test_callable_class_under_a_reconstructor_rule_is_refused_in_skops(
     evil = _edit_schema(data, edit)
     with pytest.raises(safeload.MalformedArtifactError, match="skops never writes for it"):
         _load(tmp_path, key, evil)
-    assert constructed == []
+    assert unreachable == []
 
 
 def test_callrules_module_names_its_public_parts() -> None:

@@ -39,22 +39,6 @@ def ring(key: safeload.SigningKey) -> safeload.Keyring:
     return safeload.Keyring.of([key])
 
 
-@pytest.fixture
-def constructed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record every object skops constructs: proof that a refusal came before construction."""
-    from skops.io._audit import Node
-
-    calls: list[str] = []
-    real = Node.construct
-
-    def spy(self: Any) -> Any:
-        calls.append(f"{self.module_name}.{self.class_name}")
-        return real(self)
-
-    monkeypatch.setattr(Node, "construct", spy)
-    return calls
-
-
 def _frame() -> tuple[pd.DataFrame, np.ndarray]:
     rng = np.random.default_rng(0)
     X = pd.DataFrame(
