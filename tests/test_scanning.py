@@ -1316,6 +1316,18 @@ def test_both_walls_refuse_calls_the_policy_does_not_allow(case: str) -> None:
     assert unpickler_says in str(refused.value)
 
 
+def test_both_walls_refuse_a_call_rule_they_do_not_know(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A rule added to _default_types before either wall learns it must refuse, not allow.
+    import safeload.policy
+
+    monkeypatch.setitem(safeload.policy._RULES, ("collections", "OrderedDict"), "from-the-future")
+    data = stream(call("collections", "OrderedDict"))
+    report = check(data, policy=TypePolicy.default())
+    assert any("under an unknown call rule 'from-the-future'" in p for p in report.problems)
+    with pytest.raises(MalformedArtifactError, match="does not know \\('from-the-future'\\)"):
+        second_wall(data)
+
+
 @pytest.mark.parametrize(
     "ops",
     [
