@@ -131,6 +131,7 @@ def _second_wall_tripwire(*args: object, **kwargs: object) -> NoReturn:
 
 
 @pytest.mark.parametrize("name", _params([n for n in ALL if n not in COMPRESSION_BOMBS], "scan"))
+@pytest.mark.timeout(60, method="signal")  # fails fast if the bound regresses
 def test_scan_refuses(name: str, marker: Path) -> None:
     data = _build(name, marker)
     report = safeload.scan_bytes(data, policy=_policy(name))
@@ -169,7 +170,7 @@ def bomb_scans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, 
             [sys.executable, "-c", _MEASURE, str(path)],
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=60,  # the scan must take < 30 s: a child still running at 60 s is a hang
             check=True,
         )
         results[name] = json.loads(done.stdout)
@@ -199,6 +200,7 @@ def test_compression_bomb_bounded_memory(
 
 
 @pytest.mark.parametrize("name", _params(ALL, "load"))
+@pytest.mark.timeout(60, method="signal")  # fails fast if the bound regresses
 def test_signed_attack_is_refused(
     name: str,
     marker: Path,
@@ -252,6 +254,7 @@ _CHILD_SECONDS = 30
 
 
 @pytest.mark.parametrize("name", _params(SECOND_WALL, "second_wall"))
+@pytest.mark.timeout(60, method="signal")  # fails fast if the bound regresses
 def test_second_wall_alone(name: str, marker: Path, tmp_path: Path) -> None:
     data = _build(name, marker)
     info = INFO[name]
@@ -421,6 +424,7 @@ def test_benign_scans_safe_and_loads(
 
 
 @pytest.mark.parametrize("name", sorted(BOUNDED))
+@pytest.mark.timeout(60, method="signal")  # fails fast if the bound regresses
 def test_costly_streams_are_bounded(name: str, marker: Path) -> None:
     case = BOUNDED[name]
     data = case.build(marker)

@@ -663,6 +663,7 @@ def test_compressed_malicious_streams_are_found(compress: Callable[[bytes], byte
     assert report.format == "joblib"
 
 
+@pytest.mark.timeout(30, method="signal")  # fails fast if the bound regresses
 def test_decompression_bomb_is_a_problem_not_an_allocation() -> None:
     comp = bz2.BZ2Compressor(9)
     bomb = b"".join(comp.compress(bytes(MIB)) for _ in range(64)) + comp.flush()
@@ -677,6 +678,7 @@ def test_decompression_bomb_is_a_problem_not_an_allocation() -> None:
     "shape",
     [(10**12,), (2**32, 2**32), (-1,), (2**62, 4)],
 )
+@pytest.mark.timeout(30, method="signal")  # fails fast if the bound regresses
 def test_huge_or_negative_declared_shapes_are_refused(shape: tuple[int, ...]) -> None:
     report = check(stream(wrapper_ops(shape) + padded(b"")))
     assert not report.safe
@@ -703,6 +705,7 @@ def test_nested_object_arrays_within_limits_are_followed() -> None:
     assert check(_nested_object_arrays(5)).safe
 
 
+@pytest.mark.timeout(30, method="signal")  # fails fast if the bound regresses
 def test_deep_nesting_is_refused_within_limits() -> None:
     report = check(_nested_object_arrays(40), limits=ScanLimits(max_nesting=10))
     assert any("max_nesting" in p for p in report.problems)
@@ -710,6 +713,7 @@ def test_deep_nesting_is_refused_within_limits() -> None:
     assert not report.safe
 
 
+@pytest.mark.timeout(30, method="signal")  # fails fast if the bound regresses
 def test_deep_marks_hit_the_stack_limit() -> None:
     start = time.monotonic()
     report = check(stream(OP.MARK * 200_000), limits=ScanLimits(max_stack_depth=10_000))
@@ -717,6 +721,7 @@ def test_deep_marks_hit_the_stack_limit() -> None:
     assert time.monotonic() - start < 2
 
 
+@pytest.mark.timeout(30, method="signal")  # fails fast if the bound regresses
 def test_opcode_memo_and_time_limits() -> None:
     many = stream((OP.NONE + OP.POP) * 50_000 + OP.NONE)
     assert check(many).safe
@@ -1465,6 +1470,7 @@ HASHED_PLACES = {
 
 
 @pytest.mark.parametrize("place", sorted(HASHED_PLACES))
+@pytest.mark.timeout(30, method="signal")  # fails fast if the bound regresses
 def test_memo_shared_tuple_dags_are_refused_where_the_loader_hashes(place: str) -> None:
     data = stream(HASHED_PLACES[place](_tuple_dag(64)))
     start = time.monotonic()
@@ -1476,6 +1482,7 @@ def test_memo_shared_tuple_dags_are_refused_where_the_loader_hashes(place: str) 
 
 
 @pytest.mark.parametrize("place", sorted(HASHED_PLACES))
+@pytest.mark.timeout(60, method="signal")  # fails fast if the bound regresses
 def test_second_wall_bounds_hashing_on_its_own(place: str) -> None:
     # 2**26 expanded tuples (~67M hash steps): over the budget. Were the guard gone, this would
     # still finish (slowly), so it is safe to run in-process.
@@ -1542,6 +1549,7 @@ def _nested_dicts(depth: int) -> bytes:
         pytest.param(lambda d: OP.MARK * d + OP.FROZENSET * d, id="frozensets"),
     ],
 )
+@pytest.mark.timeout(30, method="signal")  # fails fast if the bound regresses
 def test_nesting_depth_is_bounded(nested: Callable[[int], bytes]) -> None:
     assert check(stream(nested(1000))).safe
     report = check(stream(nested(1001)))
@@ -1551,6 +1559,7 @@ def test_nesting_depth_is_bounded(nested: Callable[[int], bytes]) -> None:
     assert any("ScanLimits.max_depth" in p for p in limited.problems)
 
 
+@pytest.mark.timeout(30, method="signal")  # fails fast if the bound regresses
 def test_hash_work_is_counted_over_the_whole_file() -> None:
     keys = {f"k{i}": i for i in range(100)}
     assert check(stream(enc(keys))).safe
