@@ -34,6 +34,14 @@ import joblib
 import numpy as np
 import pytest
 import scipy.sparse as sp
+
+# all_estimators() lists the experimental estimators only once they are enabled, so without this
+# a run of this file alone never built HalvingGridSearchCV, HalvingRandomSearchCV or
+# IterativeImputer, and the whole suite built them or not depending on import order.
+from sklearn.experimental import (  # noqa: F401
+    enable_halving_search_cv,
+    enable_iterative_imputer,
+)
 from sklearn.utils import all_estimators
 
 import safeload
@@ -620,7 +628,31 @@ def test_known_exceptions_have_a_way_out() -> None:
     assert set(EXTENSIONS) == set(KNOWN_EXCEPTIONS)
 
 
-@pytest.mark.parametrize("name", sorted(_CASES))
+# Estimators the default policy should load but does not: each a finding, kept as a strict xfail
+# so the suite stays green while it is open and fails (XPASS) the moment it is fixed.
+FINDINGS: dict[str, str] = {
+    "IterativeImputer": (
+        "a fitted IterativeImputer stores sklearn.impute._iterative._ImputerTriplet (a "
+        "namedtuple of plain data), which the default policy does not name: it cannot be "
+        "saved or loaded without an extension"
+    ),
+}
+
+
+def _estimator_params() -> list[Any]:
+    return [
+        pytest.param(
+            name,
+            id=name,
+            marks=[pytest.mark.xfail(strict=True, reason=f"FINDING: {FINDINGS[name]}")]
+            if name in FINDINGS
+            else [],
+        )
+        for name in sorted(_CASES)
+    ]
+
+
+@pytest.mark.parametrize("name", _estimator_params())
 def test_estimator_loads_under_default_policy(name: str, tmp_path: Path) -> None:
     case = _CASES[name]
     fitted = fit_case(case)

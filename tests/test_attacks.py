@@ -1,12 +1,19 @@
 """The attack suite: every hostile file of ``tests/attacks/corpus.py`` against both walls.
 
-For each attack:
+For each attack, refused for its *own* reason (``INFO[name].expect``, a regex on the offending
+global or the specific rule or limit: a refusal for some incidental reason does not count):
 
-* the static scan refuses it (``scan_bytes(...).safe is False``) and never raises;
-* signed by a *trusted* key as an artifact, ``safeload.load`` refuses it with a RefusedError;
+* the static scan refuses it (``scan_bytes(...).safe is False``), names that reason among
+  ``report.untrusted`` / ``report.problems``, and never raises;
+* signed by a *trusted* key as an artifact, ``safeload.load`` refuses it at the scanner, with
+  that reason: the restricted unpickler is replaced by a tripwire, so that the second wall
+  cannot hide a hole in the first;
 * the second wall alone (``_unpickle.unpickle_verified``, as if the scanner had a bug) raises a
-  SafeloadError;
+  SafeloadError with its own reason (``INFO[name].second_wall_reason``);
 * and in all three the marker file that the payload would create never appears.
+
+Tests that could hang or crash if their defence regressed carry a hard time bound (a
+``timeout`` marker, or a subprocess with ``timeout=``), so a regression fails fast.
 
 A sanity check proves the corpus is real: plain ``pickle.loads``/``joblib.load`` in a throwaway
 subprocess DOES create the marker, for every attack that fires on load. Nothing hostile is ever
@@ -16,11 +23,13 @@ unpickled in this process except through safeload's own loader.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -86,21 +95,48 @@ def _build(name: str, marker: Path) -> bytes:
     return ATTACKS[name](marker)
 
 
+def _policy(name: str) -> safeload.TypePolicy:
+    """What the victim trusts: the default policy, plus any names the attack says a user added."""
+    return safeload.TypePolicy.default().extend(INFO[name].policy)
+
+
+def _assert_reason(expect: str, reasons: list[str], what: str) -> None:
+    """One of ``reasons`` must match ``expect``: the attack was refused for its own reason."""
+    assert any(re.search(expect, reason) for reason in reasons), (
+        f"{what}: no reason matches {expect!r}; got {reasons!r}"
+    )
+
+
+def _error_reasons(exc: BaseException) -> list[str]:
+    """What a refusal says: its message, the names it carries, the error it wraps."""
+    reasons = [str(exc), *getattr(exc, "types", ())]
+    if exc.__cause__ is not None:
+        reasons.append(type(exc.__cause__).__name__)
+    return reasons
+
+
 def _bomb_precondition(name: str, data: bytes) -> None:
     """Bombs and memory attacks hang or crash the process if they get through: never let them."""
-    if (INFO[name].bomb or INFO[name].isolate) and safeload.scan_bytes(data).safe:
+    if (INFO[name].bomb or INFO[name].isolate) and safeload.scan_bytes(
+        data, policy=_policy(name)
+    ).safe:
         pytest.fail(f"{name}: the scanner accepts it; load() would hang or crash")
+
+
+def _second_wall_tripwire(*args: object, **kwargs: object) -> NoReturn:
+    raise AssertionError("the scanner let it through")
 
 
 # --- the first wall: the static scan ---------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", _params([n for n in ALL if n not in COMPRESSION_BOMBS], "scan"))
+@pytest.mark.timeout(60, method="signal")  # fails fast if the bound regresses
 def test_scan_refuses(name: str, marker: Path) -> None:
     data = _build(name, marker)
-    report = safeload.scan_bytes(data)
+    report = safeload.scan_bytes(data, policy=_policy(name))
     assert report.safe is False, f"{name} scanned safe: {report.to_dict()}"
-    assert report.untrusted or report.problems
+    _assert_reason(INFO[name].expect, [*report.untrusted, *report.problems], name)
     assert not marker.exists()
 
 
@@ -134,7 +170,7 @@ def bomb_scans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, 
             [sys.executable, "-c", _MEASURE, str(path)],
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=60,  # the scan must take < 30 s: a child still running at 60 s is a hang
             check=True,
         )
         results[name] = json.loads(done.stdout)
@@ -147,7 +183,8 @@ def test_compression_bomb_refused_quickly(
     name: str, bomb_scans: dict[str, dict[str, object]]
 ) -> None:
     result = bomb_scans[name]
-    assert result["safe"] is False and result["problems"], result
+    assert result["safe"] is False, result
+    _assert_reason(INFO[name].expect, list(result["problems"]), name)  # type: ignore[call-overload]
     assert float(result["seconds"]) < 30, result  # type: ignore[arg-type]
 
 
@@ -163,17 +200,29 @@ def test_compression_bomb_bounded_memory(
 
 
 @pytest.mark.parametrize("name", _params(ALL, "load"))
+@pytest.mark.timeout(60, method="signal")  # fails fast if the bound regresses
 def test_signed_attack_is_refused(
-    name: str, marker: Path, tmp_path: Path, signer: safeload.SigningKey
+    name: str,
+    marker: Path,
+    tmp_path: Path,
+    signer: safeload.SigningKey,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     data = _build(name, marker)
     _bomb_precondition(name, data)
     artifact = write_signed_artifact(
         tmp_path / "art", {"model.joblib": data, "safeload.json": METADATA}, key=signer
     )
+    # The first wall alone must refuse it: reaching the unpickler fails the test.
+    monkeypatch.setattr(_unpickle, "unpickle_verified", _second_wall_tripwire)
+    monkeypatch.setattr(_unpickle, "load_skops_verified", _second_wall_tripwire)
     with pytest.raises(safeload.RefusedError) as caught:
-        safeload.load(artifact, trusted=safeload.Keyring.of([signer]))
-    assert isinstance(caught.value, (safeload.UntrustedTypeError, safeload.MalformedArtifactError))
+        safeload.load(artifact, trusted=safeload.Keyring.of([signer]), policy=_policy(name))
+    refusal = caught.value
+    assert isinstance(refusal, (safeload.UntrustedTypeError, safeload.MalformedArtifactError))
+    # Refused at step 4 (decompression limits or the static scan), never by the unpickler.
+    assert "(at load time)" not in str(refusal)
+    _assert_reason(INFO[name].expect, _error_reasons(refusal), name)
     assert not marker.exists()
 
 
@@ -182,41 +231,52 @@ def test_signed_attack_is_refused(
 
 _SECOND_WALL_CHILD = textwrap.dedent(
     """
-    import sys
+    import json, sys
     import safeload
     from safeload import _unpickle
     from safeload.typegate.compression import decompress
+    policy = safeload.TypePolicy.default().extend(json.loads(sys.argv[2]))
     try:
         _, payload = decompress(open(sys.argv[1], "rb").read())
-        model = _unpickle.unpickle_verified(bytearray(payload), safeload.TypePolicy.default())
-    except safeload.SafeloadError:
-        print("refused")
+        model = _unpickle.unpickle_verified(bytearray(payload), policy)
+    except safeload.SafeloadError as exc:
+        reasons = [str(exc), *getattr(exc, "types", ())]
+        if exc.__cause__ is not None:
+            reasons.append(type(exc.__cause__).__name__)
+        print(json.dumps({"refused": reasons}))
         sys.exit(0)
     print("accepted", flush=True)
     repr(model)  # what any later use would do
     """
 )
+# A child that starts, imports and refuses takes a few seconds; one that hangs is a regression.
+_CHILD_SECONDS = 30
 
 
 @pytest.mark.parametrize("name", _params(SECOND_WALL, "second_wall"))
+@pytest.mark.timeout(60, method="signal")  # fails fast if the bound regresses
 def test_second_wall_alone(name: str, marker: Path, tmp_path: Path) -> None:
     data = _build(name, marker)
-    if INFO[name].isolate:  # memory corruption: only in a child that may crash
+    info = INFO[name]
+    if info.isolate:  # may crash or hang the loader: only in a child, with a time bound
         path = tmp_path / "model.joblib"
         path.write_bytes(data)
         child = subprocess.run(
-            [sys.executable, "-c", _SECOND_WALL_CHILD, str(path)],
+            [sys.executable, "-c", _SECOND_WALL_CHILD, str(path), json.dumps(info.policy)],
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=_CHILD_SECONDS,
         )
-        assert child.returncode == 0 and child.stdout.strip() == "refused", (
-            f"exit {child.returncode}, stdout {child.stdout!r}"
+        assert child.returncode == 0 and child.stdout.startswith("{"), (
+            f"exit {child.returncode}, stdout {child.stdout[:300]!r}"
         )
+        reasons = json.loads(child.stdout)["refused"]
     else:
-        with pytest.raises(safeload.SafeloadError):
+        with pytest.raises(safeload.SafeloadError) as caught:
             _, payload = decompress(data)
-            _unpickle.unpickle_verified(bytearray(payload), safeload.TypePolicy.default())
+            _unpickle.unpickle_verified(bytearray(payload), _policy(name))
+        reasons = _error_reasons(caught.value)
+    _assert_reason(info.second_wall_reason, reasons, name)
     assert not marker.exists()
 
 
@@ -317,6 +377,29 @@ def test_corpus_size() -> None:
     assert set(INFO) == set(ATTACKS)
 
 
+# Phrases every refusal of a kind shares: an expectation made only of one of them would accept
+# a refusal for any reason, which is what these tests must not do.
+_GENERIC = (
+    "refused",
+    "outside the trusted-type policy",
+    "refused by the static scan",
+    "could not be deserialized",
+    "which its own pickles never do",
+    "nothing more was deserialized",
+)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_attack_names_its_own_reason(name: str) -> None:
+    info = INFO[name]
+    for expect in {info.expect, info.second_wall_reason}:
+        re.compile(expect)
+        stripped = expect
+        for phrase in _GENERIC:
+            stripped = stripped.replace(phrase, "")
+        assert len(stripped.strip(" .;:,^$\\")) >= 6, f"{name}: {expect!r} is not specific"
+
+
 # --- benign look-alikes: data that spells attacks is still data ------------------------------
 
 
@@ -341,6 +424,7 @@ def test_benign_scans_safe_and_loads(
 
 
 @pytest.mark.parametrize("name", sorted(BOUNDED))
+@pytest.mark.timeout(60, method="signal")  # fails fast if the bound regresses
 def test_costly_streams_are_bounded(name: str, marker: Path) -> None:
     case = BOUNDED[name]
     data = case.build(marker)
@@ -349,5 +433,6 @@ def test_costly_streams_are_bounded(name: str, marker: Path) -> None:
     assert time.monotonic() - started < 30
     started = time.monotonic()
     report = safeload.scan_bytes(data, limits=ScanLimits(**case.limits))  # type: ignore[arg-type]
-    assert report.safe is False and report.problems, report.to_dict()
+    assert report.safe is False, report.to_dict()
+    _assert_reason(case.expect, list(report.problems), name)
     assert time.monotonic() - started < 10

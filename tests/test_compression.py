@@ -106,6 +106,7 @@ def _bz2_zeros(size: int) -> bytes:
         pytest.param(lambda: lzma.compress(bytes(64 * MIB), format=lzma.FORMAT_ALONE), id="lzma"),
     ],
 )
+@pytest.mark.timeout(30, method="signal")  # fails fast if the bound regresses
 def test_decompression_bomb_is_refused_quickly_in_bounded_memory(bomb: object) -> None:
     data = bomb()  # type: ignore[operator]
     limits = ScanLimits(max_decompressed_bytes=8 * MIB)
@@ -122,6 +123,7 @@ def test_decompression_bomb_is_refused_quickly_in_bounded_memory(bomb: object) -
     assert peak < 8 * MIB + 24 * MIB
 
 
+@pytest.mark.timeout(30, method="signal")  # fails fast if the bound regresses
 def test_ratio_limit_stops_a_small_bomb_early_with_default_size_limit() -> None:
     data = _bz2_zeros(64 * MIB)  # a few hundred bytes that expand 10^6-fold
     limits = ScanLimits(ratio_floor_bytes=4 * MIB)
@@ -232,6 +234,7 @@ def _attack_bombs() -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("name", ["zlib", "lz4"])
+@pytest.mark.timeout(30, method="signal")  # fails fast if the bound regresses
 def test_default_limits_stop_a_gigabyte_bomb_after_the_floor(name: str) -> None:
     data = _attack_bombs()[name]
     limits = ScanLimits()
@@ -251,6 +254,7 @@ def test_default_limits_stop_a_gigabyte_bomb_after_the_floor(name: str) -> None:
     assert "ScanLimits.max_ratio" in message and "ScanLimits(max_ratio=" in message
 
 
+@pytest.mark.timeout(30, method="signal")  # fails fast if the bound regresses
 def test_ratio_counts_the_compressed_bytes_read_so_far() -> None:
     # 64 MiB of zeros, then 8 MiB that does not compress: ~9x over the whole file (which a
     # ratio checked against the file size accepts), but the zeros alone come ~1000x.
@@ -308,6 +312,7 @@ def test_real_models_compress_far_below_the_default_ratio() -> None:
                 assert bytes(decompress(data, limits=ScanLimits())[1]) == raw
 
 
+@pytest.mark.timeout(30, method="signal")  # fails fast if the bound regresses
 def test_a_genuine_all_zero_model_is_told_which_limit_and_how_to_raise_it() -> None:
     model = {"coef_": np.zeros((4, 4 * MIB))}  # 128 MiB of zeros: ~1000x with zlib
     data = _joblib_bytes(model, ("zlib", 6))

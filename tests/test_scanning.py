@@ -341,23 +341,32 @@ def test_plain_pickles_every_protocol(fitted: dict[str, object], name: str, prot
     assert scan_bytes(data, policy=everything(report)).safe
 
 
-def _all_estimators() -> list[tuple[str, Any]]:
+def _estimator_cases() -> dict[str, Any]:
+    """Every estimator of ``all_estimators()``, built the way test_all_estimators builds it
+    (meta-estimators with a sub-estimator, text/label/multi-output inputs where they need them),
+    unfitted: no estimator is left out because it does not fit with defaults."""
+    from tests.test_all_estimators import build_cases, make_data
+
+    return {case.name: case for case in build_cases(make_data())}
+
+
+ESTIMATOR_CASES = _estimator_cases()
+
+
+def test_globals_agreement_covers_every_estimator() -> None:
     from sklearn.utils import all_estimators
 
-    return sorted(all_estimators(), key=lambda pair: pair[0])
+    listed = {name for name, _ in all_estimators()}
+    assert set(ESTIMATOR_CASES) == listed
+    assert len(listed) >= 150
 
 
-@pytest.mark.parametrize(("name", "cls"), _all_estimators(), ids=lambda v: str(v))
-def test_every_default_constructible_estimator(name: str, cls: Any) -> None:
-    """Every estimator that fits with defaults scans clean and names what the loader loads."""
-    rng = np.random.default_rng(0)
-    X, y = rng.random((40, 4)), np.arange(40) % 2
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fitted = cls().fit(X, y)
-    except Exception:  # meta-estimators, text/graph inputs: covered elsewhere
-        pytest.skip("does not fit with defaults on a small numeric table")
+@pytest.mark.parametrize("name", sorted(ESTIMATOR_CASES))
+def test_every_estimator_names_exactly_what_the_unpickler_loads(name: str) -> None:
+    """Every fitted estimator scans clean and names exactly the globals the loader resolves."""
+    from tests.test_all_estimators import fit_case
+
+    fitted = fit_case(ESTIMATOR_CASES[name])  # no fallback: a case that cannot fit fails here
     for data in (joblib_bytes(fitted), pickle.dumps(fitted, protocol=5)):
         report = scan_bytes(data, policy=TypePolicy.of([]))
         assert report.problems == (), name
@@ -663,6 +672,7 @@ def test_compressed_malicious_streams_are_found(compress: Callable[[bytes], byte
     assert report.format == "joblib"
 
 
+@pytest.mark.timeout(30, method="signal")  # fails fast if the bound regresses
 def test_decompression_bomb_is_a_problem_not_an_allocation() -> None:
     comp = bz2.BZ2Compressor(9)
     bomb = b"".join(comp.compress(bytes(MIB)) for _ in range(64)) + comp.flush()
@@ -677,6 +687,7 @@ def test_decompression_bomb_is_a_problem_not_an_allocation() -> None:
     "shape",
     [(10**12,), (2**32, 2**32), (-1,), (2**62, 4)],
 )
+@pytest.mark.timeout(30, method="signal")  # fails fast if the bound regresses
 def test_huge_or_negative_declared_shapes_are_refused(shape: tuple[int, ...]) -> None:
     report = check(stream(wrapper_ops(shape) + padded(b"")))
     assert not report.safe
@@ -703,6 +714,7 @@ def test_nested_object_arrays_within_limits_are_followed() -> None:
     assert check(_nested_object_arrays(5)).safe
 
 
+@pytest.mark.timeout(30, method="signal")  # fails fast if the bound regresses
 def test_deep_nesting_is_refused_within_limits() -> None:
     report = check(_nested_object_arrays(40), limits=ScanLimits(max_nesting=10))
     assert any("max_nesting" in p for p in report.problems)
@@ -710,6 +722,7 @@ def test_deep_nesting_is_refused_within_limits() -> None:
     assert not report.safe
 
 
+@pytest.mark.timeout(30, method="signal")  # fails fast if the bound regresses
 def test_deep_marks_hit_the_stack_limit() -> None:
     start = time.monotonic()
     report = check(stream(OP.MARK * 200_000), limits=ScanLimits(max_stack_depth=10_000))
@@ -717,6 +730,7 @@ def test_deep_marks_hit_the_stack_limit() -> None:
     assert time.monotonic() - start < 2
 
 
+@pytest.mark.timeout(30, method="signal")  # fails fast if the bound regresses
 def test_opcode_memo_and_time_limits() -> None:
     many = stream((OP.NONE + OP.POP) * 50_000 + OP.NONE)
     assert check(many).safe
@@ -1316,6 +1330,18 @@ def test_both_walls_refuse_calls_the_policy_does_not_allow(case: str) -> None:
     assert unpickler_says in str(refused.value)
 
 
+def test_both_walls_refuse_a_call_rule_they_do_not_know(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A rule added to _default_types before either wall learns it must refuse, not allow.
+    import safeload.policy
+
+    monkeypatch.setitem(safeload.policy._RULES, ("collections", "OrderedDict"), "from-the-future")
+    data = stream(call("collections", "OrderedDict"))
+    report = check(data, policy=TypePolicy.default())
+    assert any("under an unknown call rule 'from-the-future'" in p for p in report.problems)
+    with pytest.raises(MalformedArtifactError, match="does not know \\('from-the-future'\\)"):
+        second_wall(data)
+
+
 @pytest.mark.parametrize(
     "ops",
     [
@@ -1453,6 +1479,7 @@ HASHED_PLACES = {
 
 
 @pytest.mark.parametrize("place", sorted(HASHED_PLACES))
+@pytest.mark.timeout(30, method="signal")  # fails fast if the bound regresses
 def test_memo_shared_tuple_dags_are_refused_where_the_loader_hashes(place: str) -> None:
     data = stream(HASHED_PLACES[place](_tuple_dag(64)))
     start = time.monotonic()
@@ -1464,6 +1491,7 @@ def test_memo_shared_tuple_dags_are_refused_where_the_loader_hashes(place: str) 
 
 
 @pytest.mark.parametrize("place", sorted(HASHED_PLACES))
+@pytest.mark.timeout(60, method="signal")  # fails fast if the bound regresses
 def test_second_wall_bounds_hashing_on_its_own(place: str) -> None:
     # 2**26 expanded tuples (~67M hash steps): over the budget. Were the guard gone, this would
     # still finish (slowly), so it is safe to run in-process.
@@ -1530,6 +1558,7 @@ def _nested_dicts(depth: int) -> bytes:
         pytest.param(lambda d: OP.MARK * d + OP.FROZENSET * d, id="frozensets"),
     ],
 )
+@pytest.mark.timeout(30, method="signal")  # fails fast if the bound regresses
 def test_nesting_depth_is_bounded(nested: Callable[[int], bytes]) -> None:
     assert check(stream(nested(1000))).safe
     report = check(stream(nested(1001)))
@@ -1539,6 +1568,7 @@ def test_nesting_depth_is_bounded(nested: Callable[[int], bytes]) -> None:
     assert any("ScanLimits.max_depth" in p for p in limited.problems)
 
 
+@pytest.mark.timeout(30, method="signal")  # fails fast if the bound regresses
 def test_hash_work_is_counted_over_the_whole_file() -> None:
     keys = {f"k{i}": i for i in range(100)}
     assert check(stream(enc(keys))).safe

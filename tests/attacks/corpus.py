@@ -27,6 +27,7 @@ import io
 import lzma
 import marshal
 import pickle
+import re
 import shlex
 import shutil
 import struct
@@ -322,27 +323,48 @@ def inner_pickle(marker: Path, protocol: int = 2) -> bytes:
 # --- registration ---------------------------------------------------------------------------
 
 
+def named(name: str) -> str:
+    """An expectation that is exactly one global name (``module.qualname``)."""
+    return "^" + re.escape(name) + "$"
+
+
 @dataclass(frozen=True)
 class AttackInfo:
-    """What an attack is and how it fires.
+    """What an attack is, how it fires, and why each wall must refuse it.
 
     ``fires``: ``"pickle"`` (``pickle.loads`` and ``joblib.load`` both run it), ``"joblib"``
     (only joblib's reader runs it, given the file's path), ``"use"`` (runs when the loaded model
     is used), ``"async"`` (starts a process that creates the marker a moment later),
     ``"interactive"`` (runs once a user continues a debugger), ``"multi-load"`` (runs in a
     reader that loads pickles until EOF), ``"sidecar"`` (runs if a companion file the attacker
-    also controls is present), ``"never"`` (a refusal of a stream feature; nothing runs).
-    ``second_wall_skip``: why the restricted unpickler alone cannot be expected to stop it
-    (empty: it must). ``isolate``: a memory-corruption attack, which may crash the interpreter
-    that lets it through, so it is only ever fed to a loader in a subprocess.
+    also controls is present), ``"never"`` (a refusal of a stream feature or of a call form;
+    nothing runs by itself).
+
+    ``expect``: a regex (``re.search``) that one of the scanner's ``report.untrusted`` or
+    ``report.problems`` must match: the attack's *own* reason (the offending global, made with
+    :func:`named`, or the specific rule or limit), so that a refusal for some other, incidental
+    reason does not count. ``second_wall_expect``: the same for the restricted unpickler alone,
+    matched against its error (message, ``.types`` and the name of the exception it wraps);
+    empty: ``expect`` again. ``policy``: exact names the victim trusts beyond the default
+    policy (an attack on a user's own extension). ``second_wall_skip``: why the restricted
+    unpickler alone cannot be expected to stop it (empty: it must). ``isolate``: it may crash or
+    hang the interpreter that lets it through, so it is only ever fed to the restricted
+    unpickler in a subprocess (with a timeout).
     """
 
     category: str
     fires: str
     summary: str
+    expect: str
+    second_wall_expect: str = ""
+    policy: tuple[str, ...] = ()
     bomb: bool = False
     second_wall_skip: str = ""
-    isolate: bool = False  # may crash the interpreter if it gets through: test in a subprocess
+    isolate: bool = False  # may crash or hang the interpreter that lets it through
+
+    @property
+    def second_wall_reason(self) -> str:
+        return self.second_wall_expect or self.expect
 
 
 ATTACKS: dict[str, Builder] = {}
@@ -358,6 +380,9 @@ def register(
     fires: str,
     summary: str,
     *,
+    expect: str,
+    second_wall_expect: str = "",
+    policy: tuple[str, ...] = (),
     bomb: bool = False,
     second_wall_skip: str = "",
     isolate: bool = False,
@@ -366,13 +391,26 @@ def register(
     if name in ATTACKS:
         raise ValueError(f"duplicate attack name {name}")
     ATTACKS[name] = builder
-    INFO[name] = AttackInfo(category, fires, summary, bomb, second_wall_skip, isolate)
+    INFO[name] = AttackInfo(
+        category,
+        fires,
+        summary,
+        expect,
+        second_wall_expect,
+        policy,
+        bomb,
+        second_wall_skip,
+        isolate,
+    )
 
 
 def attack(
     category: str,
     fires: str = "pickle",
     *,
+    expect: str,
+    second_wall_expect: str = "",
+    policy: tuple[str, ...] = (),
     bomb: bool = False,
     second_wall_skip: str = "",
     isolate: bool = False,
@@ -386,6 +424,9 @@ def attack(
             category,
             fires,
             (fn.__doc__ or "").strip().splitlines()[0],
+            expect=expect,
+            second_wall_expect=second_wall_expect,
+            policy=policy,
             bomb=bomb,
             second_wall_skip=second_wall_skip,
             isolate=isolate,
@@ -426,6 +467,7 @@ for _p in range(6):
         "direct",
         "pickle",
         f"os.system via __reduce__, written by the real pickler at protocol {_p}",
+        expect=named("posix.system"),
     )
 
 
@@ -443,73 +485,74 @@ for _p in range(6):
         "direct",
         "pickle",
         f"builtins.open(marker, 'w'), hand-built with protocol-{_p} opcodes",
+        expect=named("builtins.open"),
     )
 
 
-@attack("direct")
+@attack("direct", expect=named("os.system"))
 def os_system_global_p0(marker: Path) -> bytes:
     """GLOBAL 'os system' (the os spelling, not posix) at protocol 0."""
     return wrap(call(global_op("os", "system"), unicode0(shell_cmd(marker))), 0)
 
 
-@attack("direct")
+@attack("direct", expect=named("posix.system"))
 def posix_system_p1(marker: Path) -> bytes:
     """posix.system with protocol-1 opcodes (BINUNICODE)."""
     return wrap(call(global_op("posix", "system"), binunicode(shell_cmd(marker))), 1)
 
 
-@attack("direct", "async")
+@attack("direct", "async", expect=named("subprocess.Popen"))
 def subprocess_popen_p2(marker: Path) -> bytes:
     """subprocess.Popen(['touch', marker])."""
     return wrap(call(g("subprocess", "Popen", 2), touch_argv(marker)), 2)
 
 
-@attack("direct")
+@attack("direct", expect=named("subprocess.check_call"))
 def subprocess_check_call_p3(marker: Path) -> bytes:
     """subprocess.check_call(['touch', marker])."""
     return wrap(call(g("subprocess", "check_call", 3), touch_argv(marker)), 3)
 
 
-@attack("direct")
+@attack("direct", expect=named("subprocess.getoutput"))
 def subprocess_getoutput_p1(marker: Path) -> bytes:
     """subprocess.getoutput(shell command)."""
     return wrap(call(g("subprocess", "getoutput", 1), s(shell_cmd(marker), 1)), 1)
 
 
-@attack("direct")
+@attack("direct", expect=named("os.popen"), second_wall_expect=named("builtins.getattr"))
 def os_popen_p4(marker: Path) -> bytes:
     """os.popen(cmd).read(): the call runs the shell, read waits for it."""
     pipe = call(g("os", "popen", 4), s(shell_cmd(marker), 4))
     return wrap(call(g("builtins", "getattr", 4), pipe, s("read", 4)) + EMPTY_TUPLE + REDUCE, 4)
 
 
-@attack("direct")
+@attack("direct", expect=named("os.spawnv"))
 def os_spawnv_p5(marker: Path) -> bytes:
     """os.spawnv(P_WAIT, touch, ['touch', marker])."""
     touch = shutil.which("touch") or "/usr/bin/touch"
     return wrap(call(g("os", "spawnv", 5), binint(0), s(touch, 5), touch_argv(marker)), 5)
 
 
-@attack("direct")
+@attack("direct", expect=named("builtins.exec"))
 def builtins_exec_p4(marker: Path) -> bytes:
     """builtins.exec(source)."""
     return wrap(call(g("builtins", "exec", 4), s(py_src(marker), 4)), 4)
 
 
-@attack("direct")
+@attack("direct", expect=named("builtins.eval"))
 def builtins_eval_p5(marker: Path) -> bytes:
     """builtins.eval(expression)."""
     return wrap(call(g("builtins", "eval", 5), s(py_src(marker), 5)), 5)
 
 
-@attack("direct")
+@attack("direct", expect=named("builtins.exec"))
 def builtins_compile_exec_p2(marker: Path) -> bytes:
     """builtins.exec(builtins.compile(source, '<m>', 'exec'))."""
     code = call(g("builtins", "compile", 2), s(py_src(marker), 2), s("<m>", 2), s("exec", 2))
     return wrap(call(g("builtins", "exec", 2), code), 2)
 
 
-@attack("direct")
+@attack("direct", expect=named("builtins.__import__"), second_wall_expect=named("builtins.getattr"))
 def builtins_import_getattr_p3(marker: Path) -> bytes:
     """builtins.getattr(builtins.__import__('os'), 'system')(cmd)."""
     os_mod = call(g("builtins", "__import__", 3), s("os", 3))
@@ -517,7 +560,7 @@ def builtins_import_getattr_p3(marker: Path) -> bytes:
     return wrap(call(system, s(shell_cmd(marker), 3)), 3)
 
 
-@attack("direct")
+@attack("direct", expect=named("builtins.getattr"))
 def builtins_getattr_chain_p2(marker: Path) -> bytes:
     """getattr(getattr(getattr(__import__('os'), 'path'), 'os'), 'system')(cmd)."""
     ga = g("builtins", "getattr", 2)
@@ -527,7 +570,9 @@ def builtins_getattr_chain_p2(marker: Path) -> bytes:
     return wrap(call(call(ga, os_again, s("system", 2)), s(shell_cmd(marker), 2)), 2)
 
 
-@attack("direct")
+@attack(
+    "direct", expect=named("importlib.import_module"), second_wall_expect=named("builtins.getattr")
+)
 def importlib_import_module_getattr_p4(marker: Path) -> bytes:
     """getattr(importlib.import_module('subprocess'), 'check_call')(['touch', marker])."""
     mod = call(g("importlib", "import_module", 4), s("subprocess", 4))
@@ -535,19 +580,19 @@ def importlib_import_module_getattr_p4(marker: Path) -> bytes:
     return wrap(call(check_call, touch_argv(marker)), 4)
 
 
-@attack("direct", "async")
+@attack("direct", "async", expect=named("pty.spawn"))
 def pty_spawn_p2(marker: Path) -> bytes:
     """pty.spawn(['touch', marker])."""
     return wrap(call(g("pty", "spawn", 2), touch_argv(marker)), 2)
 
 
-@attack("direct")
+@attack("direct", expect=named("runpy._run_code"))
 def runpy_run_code_p4(marker: Path) -> bytes:
     """runpy._run_code(source, {}): exec of a string through a private runpy helper."""
     return wrap(call(g("runpy", "_run_code", 4), s(py_src(marker), 4), EMPTY_DICT), 4)
 
 
-@attack("direct")
+@attack("direct", expect=named("code.InteractiveInterpreter.runsource"))
 def code_interactive_interpreter_p4(marker: Path) -> bytes:
     """code.InteractiveInterpreter.runsource(InteractiveInterpreter(), source), dotted name."""
     interp = call(g("code", "InteractiveInterpreter", 4))
@@ -555,7 +600,7 @@ def code_interactive_interpreter_p4(marker: Path) -> bytes:
     return wrap(call(run, interp, s(py_src(marker), 4)), 4)
 
 
-@attack("direct")
+@attack("direct", expect=named("timeit.timeit"))
 def timeit_timeit_p3(marker: Path) -> bytes:
     """timeit.timeit(source, 'pass', time.perf_counter, 1)."""
     timer = g("time", "perf_counter", 3)
@@ -564,19 +609,19 @@ def timeit_timeit_p3(marker: Path) -> bytes:
     )
 
 
-@attack("direct")
+@attack("direct", expect=named("cProfile.run"))
 def cprofile_run_p2(marker: Path) -> bytes:
     """cProfile.run(source): exec under the profiler."""
     return wrap(call(g("cProfile", "run", 2), s(py_src(marker), 2)), 2)
 
 
-@attack("direct")
+@attack("direct", expect=named("bdb.Bdb.run"))
 def bdb_run_dotted_p4(marker: Path) -> bytes:
     """bdb.Bdb.run(Bdb(), source): exec under a non-interactive debugger base class."""
     return wrap(call(g("bdb", "Bdb.run", 4), call(g("bdb", "Bdb", 4)), s(py_src(marker), 4)), 4)
 
 
-@attack("direct", "interactive")
+@attack("direct", "interactive", expect=named("pdb.run"))
 def pdb_run_p0(marker: Path) -> bytes:
     """pdb.run(source): exec under pdb (runs as soon as the user types 'c')."""
     return wrap(call(global_op("pdb", "run"), unicode0(py_src(marker))), 0)
@@ -585,70 +630,74 @@ def pdb_run_p0(marker: Path) -> bytes:
 # === 2. dangerous names re-exported by allowlisted-looking modules ============================
 
 
-@attack("reexport")
+@attack("reexport", expect=named("numpy.testing._private.utils.os.system"))
 def reexport_numpy_testing_os_system(marker: Path) -> bytes:
     """numpy.testing._private.utils exposes os: STACK_GLOBAL ('numpy.testing...', 'os.system')."""
     module, name = reexported("numpy.testing._private.utils", "os.system")
     return wrap(call(g(module, name, 4), s(shell_cmd(marker), 4)), 4)
 
 
-@attack("reexport")
+@attack("reexport", expect=named("sklearn.os.system"))
 def reexport_sklearn_os_system(marker: Path) -> bytes:
     """The sklearn package itself exposes os: ('sklearn', 'os.system')."""
     module, name = reexported("sklearn", "os.system")
     return wrap(call(g(module, name, 4), s(shell_cmd(marker), 4)), 4)
 
 
-@attack("reexport")
+@attack("reexport", expect=named("joblib.numpy_pickle.os.system"))
 def reexport_joblib_numpy_pickle_os_system(marker: Path) -> bytes:
     """joblib.numpy_pickle (home of NumpyArrayWrapper) exposes os."""
     module, name = reexported("joblib.numpy_pickle", "os.system")
     return wrap(call(g(module, name, 5), s(shell_cmd(marker), 5)), 5)
 
 
-@attack("reexport")
+@attack("reexport", expect=named("numpy.f2py.subprocess.check_call"))
 def reexport_numpy_f2py_subprocess(marker: Path) -> bytes:
     """numpy.f2py exposes subprocess: ('numpy.f2py', 'subprocess.check_call')."""
     module, name = reexported("numpy.f2py", "subprocess.check_call")
     return wrap(call(g(module, name, 4), touch_argv(marker)), 4)
 
 
-@attack("reexport")
+@attack("reexport", expect=named("joblib.numpy_pickle.pickle.loads"))
 def reexport_joblib_numpy_pickle_pickle_loads(marker: Path) -> bytes:
     """joblib.numpy_pickle exposes pickle: a nested pickle.loads through it."""
     module, name = reexported("joblib.numpy_pickle", "pickle.loads")
     return wrap(call(g(module, name, 4), binbytes(inner_pickle(marker))), 4)
 
 
-@attack("reexport")
+@attack("reexport", expect=named("numpy.lib._format_impl.pickle.loads"))
 def reexport_numpy_format_pickle_loads(marker: Path) -> bytes:
     """numpy.lib._format_impl exposes pickle (the .npy reader's own import)."""
     module, name = reexported("numpy.lib._format_impl", "pickle.loads")
     return wrap(call(g(module, name, 4), binbytes(inner_pickle(marker))), 4)
 
 
-@attack("reexport")
+@attack("reexport", expect=named("numpy.testing._private.utils.runstring"))
 def reexport_numpy_testing_runstring(marker: Path) -> bytes:
     """numpy.testing._private.utils.runstring(src, {}): a numpy function that is exec()."""
     module, name = reexported("numpy.testing._private.utils", "runstring")
     return wrap(call(global_op(module, name), s(py_src(marker), 2), EMPTY_DICT), 2)
 
 
-@attack("reexport")
+@attack("reexport", expect=named("sklearn.utils._testing.assert_run_python_script_without_output"))
 def reexport_sklearn_testing_run_script(marker: Path) -> bytes:
     """sklearn.utils._testing.assert_run_python_script_without_output(src): runs a script."""
     module, name = reexported("sklearn.utils._testing", "assert_run_python_script_without_output")
     return wrap(call(g(module, name, 3), s(py_src(marker), 3)), 3)
 
 
-@attack("reexport")
+@attack("reexport", expect=named("joblib.testing.check_subprocess_call"))
 def reexport_joblib_testing_check_subprocess_call(marker: Path) -> bytes:
     """joblib.testing.check_subprocess_call(['touch', marker])."""
     module, name = reexported("joblib.testing", "check_subprocess_call")
     return wrap(call(g(module, name, 4), touch_argv(marker)), 4)
 
 
-@attack("reexport")
+@attack(
+    "reexport",
+    expect=named("sklearn.utils._testing.importlib.import_module"),
+    second_wall_expect=named("operator.methodcaller"),
+)
 def reexport_sklearn_testing_importlib(marker: Path) -> bytes:
     """sklearn.utils._testing exposes importlib: import_module('os'), then methodcaller."""
     module, name = reexported("sklearn.utils._testing", "importlib.import_module")
@@ -660,7 +709,7 @@ def reexport_sklearn_testing_importlib(marker: Path) -> bytes:
 # === 3. nested deserialization ================================================================
 
 
-@attack("nested")
+@attack("nested", expect=named("pickle.loads"))
 def nested_pickle_loads_p2(marker: Path) -> bytes:
     """pickle.loads(bytes of a malicious pickle), bytes built with _codecs.encode (protocol 2)."""
     as_text = inner_pickle(marker).decode("latin-1")
@@ -668,19 +717,19 @@ def nested_pickle_loads_p2(marker: Path) -> bytes:
     return wrap(call(g("pickle", "loads", 2), data), 2)
 
 
-@attack("nested")
+@attack("nested", expect=named("_pickle.loads"))
 def nested_c_pickle_loads_p3(marker: Path) -> bytes:
     """_pickle.loads(BINBYTES)."""
     return wrap(call(g("_pickle", "loads", 3), binbytes(inner_pickle(marker))), 3)
 
 
-@attack("nested")
+@attack("nested", expect=named("pickle._loads"))
 def nested_pure_pickle_loads_p4(marker: Path) -> bytes:
     """pickle._loads (the pure-Python unpickler)."""
     return wrap(call(g("pickle", "_loads", 4), binbytes(inner_pickle(marker))), 4)
 
 
-@attack("nested")
+@attack("nested", expect=named("pickle.Unpickler.load"))
 def nested_unpickler_load_dotted_p4(marker: Path) -> bytes:
     """pickle.Unpickler.load(Unpickler(io.BytesIO(b))): dotted method name."""
     bio = call(g("io", "BytesIO", 4), binbytes(inner_pickle(marker)))
@@ -688,14 +737,14 @@ def nested_unpickler_load_dotted_p4(marker: Path) -> bytes:
     return wrap(call(g("pickle", "Unpickler.load", 4), unpickler), 4)
 
 
-@attack("nested")
+@attack("nested", expect=named("joblib.load"))
 def nested_joblib_load_p4(marker: Path) -> bytes:
     """joblib.load(io.BytesIO(joblib file))."""
     inner = joblib_bytes(_Reduce(open, (str(marker), "w")))
     return wrap(call(g("joblib", "load", 4), call(g("io", "BytesIO", 4), binbytes(inner))), 4)
 
 
-@attack("nested")
+@attack("nested", expect=named("numpy.load"))
 def nested_numpy_load_allow_pickle_p4(marker: Path) -> bytes:
     """numpy.load(io.BytesIO(.npy of an object array), None, True): allow_pickle=True."""
     buffer = io.BytesIO()
@@ -706,14 +755,14 @@ def nested_numpy_load_allow_pickle_p4(marker: Path) -> bytes:
     return wrap(call(g("numpy", "load", 4), bio, NONE, NEWTRUE), 4)
 
 
-@attack("nested")
+@attack("nested", expect=named("builtins.bytes.fromhex"), second_wall_expect=named("pickle.loads"))
 def nested_bytes_fromhex_p4(marker: Path) -> bytes:
     """pickle.loads(bytes.fromhex(hex)): the payload never appears as bytes in the file."""
     data = call(g("builtins", "bytes.fromhex", 4), s(inner_pickle(marker).hex(), 4))
     return wrap(call(g("pickle", "loads", 4), data), 4)
 
 
-@attack("nested")
+@attack("nested", expect=named("base64.b64decode"), second_wall_expect=named("pickle.loads"))
 def nested_base64_b64decode_p3(marker: Path) -> bytes:
     """pickle.loads(base64.b64decode(text))."""
     import base64
@@ -722,14 +771,14 @@ def nested_base64_b64decode_p3(marker: Path) -> bytes:
     return wrap(call(g("pickle", "loads", 3), call(g("base64", "b64decode", 3), s(text, 3))), 3)
 
 
-@attack("nested")
+@attack("nested", expect=named("zlib.decompress"), second_wall_expect=named("pickle.loads"))
 def nested_zlib_decompress_p3(marker: Path) -> bytes:
     """pickle.loads(zlib.decompress(b)): the inner stream is compressed inside the outer."""
     inner = binbytes(zlib.compress(inner_pickle(marker)))
     return wrap(call(g("pickle", "loads", 3), call(g("zlib", "decompress", 3), inner)), 3)
 
 
-@attack("nested")
+@attack("nested", expect=named("marshal.loads"), second_wall_expect=named("types.FunctionType"))
 def nested_marshal_function_type_p4(marker: Path) -> bytes:
     """types.FunctionType(marshal.loads(code bytes), {})(): bytecode smuggled as bytes."""
     code = marshal.dumps(compile(py_src(marker), "<m>", "exec"))
@@ -742,7 +791,7 @@ def nested_marshal_function_type_p4(marker: Path) -> bytes:
 # === 4. gadgets: higher-order and constructor tricks ==========================================
 
 
-@attack("gadget")
+@attack("gadget", expect=named("joblib.os"), second_wall_expect=named("operator.attrgetter"))
 def operator_attrgetter_reexported_os(marker: Path) -> bytes:
     """operator.attrgetter('system')(joblib.os)(cmd): the module object from a GLOBAL."""
     module, name = reexported("joblib", "os")
@@ -750,7 +799,7 @@ def operator_attrgetter_reexported_os(marker: Path) -> bytes:
     return wrap(call(call(getter, g(module, name, 4)), s(shell_cmd(marker), 4)), 4)
 
 
-@attack("gadget")
+@attack("gadget", expect=named("sys.modules"), second_wall_expect=named("operator.methodcaller"))
 def operator_methodcaller_sys_modules(marker: Path) -> bytes:
     """methodcaller('system', cmd)(dict.get(sys.modules, 'os'))."""
     os_mod = call(g("builtins", "dict.get", 4), g("sys", "modules", 4), s("os", 4))
@@ -758,21 +807,21 @@ def operator_methodcaller_sys_modules(marker: Path) -> bytes:
     return wrap(call(caller, os_mod), 4)
 
 
-@attack("gadget")
+@attack("gadget", expect=named("functools.partial"))
 def functools_partial_reduce_p2(marker: Path) -> bytes:
     """functools.partial(os.system, cmd)()."""
     part = call(g("functools", "partial", 2), g("os", "system", 2), s(shell_cmd(marker), 2))
     return wrap(part + EMPTY_TUPLE + REDUCE, 2)
 
 
-@attack("gadget")
+@attack("gadget", expect=named("copyreg._reconstructor"))
 def copyreg_reconstructor_filehandler(marker: Path) -> bytes:
     """copyreg._reconstructor(FileHandler, FileHandler, marker): base.__init__ opens the file."""
     handler = g("logging", "FileHandler", 2)
     return wrap(call(g("copyreg", "_reconstructor", 2), handler, handler, s(str(marker), 2)), 2)
 
 
-@attack("gadget")
+@attack("gadget", expect=named("builtins.type"))
 def builtins_type_init_exec(marker: Path) -> bytes:
     """type('E', (), {'__init__': exec})(source): a builtin as __init__ is called unbound."""
     cls = call(
@@ -784,7 +833,7 @@ def builtins_type_init_exec(marker: Path) -> bytes:
     return wrap(call(cls, s(py_src(marker), 4)), 4)
 
 
-@attack("gadget")
+@attack("gadget", expect=named("types.CodeType"), second_wall_expect=named("types.FunctionType"))
 def types_codetype_function(marker: Path) -> bytes:
     """types.FunctionType(types.CodeType(...fields...), {})(): bytecode rebuilt field by field."""
     co = compile(py_src(marker), "<m>", "exec")
@@ -832,21 +881,23 @@ def types_codetype_function(marker: Path) -> bytes:
     return wrap(call(g("types", "FunctionType", 4), code, EMPTY_DICT) + EMPTY_TUPLE + REDUCE, 4)
 
 
-@attack("gadget")
+@attack("gadget", expect=named("numpy.frompyfunc"))
 def numpy_frompyfunc_system(marker: Path) -> bytes:
     """numpy.frompyfunc(os.system, 1, 1)(cmd): a ufunc wrapping a dangerous callable."""
     ufunc = call(g("numpy", "frompyfunc", 4), g("os", "system", 4), binint(1), binint(1))
     return wrap(call(ufunc, s(shell_cmd(marker), 4)), 4)
 
 
-@attack("gadget")
+@attack("gadget", expect=named("numpy.vectorize"))
 def numpy_vectorize_system(marker: Path) -> bytes:
     """numpy.vectorize(os.system)(cmd)."""
     vec = call(g("numpy", "vectorize", 4), g("os", "system", 4))
     return wrap(call(vec, s(shell_cmd(marker), 4)), 4)
 
 
-@attack("gadget")
+@attack(
+    "gadget", expect=named("collections.defaultdict"), second_wall_expect=named("operator.getitem")
+)
 def collections_defaultdict_factory(marker: Path) -> bytes:
     """defaultdict(partial(os.system, cmd)), then operator.getitem on a missing key."""
     factory = call(g("functools", "partial", 4), g("os", "system", 4), s(shell_cmd(marker), 4))
@@ -854,7 +905,10 @@ def collections_defaultdict_factory(marker: Path) -> bytes:
     return wrap(call(g("operator", "getitem", 4), ddict, s("missing", 4)), 4)
 
 
-@attack("gadget")
+@attack(
+    "gadget",
+    expect=named("sklearn.preprocessing._function_transformer.FunctionTransformer.transform"),
+)
 def sklearn_function_transformer_at_load(marker: Path) -> bytes:
     """FunctionTransformer(os.system).transform(cmd), called during unpickling."""
     ft_module = "sklearn.preprocessing._function_transformer"
@@ -864,7 +918,7 @@ def sklearn_function_transformer_at_load(marker: Path) -> bytes:
     )
 
 
-@attack("gadget", "use")
+@attack("gadget", "use", expect=named("posix.system"))
 def sklearn_function_transformer_holding_system(marker: Path) -> bytes:
     """A real joblib Pipeline whose FunctionTransformer.func is os.system: fires on transform."""
     import os
@@ -876,7 +930,12 @@ def sklearn_function_transformer_holding_system(marker: Path) -> bytes:
     return joblib_bytes(make_pipeline(FunctionTransformer(os.system)))
 
 
-@attack("gadget")
+@attack(
+    "gadget",
+    expect=r"calls numpy\.random\._pickle\.__randomstate_ctor with a constructor other than "
+    r"numpy's __bit_generator_ctor",
+    second_wall_expect=named("os.system"),
+)
 def numpy_random_pickle_ctor_gadget(marker: Path) -> bytes:
     """numpy.random._pickle.__randomstate_ctor(cmd, os.system): an allowed-looking caller."""
     ctor = g("numpy.random._pickle", "__randomstate_ctor", 4)
@@ -890,7 +949,7 @@ def _eval_tail(marker: Path) -> bytes:
     return s(py_src(marker), 4) + TUPLE1 + REDUCE
 
 
-@attack("opcode")
+@attack("opcode", expect=named("builtins.eval"))
 def memo_stack_global_binput_binget(marker: Path) -> bytes:
     """Module/name stored with BINPUT, popped, decoys pushed, fetched back with BINGET."""
     body = (
@@ -912,7 +971,7 @@ def memo_stack_global_binput_binget(marker: Path) -> bytes:
     return wrap(body, 4)
 
 
-@attack("opcode")
+@attack("opcode", expect=named("builtins.exec"))
 def memo_stack_global_memoize_long_binget(marker: Path) -> bytes:
     """MEMOIZE (implicit indices) then LONG_BINGET."""
     body = (
@@ -933,7 +992,7 @@ def memo_stack_global_memoize_long_binget(marker: Path) -> bytes:
     return wrap(body, 4)
 
 
-@attack("opcode")
+@attack("opcode", expect=named("builtins.eval"))
 def memo_stack_global_put_get_text(marker: Path) -> bytes:
     """Text PUT/GET (protocol 0 memo opcodes) feeding a protocol-4 STACK_GLOBAL."""
     body = (
@@ -951,7 +1010,7 @@ def memo_stack_global_put_get_text(marker: Path) -> bytes:
     return wrap(body, 4)
 
 
-@attack("opcode")
+@attack("opcode", expect=named("builtins.eval"))
 def memo_overwrite_put(marker: Path) -> bytes:
     """A memo slot first holds a trusted module name, then is overwritten with 'builtins'."""
     body = (
@@ -975,7 +1034,7 @@ def memo_overwrite_put(marker: Path) -> bytes:
     return wrap(body, 4)
 
 
-@attack("opcode")
+@attack("opcode", expect=named("builtins.exec"))
 def memo_put_inside_pop_mark(marker: Path) -> bytes:
     """Strings memoised inside a MARK region that POP_MARK discards, then fetched."""
     body = (
@@ -993,7 +1052,7 @@ def memo_put_inside_pop_mark(marker: Path) -> bytes:
     return wrap(body, 4)
 
 
-@attack("opcode")
+@attack("opcode", expect=named("os.system"))
 def stack_global_raw_unicode_escape(marker: Path) -> bytes:
     """STACK_GLOBAL from UNICODE strings spelled with \\u escapes ('o\\u0073', 'sy\\u0073tem')."""
     body = (
@@ -1007,7 +1066,7 @@ def stack_global_raw_unicode_escape(marker: Path) -> bytes:
     return wrap(body, 4)
 
 
-@attack("opcode")
+@attack("opcode", expect=named("os.system"))
 def stack_global_escaped_string(marker: Path) -> bytes:
     """STACK_GLOBAL from protocol-0 STRING literals with \\x escapes, decoded to str."""
     body = (
@@ -1021,40 +1080,40 @@ def stack_global_escaped_string(marker: Path) -> bytes:
     return wrap(body, 4)
 
 
-@attack("opcode")
+@attack("opcode", expect=named("builtins.eval"))
 def stack_global_short_binstring(marker: Path) -> bytes:
     """STACK_GLOBAL from py2 SHORT_BINSTRINGs (decoded to str by the unpickler)."""
     body = short_binstring("builtins") + short_binstring("eval") + STACK_GLOBAL + _eval_tail(marker)
     return wrap(body, 4)
 
 
-@attack("opcode")
+@attack("opcode", expect=named("builtins.exec"))
 def stack_global_binunicode8(marker: Path) -> bytes:
     """STACK_GLOBAL from BINUNICODE8 strings."""
     body = binunicode8("builtins") + binunicode8("exec") + STACK_GLOBAL + _eval_tail(marker)
     return wrap(body, 4)
 
 
-@attack("opcode")
+@attack("opcode", expect=named("numpy.testing._private.utils.os.system"))
 def stack_global_dotted_through_allowed_module(marker: Path) -> bytes:
     """('numpy', 'testing._private.utils.os.system'): resolved attribute by attribute."""
     module, name = reexported("numpy", "testing._private.utils.os.system")
     return wrap(call(g(module, name, 4), s(shell_cmd(marker), 4)), 4)
 
 
-@attack("opcode")
+@attack("opcode", expect=named("os.path.os.system"))
 def global_opcode_dotted_name_p4(marker: Path) -> bytes:
     """GLOBAL 'os' 'path.os.system' under a PROTO 4 header (dotted names resolve at 4+)."""
     return wrap(call(global_op("os", "path.os.system"), s(shell_cmd(marker), 4)), 4)
 
 
-@attack("opcode")
+@attack("opcode", expect=named("os.system"))
 def inst_opcode_p0(marker: Path) -> bytes:
     """INST os system: the class-instantiating opcode calls any callable."""
     return wrap(MARK + unicode0(shell_cmd(marker)) + inst("os", "system"), 0)
 
 
-@attack("opcode")
+@attack("opcode", expect=named("builtins.eval"))
 def obj_opcode_p1(marker: Path) -> bytes:
     """OBJ: MARK callable args OBJ calls callable(*args)."""
     return wrap(MARK + global_op("builtins", "eval") + binunicode(py_src(marker)) + OBJ, 1)
@@ -1076,6 +1135,8 @@ register(
     "opcode",
     "pickle",
     "copyreg.add_extension('builtins', 'exec', 241) in the stream, then EXT1 241",
+    expect=r"extension registry \(code 241\).*\(EXT1 at byte",
+    second_wall_expect=named("copyreg.add_extension"),
 )
 register(
     "ext2_registered_in_stream",
@@ -1083,6 +1144,8 @@ register(
     "opcode",
     "pickle",
     "the same with EXT2 (code 0xF123)",
+    expect=r"extension registry \(code 61731\).*\(EXT2 at byte",
+    second_wall_expect=named("copyreg.add_extension"),
 )
 register(
     "ext4_registered_in_stream",
@@ -1090,30 +1153,42 @@ register(
     "opcode",
     "pickle",
     "the same with EXT4 (code 0x1234567)",
+    expect=r"extension registry \(code 19088743\).*\(EXT4 at byte",
+    second_wall_expect=named("copyreg.add_extension"),
 )
 
 
-@attack("opcode", "never")
+@attack(
+    "opcode",
+    "never",
+    expect=r"extension registry \(code 238\).*\(EXT1 at byte 2\)",
+    second_wall_expect=r"unregistered extension code 238",
+)
 def ext1_unregistered(marker: Path) -> bytes:
     """EXT1 with a code nobody registered: refused whatever the registry holds."""
     return wrap(ext1(0xEE) + tup(s(py_src(marker), 2)) + REDUCE, 2)
 
 
-@attack("opcode", "never")
+@attack(
+    "opcode",
+    "never",
+    expect=r"extension registry \(code 2147483632\).*\(EXT4 at byte 2\)",
+    second_wall_expect=r"unregistered extension code 2147483632",
+)
 def ext4_only(marker: Path) -> bytes:
     """A bare EXT4 as the whole model: the scanner cannot know what it names."""
     del marker
     return wrap(ext4(0x7FFFFFF0), 2)
 
 
-@attack("opcode")
+@attack("opcode", expect=named("functools.partial"))
 def newobj_functools_partial(marker: Path) -> bytes:
     """NEWOBJ on functools.partial (its __new__ builds the partial), then call it."""
     part = g("functools", "partial", 4) + tup(g("builtins", "exec", 4), s(py_src(marker), 4))
     return wrap(part + NEWOBJ + EMPTY_TUPLE + REDUCE, 4)
 
 
-@attack("opcode")
+@attack("opcode", expect=named("functools.partial"))
 def newobj_ex_functools_partial(marker: Path) -> bytes:
     """NEWOBJ_EX on functools.partial with keyword args, then call it."""
     part = (
@@ -1124,59 +1199,70 @@ def newobj_ex_functools_partial(marker: Path) -> bytes:
     return wrap(part + NEWOBJ_EX + EMPTY_TUPLE + REDUCE, 4)
 
 
-@attack("opcode")
+@attack("opcode", expect=named("os.system"))
 def build_setstate_injection(marker: Path) -> bytes:
     """BUILD puts os.system in a StandardScaler's __dict__ as __setstate__; a 2nd BUILD calls it."""
-    scaler = call(g("sklearn.preprocessing._data", "StandardScaler", 4))
+    # Made as its pickles make it (NEWOBJ, no arguments): only the injected name is wrong.
+    scaler = g("sklearn.preprocessing._data", "StandardScaler", 4) + EMPTY_TUPLE + NEWOBJ
     first = dct((s("__setstate__", 4), g("os", "system", 4))) + BUILD
     second = s(shell_cmd(marker), 4) + BUILD
     return wrap(scaler + first + second, 4)
 
 
-@attack("opcode", "never")
+@attack(
+    "opcode",
+    "never",
+    expect=r"persistent id, which safeload never writes; refused \(PERSID at byte 0\)",
+    second_wall_expect=r"unsupported persistent id encountered",
+)
 def persid_opcode(marker: Path) -> bytes:
     """PERSID: defers to the loader's persistent_load; no model needs it."""
     return wrap(b"P" + str(marker).encode() + b"\n", 0)
 
 
-@attack("opcode", "never")
+@attack(
+    "opcode",
+    "never",
+    expect=r"persistent id, which safeload never writes; refused \(BINPERSID at byte \d+\)",
+    second_wall_expect=r"unsupported persistent id encountered",
+)
 def binpersid_opcode(marker: Path) -> bytes:
     """BINPERSID on a tuple naming a file."""
     return wrap(tup(s("file", 4), s(str(marker), 4)) + BINPERSID, 4)
 
 
-@attack("opcode")
+@attack("opcode", expect=named("builtins.exec"))
 def proto2_header_proto4_opcodes(marker: Path) -> bytes:
     """A PROTO 2 header followed by protocol-4 opcodes (SHORT_BINUNICODE, STACK_GLOBAL, MEMOIZE)."""
     body = g("builtins", "exec", 4) + _eval_tail(marker)
     return wrap(body, 2)
 
 
-@attack("opcode")
+@attack("opcode", expect=named("builtins.exec"))
 def no_proto_header_stack_global(marker: Path) -> bytes:
     """No PROTO header at all (protocol 0 assumed) but STACK_GLOBAL and friends."""
     return wrap(g("builtins", "exec", 4) + _eval_tail(marker), 0)
 
 
-@attack("opcode")
+@attack("opcode", expect=named("builtins.exec"))
 def proto5_framed_payload(marker: Path) -> bytes:
     """The payload inside a FRAME, as the protocol-5 pickler writes it."""
     return proto(5) + frame(g("builtins", "exec", 5) + _eval_tail(marker) + STOP)
 
 
-@attack("opcode")
+@attack("opcode", expect=named("__builtin__.eval"))
 def global_py2_builtin_eval(marker: Path) -> bytes:
     """GLOBAL '__builtin__' 'eval': fix_imports maps it to builtins.eval below protocol 3."""
     return wrap(call(global_op("__builtin__", "eval"), s(py_src(marker), 2)), 2)
 
 
-@attack("opcode")
+@attack("opcode", expect=named("commands.getoutput"))
 def global_py2_commands_getoutput(marker: Path) -> bytes:
     """GLOBAL 'commands' 'getoutput': fix_imports maps the py2 module to subprocess."""
     return wrap(call(global_op("commands", "getoutput"), unicode0(shell_cmd(marker))), 0)
 
 
-@attack("opcode")
+@attack("opcode", expect=named("cPickle.loads"))
 def global_py2_cpickle_loads(marker: Path) -> bytes:
     """GLOBAL 'cPickle' 'loads' (mapped to pickle.loads) on a nested malicious pickle."""
     text = inner_pickle(marker).decode("latin-1")
@@ -1184,7 +1270,7 @@ def global_py2_cpickle_loads(marker: Path) -> bytes:
     return wrap(call(global_op("cPickle", "loads"), data), 2)
 
 
-@attack("opcode", "never")
+@attack("opcode", "never", expect=named("\uff4f\uff53.\uff53\uff59\uff53\uff54\uff45\uff4d"))
 def unicode_confusable_global(marker: Path) -> bytes:
     """Fullwidth 'os'.'system' (U+FF4F U+FF53 ...): a look-alike name must not be accepted."""
     return wrap(
@@ -1193,19 +1279,24 @@ def unicode_confusable_global(marker: Path) -> bytes:
     )
 
 
-@attack("opcode", "multi-load")
+@attack(
+    "opcode",
+    "multi-load",
+    expect=r"\d+ byte\(s\) follow the end of the pickle stream",
+    second_wall_expect=r"\d+ unexpected byte\(s\) after the end of the model stream",
+)
 def bytes_after_stop(marker: Path) -> bytes:
     """A clean pickle, then a second (malicious) pickle after its STOP."""
     return pickle.dumps({"coef": [1.0, 2.0]}, protocol=4) + inner_pickle(marker, 4)
 
 
-@attack("opcode")
+@attack("opcode", expect=named("builtins.open"))
 def payload_then_invalid_opcode(marker: Path) -> bytes:
     """The call runs, then an invalid opcode: the reader fails only after the damage."""
     return proto(4) + open_call(marker, 4) + b"\xff" + STOP
 
 
-@attack("opcode")
+@attack("opcode", expect=named("builtins.open"))
 def payload_then_truncated(marker: Path) -> bytes:
     """The call runs, then the stream ends without STOP."""
     return proto(4) + open_call(marker, 4) + POP + NONE
@@ -1237,7 +1328,7 @@ F8 = ("f8", (3, "<", None, None, None, -1, -1, 0))
 O8 = ("O8", (3, "|", None, None, None, -1, -1, 63))
 
 
-@attack("joblib", "joblib")
+@attack("joblib", "joblib", expect=named("builtins.open"))
 def joblib_payload_after_array(marker: Path) -> bytes:
     """A real joblib file with a call spliced in right after a numpy array's raw bytes."""
     coef = np.array([0.125, 0.25, 0.5, 0.75])
@@ -1246,7 +1337,7 @@ def joblib_payload_after_array(marker: Path) -> bytes:
     return data[:end] + open_call(marker, 4) + POP + data[end:]
 
 
-@attack("joblib", "joblib")
+@attack("joblib", "joblib", expect=named("io.open"))
 def joblib_object_array_nested(marker: Path) -> bytes:
     """A real joblib object-dtype array: its nested pickle holds a malicious object."""
     arr = np.empty(2, dtype=object)
@@ -1255,14 +1346,14 @@ def joblib_object_array_nested(marker: Path) -> bytes:
     return joblib_bytes({"classes": arr})
 
 
-@attack("joblib", "joblib")
+@attack("joblib", "joblib", expect=named("io.open"))
 def joblib_crafted_object_dtype(marker: Path) -> bytes:
     """A hand-built wrapper declaring dtype O: what follows is a call, not an array pickle."""
     header = array_wrapper((1,), _dtype_op(*O8), aligned=False)
     return wrap(header + inner_pickle(marker, 2), 4)
 
 
-@attack("joblib", "joblib")
+@attack("joblib", "joblib", expect=named("io.open"))
 def joblib_structured_dtype_object_field(marker: Path) -> bytes:
     """A structured dtype with an object field (kind 'V', hasobject): joblib unpickles it."""
     arr = np.empty(1, dtype=[("a", "O"), ("b", "<f8")])
@@ -1270,7 +1361,13 @@ def joblib_structured_dtype_object_field(marker: Path) -> bytes:
     return joblib_bytes(arr)
 
 
-@attack("joblib", "sidecar")
+@attack(
+    "joblib",
+    "sidecar",
+    expect=r"legacy joblib array wrapper joblib\.numpy_pickle_compat\.NDArrayWrapper \(joblib < "
+    r"0\.10\)",
+    second_wall_expect=named("joblib.numpy_pickle_compat.NDArrayWrapper"),
+)
 def joblib_legacy_ndarraywrapper(marker: Path) -> bytes:
     """Legacy NDArrayWrapper: joblib calls np.load(filename, allow_pickle=True) on a sidecar."""
     state = dct(
@@ -1282,7 +1379,12 @@ def joblib_legacy_ndarraywrapper(marker: Path) -> bytes:
     return wrap(cls + EMPTY_TUPLE + NEWOBJ + state + BUILD, 4)
 
 
-@attack("joblib", "sidecar")
+@attack(
+    "joblib",
+    "sidecar",
+    expect=r"legacy joblib array wrapper joblib\.numpy_pickle\.NDArrayWrapper \(joblib < 0\.10\)",
+    second_wall_expect=named("joblib.numpy_pickle.NDArrayWrapper"),
+)
 def joblib_legacy_ndarraywrapper_old_module(marker: Path) -> bytes:
     """The same wrapper under its pre-0.10 home, joblib.numpy_pickle.NDArrayWrapper."""
     state = dct(
@@ -1294,7 +1396,13 @@ def joblib_legacy_ndarraywrapper_old_module(marker: Path) -> bytes:
     return wrap(cls + EMPTY_TUPLE + NEWOBJ + state + BUILD, 2)
 
 
-@attack("joblib", "sidecar")
+@attack(
+    "joblib",
+    "sidecar",
+    expect=r"legacy joblib array wrapper joblib\.numpy_pickle_compat\.ZNDArrayWrapper \(joblib < "
+    r"0\.10\)",
+    second_wall_expect=named("joblib.numpy_pickle_compat.ZNDArrayWrapper"),
+)
 def joblib_legacy_zndarraywrapper(marker: Path) -> bytes:
     """Legacy ZNDArrayWrapper (zlib sidecar + _reconstruct(*init_args))."""
     state = dct(
@@ -1306,7 +1414,7 @@ def joblib_legacy_zndarraywrapper(marker: Path) -> bytes:
     return wrap(cls + EMPTY_TUPLE + NEWOBJ + state + BUILD, 2)
 
 
-@attack("joblib", "joblib")
+@attack("joblib", "joblib", expect=r"legacy joblib 'zfile' container \(joblib < 0\.9\.3\) refused")
 def joblib_legacy_zfile_container(marker: Path) -> bytes:
     """joblib < 0.9.3 'ZF' container (hex length + zlib): joblib still reads it by path."""
     from joblib.numpy_pickle_compat import write_zfile
@@ -1316,7 +1424,14 @@ def joblib_legacy_zfile_container(marker: Path) -> bytes:
     return buffer.getvalue()
 
 
-@attack("joblib", "never", bomb=True)
+@attack(
+    "joblib",
+    "never",
+    bomb=True,
+    expect=r"a joblib array declares 8796093022208 bytes, more than ScanLimits\.max_array_bytes",
+    second_wall_expect=r"array of 8796093022208 bytes declared at offset \d+ runs past the end of "
+    r"the file",
+)
 def joblib_huge_declared_shape(marker: Path) -> bytes:
     """A wrapper declaring shape (2**40,) float64 (8 TiB) followed by 8 bytes."""
     del marker
@@ -1324,7 +1439,13 @@ def joblib_huge_declared_shape(marker: Path) -> bytes:
     return proto(4) + header + b"\x00" + bytes(8) + STOP
 
 
-@attack("joblib", "never", bomb=True)
+@attack(
+    "joblib",
+    "never",
+    bomb=True,
+    expect=r"the array wrapper declares a negative shape",
+    second_wall_expect=r"negative array shape \(-1, 4611686018427387904\)",
+)
 def joblib_negative_declared_shape(marker: Path) -> bytes:
     """A wrapper declaring shape (-1, 2**62): negative and overflowing sizes."""
     del marker
@@ -1332,7 +1453,15 @@ def joblib_negative_declared_shape(marker: Path) -> bytes:
     return proto(4) + header + b"\x00" + bytes(8) + STOP
 
 
-@attack("joblib", "never", bomb=True)
+@attack(
+    "joblib",
+    "never",
+    bomb=True,
+    expect=r"a joblib array declares 147573952589676412928 bytes, more than "
+    r"ScanLimits\.max_array_bytes",
+    second_wall_expect=r"array of 147573952589676412928 bytes declared at offset \d+ runs past "
+    r"the end of the file",
+)
 def joblib_overflowing_declared_shape(marker: Path) -> bytes:
     """A wrapper declaring shape (2**64,): past int64, where size arithmetic overflows."""
     del marker
@@ -1359,7 +1488,13 @@ def forged_object_dtype() -> bytes:
     return call(g("numpy", "dtype", 4), s("V8", 4), NEWFALSE, NEWTRUE) + state + BUILD
 
 
-@attack("memory", "never", isolate=True)
+@attack(
+    "memory",
+    "never",
+    isolate=True,
+    expect=r"a numpy dtype is pickled in a form numpy never writes \(its state is not the one "
+    r"numpy writes for that dtype\)",
+)
 def numpy_forged_dtype_frombuffer(marker: Path) -> bytes:
     """_frombuffer(8 bytes, forged dtype): raw bytes become a PyObject* (0x4141...): SIGSEGV."""
     del marker
@@ -1367,12 +1502,319 @@ def numpy_forged_dtype_frombuffer(marker: Path) -> bytes:
     return wrap(call(g("numpy._core.numeric", "_frombuffer", 4), *args), 4)
 
 
-@attack("memory", "never", isolate=True)
+@attack(
+    "memory",
+    "never",
+    isolate=True,
+    expect=r"a numpy dtype is pickled in a form numpy never writes \(its state is not the one "
+    r"numpy writes for that dtype\)",
+)
 def joblib_forged_dtype_array(marker: Path) -> bytes:
     """A joblib array whose forged dtype hides an object field: its raw bytes are pointers."""
     del marker
     header = array_wrapper((1,), forged_object_dtype(), aligned=True)
     return proto(4) + header + b"\x00" + b"\x41" * 8 + STOP
+
+
+# === 6c. call rules: default-policy names called in a form their pickles never take =========
+#
+# Each stream names only default-policy globals (or, where ``policy`` says so, a name a user
+# added). ``safeload._default_types`` gives each callable the one form of call its own pickles
+# take; each attack below is the form that one rule exists to refuse, so that losing that rule's
+# check in either wall fails a test. Sizes are absurd (2**50) so that a call that gets through
+# fails fast (MemoryError) instead of allocating; those that would hang or crash are isolated.
+
+HUGE = 2**50
+
+
+def _ndarray() -> bytes:
+    return g("numpy", "ndarray", 4)
+
+
+def _fresh_dtype(code: str) -> bytes:
+    """numpy.dtype(code, False, True), as numpy pickles it (before its BUILD)."""
+    return call(g("numpy", "dtype", 4), s(code, 4), NEWFALSE, NEWTRUE)
+
+
+def _tuple_dag(levels: int) -> bytes:
+    """t[i] = (t[i-1], t[i-1]) through the memo: pushes t[levels], 2**levels tuples to hash."""
+    body = EMPTY_TUPLE + long_binput(0) + POP
+    for i in range(1, levels + 1):
+        body += long_binget(i - 1) + long_binget(i - 1) + TUPLE2 + long_binput(i) + POP
+    return body + long_binget(levels)
+
+
+@attack(
+    "call-rule",
+    "never",
+    isolate=True,
+    expect=r"calls numpy\.dtype with something other than a plain numpy type code",
+)
+def rule_dtype_from_a_field_list(marker: Path) -> bytes:
+    """numpy.dtype([('a', 'O')]) given to _frombuffer: numpy pickles a dtype by its code only."""
+    del marker
+    spec = call(g("numpy", "dtype", 4), lst(tup(s("a", 4), s("O", 4))))
+    args = (binbytes(b"\x41" * 8), spec, tup(binint(1)), s("C", 4))
+    return wrap(call(g("numpy._core.numeric", "_frombuffer", 4), *args), 4)
+
+
+@attack(
+    "call-rule",
+    "never",
+    bomb=True,
+    expect=r"calls numpy\._core\.multiarray\._reconstruct with other than "
+    r"\(<array class>, \(0,\), b'b'\)",
+)
+def rule_reconstruct_huge_shape(marker: Path) -> bytes:
+    """_reconstruct(ndarray, (2**50,), b'b'): an allocation the file chooses (numpy writes (0,))."""
+    del marker
+    return wrap(
+        call(g("numpy._core.multiarray", "_reconstruct", 4), _ndarray(), lit((HUGE,)), lit(b"b")),
+        4,
+    )
+
+
+@attack(
+    "call-rule",
+    "never",
+    bomb=True,
+    expect=r"calls numpy\.ma\.core\._mareconstruct with other than "
+    r"\(<class>, <class>, \(0,\), 'b'\)",
+)
+def rule_mareconstruct_huge_shape(marker: Path) -> bytes:
+    """_mareconstruct(MaskedArray, ndarray, (2**50,), 'b'): the same for masked arrays."""
+    del marker
+    masked = g("numpy.ma.core", "MaskedArray", 4)
+    fn = g("numpy.ma.core", "_mareconstruct", 4)
+    return wrap(call(fn, masked, _ndarray(), lit((HUGE,)), s("b", 4)), 4)
+
+
+@attack(
+    "call-rule",
+    "never",
+    bomb=True,
+    isolate=True,
+    expect=r"calls numpy\._core\.multiarray\.scalar with other than \(<dtype>, <raw bytes>\)",
+)
+def rule_scalar_one_argument(marker: Path) -> bytes:
+    """scalar(dtype('V999999999')): the one-argument form zero-fills a file-chosen itemsize."""
+    del marker
+    return wrap(call(g("numpy._core.multiarray", "scalar", 4), _fresh_dtype("V999999999")), 4)
+
+
+@attack(
+    "call-rule",
+    "never",
+    expect=r"calls numpy\._core\.numeric\._frombuffer on something other than bytes from the file",
+)
+def rule_frombuffer_of_a_list(marker: Path) -> bytes:
+    """_frombuffer([1, 2], f8, (2,), 'C'): a view over whatever object the file hands it."""
+    del marker
+    args = (lst(binint(1), binint(2)), _fresh_dtype("f8"), tup(binint(2)), s("C", 4))
+    return wrap(call(g("numpy._core.numeric", "_frombuffer", 4), *args), 4)
+
+
+@attack(
+    "call-rule",
+    "never",
+    expect=r"calls numpy\.random\._pickle\.__bit_generator_ctor with something other than "
+    r"a bit generator's name or class",
+)
+def rule_bit_generator_ctor_calls_a_class(marker: Path) -> bytes:
+    """__bit_generator_ctor(numpy.ndarray): it calls the class it is given."""
+    del marker
+    return wrap(call(g("numpy.random._pickle", "__bit_generator_ctor", 4), _ndarray()), 4)
+
+
+@attack(
+    "call-rule",
+    "never",
+    bomb=True,
+    expect=r"calls numpy\.random\._pickle\.__generator_ctor with something other than "
+    r"a bit generator or its name",
+)
+def rule_generator_ctor_launders_a_call(marker: Path) -> bytes:
+    """__generator_ctor((2**50,), numpy.ndarray) calls ndarray((2**50,)): a laundered call."""
+    del marker
+    fn = g("numpy.random._pickle", "__generator_ctor", 4)
+    return wrap(call(fn, lit((HUGE,)), _ndarray()), 4)
+
+
+@attack(
+    "call-rule",
+    "never",
+    expect=r"calls sklearn\.neighbors\._kd_tree\.newObj with something other than one class "
+    r"of sklearn\.neighbors\._kd_tree",
+    second_wall_expect=r"calls sklearn\.neighbors\._kd_tree\.newObj with something other than "
+    r"a class of its own module",
+)
+def rule_newobj_of_another_module(marker: Path) -> bytes:
+    """kd_tree.newObj(BallTree): an uninitialised Cython object of a class it does not own."""
+    del marker
+    ball_tree = g("sklearn.neighbors._ball_tree", "BallTree", 4)
+    return wrap(call(g("sklearn.neighbors._kd_tree", "newObj", 4), ball_tree), 4)
+
+
+@attack(
+    "call-rule",
+    "never",
+    expect=r"calls numpy\.random\.bit_generator\.__pyx_unpickle_SeedSequence with other than "
+    r"\(numpy\.random\.bit_generator\.SeedSequence, <checksum>, <state>\)",
+    second_wall_expect=r"calls numpy\.random\.bit_generator\.__pyx_unpickle_SeedSequence with "
+    r"other than \(<its class>, <checksum>, <state>\)",
+)
+def rule_pyx_unpickle_of_another_class(marker: Path) -> bytes:
+    """__pyx_unpickle_SeedSequence(MT19937, 0, None): Cython's helper creates what it is given."""
+    del marker
+    fn = g("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence", 4)
+    mt = g("numpy.random._mt19937", "MT19937", 4)
+    return wrap(call(fn, mt, binint(0), NONE), 4)
+
+
+@attack(
+    "call-rule",
+    "never",
+    bomb=True,
+    expect=r"calls sklearn\.tree\._tree\.Tree with class counts that are not",
+)
+def rule_tree_huge_outputs(marker: Path) -> bytes:
+    """Tree(4, 2, 2**50): n_outputs sizes its allocations, n_classes is read n_outputs times."""
+    del marker
+    return wrap(call(g("sklearn.tree._tree", "Tree", 4), binint(4), binint(2), lit(HUGE)), 4)
+
+
+@attack(
+    "call-rule",
+    "never",
+    bomb=True,
+    isolate=True,
+    expect=r"take more than 50000000 steps to hash \(ScanLimits\.max_hash_work\)",
+    second_wall_expect=r"a value it hashes takes more than 50000000 steps",
+)
+def rule_set_of_a_tuple_dag(marker: Path) -> bytes:
+    """builtins.set([t64]), t64 a memo-shared tuple DAG: set() hashes its items (2**64 steps)."""
+    del marker
+    return wrap(call(g("builtins", "set", 4), EMPTY_LIST + _tuple_dag(64) + APPEND), 4)
+
+
+@attack(
+    "call-rule",
+    "never",
+    bomb=True,
+    expect=r"calls scipy\.sparse\._csr\.csr_matrix by REDUCE, which would run its constructor",
+)
+def rule_sparse_init_by_reduce(marker: Path) -> bytes:
+    """csr_matrix((2**50, 1)) by REDUCE: __init__ allocates indptr (pickles use NEWOBJ + BUILD)."""
+    del marker
+    return wrap(call(g("scipy.sparse._csr", "csr_matrix", 4), lit((HUGE, 1))), 4)
+
+
+@attack(
+    "call-rule",
+    "never",
+    bomb=True,
+    isolate=True,
+    expect=r"calls collections\.OrderedDict with arguments",
+)
+def rule_ordered_dict_items(marker: Path) -> bytes:
+    """OrderedDict([(t64, None)]): its items are hashed by the constructor, outside any budget."""
+    del marker
+    items = EMPTY_LIST + tup(_tuple_dag(64), NONE) + APPEND
+    return wrap(call(g("collections", "OrderedDict", 4), items), 4)
+
+
+@attack(
+    "call-rule",
+    "never",
+    bomb=True,
+    expect=r"calls sklearn\.tree\._tree\.Tree with keyword arguments",
+)
+def rule_tree_keywords_by_newobj_ex(marker: Path) -> bytes:
+    """NEWOBJ_EX Tree(n_features=4, n_classes=2, n_outputs=2**50): keywords reach __cinit__."""
+    del marker
+    kwargs = dct(
+        (s("n_features", 4), binint(4)),
+        (s("n_classes", 4), binint(2)),
+        (s("n_outputs", 4), lit(HUGE)),
+    )
+    return wrap(g("sklearn.tree._tree", "Tree", 4) + EMPTY_TUPLE + kwargs + NEWOBJ_EX, 4)
+
+
+@attack(
+    "call-rule",
+    "never",
+    expect=r"calls numpy\._core\.multiarray\._reconstruct with arguments the scanner cannot read",
+    second_wall_expect=r"calls numpy\._core\.multiarray\._reconstruct with arguments that are "
+    r"not a tuple",
+)
+def rule_reduce_arguments_in_a_list(marker: Path) -> bytes:
+    """REDUCE with a list of arguments (pickle spreads any iterable): rules are for tuples."""
+    del marker
+    args = lst(_ndarray(), lit((0,)), lit(b"b"))
+    return wrap(g("numpy._core.multiarray", "_reconstruct", 4) + args + REDUCE, 4)
+
+
+@attack(
+    "call-rule",
+    "never",
+    bomb=True,
+    expect=r"calls numpy\._core\.multiarray\._reconstruct by OBJ",
+)
+def rule_reconstruct_by_obj(marker: Path) -> bytes:
+    """_reconstruct(ndarray, (2**50,), b'b') by OBJ: another opcode must not sidestep the rule."""
+    del marker
+    fn = g("numpy._core.multiarray", "_reconstruct", 4)
+    return wrap(MARK + fn + _ndarray() + lit((HUGE,)) + lit(b"b") + OBJ, 4)
+
+
+@attack(
+    "call-rule",
+    "never",
+    bomb=True,
+    policy=("copyreg:_reconstructor",),
+    expect=r"calls copyreg\._reconstructor to construct scipy\.sparse\._csr\.csr_matrix by REDUCE",
+    second_wall_expect=r"calls copyreg\._reconstructor with a base class the policy does not let "
+    r"the file call freely",
+)
+def copyreg_reconstructor_runs_an_init(marker: Path) -> bytes:
+    """A user trusts copyreg._reconstructor: (csr, csr, (2**50, 1)) runs csr.__init__ on it."""
+    del marker
+    csr = g("scipy.sparse._csr", "csr_matrix", 4)
+    fn = g("copyreg", "_reconstructor", 4)
+    return wrap(call(fn, csr, csr, lit((HUGE, 1))), 4)
+
+
+@attack(
+    "call-rule",
+    "never",
+    bomb=True,
+    policy=("copyreg:__newobj__",),
+    expect=r"calls copyreg\.__newobj__ to construct numpy\.ndarray, which the policy trusts only "
+    r"as a reference",
+    second_wall_expect=r"calls copyreg\.__newobj__ to construct a class the policy does not let "
+    r"the file call",
+)
+def copyreg_newobj_reference_only_class(marker: Path) -> bytes:
+    """A user trusts copyreg.__newobj__: __newobj__(ndarray, (2**50,)) allocates."""
+    del marker
+    return wrap(call(g("copyreg", "__newobj__", 4), _ndarray(), lit((HUGE,))), 4)
+
+
+@attack(
+    "call-rule",
+    "never",
+    bomb=True,
+    policy=("copyreg:__newobj_ex__",),
+    expect=r"calls copyreg\.__newobj_ex__ to construct numpy\.ndarray, which the policy trusts "
+    r"only as a reference",
+    second_wall_expect=r"calls copyreg\.__newobj_ex__ to construct a class the policy does not "
+    r"let the file call",
+)
+def copyreg_newobj_ex_reference_only_class(marker: Path) -> bytes:
+    """A user trusts copyreg.__newobj_ex__: __newobj_ex__(ndarray, ((2**50,),), {}) allocates."""
+    del marker
+    fn = g("copyreg", "__newobj_ex__", 4)
+    return wrap(call(fn, _ndarray(), tup(lit((HUGE,))), EMPTY_DICT), 4)
 
 
 # === 7. compression: joblib's decompressors run before any scan of the stream ================
@@ -1392,6 +1834,7 @@ for _method in ("zlib", "gzip", "bz2", "lzma", "xz", "lz4"):
         "compression",
         "joblib",
         f"joblib.dump(malicious, compress=('{_method}', 3))",
+        expect=named("io.open"),
     )
 
 
@@ -1422,72 +1865,73 @@ for _method in ("gzip", "bz2", "xz", "lz4"):
         "compression",
         "never" if _method == "gzip" else "joblib",
         f"the pickle split over two concatenated {_method} members (streams/frames)",
+        expect=rf"unexpected data after the end of the {_method} stream",
     )
 
 
 # === 8. file-write primitives =================================================================
 
 
-@attack("file-write")
+@attack("file-write", expect=named("builtins.getattr"))
 def builtins_open_write_getattr_p2(marker: Path) -> bytes:
     """getattr(open(marker, 'w'), 'write')('pwned')."""
     write = call(g("builtins", "getattr", 2), open_call(marker, 2), s("write", 2))
     return wrap(call(write, s("pwned", 2)), 2)
 
 
-@attack("file-write")
+@attack("file-write", expect=named("io.open"))
 def io_open_p3(marker: Path) -> bytes:
     """io.open(marker, 'w')."""
     return wrap(call(g("io", "open", 3), s(str(marker), 3), s("w", 3)), 3)
 
 
-@attack("file-write")
+@attack("file-write", expect=named("pathlib.Path.write_text"))
 def pathlib_write_text_dotted_p4(marker: Path) -> bytes:
     """('pathlib', 'Path.write_text')(PosixPath(marker), 'pwned')."""
     path = call(g("pathlib", "PosixPath", 4), s(str(marker), 4))
     return wrap(call(g("pathlib", "Path.write_text", 4), path, s("pwned", 4)), 4)
 
 
-@attack("file-write")
+@attack("file-write", expect=named("pathlib.Path"), second_wall_expect=named("builtins.getattr"))
 def pathlib_touch_getattr_p2(marker: Path) -> bytes:
     """getattr(pathlib.Path(marker), 'touch')()."""
     path = call(g("pathlib", "Path", 2), s(str(marker), 2))
     return wrap(call(g("builtins", "getattr", 2), path, s("touch", 2)) + EMPTY_TUPLE + REDUCE, 2)
 
 
-@attack("file-write")
+@attack("file-write", expect=named("shutil.copyfile"))
 def shutil_copyfile_p3(marker: Path) -> bytes:
     """shutil.copyfile('/dev/null', marker)."""
     return wrap(call(g("shutil", "copyfile", 3), s("/dev/null", 3), s(str(marker), 3)), 3)
 
 
-@attack("file-write")
+@attack("file-write", expect=named("logging.FileHandler"))
 def logging_filehandler_p2(marker: Path) -> bytes:
     """logging.FileHandler(marker): a class whose constructor creates the file."""
     return wrap(call(g("logging", "FileHandler", 2), s(str(marker), 2)), 2)
 
 
-@attack("file-write")
+@attack("file-write", expect=named("numpy.savetxt"))
 def numpy_savetxt(marker: Path) -> bytes:
     """numpy.savetxt(marker, numpy.arange(3))."""
     arr = call(g("numpy", "arange", 4), binint(3))
     return wrap(call(g("numpy", "savetxt", 4), s(str(marker), 4), arr), 4)
 
 
-@attack("file-write")
+@attack("file-write", expect=named("numpy.ndarray.tofile"))
 def numpy_ndarray_tofile_dotted(marker: Path) -> bytes:
     """('numpy', 'ndarray.tofile')(numpy.arange(3), marker)."""
     arr = call(g("numpy", "arange", 4), binint(3))
     return wrap(call(g("numpy", "ndarray.tofile", 4), arr, s(str(marker), 4)), 4)
 
 
-@attack("file-write")
+@attack("file-write", expect=named("os.makedirs"))
 def os_makedirs_p2(marker: Path) -> bytes:
     """os.makedirs(marker): creates a directory where the marker goes."""
     return wrap(call(g("os", "makedirs", 2), s(str(marker), 2)), 2)
 
 
-@attack("file-write")
+@attack("file-write", expect=named("zipfile.ZipFile"))
 def zipfile_write_mode(marker: Path) -> bytes:
     """zipfile.ZipFile(marker, 'w')."""
     return wrap(call(g("zipfile", "ZipFile", 4), s(str(marker), 4), s("w", 4)), 4)
@@ -1525,14 +1969,14 @@ def lz4_bomb() -> bytes:
     return b"".join(parts)
 
 
-@attack("bomb", "never", bomb=True)
+@attack("bomb", "never", bomb=True, expect=r"ScanLimits\.max_ratio")
 def bomb_zlib_1gib(marker: Path) -> bytes:
     """1 GiB of zeros in a 1 MB zlib stream: must be refused fast, in bounded memory."""
     del marker
     return zlib_bomb()
 
 
-@attack("bomb", "never", bomb=True)
+@attack("bomb", "never", bomb=True, expect=r"ScanLimits\.max_ratio")
 def bomb_lz4_1gib(marker: Path) -> bytes:
     """1 GiB of zeros in a 4.4 MB lz4 frame."""
     del marker
@@ -1543,7 +1987,9 @@ def bomb_lz4_1gib(marker: Path) -> bytes:
     "bomb",
     "never",
     bomb=True,
-    second_wall_skip="CPU bomb inside dict hashing: the unpickler cannot bound it",
+    isolate=True,  # hangs (hashing) or crashes (C recursion) a loader without the guard
+    expect=r"take more than 50000000 steps to hash \(ScanLimits\.max_hash_work\)",
+    second_wall_expect=r"a value it hashes takes more than 50000000 steps",
 )
 def bomb_memo_tuple_dag_hash(marker: Path) -> bytes:
     """Billion laughs: t[i] = (t[i-1], t[i-1]) via memo, 64 levels, used as a dict key."""
@@ -1559,7 +2005,9 @@ def bomb_memo_tuple_dag_hash(marker: Path) -> bytes:
     "bomb",
     "never",
     bomb=True,
-    second_wall_skip="CPU bomb inside set hashing: the unpickler cannot bound it",
+    isolate=True,  # hangs (hashing) or crashes (C recursion) a loader without the guard
+    expect=r"take more than 50000000 steps to hash \(ScanLimits\.max_hash_work\)",
+    second_wall_expect=r"a value it hashes takes more than 50000000 steps",
 )
 def bomb_memo_frozenset_dag_hash(marker: Path) -> bytes:
     """The same 64-level tuple DAG, as the member of a FROZENSET."""
@@ -1574,7 +2022,9 @@ def bomb_memo_frozenset_dag_hash(marker: Path) -> bytes:
     "bomb",
     "never",
     bomb=True,
-    second_wall_skip="C recursion in tuple hashing crashes the interpreter (SIGSEGV)",
+    isolate=True,  # hangs (hashing) or crashes (C recursion) a loader without the guard
+    expect=r"values nest more than 1000 levels deep \(ScanLimits\.max_depth\)",
+    second_wall_expect=r"a tuple it hashes nests more than 1000 deep",
 )
 def bomb_deep_tuple_dict_key(marker: Path) -> bytes:
     """A 200,000-deep nested tuple used as a dict key: hash() recursion overflows the C stack."""
@@ -1587,7 +2037,8 @@ def bomb_deep_tuple_dict_key(marker: Path) -> bytes:
     "bomb",
     "never",
     bomb=True,
-    second_wall_skip="only default-policy names: the unpickler allows them by design",
+    isolate=True,  # 32 GiB touched by a loader that lets it through
+    expect=r"calls numpy\.ndarray \(REDUCE\), which the policy trusts only as a stored reference",
 )
 def bomb_ndarray_ufunc_allowed_names(marker: Path) -> bytes:
     """numpy.square(numpy.ndarray((2**31,))): 32 GiB touched, from default-policy names only."""
@@ -1596,28 +2047,52 @@ def bomb_ndarray_ufunc_allowed_names(marker: Path) -> bytes:
     return wrap(call(g("numpy", "square", 4), arr), 4)
 
 
-@attack("bomb", "never", bomb=True)
+@attack(
+    "bomb",
+    "never",
+    bomb=True,
+    expect=r"the pickle stream is truncated \(BINUNICODE8 at byte 2\)",
+    second_wall_expect=named("EOFError"),
+)
 def bomb_huge_binunicode8(marker: Path) -> bytes:
     """BINUNICODE8 declaring 2**40 bytes, followed by 4."""
     del marker
     return proto(4) + b"\x8d" + struct.pack("<Q", 2**40) + b"abc" + STOP
 
 
-@attack("bomb", "never", bomb=True)
+@attack(
+    "bomb",
+    "never",
+    bomb=True,
+    expect=r"the pickle stream is truncated \(BINBYTES8 at byte 2\)",
+    second_wall_expect=named("EOFError"),
+)
 def bomb_huge_binbytes8(marker: Path) -> bytes:
     """BINBYTES8 declaring 2**62 bytes."""
     del marker
     return proto(4) + b"\x8e" + struct.pack("<Q", 2**62) + b"abc" + STOP
 
 
-@attack("bomb", "never", bomb=True)
+@attack(
+    "bomb",
+    "never",
+    bomb=True,
+    expect=r"the pickle stream is truncated \(LONG4 at byte 2\)",
+    second_wall_expect=named("EOFError"),
+)
 def bomb_huge_long4(marker: Path) -> bytes:
     """LONG4 declaring a 2 GiB integer."""
     del marker
     return proto(2) + b"\x8b" + struct.pack("<i", 2**31 - 1) + b"\x01" * 16 + STOP
 
 
-@attack("bomb", "never", bomb=True)
+@attack(
+    "bomb",
+    "never",
+    bomb=True,
+    expect=r"the pickle stream is truncated \(BINSTRING at byte 2\)",
+    second_wall_expect=named("EOFError"),
+)
 def bomb_huge_binstring(marker: Path) -> bytes:
     """BINSTRING declaring 2 GiB."""
     del marker
@@ -1629,6 +2104,7 @@ def bomb_huge_binstring(marker: Path) -> bytes:
     "never",
     bomb=True,
     second_wall_skip="an in-memory reader only reads what is there; the scanner bounds it",
+    expect=r"a frame of 1099511627776 bytes runs past the end of the stream",
 )
 def bomb_huge_frame(marker: Path) -> bytes:
     """FRAME declaring 2**40 bytes (a file-backed reader preallocates it)."""
@@ -1702,11 +2178,13 @@ for _method in ("zlib", "lz4", "xz"):
 @dataclass(frozen=True)
 class Bounded:
     """A stream the default limits let through (it is harmless to the loader) but whose cost
-    the scanner must bound: refused under ``limits`` (ScanLimits overrides), in a few seconds."""
+    the scanner must bound: refused under ``limits`` (ScanLimits overrides), in a few seconds,
+    by the limit that ``expect`` (a regex on one of the report's problems) names."""
 
     build: Builder
     limits: dict[str, int]
     summary: str
+    expect: str
 
 
 def _deep_tuples(marker: Path) -> bytes:
@@ -1738,21 +2216,25 @@ BOUNDED: dict[str, Bounded] = {
         _deep_tuples,
         {"max_stack_depth": 10_000},
         "200,000 nested tuples (MARK x N, TUPLE x N): iterative unpickler, no recursion",
+        r"the pickle stack grows past 10000 items \(ScanLimits\.max_stack_depth\)",
     ),
     "deep_nested_lists": Bounded(
         _deep_lists,
         {"max_stack_depth": 10_000},
         "200,000 nested lists (EMPTY_LIST x N, APPEND x N-1)",
+        r"the pickle stack grows past 10000 items \(ScanLimits\.max_stack_depth\)",
     ),
     "ten_million_opcodes": Bounded(
         _many_opcodes,
         {"max_opcodes": 1_000_000},
         "10,000,001 cheap opcodes (EMPTY_TUPLE POP x 5M, NONE) in 10 MB",
+        r"more than 1000000 opcodes \(ScanLimits\.max_opcodes\)",
     ),
     "memo_list_dag": Bounded(
         _list_dag,
         {"max_memo": 50},
         "l[i] = [l[i-1], l[i-1]], 100 levels: 2**100 items on traversal, O(n) to unpickle",
+        r"the memo grows past 50 entries",
     ),
 }
 
