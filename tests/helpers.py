@@ -4,7 +4,10 @@ the globals a real unpickler resolves."""
 from __future__ import annotations
 
 import io
+import json
 import warnings
+import zipfile
+from collections.abc import Callable
 from typing import Any
 
 import joblib
@@ -72,3 +75,20 @@ def forbid_deserializing(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(_unpickle, "unpickle_verified", reached)
     monkeypatch.setattr(_unpickle, "load_skops_verified", reached)
+
+
+def edit_skops_schema(data: bytes, edit: Callable[[dict[str, Any]], None]) -> bytes:
+    """The same skops file with its ``schema.json`` changed by ``edit`` (crafted files)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as src:
+        schema = json.loads(src.read("schema.json"))
+        edit(schema)
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as dst:
+            for info in src.infolist():
+                body = (
+                    json.dumps(schema).encode()
+                    if info.filename == "schema.json"
+                    else src.read(info.filename)
+                )
+                dst.writestr(info.filename, body)
+    return out.getvalue()

@@ -8,10 +8,8 @@ rules as pickles.
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from safeload import _unpickle
 from safeload.saving import write_signed_artifact
 from safeload.typegate import callrules
 from safeload.typegate.callrules import RULES, skops_call_problem
+from tests.helpers import edit_skops_schema
 
 METADATA = json.dumps(
     {"safeload_format_version": 1, "format": "skops", "name": "x", "version": "1"}
@@ -99,22 +98,6 @@ def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
             yield from _nodes(value)
 
 
-def _edit_schema(data: bytes, edit: Callable[[dict[str, Any]], None]) -> bytes:
-    with zipfile.ZipFile(io.BytesIO(data)) as src:
-        schema = json.loads(src.read("schema.json"))
-        edit(schema)
-        out = io.BytesIO()
-        with zipfile.ZipFile(out, "w") as dst:
-            for info in src.infolist():
-                body = (
-                    json.dumps(schema).encode()
-                    if info.filename == "schema.json"
-                    else src.read(info.filename)
-                )
-                dst.writestr(info.filename, body)
-    return out.getvalue()
-
-
 @pytest.fixture
 def unreachable(monkeypatch: pytest.MonkeyPatch, constructed: list[str]) -> list[str]:
     """Reaching skops' loader at all is recorded (and fails): the skops gate must refuse first."""
@@ -172,7 +155,7 @@ def test_tree_constructed_by_skops_with_bad_arguments_is_refused(
         # skops shares nodes by ``__id__`` (small ints are interned): give the edit its own.
         arg["content"], arg["__id__"] = content, 1
 
-    data = _edit_schema(tree_skops, edit)
+    data = edit_skops_schema(tree_skops, edit)
     report = safeload.scan_bytes(data)
     assert any("sklearn.tree._tree.Tree (TreeNode)" in p and why in p for p in report.problems), (
         report.problems
@@ -189,7 +172,7 @@ def test_tree_arguments_of_the_wrong_arity_are_refused(
         del _tree_args(schema)[2]
 
     with pytest.raises(safeload.MalformedArtifactError, match=r"other than \(n_features"):
-        _load(tmp_path, key, _edit_schema(tree_skops, edit))
+        _load(tmp_path, key, edit_skops_schema(tree_skops, edit))
     assert unreachable == []
 
 
@@ -208,7 +191,7 @@ def test_reference_only_class_constructed_by_skops_is_refused(
     def edit(schema: dict[str, Any]) -> None:
         schema["__module__"], schema["__class__"] = "sklearn.neighbors._kd_tree", "KDTree"
 
-    evil = _edit_schema(data, edit)
+    evil = edit_skops_schema(data, edit)
     report = safeload.scan_bytes(evil)
     assert report.untrusted == ()  # trusted as a name: the call is what is refused
     assert any(
@@ -229,7 +212,7 @@ def test_callable_class_under_a_reconstructor_rule_is_refused_in_skops(
     def edit(schema: dict[str, Any]) -> None:
         schema["__module__"], schema["__class__"] = "builtins", "set"
 
-    evil = _edit_schema(data, edit)
+    evil = edit_skops_schema(data, edit)
     with pytest.raises(safeload.MalformedArtifactError, match="skops never writes for it"):
         _load(tmp_path, key, evil)
     assert unreachable == []

@@ -25,7 +25,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 import safeload
 from safeload.saving import write_signed_artifact
-from tests.helpers import frame_pipeline
+from tests.helpers import edit_skops_schema, frame_pipeline
 
 
 def _metadata(fmt: str = "skops") -> bytes:
@@ -242,21 +242,13 @@ def test_crafted_schema_refused(
     constructed: list[str],
 ) -> None:
     """A schema edited by hand to name ``builtins.open`` where a class was."""
-    data = skops.io.dumps(pipeline)
-    with zipfile.ZipFile(io.BytesIO(data)) as src:
-        schema = json.loads(src.read("schema.json"))
-    schema["__module__"], schema["__class__"] = "builtins", "open"
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w") as dst:
-        for info in src.infolist():
-            body = (
-                json.dumps(schema).encode()
-                if info.filename == "schema.json"
-                else src.read(info.filename)
-            )
-            dst.writestr(info.filename, body)
+
+    def edit(schema: dict[str, Any]) -> None:
+        schema["__module__"], schema["__class__"] = "builtins", "open"
+
+    evil = edit_skops_schema(skops.io.dumps(pipeline), edit)
     path = write_signed_artifact(
-        tmp_path / "evil", {"model.skops": out.getvalue(), "safeload.json": _metadata()}, key=key
+        tmp_path / "evil", {"model.skops": evil, "safeload.json": _metadata()}, key=key
     )
     with pytest.raises(safeload.UntrustedTypeError, match="builtins.open"):
         safeload.load(path, trusted=ring)

@@ -154,25 +154,24 @@ def _check_dtype(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | Non
     return dtype_call_problem(items)
 
 
+def _zero_shape_call(items: tuple[Any, ...], classes: int) -> bool:
+    """``(<class>, ..., (0,), 'b')``: numpy's reconstructors as numpy pickles call them."""
+    return (
+        len(items) == classes + 2
+        and all(type(c) is _Global for c in items[:classes])
+        and _is_zero_shape(items[classes])
+        and items[classes + 1] in _ZERO_SHAPE_DTYPES
+    )
+
+
 def _check_reconstruct(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | None:
-    if (
-        len(items) != 3
-        or type(items[0]) is not _Global
-        or not _is_zero_shape(items[1])
-        or items[2] not in _ZERO_SHAPE_DTYPES
-    ):
+    if not _zero_shape_call(items, 1):
         return "with other than (<array class>, (0,), b'b'): an allocation the file would choose"
     return None
 
 
 def _check_mareconstruct(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | None:
-    if (
-        len(items) != 4
-        or type(items[0]) is not _Global
-        or type(items[1]) is not _Global
-        or not _is_zero_shape(items[2])
-        or items[3] not in _ZERO_SHAPE_DTYPES
-    ):
+    if not _zero_shape_call(items, 2):
         return "with other than (<class>, <class>, (0,), 'b'): an allocation the file would choose"
     return None
 
@@ -367,10 +366,19 @@ def _real_dtype(
     return dtype_call_problem(args)
 
 
+def _real_zero_shape_call(site: ConcreteSite, args: tuple[Any, ...], classes: int) -> bool:
+    """``(<class>, ..., (0,), 'b')``, every class one that find_class returned."""
+    return (
+        len(args) == classes + 2
+        and all(site.rule_of(c)[0] for c in args[:classes])
+        and _real_zero(args[classes], args[classes + 1])
+    )
+
+
 def _real_reconstruct(
     site: ConcreteSite, func: object, names: set[TypeName], args: tuple[Any, ...]
 ) -> str | None:
-    if len(args) == 3 and site.rule_of(args[0])[0] and _real_zero(args[1], args[2]):
+    if _real_zero_shape_call(site, args, 1):
         return None
     return "with other than (<array class>, (0,), b'b')"
 
@@ -378,12 +386,7 @@ def _real_reconstruct(
 def _real_mareconstruct(
     site: ConcreteSite, func: object, names: set[TypeName], args: tuple[Any, ...]
 ) -> str | None:
-    if (
-        len(args) == 4
-        and site.rule_of(args[0])[0]
-        and site.rule_of(args[1])[0]
-        and _real_zero(args[2], args[3])
-    ):
+    if _real_zero_shape_call(site, args, 2):
         return None
     return "with other than (<class>, <class>, (0,), 'b')"
 
