@@ -1657,3 +1657,19 @@ def test_second_wall_accepts_every_dtype_numpy_writes(dtype: Any) -> None:
         assert check(data, policy=TypePolicy.default()).safe
         loaded = second_wall(data)
         assert loaded == value and loaded.__reduce__() == value.__reduce__()
+
+
+@pytest.mark.parametrize("levels", [6, 12])
+@pytest.mark.timeout(30, method="signal")
+def test_a_memo_shared_graph_in_a_dtype_state_is_refused_quickly_by_the_scanner(
+    levels: int,
+) -> None:
+    """Regression: the scanner realized the graph before comparing (2.5 s at 6 levels, tenfold
+    per level) and ScanLimits.max_seconds is only checked between opcodes."""
+    from tests.test_unpickle import dtype_state_dag_stream
+
+    started = time.monotonic()
+    report = scan_bytes(dtype_state_dag_stream(levels))
+    assert not report.safe
+    assert any("more than 100000 values" in p for p in report.problems), report.problems
+    assert time.monotonic() - started < 1

@@ -301,14 +301,11 @@ def test_a_memo_shared_key_in_a_stream_is_a_refusal() -> None:
     assert time.monotonic() - start < 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING: a memo-shared tuple graph in a numpy dtype's BUILD state is expanded by "
-    "rebuild_dtype (10**6 steps here from ~200 bytes; 10**15 at 15 levels): the load hangs",
-)
-def test_a_memo_shared_graph_in_a_dtype_state_is_refused_quickly() -> None:
+def dtype_state_dag_stream(levels: int = 6) -> bytes:
+    """``numpy.dtype('M8')`` whose BUILD state hides a memo-shared tuple graph, ``10**levels``
+    values when walked, in about 200 bytes."""
     dag = OP.EMPTY_TUPLE + OP.BINPUT + b"\x00"
-    for i in range(1, 7):
+    for i in range(1, levels + 1):
         dag += OP.POP + OP.MARK + (OP.BINGET + bytes([i - 1])) * 10 + OP.TUPLE
         dag += OP.BINPUT + bytes([i])
     info = OP.MARK + su("ms").replace(OP.SHORT_BINUNICODE, OP.SHORT_BINBYTES) + b"K\x03" + dag
@@ -316,9 +313,17 @@ def test_a_memo_shared_graph_in_a_dtype_state_is_refused_quickly() -> None:
     state = OP.MARK + b"K\x04" + su("<") + OP.NONE * 3 + b"J\xff\xff\xff\xff" * 2 + b"K\x00"
     state += OP.NONE + info + OP.TUPLE2 + OP.TUPLE
     data = stream(sglob("numpy", "dtype") + su("M8") + OP.NEWFALSE + OP.NEWTRUE + OP.TUPLE3)
-    data = data[:-1] + OP.REDUCE + state + OP.BUILD + OP.STOP
+    return data[:-1] + OP.REDUCE + state + OP.BUILD + OP.STOP
+
+
+@pytest.mark.timeout(30, method="signal")
+@pytest.mark.parametrize("levels", [6, 12])
+def test_a_memo_shared_graph_in_a_dtype_state_is_refused_quickly(levels: int) -> None:
+    """Regression: rebuild_dtype expanded the graph (10**6 steps here from ~200 bytes; 10**15
+    at 15 levels; 12 stay under the depth bound): the load hung on one BUILD."""
+    data = dtype_state_dag_stream(levels)
     start = time.monotonic()
-    with pytest.raises(MalformedArtifactError):
+    with pytest.raises(MalformedArtifactError, match="more than 100000 values"):
         unpickle_verified(data, DEFAULT)
     assert time.monotonic() - start < 0.5
 

@@ -19,6 +19,7 @@ from safeload.policy import TypeName, format_type_name, parse_type_name
 from safeload.typegate.dtypes import (
     MAX_DTYPE_DEPTH,
     DtypeFormError,
+    Parts,
     _Unsure,
     plain_code,
     rebuild_dtype,
@@ -271,10 +272,11 @@ class _Stopped(Exception):
         self.resume = resume
 
 
-def _realize(value: object, depth: int = 0) -> Any:
+def _realize(value: object, depth: int, parts: Parts) -> Any:
     """The real value a symbolic one stands for, or ``_Unsure`` if any part is not certain."""
     if depth > MAX_DTYPE_DEPTH:
         raise _Unsure("too deeply nested")
+    parts.take()
     kind = type(value)
     if kind in (type(None), bool, int, str, bytes):
         return value
@@ -282,12 +284,14 @@ def _realize(value: object, depth: int = 0) -> Any:
         items = value.items  # type: ignore[attr-defined]
         if items is None:
             raise _Unsure("tuple too long")
-        return tuple(_realize(v, depth + 1) for v in items)
+        return tuple(_realize(v, depth + 1, parts) for v in items)
     if kind is _Dict:
         content = value.items  # type: ignore[attr-defined]
         if content is None:
             raise _Unsure("dict with symbolic keys")
-        return {_realize(k, depth + 1): _realize(v, depth + 1) for k, v in content.items()}
+        return {
+            _realize(k, depth + 1, parts): _realize(v, depth + 1, parts) for k, v in content.items()
+        }
     if kind is _Dtype:
         return _resolve_dtype(value, depth + 1)  # type: ignore[arg-type]
     raise _Unsure("a value the scanner does not track")
@@ -311,8 +315,9 @@ def _resolve_dtype(sym: _Dtype, depth: int = 0) -> np.dtype[Any]:
                 raise _Unsure("dtype constructed with unexpected arguments")
             result: np.dtype[Any] = np.dtype(plain_code(args[0]), *args[1:])
         else:
-            real_args = tuple(_realize(a, depth + 1) for a in args)
-            result = rebuild_dtype(real_args, _realize(sym.state, depth + 1))
+            parts = Parts()
+            real_args = tuple(_realize(a, depth + 1, parts) for a in args)
+            result = rebuild_dtype(real_args, _realize(sym.state, depth + 1, parts))
     except DtypeFormError:
         raise
     except (TypeError, ValueError, OverflowError, KeyError) as exc:

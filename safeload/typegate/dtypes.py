@@ -20,6 +20,9 @@ _DATETIME_UNITS = frozenset(
     ["Y", "M", "W", "D", "h", "m", "s", "ms", "us", "ns", "ps", "fs", "as", "generic"]
 )
 MAX_DTYPE_DEPTH = 16
+# Values looked at to picture one dtype's arguments and state. A real dtype needs a few per
+# field; a memo-shared tuple graph in a state is tiny in the file and exponential when walked.
+MAX_DTYPE_PARTS = 100_000
 
 
 class DtypeFormError(ValueError):
@@ -29,10 +32,30 @@ class DtypeFormError(ValueError):
 _Unsure = DtypeFormError
 
 
-def _real_key(value: object, depth: int = 0) -> tuple[Any, ...]:
+class Parts:
+    """The parts one dtype's picture may still look at (see ``MAX_DTYPE_PARTS``)."""
+
+    __slots__ = ("left",)
+
+    def __init__(self) -> None:
+        self.left = MAX_DTYPE_PARTS
+
+    def take(self) -> None:
+        """Count one more value looked at; refuse past the bound, before any more work."""
+        self.left -= 1
+        if self.left < 0:
+            raise _Unsure(
+                f"more than {MAX_DTYPE_PARTS} values to compare (a value shared through the "
+                "memo expands when walked)"
+            )
+
+
+def _real_key(value: object, depth: int = 0, parts: Parts | None = None) -> tuple[Any, ...]:
     """A type-tagged, hashable picture of a value numpy puts in a dtype's ``__reduce__``."""
     if depth > MAX_DTYPE_DEPTH:
         raise _Unsure("too deeply nested")
+    parts = parts or Parts()
+    parts.take()
     kind = type(value)
     if value is None:
         return ("n",)
@@ -45,15 +68,22 @@ def _real_key(value: object, depth: int = 0) -> tuple[Any, ...]:
     if kind is bytes:
         return ("y", value)
     if kind is tuple:
-        return ("t", *(_real_key(v, depth + 1) for v in value))  # type: ignore[attr-defined]
+        return ("t", *(_real_key(v, depth + 1, parts) for v in value))  # type: ignore[attr-defined]
     if kind is dict:
-        pairs = [(_real_key(k, depth + 1), _real_key(v, depth + 1)) for k, v in value.items()]  # type: ignore[attr-defined]
+        pairs = [
+            (_real_key(k, depth + 1, parts), _real_key(v, depth + 1, parts))
+            for k, v in value.items()  # type: ignore[attr-defined]
+        ]
         return ("d", *sorted(pairs, key=repr))
     if isinstance(value, np.dtype):
         reduced = value.__reduce__()
         if not isinstance(reduced, tuple) or reduced[0] is not np.dtype or len(reduced) != 3:
             raise _Unsure(f"numpy reduces {value!r} in an unexpected way")
-        return ("D", _real_key(reduced[1], depth + 1), _real_key(reduced[2], depth + 1))
+        return (
+            "D",
+            _real_key(reduced[1], depth + 1, parts),
+            _real_key(reduced[2], depth + 1, parts),
+        )
     raise _Unsure(f"unexpected {kind.__name__} in a dtype state")
 
 
