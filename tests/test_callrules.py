@@ -220,3 +220,61 @@ def test_callable_class_under_a_reconstructor_rule_is_refused_in_skops(
 
 def test_callrules_module_names_its_public_parts() -> None:
     assert set(callrules.__all__) == {"RULES", "CallRule", "ConcreteSite", "skops_call_problem"}
+
+
+def _ndarray_call(loader: str) -> dict[str, Any]:
+    """A node that makes skops call ``numpy.ndarray((10**12,))``."""
+    shape = {
+        "__class__": "tuple",
+        "__module__": "builtins",
+        "__loader__": "TupleNode",
+        "content": [
+            {
+                "__class__": "int",
+                "__module__": "builtins",
+                "__loader__": "JsonNode",
+                "content": "1000000000000",
+                "__id__": 7,
+            }
+        ],
+        "__id__": 8,
+    }
+    nothing = {"__class__": "NoneType", "__module__": "builtins", "__loader__": "JsonNode"}
+    node: dict[str, Any] = {
+        "__class__": "ndarray",
+        "__module__": "numpy",
+        "__loader__": loader,
+        "__id__": 10,
+    }
+    if loader == "ConstructorFromReduceNode":
+        node["content"] = {
+            "__class__": "tuple",
+            "__module__": "builtins",
+            "__loader__": "TupleNode",
+            "content": [shape],
+            "__id__": 11,
+        }
+    else:
+        node["__reduce__"] = {"args": shape}
+        node["content"] = {**nothing, "content": "null", "is_json": True, "__id__": 9}
+    return node
+
+
+@pytest.mark.parametrize("loader", ["LossNode", "ConstructorFromReduceNode"])
+def test_reference_only_array_class_called_by_a_reduce_node_is_refused(
+    tmp_path: Path, key: safeload.SigningKey, unreachable: list[str], loader: str
+) -> None:
+    """``numpy.ndarray`` is trusted only as a reference: skops' reduce-like loaders would call
+    it with a file-chosen shape (a 2 KB file touching terabytes) before validation could run."""
+    data = skops.io.dumps(StandardScaler().fit(np.eye(3)))
+
+    def edit(schema: dict[str, Any]) -> None:
+        schema["content"]["content"]["mean_"] = _ndarray_call(loader)
+
+    evil = edit_skops_schema(data, edit)
+    report = safeload.scan_bytes(evil)
+    wanted = f"numpy.ndarray ({loader})"
+    assert any(wanted in p and "stored reference" in p for p in report.problems), report
+    with pytest.raises(safeload.MalformedArtifactError, match="numpy.ndarray"):
+        _load(tmp_path, key, evil)
+    assert unreachable == []
