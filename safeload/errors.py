@@ -92,9 +92,10 @@ class KeyFileError(OperationalError):
 def untrusted_types_message(types: Iterable[str], where: str) -> str:
     """Build the one message used for untrusted types, wherever they are found."""
     names = sorted(set(types))
-    shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+    listed = ", ".join(n if len(n) <= 200 else shown(n) for n in names[:20])
+    more = f" and {len(names) - 20} more" if len(names) > 20 else ""
     return (
-        f"{where} names {len(names)} type(s) outside the trusted-type policy: {shown}. "
+        f"{where} names {len(names)} type(s) outside the trusted-type policy: {listed}{more}. "
         "Nothing was deserialized. If you trust these exact names, add them to the policy "
         "(safeload.TypePolicy.default().extend([...])); otherwise do not load this file."
     )
@@ -125,6 +126,13 @@ class _Bounded(reprlib.Repr):
         if type(x) not in _SHOWN_TYPES:  # exact types: a subclass may repr itself at length
             return f"<{type(x).__name__[:60]}>"
         return super().repr1(x, level)
+
+    def repr_bytes(self, x: bytes, level: int) -> str:
+        # reprlib has no bytes case: it would repr the whole value, then cut it.
+        if len(x) <= self.maxstring:
+            return repr(x)
+        half = (self.maxstring - 3) // 2
+        return f"{repr(x[:half])[:-1]}...{repr(x[-half:])[2:]}"
 
     def repr_int(self, x: int, level: int) -> str:
         # repr of a huge int is slow (quadratic) or raises ValueError (int_max_str_digits).
