@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from safeload.errors import ContractError
+from safeload.errors import ContractError, shown
 
 JSON = Any
 # Floats are compared with this tolerance (labels and integers exactly); it is recorded in the
@@ -196,8 +196,8 @@ def check_predictions(
             output = getattr(model, method)(sample)
         except Exception as exc:
             raise ContractError(
-                f"the model could not {method} its own saved sample: {exc}. It does not behave "
-                "as it did when saved; re-validate or retrain it."
+                f"the model could not {method} its own saved sample: {shown(str(exc))}. It "
+                "does not behave as it did when saved; re-validate or retrain it."
             ) from exc
         if hasattr(output, "toarray"):
             output = output.toarray()
@@ -231,7 +231,8 @@ def check_input(schema: Mapping[str, JSON], data: Any) -> None:
         if not _is_frame(data):
             raise ContractError(
                 "this model was trained on a DataFrame with columns "
-                f"{[c['name'] for c in columns]}; pass a DataFrame, not {type(data).__name__}"
+                f"{shown([c['name'] for c in columns])}; pass a DataFrame, not "
+                f"{type(data).__name__}"
             )
         expected = [str(c["name"]) for c in columns]
         given = [str(c) for c in data.columns]
@@ -239,11 +240,13 @@ def check_input(schema: Mapping[str, JSON], data: Any) -> None:
         extra = [c for c in given if c not in expected]
         problems = []
         if missing:
-            problems.append(f"missing columns {missing}")
+            problems.append(f"missing columns {shown(missing)}")
         if extra:
-            problems.append(f"unexpected columns {extra}")
+            problems.append(f"unexpected columns {shown(extra)}")
         if not problems and given != expected:
-            problems.append(f"columns in the wrong order: expected {expected}, got {given}")
+            problems.append(
+                f"columns in the wrong order: expected {shown(expected)}, got {shown(given)}"
+            )
         for column in columns:
             name = str(column["name"])
             if name not in given:
@@ -251,12 +254,12 @@ def check_input(schema: Mapping[str, JSON], data: Any) -> None:
             series = data[name]
             want, got = str(column["dtype"]), str(series.dtype)
             if want != got and not _compatible(want, got):
-                problems.append(f"column {name!r} has dtype {got}, expected {want}")
+                problems.append(f"column {shown(name)} has dtype {got}, expected {shown(want)}")
             if want == "category" and got == "category":
                 known = set(column.get("categories", []))
                 unknown = sorted({str(v) for v in series.dropna().unique() if v not in known})
                 if unknown:
-                    problems.append(f"column {name!r} has unknown categories {unknown}")
+                    problems.append(f"column {shown(name)} has unknown categories {shown(unknown)}")
         if problems:
             raise ContractError(
                 "prediction input does not match the saved schema: " + "; ".join(problems)
@@ -267,11 +270,13 @@ def check_input(schema: Mapping[str, JSON], data: Any) -> None:
         raise ContractError(f"expected 2-D input, got shape {array.shape}")
     if n_expected is not None and array.shape[1] != n_expected:
         raise ContractError(
-            f"prediction input has {array.shape[1]} features, the model expects {n_expected}"
+            f"prediction input has {array.shape[1]} features, the model expects {shown(n_expected)}"
         )
     want_dtype = schema.get("dtype")
     if isinstance(want_dtype, str) and not _compatible(want_dtype, str(array.dtype)):
-        raise ContractError(f"prediction input has dtype {array.dtype}, expected {want_dtype}")
+        raise ContractError(
+            f"prediction input has dtype {array.dtype}, expected {shown(want_dtype)}"
+        )
 
 
 def _compatible(want: str, got: str) -> bool:

@@ -12,7 +12,11 @@ Details ride on attributes (``.path``, ``.types``, ``.files``) rather than on a 
 
 from __future__ import annotations
 
+import itertools
+import reprlib
 from collections.abc import Iterable
+
+import numpy as np
 
 
 class SafeloadError(Exception):
@@ -88,9 +92,97 @@ class KeyFileError(OperationalError):
 def untrusted_types_message(types: Iterable[str], where: str) -> str:
     """Build the one message used for untrusted types, wherever they are found."""
     names = sorted(set(types))
-    shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+    listed = ", ".join(n if len(n) <= 200 else shown(n) for n in names[:20])
+    more = f" and {len(names) - 20} more" if len(names) > 20 else ""
     return (
-        f"{where} names {len(names)} type(s) outside the trusted-type policy: {shown}. "
+        f"{where} names {len(names)} type(s) outside the trusted-type policy: {listed}{more}. "
         "Nothing was deserialized. If you trust these exact names, add them to the policy "
         "(safeload.TypePolicy.default().extend([...])); otherwise do not load this file."
     )
+
+
+# --- showing attacker data in messages ------------------------------------------------------
+
+_SHOWN_TYPES = (str, bytes, bool, int, float, type(None), tuple, list, dict, set, frozenset)
+_MAX_INT_BITS = 128
+
+
+class _Bounded(reprlib.Repr):
+    """``reprlib`` with small limits, that never calls a file-chosen ``__repr__`` or sorts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 3
+        self.maxtuple = self.maxlist = self.maxset = self.maxfrozenset = self.maxdict = 6
+        self.maxstring = 80
+        self.maxlong = 40
+        self.maxother = 40
+
+    def repr1(self, x: object, level: int) -> str:
+        if isinstance(x, np.ndarray):
+            return _shown_array(x)
+        if isinstance(x, np.generic) and x.dtype.kind in "biufcUS":
+            return self.repr1(x.item(), level)
+        if type(x) not in _SHOWN_TYPES:  # exact types: a subclass may repr itself at length
+            return f"<{type(x).__name__[:60]}>"
+        return super().repr1(x, level)
+
+    def repr_bytes(self, x: bytes, level: int) -> str:
+        # reprlib has no bytes case: it would repr the whole value, then cut it.
+        if len(x) <= self.maxstring:
+            return repr(x)
+        half = (self.maxstring - 3) // 2
+        return f"{repr(x[:half])[:-1]}...{repr(x[-half:])[2:]}"
+
+    def repr_int(self, x: int, level: int) -> str:
+        # repr of a huge int is slow (quadratic) or raises ValueError (int_max_str_digits).
+        if x.bit_length() > _MAX_INT_BITS:
+            return f"<int of {x.bit_length()} bits>"
+        return super().repr_int(x, level)
+
+    def repr_dict(self, x: dict[object, object], level: int) -> str:
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{...}"
+        items = [
+            f"{self.repr1(k, level - 1)}: {self.repr1(v, level - 1)}"
+            for k, v in itertools.islice(x.items(), self.maxdict)
+        ]
+        return "{" + ", ".join(items) + (", ...}" if len(x) > self.maxdict else "}")
+
+    def repr_set(self, x: set[object], level: int) -> str:
+        return self._unsorted(x, level, "{", "}")
+
+    def repr_frozenset(self, x: frozenset[object], level: int) -> str:
+        return self._unsorted(x, level, "frozenset({", "})")
+
+    def _unsorted(
+        self, x: set[object] | frozenset[object], level: int, left: str, right: str
+    ) -> str:
+        # reprlib sorts sets and dicts first: a cost chosen by the file (comparisons, size).
+        shown_items = [self.repr1(v, level - 1) for v in itertools.islice(x, self.maxset)]
+        more = ", ..." if len(x) > self.maxset else ""
+        return left + ", ".join(shown_items) + more + right
+
+
+def _shown_array(array: np.ndarray) -> str:
+    head = [_BOUNDED.repr1(v, 1) for v in itertools.islice(array.flat, 6)]
+    more = ", ..." if array.size > 6 else ""
+    return f"<ndarray {array.dtype.str} shape {array.shape[:8]}: [{', '.join(head)}{more}]>"
+
+
+_BOUNDED = _Bounded()
+
+
+def shown(value: object) -> str:
+    """A short, fast rendering of a value that may come from a file, for error messages.
+
+    Builtin values are shown with small limits (``reprlib``), anything else by its type name:
+    a message about a hostile file must not cost what the file chose (a 100 MB string, a huge
+    int, a deep tuple, a custom ``__repr__``).
+    """
+    try:
+        return _BOUNDED.repr(value)
+    except Exception:  # a message must never fail: fall back to the type name
+        return f"<{type(value).__name__[:60]}>"

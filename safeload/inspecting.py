@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from safeload import strictjson
+from safeload import metaschema, strictjson
 from safeload.errors import RefusedError, SafeloadError
 from safeload.keys import Keyring, resolve_keyring
 from safeload.layout import METADATA_FILE, SIGNATURE_FILE, ArtifactDir, Progress, ReadLimits
@@ -204,6 +204,8 @@ def _compare_files(
         report.reasons.append(f"{name} is in the signed manifest but missing")
     if METADATA_FILE in files.buffers:
         try:
-            report.metadata = strictjson.loads(files.buffers[METADATA_FILE], METADATA_FILE)
+            metadata = strictjson.loads(files.buffers[METADATA_FILE], METADATA_FILE)
+            metaschema.check_bounds(metadata)  # it is printed: bounded nesting and sizes first
+            report.metadata = metadata
         except RefusedError as exc:
             report.reasons.append(str(exc))

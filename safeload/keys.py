@@ -8,6 +8,7 @@ PEM SubjectPublicKeyInfo, the value that ``model.sig`` carries in
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -19,7 +20,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from safeload.errors import KeyFileError
+from safeload.errors import KeyFileError, shown
+from safeload.layout import is_plain_name
 
 _MAX_KEY_FILE = 64 * 1024
 
@@ -160,7 +162,16 @@ def load_signing_key(
 def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
     """Read one PEM SubjectPublicKeyInfo Ed25519 public key."""
     key_path = Path(path)
-    data = _read_key_file(key_path)
+    return _parse_public_key(_read_key_file(key_path), key_path)
+
+
+def _parse_public_key(data: bytes, key_path: Path) -> Ed25519PublicKey:
+    if b"PRIVATE KEY-----" in data:
+        raise KeyFileError(
+            f"{key_path} holds a PRIVATE key: it must not be among the trusted public keys. "
+            "Move it out of the folder, keep it 0600 elsewhere, and consider it exposed if "
+            "others could read the folder."
+        )
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, UnsupportedAlgorithm) as exc:
@@ -188,19 +199,29 @@ class Keyring:
 
     @classmethod
     def from_dir(cls, directory: str | os.PathLike[str]) -> Keyring:
-        """Every ``*.pub`` file in ``directory`` (not recursive); private keys are ignored."""
+        """Every ``*.pub`` file in ``directory`` (not recursive); private keys are ignored.
+
+        Read like an artifact directory: the folder and each file opened without following
+        symlinks, regular files only, size-limited; one key under two names is refused, since
+        trust rules name keys.
+        """
         folder = Path(directory)
-        if not folder.is_dir():
-            raise KeyFileError(f"keyring folder {folder} does not exist or is not a folder")
         found: dict[str, Ed25519PublicKey] = {}
         names: dict[str, str] = {}
-        for pub in sorted(folder.glob("*.pub")):
-            if not pub.is_file():
-                continue
-            key = load_public_key(pub)
-            hint = key_hint(key)
-            found[hint] = key
-            names[hint] = pub.stem
+        fd = _open_key_folder(folder)
+        try:
+            for name in _pub_names(fd, folder):
+                key = _parse_public_key(_read_in_folder(fd, folder, name), folder / name)
+                hint = key_hint(key)
+                if hint in found:
+                    raise KeyFileError(
+                        f"{folder} holds the same public key as {names[hint]}.pub and {name}: "
+                        "keep one file per key (trust rules refer to keys by name)"
+                    )
+                found[hint] = key
+                names[hint] = name[: -len(".pub")]
+        finally:
+            os.close(fd)
         return cls(found, names)
 
     def get(self, hint: str) -> Ed25519PublicKey | None:
@@ -219,6 +240,66 @@ class Keyring:
 
     def __len__(self) -> int:
         return len(self.keys)
+
+
+_MAX_FOLDER_ENTRIES = 4096
+_OPEN_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+_OPEN_FILE = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
+def _open_key_folder(folder: Path) -> int:
+    """The folder's descriptor; a symlinked folder is refused like a symlinked artifact."""
+    if folder.is_symlink():
+        raise KeyFileError(f"keyring folder {folder} is a symlink; give the real folder")
+    try:
+        return os.open(folder, _OPEN_DIR)
+    except OSError as exc:
+        raise KeyFileError(
+            f"keyring folder {folder} does not exist or is not a folder ({exc.strerror})"
+        ) from exc
+
+
+def _pub_names(fd: int, folder: Path) -> list[str]:
+    """The ``*.pub`` entries, sorted, each a plain name; other entries are not looked at."""
+    names: list[str] = []
+    with os.scandir(fd) as entries:
+        for count, entry in enumerate(entries):
+            if count >= _MAX_FOLDER_ENTRIES:
+                raise KeyFileError(f"{folder} holds more than {_MAX_FOLDER_ENTRIES} entries")
+            if not entry.name.endswith(".pub"):
+                continue
+            if not is_plain_name(entry.name):
+                raise KeyFileError(
+                    f"odd key file name {shown(entry.name)} in {folder}: use plain names "
+                    "(letters, digits, '.', '_', '-')"
+                )
+            names.append(entry.name)
+    return sorted(names)
+
+
+def _read_in_folder(fd: int, folder: Path, name: str) -> bytes:
+    """One key file, opened relative to the folder without following a symlink."""
+    try:
+        file_fd = os.open(name, _OPEN_FILE, dir_fd=fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise KeyFileError(
+                f"{name} in {folder} is a symlink; keyring folders hold regular files only"
+            ) from exc
+        raise KeyFileError(f"cannot read key file {folder / name}: {exc.strerror}") from exc
+    try:
+        info = os.fstat(file_fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise KeyFileError(f"{name} in {folder} is not a regular file")
+        if info.st_size > _MAX_KEY_FILE:
+            raise KeyFileError(f"{name} in {folder} is too large to be a key file")
+        with os.fdopen(file_fd, "rb", closefd=False) as handle:
+            data = handle.read(_MAX_KEY_FILE + 1)
+    finally:
+        os.close(file_fd)
+    if len(data) > _MAX_KEY_FILE:
+        raise KeyFileError(f"{name} in {folder} is too large to be a key file")
+    return data
 
 
 def resolve_keyring(trusted: Keyring | str | os.PathLike[str]) -> Keyring:

@@ -20,7 +20,12 @@ from types import TracebackType
 
 import numpy as np
 
-from safeload.errors import ArtifactNotFoundError, MalformedArtifactError, UnsignedArtifactError
+from safeload.errors import (
+    ArtifactNotFoundError,
+    MalformedArtifactError,
+    UnsignedArtifactError,
+    shown,
+)
 from safeload.manifest import sha256_hex
 
 SIGNATURE_FILE = "model.sig"
@@ -51,7 +56,7 @@ def check_name(name: str) -> None:
     """Refuse any file name that is not a plain, portable, relative name."""
     if not is_plain_name(name):
         raise MalformedArtifactError(
-            f"odd file name {name!r} in the artifact: only plain names (letters, digits, '.', "
+            f"odd file name {shown(name)} in the artifact: only plain names (letters, digits, '.', "
             "'_', '-', no path separators, no leading dot) are allowed"
         )
 

@@ -25,6 +25,7 @@ from safeload.errors import (
     ContractError,
     MalformedArtifactError,
     UnsignedArtifactError,
+    shown,
 )
 from safeload.gcpause import paused_gc
 from safeload.keys import Keyring, resolve_keyring
@@ -105,9 +106,9 @@ def _check_identity(
     for field_name, wanted in (("name", name), ("version", version)):
         if wanted is not None and metadata.get(field_name) != wanted:
             raise ContractError(
-                f"{where} is signed as {metadata.get('name')!r} version "
-                f"{metadata.get('version')!r}, but {field_name} {wanted!r} was asked for: an older "
-                "or a different artifact was put in its place. Do not load it."
+                f"{where} is signed as {shown(metadata.get('name'))} version "
+                f"{shown(metadata.get('version'))}, but {field_name} {shown(wanted)} was asked "
+                "for: an older or a different artifact was put in its place. Do not load it."
             )
 
 
@@ -203,7 +204,9 @@ def load_artifact(
         try:
             contract.check_predictions(model, sample["inputs"], sample["predictions"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise MalformedArtifactError(f"the saved sample cannot be read: {exc}") from exc
+            raise MalformedArtifactError(
+                f"the saved sample cannot be read: {shown(str(exc))}"
+            ) from exc
     return LoadedArtifact(model, verified.metadata, verified.statement.signer_hint)
 
 

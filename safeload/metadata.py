@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from importlib import metadata as _importlib_metadata
 from typing import Any
 
-from safeload import contract, strictjson
-from safeload.errors import MalformedArtifactError
+from safeload import contract, metaschema, strictjson
+from safeload.errors import MalformedArtifactError, shown
 from safeload.layout import FORMATS, METADATA_FILE
 
 FORMAT_VERSION = 1
@@ -141,9 +141,10 @@ def parse_metadata(data: bytes | bytearray | memoryview) -> dict[str, JSONValue]
         )
     if doc.get("format") not in FORMATS:
         raise MalformedArtifactError(
-            f"{METADATA_FILE} names an unknown format {doc.get('format')!r}"
+            f"{METADATA_FILE} names an unknown format {shown(doc.get('format'))}"
         )
     for key in ("name", "version"):
         if not isinstance(doc.get(key), str):
             raise MalformedArtifactError(f"{METADATA_FILE} has no {key}")
+    metaschema.check_document(doc)
     return doc

@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from safeload.errors import MalformedArtifactError, RefusedError, SafeloadError
+from safeload.errors import MalformedArtifactError, RefusedError, SafeloadError, shown
 from safeload.layout import METADATA_FILE, ArtifactDir, Progress, ReadLimits
 from safeload.metadata import JSONValue, parse_metadata
 
@@ -55,7 +55,7 @@ class ArtifactFiles:
         metadata = parse_metadata(self.buffers[METADATA_FILE])
         if metadata["format"] != self.format:
             raise error(
-                f"{METADATA_FILE} says format {metadata['format']!r} but the model file is "
+                f"{METADATA_FILE} says format {shown(metadata['format'])} but the model file is "
                 f"{self.model_name}"
             )
         return metadata

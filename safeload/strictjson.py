@@ -11,7 +11,7 @@ import json
 import math
 from typing import Any, NoReturn
 
-from safeload.errors import MalformedArtifactError
+from safeload.errors import MalformedArtifactError, shown
 
 
 def _no_constants(name: str) -> NoReturn:
@@ -29,7 +29,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise ValueError(f"duplicate key {key!r}")
+            raise ValueError(f"duplicate key {shown(key)}")
         result[key] = value
     return result
 

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from safeload.errors import MalformedArtifactError
+from safeload.errors import MalformedArtifactError, shown
 
 #: Upper bound on the objects (and object-array elements) one validation visits.
 MAX_OBJECTS = 2_000_000
@@ -86,6 +86,30 @@ def _join(path: str, where: str) -> str:
     return path + (where if where.startswith("[") else "." + where)
 
 
+# A place in the model, built in O(1) per object and rendered only for a refusal: eager path
+# strings cost depth x length per object (quadratic for a deep tuple, gigabytes below a huge
+# attribute name). ``()`` is the model itself; otherwise (parent, how, step).
+_Path = tuple[Any, ...]
+_ROOT: _Path = ()
+_SHOWN_STEPS = 12
+
+
+def _render(path: _Path) -> str:
+    """``model.steps[1][1].tree_``: the last few steps, each shown short (``errors.shown``)."""
+    steps: list[str] = []
+    while path and len(steps) <= _SHOWN_STEPS:
+        path, how, step = path
+        if how == "attr":
+            name = step if isinstance(step, str) and len(step) <= 60 else shown(step)
+            steps.append(f".{name}")
+        elif how == "item":
+            steps.append(f"[{step}]")
+        else:
+            steps.append(f"[{shown(step)}]" if how == "key" else f"<key {shown(step)}>")
+    prefix = "model..." if path else "model"
+    return prefix + "".join(reversed(steps[:_SHOWN_STEPS]))
+
+
 def validate_model(obj: object, *, max_objects: int = MAX_OBJECTS) -> None:
     """Check every structure in ``obj`` whose inconsistency could crash native code.
 
@@ -109,23 +133,23 @@ class _Walker:
         self.visited = 0
         self.seen: set[int] = set()
         self.trees: dict[int, _TreeFacts] = {}
-        self.stack: list[tuple[str, Any]] = []
+        self.stack: list[tuple[_Path, Any]] = []
 
     def run(self, root: object) -> None:
-        self.stack.append(("model", root))
+        self.stack.append((_ROOT, root))
         while self.stack:
             path, obj = self.stack.pop()
             try:
                 self.visit(path, obj)
             except _Invalid as exc:
                 raise MalformedArtifactError(
-                    f"the model is structurally invalid at {_join(path, exc.where)}: "
+                    f"the model is structurally invalid at {_join(_render(path), exc.where)}: "
                     f"{exc.message}. It was refused "
                     "before use because native code would trust these values; re-create the "
                     "artifact from the original training run."
                 ) from None
 
-    def push(self, path: str, obj: Any) -> None:
+    def push(self, path: _Path, obj: Any) -> None:
         if isinstance(obj, _PRIMITIVES) or isinstance(obj, _OPAQUE):
             return
         if id(obj) in self.seen:
@@ -134,12 +158,12 @@ class _Walker:
         if self.visited > self.max_objects:
             raise MalformedArtifactError(
                 f"the model holds more than {self.max_objects} objects; refusing to walk it "
-                f"(reached at {path})"
+                f"(reached at {_render(path)})"
             )
         self.seen.add(id(obj))
         self.stack.append((path, obj))
 
-    def visit(self, path: str, obj: Any) -> None:
+    def visit(self, path: _Path, obj: Any) -> None:
         import scipy.sparse as sp
 
         if isinstance(obj, np.ndarray):
@@ -148,7 +172,7 @@ class _Walker:
                 flat = np.asarray(obj).reshape(-1)
                 if flat.dtype == object:
                     for i, item in enumerate(flat):
-                        self.push(f"{path}[{i}]", item)
+                        self.push((path, "item", i), item)
             return
         if sp.issparse(obj):
             _check_sparse(obj)
@@ -156,13 +180,13 @@ class _Walker:
         if isinstance(obj, dict):
             self.count(len(obj), path)
             for key, value in obj.items():
-                self.push(f"{path}[{_short(key)}]", value)
-                self.push(f"{path}<key {_short(key)}>", key)
+                self.push((path, "key", key), value)
+                self.push((path, "keyof", key), key)
             return
         if isinstance(obj, (list, tuple, set, frozenset)):
             self.count(len(obj), path)
             for i, item in enumerate(obj):
-                self.push(f"{path}[{i}]", item)
+                self.push((path, "item", i), item)
             return
         for check in _checks_for(obj):
             check(self, obj)
@@ -170,14 +194,14 @@ class _Walker:
         if isinstance(attrs, dict):
             self.count(len(attrs), path)
             for name, value in attrs.items():
-                self.push(f"{path}.{name}", value)
+                self.push((path, "attr", name), value)
 
-    def count(self, n: int, path: str) -> None:
+    def count(self, n: int, path: _Path) -> None:
         self.visited += n
         if self.visited > self.max_objects:
             raise MalformedArtifactError(
                 f"the model holds more than {self.max_objects} objects; refusing to walk it "
-                f"(reached at {path})"
+                f"(reached at {_render(path)})"
             )
 
     def tree(self, tree: Any) -> _TreeFacts:
@@ -186,11 +210,6 @@ class _Walker:
         if facts is None:
             facts = self.trees[id(tree)] = _check_tree(tree)
         return facts
-
-
-def _short(key: object) -> str:
-    text = repr(key)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 # ---- dispatch --------------------------------------------------------------------------------
@@ -363,7 +382,7 @@ def _check_tree(tree: Any) -> _TreeFacts:
     n_classes = np.asarray(tree.n_classes, dtype=np.int64)
     if n_classes.shape != (n_outputs,) or n_classes.min() < 1 or n_classes.max() != max_n_classes:
         raise _Invalid(
-            f"n_classes {n_classes.tolist()} does not match n_outputs={n_outputs} and "
+            f"n_classes {shown(n_classes)} does not match n_outputs={n_outputs} and "
             f"max_n_classes={max_n_classes}"
         )
     value_shape = tuple(tree.value.shape)
@@ -422,8 +441,8 @@ def _visit_tree_owner(walker: _Walker, obj: Any) -> None:
         expected = np.atleast_1d(np.asarray(n_cls, dtype=np.int64))
         if not np.array_equal(expected, facts.n_classes):
             raise _Invalid(
-                f"n_classes {facts.n_classes.tolist()} but the estimator has "
-                f"n_classes_={expected.tolist()}",
+                f"n_classes {shown(facts.n_classes)} but the estimator has "
+                f"n_classes_={shown(expected)}",
                 "tree_",
             )
 
@@ -723,7 +742,7 @@ def _visit_libsvm(walker: _Walker, svm: Any) -> None:
     if getattr(svm, "_impl", None) in ("c_svc", "nu_svc") and (
         n_support.min() < 0 or int(n_support.sum()) != n_sv
     ):
-        raise _Invalid(f"_n_support {n_support.tolist()} does not add up to {n_sv} support vectors")
+        raise _Invalid(f"_n_support {shown(n_support)} does not add up to {n_sv} support vectors")
     shape_fit = _attr(svm, "shape_fit_")
     if not isinstance(shape_fit, tuple) or len(shape_fit) != 2:
         raise _Invalid("shape_fit_ is not a 2-tuple")

@@ -16,7 +16,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 
 from safeload import strictjson
-from safeload.errors import SignatureError, TamperedArtifactError, UntrustedSignerError
+from safeload.errors import SignatureError, TamperedArtifactError, UntrustedSignerError, shown
 from safeload.keys import Keyring
 from safeload.layout import SIGNATURE_FILE, check_name
 from safeload.manifest import (
@@ -114,7 +114,9 @@ def _parse_serialization(predicate: Any) -> int | None:
             raise SignatureError("the signed manifest gives a shard_size for whole files")
         return None
     if method != "shards":
-        raise SignatureError(f"the signed manifest's serialization {method!r} is not supported")
+        raise SignatureError(
+            f"the signed manifest's serialization {shown(method)} is not supported"
+        )
     size = _field(serialization, "shard_size", int, "serialization")
     if isinstance(size, bool) or not 1 <= size <= 1 << 62:
         raise SignatureError("the signed manifest's shard_size is not a positive integer")
@@ -126,19 +128,21 @@ def _parse_resource(item: Any, shard_size: int | None) -> Resource:
     algorithm = _field(item, "algorithm", str, "resource")
     value = _field(item, "digest", str, "resource")
     if algorithm != resource_algorithm(shard_size) or not _HEX64.fullmatch(value):
-        raise SignatureError(f"resource {name!r} has an unsupported digest")
+        raise SignatureError(f"resource {shown(name)} has an unsupported digest")
     if shard_size is None:
         resource = Resource(name, value)
     else:
         match = _SHARD_NAME.fullmatch(name)
         if match is None:
-            raise SignatureError(f"the signed manifest names an odd shard {name!r}")
+            raise SignatureError(f"the signed manifest names an odd shard {shown(name)}")
         file, start, end = match.group(1), int(match.group(2)), int(match.group(3))
         resource = Resource(file, value, start, end, shard_size)
     try:
         check_name(resource.file)
     except Exception as exc:
-        raise SignatureError(f"the signed manifest names an odd path {resource.file!r}") from exc
+        raise SignatureError(
+            f"the signed manifest names an odd path {shown(resource.file)}"
+        ) from exc
     if resource.file == SIGNATURE_FILE:
         raise SignatureError(f"the signed manifest must not list {SIGNATURE_FILE}")
     return resource
@@ -167,7 +171,7 @@ def _parse_statement(payload: bytes) -> tuple[str, Manifest]:
         for file, size in manifest.sizes().items():
             bounds = [(r.start, r.end) for r in resources if r.file == file]
             if bounds != shard_bounds(size, shard_size):
-                raise SignatureError(f"the signed shards of {file!r} do not cover it in order")
+                raise SignatureError(f"the signed shards of {shown(file)} do not cover it in order")
     if subject_digest(resources) != digest:
         raise SignatureError("the statement's subject digest does not match its resources")
     return subject_name, manifest

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,106 @@ def test_repo_keys_folder_keeps_private_keys_out_of_git() -> None:
     root = Path(__file__).parent.parent
     assert "*.key" in (root / "keys" / ".gitignore").read_text().split()
     assert not list((root / "keys").glob("*.key"))
+
+
+# ---- the keyring folder: same rules as an artifact directory ---------------------------------
+
+
+def _folder(tmp_path: Path) -> tuple[Path, safeload.SigningKey]:
+    folder = tmp_path / "keys"
+    key = safeload.generate_key()
+    key.save(folder / "trainer")
+    return folder, key
+
+
+def _refused(folder: Path, says: str) -> str:
+    start = time.perf_counter()
+    with pytest.raises(safeload.KeyFileError, match=says) as refused:
+        safeload.Keyring.from_dir(folder)
+    assert time.perf_counter() - start < 2
+    return str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "target", ["other", "/dev/zero", "dangling"], ids=["to-another-key", "to-dev-zero", "dangling"]
+)
+@pytest.mark.timeout(20, method="signal")
+def test_keyring_refuses_a_symlinked_pub(tmp_path: Path, target: str) -> None:
+    folder, _ = _folder(tmp_path)
+    other = safeload.generate_key()
+    other.save(tmp_path / "other")
+    pointed = {"other": tmp_path / "other.pub", "dangling": tmp_path / "gone.pub"}
+    (folder / "extra.pub").symlink_to(pointed.get(target, Path(target)))
+    _refused(folder, "extra.pub.*symlink")
+
+
+@pytest.mark.timeout(20, method="signal")
+def test_keyring_refuses_a_fifo_without_hanging(tmp_path: Path) -> None:
+    folder, _ = _folder(tmp_path)
+    os.mkfifo(folder / "x.pub")
+    _refused(folder, "x.pub.*not a regular file")
+
+
+def test_keyring_refuses_a_folder_named_pub(tmp_path: Path) -> None:
+    folder, _ = _folder(tmp_path)
+    (folder / "x.pub").mkdir()
+    _refused(folder, "x.pub.*not a regular file")
+
+
+def test_keyring_refuses_a_huge_pub(tmp_path: Path) -> None:
+    folder, _ = _folder(tmp_path)
+    with open(folder / "x.pub", "wb") as handle:
+        handle.truncate(1 << 30)  # sparse: 1 GiB that costs no disk
+    _refused(folder, "x.pub.*too large")
+
+
+def test_keyring_refuses_an_odd_pub_name(tmp_path: Path) -> None:
+    folder, _ = _folder(tmp_path)
+    safeload.generate_key().save(folder / "bad\nname")
+    _refused(folder, "odd")
+
+
+@pytest.mark.parametrize("kind", ["not-pem", "certificate-pem", "rsa-public"])
+def test_keyring_refuses_what_is_not_an_ed25519_public_key(tmp_path: Path, kind: str) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    folder, _ = _folder(tmp_path)
+    rsa_pem = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    data = {
+        "not-pem": b"ssh-ed25519 AAAA trainer@host\n",
+        "certificate-pem": b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        "rsa-public": rsa_pem,
+    }[kind]
+    (folder / "x.pub").write_bytes(data)
+    _refused(folder, "x.pub")
+
+
+@pytest.mark.parametrize("passphrase", [None, "secret"], ids=["plain", "encrypted"])
+def test_keyring_refuses_a_private_key_named_pub(tmp_path: Path, passphrase: str | None) -> None:
+    folder, _ = _folder(tmp_path)
+    safeload.generate_key().save(tmp_path / "leak", passphrase=passphrase)
+    (folder / "leak.pub").unlink(missing_ok=True)
+    (folder / "leak.pub").write_bytes((tmp_path / "leak.key").read_bytes())
+    message = _refused(folder, "leak.pub.*PRIVATE key")
+    assert "BEGIN" not in message  # never echo key material
+
+
+def test_keyring_refuses_one_key_under_two_names(tmp_path: Path) -> None:
+    folder, _ = _folder(tmp_path)
+    (folder / "copy.pub").write_bytes((folder / "trainer.pub").read_bytes())
+    message = _refused(folder, "same public key")
+    assert "copy.pub" in message and "trainer.pub" in message
+
+
+def test_keyring_refuses_a_symlinked_folder(tmp_path: Path) -> None:
+    folder, key = _folder(tmp_path)
+    (tmp_path / "link").symlink_to(folder)
+    _refused(tmp_path / "link", "symlink")
+    with pytest.raises(safeload.KeyFileError, match="symlink"):
+        safeload.load(tmp_path / "nowhere", trusted=tmp_path / "link")
+    assert key.hint in safeload.Keyring.from_dir(folder)

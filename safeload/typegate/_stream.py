@@ -52,6 +52,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from safeload.buffers import Buffer, byte_view
+from safeload.errors import shown
 from safeload.policy import TypeName, TypePolicy, format_type_name, resolve_policy
 from safeload.typegate._opcodes import DISPATCH
 from safeload.typegate._symbols import (
@@ -545,7 +546,7 @@ class _Stream:
                 self.fatal("the array wrapper's state is not a plain dict")
             for key, value in part.items.items():
                 if type(key) is not str or key not in _WRAPPER_FIELDS:
-                    self.fatal(f"the array wrapper's state has an unexpected field {key!r}")
+                    self.fatal(f"the array wrapper's state has an unexpected field {shown(key)}")
                 if _tainted(value):
                     self.desync("stored inside another array wrapper")
                 wrapper.attrs[key] = value

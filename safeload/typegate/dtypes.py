@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from safeload.errors import shown
+
 PLAIN_DTYPE = re.compile(r"[<>=|]?[A-Za-z?][0-9]{0,9}")
 _DATETIME_UNITS = frozenset(
     ["Y", "M", "W", "D", "h", "m", "s", "ms", "us", "ns", "ps", "fs", "as", "generic"]
@@ -78,7 +80,7 @@ def _real_key(value: object, depth: int = 0, parts: Parts | None = None) -> tupl
     if isinstance(value, np.dtype):
         reduced = value.__reduce__()
         if not isinstance(reduced, tuple) or reduced[0] is not np.dtype or len(reduced) != 3:
-            raise _Unsure(f"numpy reduces {value!r} in an unexpected way")
+            raise _Unsure(f"numpy reduces {shown(value)} in an unexpected way")
         return (
             "D",
             _real_key(reduced[1], depth + 1, parts),
@@ -90,7 +92,7 @@ def _real_key(value: object, depth: int = 0, parts: Parts | None = None) -> tupl
 def plain_code(code: object) -> str:
     """``code`` if it is a plain numpy type code such as ``"<f8"``, else :class:`DtypeFormError`."""
     if type(code) is not str or not PLAIN_DTYPE.fullmatch(code):
-        raise _Unsure(f"dtype code {code!r} is not a plain numpy type code")
+        raise _Unsure(f"dtype code {shown(code)} is not a plain numpy type code")
     return code
 
 

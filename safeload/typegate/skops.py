@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from safeload._default_types import NO_ARGS, PYX_UNPICKLE
-from safeload.errors import MalformedArtifactError
+from safeload.errors import MalformedArtifactError, shown
 from safeload.policy import TypeName, TypePolicy, format_type_name
 from safeload.typegate.callrules import skops_call_problem
 from safeload.typegate.limits import ScanLimits
@@ -92,7 +92,7 @@ def check_zip(data: bytes | bytearray | memoryview, limits: ScanLimits) -> None:
     for info in infos:
         if not _ENTRY_NAME.fullmatch(info.filename) or info.filename in names:
             raise MalformedArtifactError(
-                f"the skops file holds an odd or duplicate entry name {info.filename!r}"
+                f"the skops file holds an odd or duplicate entry name {shown(info.filename)}"
             )
         names.add(info.filename)
         total += info.file_size
@@ -100,7 +100,7 @@ def check_zip(data: bytes | bytearray | memoryview, limits: ScanLimits) -> None:
             info.compress_size, 1
         ):
             raise MalformedArtifactError(
-                f"skops entry {info.filename!r} expands {info.compress_size} bytes to "
+                f"skops entry {shown(info.filename)} expands {info.compress_size} bytes to "
                 f"{info.file_size}: refused as a decompression bomb"
             )
     if total > limits.max_decompressed_bytes:
