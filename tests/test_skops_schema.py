@@ -88,8 +88,8 @@ def _skops(schema: dict[str, Any], files: dict[str, bytes] | None = None) -> byt
     return out.getvalue()
 
 
-def _deep(level: Callable[[dict[str, Any]], dict[str, Any]], depth: int = 60) -> bytes:
-    """Each level holds the level below twice, by the same ``__id__``: 2**depth when expanded."""
+def _deep(level: Callable[[dict[str, Any]], dict[str, Any]], depth: int = 40) -> bytes:
+    """Each level holds the level below twice by one ``__id__``: 2**40 visits when expanded."""
     node = _json(1)
     for _ in range(depth):
         node = level(node)
@@ -160,16 +160,31 @@ def _flat(count: int) -> bytes:
     return _skops(_seq("ListNode", "list", [_json(i) for i in range(count)]))
 
 
-ATTACKS: dict[str, Callable[[], bytes]] = {
-    "deep shared list": lambda: _deep(_via_list),
-    "deep shared tuple": lambda: _deep(_via_tuple),
-    "deep shared dict": lambda: _deep(_via_dict),
-    "deep shared ObjectNode attrs": lambda: _deep(_via_object),
-    "deep shared reduce args": lambda: _deep(_via_reduce),
-    "self-referential __id__ cycle": _cycle,
-    "duplicated __id__, other content": _duplicate_id,
-    "unknown loader": _unknown_loader,
-    "CachedNode reference": _cached_node,
+def _cached_forward() -> bytes:
+    later = _json(1)
+    cached = {
+        "__class__": "str",
+        "__module__": "builtins",
+        "__loader__": "CachedNode",
+        "__id__": later["__id__"],
+    }
+    return _skops(_seq("ListNode", "list", [cached, later]))
+
+
+_REPEAT = "repeats __id__"
+_UNKNOWN = "which safeload does not know"
+# Each attack, and the gate's own reason (given before skops reads anything).
+ATTACKS: dict[str, tuple[Callable[[], bytes], str]] = {
+    "deep shared list": (lambda: _deep(_via_list), _REPEAT),
+    "deep shared tuple": (lambda: _deep(_via_tuple), _REPEAT),
+    "deep shared dict": (lambda: _deep(_via_dict), _REPEAT),
+    "deep shared ObjectNode attrs": (lambda: _deep(_via_object), _REPEAT),
+    "deep shared reduce args": (lambda: _deep(_via_reduce), _REPEAT),
+    "self-referential __id__ cycle": (_cycle, _REPEAT),
+    "duplicated __id__, other content": (_duplicate_id, _REPEAT),
+    "unknown loader": (_unknown_loader, _UNKNOWN),
+    "CachedNode reference": (_cached_node, _REPEAT),
+    "CachedNode forward reference": (_cached_forward, _UNKNOWN),
 }
 
 
@@ -191,13 +206,14 @@ def unreachable(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 @pytest.mark.timeout(20, method="signal")
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
 def test_crafted_schema_is_refused_by_scan_within_seconds(attack: str) -> None:
-    data = ATTACKS[attack]()
+    build, why = ATTACKS[attack]
+    data = build()
     assert len(data) < 16_000
     start = time.perf_counter()
     report = safeload.scan_bytes(data)
     assert time.perf_counter() - start < 5
     assert not report.safe
-    assert any("schema" in p or "__id__" in p or "loader" in p for p in report.problems), report
+    assert any(why in p for p in report.problems), report.problems
 
 
 @pytest.mark.timeout(20, method="signal")
@@ -205,11 +221,12 @@ def test_crafted_schema_is_refused_by_scan_within_seconds(attack: str) -> None:
 def test_crafted_schema_signed_by_a_trusted_key_is_refused_by_load(
     attack: str, tmp_path: Path, key: safeload.SigningKey, unreachable: list[str]
 ) -> None:
+    build, why = ATTACKS[attack]
     path = write_signed_artifact(
-        tmp_path / "evil", {"model.skops": ATTACKS[attack](), "safeload.json": METADATA}, key=key
+        tmp_path / "evil", {"model.skops": build(), "safeload.json": METADATA}, key=key
     )
     start = time.perf_counter()
-    with pytest.raises(safeload.SafeloadError):
+    with pytest.raises(safeload.MalformedArtifactError, match=why):
         safeload.load(path, trusted=safeload.Keyring.of([key]))
     assert time.perf_counter() - start < 5
     assert unreachable == []
@@ -313,3 +330,14 @@ def test_shared_nodes_are_walked_once_and_counted_where_used() -> None:
     assert [n.kind for n in schema.nodes] == ["ListNode", "JsonNode"]
     assert schema.expanded == 4
     assert list(schema.root.child_nodes()) == [schema.nodes[1]] * 3
+
+
+@pytest.mark.timeout(20, method="signal")
+def test_deeply_nested_schema_is_refused_before_skops_recurses() -> None:
+    """skops' loaders recurse a few frames per level: 150 nested lists would end in a
+    RecursionError inside skops (or deeper, in C); the walk refuses them first."""
+    node = _json(1)
+    for _ in range(150):
+        node = _seq("ListNode", "list", [node])
+    report = safeload.scan_bytes(_skops(node))
+    assert any("nests deeper than 100" in p for p in report.problems), report.problems

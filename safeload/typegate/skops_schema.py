@@ -25,6 +25,7 @@ from typing import Any, Union
 
 from safeload import strictjson
 from safeload.errors import MalformedArtifactError
+from safeload.gcpause import paused_gc
 from safeload.typegate.limits import ScanLimits
 
 # The skops protocol this walk mirrors; older ones switch some loaders to skops' ``old/``
@@ -86,7 +87,16 @@ def read_schema_bytes(archive: zipfile.ZipFile, limits: ScanLimits) -> bytes:
 
 
 def parse_schema(raw: bytes, names: set[str], limits: ScanLimits) -> SkopsSchema:
-    """Parse and walk ``schema.json`` once; any doubt is a :class:`MalformedArtifactError`."""
+    """Parse and walk ``schema.json`` once; any doubt is a :class:`MalformedArtifactError`.
+
+    The collector is paused: the walk makes no garbage cycles, and its full passes over the
+    parsed document cost more than the walk itself (3 s of 3.5 s for 200,000 states).
+    """
+    with paused_gc():
+        return _parse(raw, names, limits)
+
+
+def _parse(raw: bytes, names: set[str], limits: ScanLimits) -> SkopsSchema:
     document = strictjson.loads(raw, "the skops schema.json")
     if not isinstance(document, dict):
         raise MalformedArtifactError("the skops schema.json is not a JSON object")
