@@ -11,9 +11,9 @@ one :class:`CallRule`, so that a rule missing in one wall is a failing test
   (:mod:`safeload.typegate._symbols`), before anything is deserialized;
 * ``concrete``: the restricted unpickler's check (:mod:`safeload._unpickle`), on the real
   values, just before it makes the call;
-* ``skops``: the skops gate's check, on skops' node tree, for the two calls skops' loaders make
-  with a type the file names: ``cls.__new__(cls)`` (``ObjectNode``) and ``constructor(*args)``
-  (``ReduceNode``, ``TreeNode``, ``LossNode``, ``ConstructorFromReduceNode``).
+* ``skops``: the skops gate's check, on its own walk of the skops schema, for the two calls
+  skops' loaders make with a type the file names: ``cls.__new__(cls)`` (``ObjectNode``) and
+  ``constructor(*args)`` (``TreeNode``, ``LossNode``, ``ConstructorFromReduceNode``).
 
 The three implementations are independent on purpose: walls that shared code would share a bug.
 Every check returns why the call breaks its rule (a phrase that follows "it calls X"), or
@@ -49,6 +49,7 @@ from safeload.typegate.dtypes import dtype_call_problem
 
 if TYPE_CHECKING:
     from safeload.typegate._stream import _Stream
+    from safeload.typegate.skops_schema import SchemaNode
 
 __all__ = ["RULES", "CallRule", "ConcreteSite", "skops_call_problem"]
 
@@ -73,7 +74,7 @@ class ConcreteSite(Protocol):
 
 SymbolicCheck = Callable[["_Stream", _Global, str, "tuple[Any, ...] | None", object], "str | None"]
 ConcreteCheck = Callable[[ConcreteSite, str, object, "set[TypeName]", object, object], "str | None"]
-SkopsCheck = Callable[[str, Any], "str | None"]
+SkopsCheck = Callable[[str, "SchemaNode | None"], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -518,27 +519,28 @@ def _real_copyreg(rule: str) -> ConcreteArgs:
 # --- the skops wall: skops' node tree ---------------------------------------------------------
 #
 # ``how`` is "NEWOBJ" for ``ObjectNode`` (``cls.__new__(cls)``, then its state) and "REDUCE"
-# for the reduce-like nodes (``constructor(*args)``), whose ``args`` is the arguments' node.
+# for the reduce-like nodes (``constructor(*args)``), whose ``args`` is the arguments' node of
+# the gate's own walk of the schema (:mod:`safeload.typegate.skops_schema`), never skops' tree.
 
 
-def _skops_any(how: str, args: Any) -> str | None:
+def _skops_any(how: str, args: SchemaNode | None) -> str | None:
     return None
 
 
-def _skops_new(how: str, args: Any) -> str | None:
+def _skops_new(how: str, args: SchemaNode | None) -> str | None:
     if how != "NEWOBJ":
         return f"by {how}, which would run its constructor on the file's arguments"
     return None
 
 
-def _skops_no_args(how: str, args: Any) -> str | None:
+def _skops_no_args(how: str, args: SchemaNode | None) -> str | None:
     items = _skops_items(args)
     if how == "NEWOBJ" or items == []:
         return None
     return "with arguments"
 
 
-def _skops_never(how: str, args: Any) -> str | None:
+def _skops_never(how: str, args: SchemaNode | None) -> str | None:
     """Reconstructors numpy, scipy and Cython write into pickles: never a skops call.
 
     skops stores arrays, dtypes, generators and sparse matrices with loaders of its own.
@@ -546,19 +548,19 @@ def _skops_never(how: str, args: Any) -> str | None:
     return f"by {how}, which skops never writes for it"
 
 
-def _skops_items(args: Any) -> list[Any] | None:
+def _skops_items(args: SchemaNode | None) -> list[SchemaNode] | None:
     """The argument nodes of a reduce-like node, if they are a plain tuple or list of nodes."""
     if args is None:
         return []
-    if type(args).__name__ not in ("TupleNode", "ListNode"):
+    if args.kind not in ("TupleNode", "ListNode"):
         return None
     content = args.children.get("content")
     return list(content) if isinstance(content, list) else None
 
 
-def _skops_int(node: Any) -> int | None:
+def _skops_int(node: SchemaNode) -> int | None:
     """The int a ``JsonNode`` holds, read from its JSON text as skops' loader reads it."""
-    content = getattr(node, "content", None) if type(node).__name__ == "JsonNode" else None
+    content = node.content if node.kind == "JsonNode" else None
     if type(content) is not str or len(content) > 32:
         return None
     try:
@@ -568,7 +570,7 @@ def _skops_int(node: Any) -> int | None:
     return value if type(value) is int else None
 
 
-def _skops_tree(how: str, args: Any) -> str | None:
+def _skops_tree(how: str, args: SchemaNode | None) -> str | None:
     """``Tree(n_features, n_classes, n_outputs)``; the shapes are validated after loading."""
     if how != "REDUCE":
         return f"by {how}"
@@ -580,12 +582,12 @@ def _skops_tree(how: str, args: Any) -> str | None:
         return "with a feature count that is not a non-negative int"
     if n_outputs is None or n_outputs < 1:
         return "with an output count that is not a positive int"
-    if type(items[1]).__name__ != "NdArrayNode":
+    if items[1].kind != "NdArrayNode":
         return "with class counts that are not an array"
     return None
 
 
-def skops_call_problem(rule: str | None, how: str, args: Any) -> str | None:
+def skops_call_problem(rule: str | None, how: str, args: SchemaNode | None) -> str | None:
     """Why skops' call of a type under ``rule`` breaks it (``None``: reference-only, refused)."""
     if rule is None:
         return (

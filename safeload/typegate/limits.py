@@ -45,6 +45,10 @@ class ScanLimits:
         max_string_bytes: longest string whose value the scanner tracks; a longer string used
             as a global name is refused as unresolvable.
         max_zip_entries: entries in a skops (zip) file.
+        max_skops_schema_bytes: size of a skops file's ``schema.json``, checked before it is
+            read or parsed.
+        max_skops_nodes: nodes skops' walks visit in a skops file, shared nodes counted at
+            every place they are used (real models: a few thousand per estimator).
     """
 
     max_opcodes: int = 50_000_000
@@ -60,3 +64,5 @@ class ScanLimits:
     max_seconds: float = 60.0
     max_string_bytes: int = 64 * 1024
     max_zip_entries: int = 100_000
+    max_skops_schema_bytes: int = 256 * _MIB
+    max_skops_nodes: int = 1_000_000

@@ -13,16 +13,16 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from safeload._default_types import NO_ARGS, PYX_UNPICKLE
 from safeload.errors import MalformedArtifactError, shown
+from safeload.gcpause import paused_gc
 from safeload.policy import TypeName, TypePolicy, format_type_name
 from safeload.typegate.callrules import skops_call_problem
 from safeload.typegate.limits import ScanLimits
 from safeload.typegate.report import ScanReport
+from safeload.typegate.skops_schema import SchemaNode, SkopsSchema, parse_schema, read_schema_bytes
 
 ZIP_MAGIC = b"PK\x03\x04"
 
@@ -73,16 +73,24 @@ _NUMPY_SCALARS = {
 _ENTRY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
-def check_zip(data: bytes | bytearray | memoryview, limits: ScanLimits) -> None:
+def check_zip(data: bytes | bytearray | memoryview, limits: ScanLimits) -> tuple[bytes, set[str]]:
     """Refuse zip bombs, odd entry names and duplicates before skops opens the archive.
 
-    The caller's :class:`ScanLimits` bound a zip exactly as they bound a joblib file.
+    The caller's :class:`ScanLimits` bound a zip exactly as they bound a joblib file. Returns
+    ``schema.json``'s bytes (size-checked before reading) and the entry names, for the one
+    walk of the schema.
     """
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             infos = archive.infolist()
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+            names = _check_entries(infos, limits)
+            schema = read_schema_bytes(archive, limits)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, RuntimeError) as exc:
         raise MalformedArtifactError(f"the skops file is not a valid zip archive: {exc}") from exc
+    return schema, names
+
+
+def _check_entries(infos: list[zipfile.ZipInfo], limits: ScanLimits) -> set[str]:
     if len(infos) > limits.max_zip_entries:
         raise MalformedArtifactError(
             f"the skops file holds {len(infos)} entries, over the limit of {limits.max_zip_entries}"
@@ -110,37 +118,24 @@ def check_zip(data: bytes | bytearray | memoryview, limits: ScanLimits) -> None:
         )
     if "schema.json" not in names:
         raise MalformedArtifactError("the skops file has no schema.json")
+    return names
 
 
-def _children(node: Any) -> Iterator[Any]:
-    from skops.io._audit import Node
-
-    for value in node.children.values():
-        items = (
-            value
-            if isinstance(value, list)
-            else (value.values() if isinstance(value, dict) else [value])
-        )
-        for item in items:
-            if isinstance(item, Node):
-                yield item
-
-
-def _node_type(node: Any) -> tuple[str, TypeName]:
-    kind = type(node).__name__
-    module, name = str(node.module_name), str(node.class_name)
-    if kind == "MethodNode":
-        return kind, (str(node.obj.module_name), f"{node.obj.class_name}.{node.func}")
-    if kind == "OperatorFuncNode":
-        return kind, ("operator", name)
-    return kind, (module, name)
+def _node_type(node: SchemaNode) -> TypeName:
+    if node.kind == "MethodNode":
+        obj = node.children["obj"]
+        if not isinstance(obj, SchemaNode):
+            raise MalformedArtifactError("a skops MethodNode has no object")
+        return (obj.module, f"{obj.name}.{node.content}")
+    if node.kind == "OperatorFuncNode":
+        return ("operator", node.name)
+    return (node.module, node.name)
 
 
 # The loaders that call the type the file names, and how (see safeload.typegate.callrules):
 # ``cls.__new__(cls)`` then the state, or ``constructor(*args)`` with the node holding ``args``.
 _CALLING_LOADERS: dict[str, tuple[str, str | None]] = {
     "ObjectNode": ("NEWOBJ", None),
-    "ReduceNode": ("REDUCE", "args"),
     "TreeNode": ("REDUCE", "args"),
     "LossNode": ("REDUCE", "args"),
     "ConstructorFromReduceNode": ("REDUCE", "content"),
@@ -154,39 +149,18 @@ class SkopsNode:
     kind: str
     type_name: TypeName
     how: str | None = None  # None: the loader does not call the named type
-    args: Any = field(default=None, compare=False)
+    args: SchemaNode | None = field(default=None, compare=False)
 
 
-def skops_types(
-    data: bytes | bytearray | memoryview, max_nodes: int = 5_000_000
-) -> list[SkopsNode]:
-    """Every node's loader, type and call, from skops' node tree; constructs nothing."""
-    from skops.io._audit import get_tree
-    from skops.io._persist import read_schema
-
+def skops_types(schema: SkopsSchema) -> list[SkopsNode]:
+    """Every distinct node's loader, type and call, from the one walk of the schema."""
     found: list[SkopsNode] = []
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            schema, context = read_schema(archive)
-            tree = get_tree(schema, load_context=context, trusted=[])
-            seen: set[int] = set()
-            stack = [tree]
-            while stack:
-                node = stack.pop()
-                if id(node) in seen:
-                    continue
-                seen.add(id(node))
-                if len(seen) > max_nodes:
-                    raise MalformedArtifactError("the skops file has too many nodes")
-                kind, type_name = _node_type(node)
-                how, args_child = _CALLING_LOADERS.get(kind, (None, None))
-                args = node.children.get(args_child) if args_child else None
-                found.append(SkopsNode(kind, type_name, how, args))
-                stack.extend(_children(node))
-    except MalformedArtifactError:
-        raise
-    except Exception as exc:  # skops raises many kinds on crafted schemas: all are refusals
-        raise MalformedArtifactError(f"skops could not read the file's schema: {exc}") from exc
+    for node in schema.nodes:
+        how, args_child = _CALLING_LOADERS.get(node.kind, (None, None))
+        args = node.children.get(args_child) if args_child else None
+        if args is not None and not isinstance(args, SchemaNode):
+            raise MalformedArtifactError(f"a skops {node.kind} node has odd arguments")
+        found.append(SkopsNode(node.kind, _node_type(node), how, args))
     return found
 
 
@@ -234,12 +208,17 @@ def untrusted_skops_types(found: list[SkopsNode], policy: TypePolicy) -> list[st
     return sorted(bad)
 
 
-def trusted_list_for_skops(data: bytes | bytearray | memoryview) -> list[str]:
-    """The exact list to hand to ``skops.io.loads(trusted=...)``: what skops itself asks for."""
+def trusted_list_for_skops(data: bytes | bytearray | memoryview, schema: SkopsSchema) -> list[str]:
+    """The exact list to hand to ``skops.io.loads(trusted=...)``: what skops itself asks for.
+
+    Only called on a schema the walk accepted: skops' own audit then visits
+    ``schema.expanded`` nodes (bounded by ``ScanLimits.max_skops_nodes``), never more.
+    """
     from skops.io import get_untrusted_types
 
     try:
-        return sorted(get_untrusted_types(data=bytes(data)))
+        with paused_gc():  # the node tree holds no garbage cycles; full passes would dominate
+            return sorted(get_untrusted_types(data=bytes(data)))
     except Exception as exc:
         raise MalformedArtifactError(f"skops could not audit the file: {exc}") from exc
 
@@ -256,14 +235,14 @@ def scan_skops(
     untrusted: list[str] = []
     skops_list: list[str] = []
     try:
-        check_zip(data, limits)
-        found = skops_types(data)
+        schema = parse_schema(*check_zip(data, limits), limits)
+        found = skops_types(schema)
         names = sorted({format_type_name(n.type_name) for n in found})
         untrusted = untrusted_skops_types(found, policy)
         problems.extend(call_problems(found, policy))
         # What skops itself will ask to trust (it declares some names, such as a Generator's
         # bit generator, only there): every one of those must be an exact policy entry too.
-        skops_list = trusted_list_for_skops(data)
+        skops_list = trusted_list_for_skops(data, schema)
         allowed = {format_type_name(n) for n in policy.names}
         names = sorted(set(names) | set(skops_list))
         untrusted = sorted(set(untrusted) | {n for n in skops_list if n not in allowed})
