@@ -2154,6 +2154,10 @@ def _frozenset_dag(levels: int, base: int, *, by_call: bool = False) -> bytes:
     return body + long_binget(base + levels)
 
 
+_COLLIDE = r"dict keys or set members with colliding hashes take more than 50000000 steps"
+_COLLIDE_2 = r"its dict keys and set members collide: comparing them takes more than 50000000"
+
+
 def _equal_pair(levels: int = 40, *, by_call: bool = False) -> tuple[bytes, bytes]:
     return (
         _frozenset_dag(levels, _CHAIN_A, by_call=by_call),
@@ -2161,17 +2165,13 @@ def _equal_pair(levels: int = 40, *, by_call: bool = False) -> tuple[bytes, byte
     )
 
 
-_KEY_SHAPE = r"a dict key or set member is a container more than 4 levels deep"
-_KEY_SHAPE_2 = r"a dict key or set member nests more than 4 levels deep"
-
-
 @attack(
     "equality",
     "never",
     bomb=True,
     isolate=True,  # hangs (2**40 comparisons) a loader without the guard
-    expect=_KEY_SHAPE,
-    second_wall_expect=_KEY_SHAPE_2,
+    expect=_COLLIDE,
+    second_wall_expect=_COLLIDE_2,
 )
 def bomb_equal_frozenset_dags_dict_keys(marker: Path) -> bytes:
     """A StandardScaler whose attribute is {A: None, B: None}, A and B equal 40-level DAGs."""
@@ -2187,8 +2187,8 @@ def bomb_equal_frozenset_dags_dict_keys(marker: Path) -> bytes:
     "never",
     bomb=True,
     isolate=True,
-    expect=_KEY_SHAPE,
-    second_wall_expect=_KEY_SHAPE_2,
+    expect=_COLLIDE,
+    second_wall_expect=_COLLIDE_2,
 )
 def bomb_equal_frozenset_dags_set_members(marker: Path) -> bytes:
     """EMPTY_SET + ADDITEMS of two equal, distinct 40-level frozenset DAGs."""
@@ -2202,8 +2202,8 @@ def bomb_equal_frozenset_dags_set_members(marker: Path) -> bytes:
     "never",
     bomb=True,
     isolate=True,
-    expect=_KEY_SHAPE,
-    second_wall_expect=_KEY_SHAPE_2,
+    expect=_COLLIDE,
+    second_wall_expect=_COLLIDE_2,
 )
 def bomb_equal_frozenset_dags_frozenset(marker: Path) -> bytes:
     """FROZENSET of two equal, distinct 40-level frozenset DAGs."""
@@ -2217,8 +2217,8 @@ def bomb_equal_frozenset_dags_frozenset(marker: Path) -> bytes:
     "never",
     bomb=True,
     isolate=True,
-    expect=_KEY_SHAPE,
-    second_wall_expect=_KEY_SHAPE_2,
+    expect=_COLLIDE,
+    second_wall_expect=_COLLIDE_2,
 )
 def bomb_equal_frozenset_dags_by_call(marker: Path) -> bytes:
     """builtins.set([A, B]), A and B built by builtins.frozenset([...]) calls (protocol 2 style)."""
@@ -2232,18 +2232,14 @@ def bomb_equal_frozenset_dags_by_call(marker: Path) -> bytes:
     "never",
     bomb=True,
     isolate=True,
-    expect=_KEY_SHAPE,
-    second_wall_expect=_KEY_SHAPE_2,
+    expect=_COLLIDE,
+    second_wall_expect=_COLLIDE_2,
 )
 def bomb_equal_frozenset_dags_in_tuple_key(marker: Path) -> bytes:
     """{(1, A): None, (1, B): None}: the DAGs one tuple down, as dict keys made by DICT."""
     del marker
     a, b = _equal_pair()
     return wrap(MARK + binint(1) + a + TUPLE2 + NONE + binint(1) + b + TUPLE2 + NONE + DICT, 4)
-
-
-_COLLIDE = r"dict keys or set members with colliding hashes take more than 50000000 steps"
-_COLLIDE_2 = r"its dict keys and set members collide: comparing them takes more than 50000000"
 
 
 def _colliding_ints(count: int) -> bytes:
