@@ -18,7 +18,21 @@ without bound or corrupt memory:
   :func:`safeload.typegate.dtypes.rebuild_dtype`): ``dtype.__setstate__`` trusts its flags blindly;
 * dict keys and set members are hashed only within a budget, and never a tuple nested deeper
   than ``_MAX_DEPTH`` (hashing recurses in C without a guard: a deep tuple crashes the
-  interpreter, a memo-shared tuple DAG never finishes).
+  interpreter, a memo-shared tuple DAG never finishes);
+* comparing keys is charged to the same budget, before it happens: a key is compared with
+  each distinct key of the same hash in its container (kept per container, by hash), at the
+  product of both keys' widths, fully expanded. A frozenset caches its hash but not its
+  equality, so two equal memo-shared frozenset DAGs hash in linear time and compare in
+  ``2**depth`` steps; and ints that hash alike make every insertion compare with every key
+  before it (hash flooding);
+* the pickle machine never calls a method it finds on an *instance*: ``BUILD`` runs the
+  class's own ``__setstate__`` (looked up on the type), at most once per object, with a state
+  whose keys do not shadow a name the machine or ``copy`` looks up on instances (dunder names,
+  ``extend``, ``append``, ``add``); ``APPEND(S)`` only extends a real ``list``, ``ADDITEMS``
+  only a real ``set``, ``SETITEM(S)`` only a dict whose item assignment is dict's own (or
+  OrderedDict's). Otherwise a trusted *reference* stored in an instance's ``__dict__`` (or
+  served by a class's ``__getattr__``, as ``Bunch`` does) would be called with the file's
+  arguments.
 
 Nothing else may import it. Arrays are built as views on the verified buffer (no second copy,
 no re-read of the path), and object-dtype arrays, which joblib stores as a nested pickle, go
@@ -30,6 +44,8 @@ from __future__ import annotations
 import io
 import math
 import pickle
+import sys
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -59,6 +75,10 @@ _MAX_HASH_WORK = 50_000_000
 
 # Keys whose hash is one cheap step (and never recursive).
 _FLAT_KEYS = frozenset({str, int, float, bool, bytes, type(None), complex})
+# Item assignments that only store (a dict subclass that does not override it uses dict's).
+_DICT_SETITEMS = (dict.__setitem__, OrderedDict.__setitem__)
+# Names the machine (or copy) looks up on an instance and calls, beside dunder names.
+_SHADOWED = frozenset({"extend", "append", "add"})
 
 _WHERE = "The model stream (at load time)"
 
@@ -86,6 +106,53 @@ class _Budget:
                 f"its dict keys and set members take more than {_MAX_HASH_WORK} steps to hash "
                 "(a hashing bomb, e.g. a tuple shared through the memo)"
             )
+
+    def spend_comparing(self, work: int) -> None:
+        self.left -= work
+        if self.left < 0:
+            raise self.over_comparing()
+
+    @staticmethod
+    def over_comparing() -> MalformedArtifactError:
+        return _refuse(
+            f"its dict keys and set members collide: comparing them takes more than "
+            f"{_MAX_HASH_WORK} steps (an equality bomb: equal frozenset DAGs, or keys that "
+            "hash alike)"
+        )
+
+
+def _eq_width(root: object, limit: int) -> int:
+    """Values comparing ``root`` with an equal value may visit, in linear time.
+
+    Tuples and frozensets fully expanded (memo-shared parts once per use); raises past ``limit``.
+    """
+    if not isinstance(root, (tuple, frozenset)):
+        return 1
+    sizes: dict[int, int] = {}  # id -> expanded size, for containers shared through the memo
+    frames: list[list[Any]] = [[root, iter(root), 1]]
+    while frames:
+        frame = frames[-1]
+        for child in frame[1]:
+            if isinstance(child, (tuple, frozenset)):
+                known = sizes.get(id(child))
+                if known is None:
+                    if len(frames) >= _MAX_DEPTH:
+                        raise _refuse(f"a key it compares nests more than {_MAX_DEPTH} deep")
+                    frames.append([child, iter(child), 1])
+                    break
+                frame[2] += known
+            else:
+                frame[2] += 1
+            if frame[2] > limit:
+                raise _Budget.over_comparing()
+        else:
+            frames.pop()
+            sizes[id(frame[0])] = frame[2]
+            if frames:
+                frames[-1][2] += frame[2]
+                if frames[-1][2] > limit:
+                    raise _Budget.over_comparing()
+    return sizes[id(root)]
 
 
 def _tuple_hash_cost(root: tuple[Any, ...], limit: int) -> int:
@@ -127,6 +194,14 @@ def _tuple_hash_cost(root: tuple[Any, ...], limit: int) -> int:
     return sizes[id(root)]
 
 
+def _class_attribute_of(cls: type, name: str) -> Any:
+    """``name`` as the class (not an instance) defines it, or ``None``: its MRO only."""
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return vars(klass)[name]
+    return None
+
+
 class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
     """joblib's unpickler with exact-name ``find_class``, guarded calls, and zero-copy arrays."""
 
@@ -147,6 +222,10 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
         self._globals: dict[int, tuple[Any, set[TypeName], str | None]] = {}
         # id -> (dtype, constructor args): dtypes numpy.dtype just made, that nothing holds yet.
         self._fresh: dict[int, tuple[np.dtype[Any], tuple[Any, ...]]] = {}
+        # id -> (container, its keys by hash): for the comparisons colliding keys cost.
+        self._tables: dict[int, tuple[object, dict[int, list[Any]]]] = {}
+        # id -> object: everything BUILD restored (once each), kept alive so ids stay unique.
+        self._built: dict[int, object] = {}
         handle = BufferReader(buffer, start)
         super().__init__("", handle, ensure_native_byte_order=True)
 
@@ -300,10 +379,14 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
 
     # -- hashing -------------------------------------------------------------------------------
 
-    def _charge(self, values: list[Any] | tuple[Any, ...]) -> None:
-        """Spend the hashing work of ``values`` (dict keys, set members) before it is done."""
+    def _charge(self, values: list[Any] | tuple[Any, ...], target: object = None) -> None:
+        """Spend the hashing work of ``values`` (dict keys, set members) before it is done.
+
+        Then the comparing work: ``values`` go into ``target`` (``None``: a new container).
+        """
         if set(map(type, values)) <= _FLAT_KEYS:  # the common case, at C speed
             self._budget.spend(len(values))
+            self._collisions(values, target)
             return
         work = 0
         for value in values:
@@ -314,18 +397,98 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
             else:
                 work += 1
         self._budget.spend(work)
+        self._collisions(values, target)
+
+    def _collisions(self, values: Any, target: object) -> None:
+        """Charge the comparisons of ``values`` with the keys of equal hash in ``target``.
+
+        Inserting a key compares it with each distinct key of the same hash already there
+        (an identical one is found by identity, for free), so the keys of each container are
+        kept by hash (``_tables``, by the container's id; ``None``: a new container) as
+        ``[ids, distinct keys, widest]``; a comparison costs the product of both widths.
+        """
+        if target is None:
+            table: dict[int, list[Any]] = {}
+        else:
+            entry = self._tables.get(id(target))
+            if entry is None or entry[0] is not target:
+                table = {}
+                self._tables[id(target)] = (target, table)
+                self._collisions(list(target), None)  # type: ignore[call-overload]
+                for key in target:  # type: ignore[attr-defined]
+                    first = table.setdefault(hash(key), [set(), set(), 0])
+                    first[0].add(id(key))
+                    first[1].add(key)
+            else:
+                table = entry[1]
+        for key in values:
+            digest = hash(key)  # its cost was charged (and bounded) by _charge
+            bucket: list[Any] | None = table.get(digest)
+            if bucket is None:
+                table[digest] = [{id(key)}, {key}, 0]  # one key: no comparison yet
+                continue
+            ids, keys, widest = bucket
+            if id(key) in ids:
+                continue  # the same object: found by identity, for free
+            limit = max(self._budget.left, 0)
+            if not widest:
+                widest = max(_eq_width(known, limit) for known in keys)
+            width = _eq_width(key, limit)
+            self._budget.spend_comparing(len(keys) * width * widest)
+            bucket[2] = max(widest, width)
+            if key not in keys:  # the comparisons this makes are the ones charged above
+                keys.add(key)
+                ids.add(id(key))
+
+    def _mutable(self, target: object, how: str, kind: type) -> None:
+        """``how`` fills ``target``: only a real ``kind`` (see the module docstring)."""
+        if kind is dict:
+            if isinstance(target, dict) and type(target).__setitem__ in _DICT_SETITEMS:
+                return
+            raise _refuse(
+                f"{how} on a {type(target).__qualname__} object, whose item assignment is not "
+                "dict's: it would run that class's own code with the file's keys"
+            )
+        if type(target) is not kind:
+            what = "a list" if kind is list else "a set"
+            raise _refuse(
+                f"{how} on a {type(target).__qualname__} object, not {what}: the machine would "
+                "call a method it looks up on that instance with the file's items"
+            )
+
+    def _marked(self) -> object:
+        """What the opcode that pops the current MARK will fill."""
+        if not self.metastack or not self.metastack[-1]:
+            raise _refuse("an opcode fills a container that is not on the stack")
+        return self.metastack[-1][-1]
 
     def load_setitem(self) -> None:
-        self._charge((self.stack[-2],))
+        target = self.stack[-3]
+        self._mutable(target, "SETITEM", dict)
+        self._charge((self.stack[-2],), target)
         pickle._Unpickler.load_setitem(self)  # type: ignore[attr-defined]
 
     dispatch[pickle.SETITEM[0]] = load_setitem
 
     def load_setitems(self) -> None:
-        self._charge(self.stack[0::2])
+        target = self._marked()
+        self._mutable(target, "SETITEMS", dict)
+        self._charge(self.stack[0::2], target)
         pickle._Unpickler.load_setitems(self)  # type: ignore[attr-defined]
 
     dispatch[pickle.SETITEMS[0]] = load_setitems
+
+    def load_append(self) -> None:
+        self._mutable(self.stack[-2], "APPEND", list)
+        pickle._Unpickler.load_append(self)  # type: ignore[attr-defined]
+
+    dispatch[pickle.APPEND[0]] = load_append
+
+    def load_appends(self) -> None:
+        self._mutable(self._marked(), "APPENDS", list)
+        pickle._Unpickler.load_appends(self)  # type: ignore[attr-defined]
+
+    dispatch[pickle.APPENDS[0]] = load_appends
 
     def load_dict(self) -> None:
         self._charge(self.stack[0::2])
@@ -334,7 +497,9 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
     dispatch[pickle.DICT[0]] = load_dict
 
     def load_additems(self) -> None:
-        self._charge(self.stack)
+        target = self._marked()
+        self._mutable(target, "ADDITEMS", set)
+        self._charge(self.stack, target)
         pickle._Unpickler.load_additems(self)  # type: ignore[attr-defined]
 
     dispatch[pickle.ADDITEMS[0]] = load_additems
@@ -392,7 +557,13 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
                 f"BUILD restores a {cls.__module__}.{cls.__qualname__}, a class the policy does "
                 "not name (a value some call returned)"
             )
-        pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
+        if self._built.get(id(inst)) is inst:
+            raise _refuse(
+                f"BUILD runs twice on one {cls.__module__}.{cls.__qualname__}, which the pickler "
+                "never writes (the second would see what the first stored on the instance)"
+            )
+        self._built[id(inst)] = inst
+        self._build(inst, stack.pop())
         top = stack[-1]
         if isinstance(top, NDArrayWrapper):
             raise MalformedArtifactError(
@@ -403,6 +574,42 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
             stack[-1] = self._read_array(top)
 
     dispatch[pickle.BUILD[0]] = load_build
+
+    def _build(self, inst: Any, state: Any) -> None:
+        """``pickle._Unpickler.load_build``, with the class's own ``__setstate__``.
+
+        Never one found on the instance, and only with a state that shadows nothing the
+        machine calls.
+        """
+        parts = [state]
+        if type(state) is tuple and len(state) == 2:
+            parts = list(state)
+        for part in parts:
+            if isinstance(part, dict):
+                for key in part:
+                    if type(key) is not str:
+                        raise _refuse(f"a BUILD state names an attribute by a {type(key).__name__}")
+                    if (key.startswith("__") and key.endswith("__")) or key in _SHADOWED:
+                        raise _refuse(
+                            f"a BUILD state sets {key!r}, a name the pickle machine (or copy) "
+                            "looks up on the instance and calls: a stored reference would be "
+                            "called with the file's arguments"
+                        )
+        raw = _class_attribute_of(type(inst), "__setstate__")
+        if raw is not None:
+            bind = getattr(type(raw), "__get__", None)  # the descriptor protocol, as the type does
+            (bind(raw, inst, type(inst)) if bind is not None else raw)(state)
+            return
+        slotstate = None
+        if isinstance(state, tuple) and len(state) == 2:
+            state, slotstate = state
+        if state:
+            inst_dict = inst.__dict__
+            for key, value in state.items():
+                inst_dict[sys.intern(key)] = value
+        if slotstate:
+            for key, value in slotstate.items():
+                setattr(inst, key, value)
 
     def _build_dtype(self, dtype: np.dtype[Any], state: object) -> None:
         """BUILD on a dtype: only the one numpy writes, right after numpy.dtype made it."""

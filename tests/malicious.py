@@ -23,3 +23,15 @@ def malicious_joblib(marker: Path, *, compress: int = 0) -> bytes:
     buffer = io.BytesIO()
     joblib.dump({"model": CreatesMarker(marker)}, buffer, compress=compress)
     return buffer.getvalue()
+
+
+def touch_marker(target: object) -> None:
+    """A harmless function a user might trust as a stored *reference* (``callable=False``).
+
+    Calling it creates the file named by the first string in ``target`` (a path, or a list or
+    tuple holding one), so the marker proves that the pickle machine called a reference.
+    """
+    while isinstance(target, (list, tuple)) and target:
+        target = target[0]
+    if isinstance(target, str):
+        Path(target).touch()

@@ -97,7 +97,8 @@ def _build(name: str, marker: Path) -> bytes:
 
 def _policy(name: str) -> safeload.TypePolicy:
     """What the victim trusts: the default policy, plus any names the attack says a user added."""
-    return safeload.TypePolicy.default().extend(INFO[name].policy)
+    info = INFO[name]
+    return safeload.TypePolicy.default().extend(info.policy).extend(info.references, callable=False)
 
 
 def _assert_reason(expect: str, reasons: list[str], what: str) -> None:
@@ -236,6 +237,7 @@ _SECOND_WALL_CHILD = textwrap.dedent(
     from safeload import _unpickle
     from safeload.typegate.compression import decompress
     policy = safeload.TypePolicy.default().extend(json.loads(sys.argv[2]))
+    policy = policy.extend(json.loads(sys.argv[3]), callable=False)
     try:
         _, payload = decompress(open(sys.argv[1], "rb").read())
         model = _unpickle.unpickle_verified(bytearray(payload), policy)
@@ -262,7 +264,14 @@ def test_second_wall_alone(name: str, marker: Path, tmp_path: Path) -> None:
         path = tmp_path / "model.joblib"
         path.write_bytes(data)
         child = subprocess.run(
-            [sys.executable, "-c", _SECOND_WALL_CHILD, str(path), json.dumps(info.policy)],
+            [
+                sys.executable,
+                "-c",
+                _SECOND_WALL_CHILD,
+                str(path),
+                json.dumps(info.policy),
+                json.dumps(info.references),
+            ],
             capture_output=True,
             text=True,
             timeout=_CHILD_SECONDS,
@@ -293,6 +302,7 @@ def test_second_wall_exclusions_are_explicit() -> None:
 _RUNNER = textwrap.dedent(
     """
     import os, pickle, resource, signal, sys, time
+    sys.path.insert(0, sys.argv[1])  # tests.malicious, for attacks on a user's references
     import joblib
     # Import the heavy modules once, before forking, so that each child only runs its payload.
     import numpy.f2py, numpy.testing, sklearn.preprocessing, sklearn.utils._testing
@@ -341,7 +351,7 @@ def fired(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bool]:
         loader = "joblib" if INFO[name].fires == "joblib" else "pickle"
         jobs.append(f"{loader}\t{folder}")
     subprocess.run(
-        [sys.executable, "-c", _RUNNER],
+        [sys.executable, "-c", _RUNNER, str(ROOT)],
         input="\n".join(jobs),
         text=True,
         cwd=base,

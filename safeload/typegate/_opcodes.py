@@ -22,6 +22,7 @@ from safeload.typegate._symbols import (
     _List,
     _measure,
     _Set,
+    _shape,
     _Stopped,
     _tainted,
     _Tuple,
@@ -323,7 +324,9 @@ def _list(s: _Stream) -> None:
     tainted, depth, size = _measure(items)
     if depth > s.max_depth:
         s.too_deep()
-    s.push(_List(kept, tainted, depth, size))
+    made = _List(kept, tainted, depth, size)
+    _shape(made, items)
+    s.push(made)
 
 
 @_op(b"}")
@@ -353,17 +356,27 @@ def _frozenset(s: _Stream) -> None:
     tainted, depth, _ = _measure(items)
     if depth > s.max_depth:
         s.too_deep()
-    s.push(_Set(tainted, True, depth, min(1 + len(items), _SIZE_CAP)))
+    made = _Set(tainted, True, depth, min(1 + len(items), _SIZE_CAP))
+    _shape(made, items)
+    s.push(made)
 
 
 @_op(b"\x90")
 def _additems(s: _Stream) -> None:
     items = s.pop_mark()
     target = s.stack[-1]
-    s.hashed(items)
-    if type(target) is _Set:
+    if type(target) is _Set and not target.frozen:
+        s.hashed(items, target.hashes)
         s.grow(target, items)
-    elif _any_tainted(items) or _tainted(target):
+        return
+    # Anything else has its ``add`` called, looked up on the instance (a shadowing attribute,
+    # or a class's ``__getattr__``): only a set made by EMPTY_SET or set() may be added to.
+    s.problem(
+        "ADDITEMS to something other than a set: the loader would call that object's add, "
+        "looked up on the instance, with the file's items"
+    )
+    s.hashed(items)
+    if _any_tainted(items) or _tainted(target):
         s.desync("added to a container")
 
 

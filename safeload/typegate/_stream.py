@@ -54,22 +54,20 @@ import numpy as np
 from safeload.buffers import Buffer, byte_view
 from safeload.errors import shown
 from safeload.policy import TypeName, TypePolicy, format_type_name, resolve_policy
+from safeload.typegate._containers import _Containers
 from safeload.typegate._opcodes import DISPATCH
 from safeload.typegate._symbols import (
     _ARRAY,
     _BYTES,
     _JOBLIB_WRAPPER,
-    _KEEP_ITEMS,
     _KINDS,
     _LEGACY_WRAPPERS,
     _LONG_STR,
     _MAX_PROBLEMS,
     _MISSING,
-    _NATIVE_KEYS,
     _NEWLINE,
     _OBJ,
     _OPNAMES,
-    _SIZE_CAP,
     _UNRESOLVED,
     _WRAPPER_FIELDS,
     _any_tainted,
@@ -78,12 +76,10 @@ from safeload.typegate._symbols import (
     _falsy,
     _Fatal,
     _Global,
-    _hash_cost,
     _List,
-    _measure,
+    _Made,
     _Opaque,
     _resolve_dtype,
-    _Set,
     _Stopped,
     _tainted,
     _Tuple,
@@ -176,7 +172,7 @@ class _Scan:
         return result
 
 
-class _Stream:
+class _Stream(_Containers):
     """One pickle stream: the symbolic twin of ``pickle._Unpickler`` over the shared buffer."""
 
     def __init__(self, scan: _Scan, start: int, depth: int) -> None:
@@ -360,11 +356,13 @@ class _Stream:
                 cls = items[0]
                 if type(cls) is _Global and cls.kind in ("naw", "dtype", "dtype_other"):
                     return self.special_new(kind, cls, items)
+            if kind in ("set", "frozenset") and items is not None and len(items) <= 1:
+                return self.made_set(kind == "frozenset", items[0] if items else None)
         else:
             self.not_a_global(func)
         if _tainted(func) or _tainted(args):
             self.desync("passed to a call")
-        return _OBJ
+        return _Made(func if type(func) is _Global else None)
 
     # -- who may be called, and how ----------------------------------------------------------
 
@@ -485,7 +483,7 @@ class _Stream:
             self.not_a_global(cls)
         if _tainted(cls) or _tainted(args) or _tainted(kwargs):
             self.desync("passed to a constructor")
-        return _OBJ
+        return _Made(cls if type(cls) is _Global else None)
 
     # -- BUILD -------------------------------------------------------------------------------
 
@@ -510,10 +508,19 @@ class _Stream:
         if _tainted(inst) or _tainted(state):
             self.desync("given to BUILD")
             return
+        if kind is _Made:
+            inst.builds += 1  # type: ignore[attr-defined]
+            if inst.builds > 1:  # type: ignore[attr-defined]
+                self.problem(
+                    "BUILD restores one object a second time, which the pickler never writes "
+                    "(the second BUILD would see what the first stored on the instance)"
+                )
+        parts = [state]
         if type(state) is _Tuple and state.items is not None and len(state.items) == 2:
-            slots = state.items[1]
-            if type(slots) is _Dict and (slots.items is None or "__class__" in slots.items):
-                self.problem("BUILD may assign __class__ through its slot state")
+            parts = list(state.items)
+        for part in parts:
+            if type(part) is _Dict:
+                self.state_keys(part)
 
     def build_dtype(self, sym: _Dtype, state: object) -> None:
         if sym.built or sym.used:
@@ -578,7 +585,7 @@ class _Stream:
             self.p = _Stream(self.scan, self.p, self.depth + 1).run()
             return _ARRAY
         align = attrs.get("numpy_array_alignment_bytes", _MISSING)
-        if align is _OBJ or align is _UNRESOLVED:
+        if align is _OBJ or align is _UNRESOLVED or type(align) is _Made:
             self.fatal("the array wrapper's alignment is not a value the scanner can read")
         if align is not _MISSING and align is not None:
             padding = self.buf[self.take(1)]
@@ -621,79 +628,6 @@ class _Stream:
         except (TypeError, ValueError, OverflowError):
             self.fatal("the dtype of a joblib array is not a valid numpy type code")
         self.fatal("the dtype of a joblib array is not a numpy dtype the scanner can read")
-
-    # -- container helpers -------------------------------------------------------------------
-
-    def too_deep(self) -> NoReturn:
-        self.fatal(
-            f"values nest more than {self.max_depth} levels deep (ScanLimits.max_depth): the "
-            "loader's C code recurses through nested values without a guard (hashing a deep "
-            "tuple crashes the interpreter), and no model nests this deep"
-        )
-
-    def charge_hash(self, work: int) -> None:
-        """Count ``work`` steps of hashing in the loader against ScanLimits.max_hash_work."""
-        scan = self.scan
-        scan.hash_work += work
-        if scan.hash_work > scan.limits.max_hash_work:
-            self.fatal(
-                f"the dict keys and set members of this file take more than "
-                f"{scan.limits.max_hash_work} steps to hash (ScanLimits.max_hash_work): refused "
-                "as a hashing bomb (a tuple shared through the memo expands exponentially when "
-                "hashed). If the model is genuine and this large, raise that limit"
-            )
-
-    def hashed(self, values: Iterable[Any]) -> None:
-        """The loader hashes each of ``values`` (dict keys, set members)."""
-        self.charge_hash(sum(_hash_cost(v) for v in values))
-
-    def tuple_of(self, items: list[Any]) -> _Tuple:
-        tainted, depth, size = _measure(items)
-        if depth > self.max_depth:
-            self.too_deep()
-        kept = tuple(items) if len(items) <= _KEEP_ITEMS else None
-        return _Tuple(kept, tainted, depth, size)
-
-    def grow(self, target: _List | _Dict | _Set, items: list[Any]) -> bool:
-        """Account for ``items`` added to a mutable container; return whether any is tainted."""
-        tainted, depth, size = _measure(items)
-        target.tainted = target.tainted or tainted
-        if depth > target.depth:
-            if depth > self.max_depth:
-                self.too_deep()
-            target.depth = depth
-        if type(target) is not _Dict:
-            target.size = min(target.size + size - 1, _SIZE_CAP)  # type: ignore[union-attr]
-        return tainted
-
-    def extend(self, target: object, items: list[Any]) -> None:
-        """APPEND/APPENDS."""
-        if type(target) is _List:
-            self.grow(target, items)
-            if target.items is not None:
-                target.items.extend(items)
-                if len(target.items) > _KEEP_ITEMS:
-                    target.items = None
-        elif _any_tainted(items) or _tainted(target):
-            self.desync("added to a container")
-
-    def setitems(self, target: object, items: list[Any]) -> None:
-        """SETITEM/SETITEMS (an odd item count fails in the loader after the pairs)."""
-        self.hashed(items[0 : len(items) - 1 : 2])
-        if type(target) is _Dict:
-            self.grow(target, items)
-            content = target.items
-            if content is not None:
-                for i in range(0, len(items) - 1, 2):
-                    key = items[i]
-                    if type(key) not in _NATIVE_KEYS or len(content) >= _KEEP_ITEMS:
-                        target.items = content = None
-                        break
-                    content[key] = items[i + 1]
-        elif _any_tainted(items) or _tainted(target):
-            self.desync("added to a container")
-        if len(items) % 2:
-            self.fatal("SETITEMS has a key without a value")
 
 
 def scan_payload(

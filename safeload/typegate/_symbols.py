@@ -51,6 +51,22 @@ _ARRAY = _Opaque("a joblib array")
 _MISSING = _Opaque("missing")
 
 
+class _Made(_Opaque):
+    """One object a call to a named global made (what it is inside is not tracked).
+
+    ``cls``: the global called; ``builds``: BUILDs on it so far (the pickler writes one);
+    ``hashes``: keys stored in it by SETITEMS, by hash, when it is a dict-like object.
+    """
+
+    __slots__ = ("builds", "cls", "hashes")
+
+    def __init__(self, cls: _Global | None) -> None:
+        super().__init__("an object made by a call")
+        self.cls = cls
+        self.builds = 0
+        self.hashes: dict[object, list[Any]] = {}
+
+
 class _Global:
     """A class or function the stream names (never resolved, never imported).
 
@@ -80,10 +96,14 @@ class _Global:
 # hashes are stored) and anything else 1 (unhashable containers stop hashing at once). For a
 # tuple or frozenset, ``size`` is what hashing it costs; for a list it is what ``set(list)``
 # costs. Tuples are immutable, so both numbers are exact for them.
+#
+# For equality, caching does not help: comparing two distinct equal values walks every path
+# through both (frozensets included). ``width`` is that fully expanded count (1 plus the widths
+# of the items, saturating) and ``widest`` the largest width of one item: see ``_keys``.
 
 
 class _Tuple:
-    __slots__ = ("depth", "items", "size", "tainted")
+    __slots__ = ("depth", "items", "size", "tainted", "widest", "width")
 
     def __init__(
         self, items: tuple[Any, ...] | None, tainted: bool, depth: int = 1, size: int = 1
@@ -92,10 +112,12 @@ class _Tuple:
         self.tainted = tainted
         self.depth = depth
         self.size = size
+        self.width = 1
+        self.widest = 1
 
 
 class _List:
-    __slots__ = ("depth", "items", "size", "tainted")
+    __slots__ = ("depth", "items", "size", "tainted", "widest", "width")
 
     def __init__(
         self, items: list[Any] | None, tainted: bool, depth: int = 1, size: int = 1
@@ -104,25 +126,31 @@ class _List:
         self.tainted = tainted
         self.depth = depth
         self.size = size
+        self.width = 1
+        self.widest = 1
 
 
 class _Dict:
-    __slots__ = ("depth", "items", "tainted")
+    __slots__ = ("depth", "hashes", "items", "tainted")
 
     def __init__(self) -> None:
         self.items: dict[Any, Any] | None = {}  # None when a key is symbolic or it grew large
         self.tainted = False
         self.depth = 1
+        self.hashes: dict[object, list[Any]] = {}  # its keys, by hash: see _keys
 
 
 class _Set:
-    __slots__ = ("depth", "frozen", "size", "tainted")
+    __slots__ = ("depth", "frozen", "hashes", "size", "tainted", "widest", "width")
 
     def __init__(self, tainted: bool, frozen: bool, depth: int = 1, size: int = 1) -> None:
         self.tainted = tainted
         self.frozen = frozen
         self.depth = depth
         self.size = size
+        self.width = 1
+        self.widest = 1
+        self.hashes: dict[object, list[Any]] = {}
 
 
 class _Wrapper:
@@ -150,7 +178,7 @@ class _Dtype:
 
 
 _CONTAINERS = (_Tuple, _List, _Dict, _Set)
-_PLAIN = (str, int, float, bool, bytes, type(None), _Opaque)
+_PLAIN = (str, int, float, bool, bytes, type(None), _Opaque, _Made)
 _NATIVE_KEYS = (str, int, float, bool, bytes, type(None))
 _KEEP_ITEMS = 4096  # containers longer than this are tracked for taint only
 
@@ -211,6 +239,27 @@ def _measure(items: Iterable[Any]) -> tuple[bool, int, int]:
     return tainted, depth + 1, size if size < _SIZE_CAP else _SIZE_CAP
 
 
+def _width(value: object) -> int:
+    """Values comparing ``value`` with an equal one may visit (see the container classes)."""
+    kind = type(value)
+    if kind is _Tuple or kind is _Set or kind is _List:
+        return value.width  # type: ignore[attr-defined, no-any-return]
+    return 1
+
+
+def _shape(target: _Tuple | _List | _Set, items: Iterable[Any]) -> None:
+    """Add the equality measures of ``items`` to ``target`` (see the container classes)."""
+    width = target.width
+    widest = target.widest
+    for value in items:
+        w = 1 if type(value) in _PLAIN else _width(value)
+        width += w
+        if w > widest:
+            widest = w
+    target.width = width if width < _SIZE_CAP else _SIZE_CAP
+    target.widest = widest
+
+
 def _falsy(value: object) -> bool:
     """Whether ``if value:`` is certainly false in the loader (``None``, ``0``, ``''``, ...)."""
     if type(value) in _NATIVE_KEYS:
@@ -237,11 +286,20 @@ _KINDS: dict[TypeName, str] = {
     ("copy_reg", "__newobj__"): "newobj",
     ("copyreg", "__newobj_ex__"): "newobj_ex",
     ("builtins", "object"): "object",
+    ("builtins", "set"): "set",
+    ("builtins", "frozenset"): "frozenset",
     ("__builtin__", "object"): "object",
     # Protocols 0-2 spell bytes as _codecs.encode(text, "latin1"); dtype states contain bytes.
     ("_codecs", "encode"): "encode",
     ("codecs", "encode"): "encode",
 }
+# Classes whose instances SETITEMS may fill: their item assignment is dict's own (Bunch) or
+# OrderedDict's, never code of their own. Everything else gets no SETITEMS.
+_DICT_CLASSES: frozenset[TypeName] = frozenset(
+    {("collections", "OrderedDict"), ("sklearn.utils._bunch", "Bunch")}
+)
+# Names the pickle machine calls after looking them up on the instance (beside dunder names).
+_SHADOWED = frozenset({"extend", "append", "add"})
 _WRAPPER_FIELDS = (
     "subclass",
     "shape",

@@ -43,6 +43,7 @@ from safeload.typegate._symbols import (
     _falsy,
     _Global,
     _List,
+    _Made,
     _Tuple,
 )
 from safeload.typegate.dtypes import dtype_call_problem
@@ -70,6 +71,11 @@ class ConcreteSite(Protocol):
         self, rule: str, how: str, func: object, names: set[TypeName], args: object, kwargs: object
     ) -> str | None:
         """Why calling ``func`` (under ``rule``) this way breaks the rule, or ``None``."""
+
+
+def _made(value: object) -> bool:
+    """Whether ``value`` stands for an object some call made (contents unknown)."""
+    return value is _OBJ or type(value) is _Made
 
 
 SymbolicCheck = Callable[["_Stream", _Global, str, "tuple[Any, ...] | None", object], "str | None"]
@@ -212,7 +218,7 @@ def _check_bit_generator(s: _Stream, func: _Global, items: tuple[Any, ...]) -> s
 def _check_rng(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | None:
     if len(items) > 2:
         return "with more than two arguments"
-    if items and not (_is_bit_generator(items[0]) or items[0] is _OBJ):
+    if items and not (_is_bit_generator(items[0]) or _made(items[0])):
         return "with something other than a bit generator or its name"
     if len(items) == 2:
         ctor = items[1]
@@ -244,7 +250,7 @@ def _check_tree(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | None
         return "with a feature count that is not a non-negative int"
     if type(n_outputs) is not int or n_outputs < 1:
         return "with an output count that is not a positive int"
-    if n_classes is not _ARRAY and n_classes is not _OBJ:
+    if n_classes is not _ARRAY and not _made(n_classes):
         return "with class counts that are not an array"
     return None
 
@@ -256,7 +262,12 @@ def _check_hashed(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | No
         arg = items[0]
         if type(arg) is not _List and type(arg) is not _Tuple:
             return "with something other than a list or tuple of its items"
-        s.charge_hash(arg.size - 1)
+        if arg.items is None:
+            return (
+                "with more items than the scanner follows one by one (protocols 4 and 5 write "
+                "large sets with ADDITEMS)"
+            )
+        s.hashed(arg.items)
     return None
 
 

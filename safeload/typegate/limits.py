@@ -31,7 +31,11 @@ class ScanLimits:
             break ``repr``, ``copy`` and scikit-learn code; no model nests this deep.
         max_hash_work: steps the loader may spend hashing dict keys and set members, over the
             whole file (a tuple costs one step per item, expanded: memo-shared tuple DAGs
-            make hashing exponential). A legitimate file spends about one step per key.
+            make hashing exponential), and comparing keys whose hashes collide (each
+            comparison costs the product of both keys' widths, fully expanded: frozensets cache
+            their hash, not their equality, so two equal frozenset DAGs compare in
+            ``2**depth`` steps; and ints that hash alike make each insertion compare with every
+            key before it). A legitimate file spends about one step per key.
         max_array_bytes: payload one joblib array may declare; also never more than the bytes
             actually present in the file.
         max_decompressed_bytes: output of decompression, checked while decompressing.

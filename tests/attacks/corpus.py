@@ -349,7 +349,9 @@ class AttackInfo:
     policy (an attack on a user's own extension). ``second_wall_skip``: why the restricted
     unpickler alone cannot be expected to stop it (empty: it must). ``isolate``: it may crash or
     hang the interpreter that lets it through, so it is only ever fed to the restricted
-    unpickler in a subprocess (with a timeout).
+    unpickler in a subprocess (with a timeout). ``references``: exact names the victim trusts
+    as stored references only (``extend(..., callable=False)``): an attack that makes the
+    pickle machine call one of them.
     """
 
     category: str
@@ -361,6 +363,7 @@ class AttackInfo:
     bomb: bool = False
     second_wall_skip: str = ""
     isolate: bool = False  # may crash or hang the interpreter that lets it through
+    references: tuple[str, ...] = ()
 
     @property
     def second_wall_reason(self) -> str:
@@ -386,6 +389,7 @@ def register(
     bomb: bool = False,
     second_wall_skip: str = "",
     isolate: bool = False,
+    references: tuple[str, ...] = (),
 ) -> None:
     """Add one attack (names are unique)."""
     if name in ATTACKS:
@@ -401,6 +405,7 @@ def register(
         bomb,
         second_wall_skip,
         isolate,
+        references,
     )
 
 
@@ -414,6 +419,7 @@ def attack(
     bomb: bool = False,
     second_wall_skip: str = "",
     isolate: bool = False,
+    references: tuple[str, ...] = (),
 ) -> Callable[[Builder], Builder]:
     """Register the decorated builder under its function name; its docstring is the summary."""
 
@@ -430,6 +436,7 @@ def attack(
             bomb=bomb,
             second_wall_skip=second_wall_skip,
             isolate=isolate,
+            references=references,
         )
         return fn
 
@@ -2110,6 +2117,320 @@ def bomb_huge_frame(marker: Path) -> bytes:
     """FRAME declaring 2**40 bytes (a file-backed reader preallocates it)."""
     del marker
     return proto(4) + b"\x95" + struct.pack("<Q", 2**40) + NONE + STOP
+
+
+# === 10. equality-cost bombs: keys that hash cheaply but compare exponentially ===============
+#
+# A frozenset caches its hash, so a memo-shared DAG of frozensets hashes in linear time and
+# passes any hashing budget. But two *distinct* DAGs that are equal have equal hashes, and a dict
+# or set holding both compares them, and equality recurses through every (shared) path:
+# 2**levels steps. Each stream names nothing but builtins (and, for realism, one estimator).
+
+FROZENSET = b"\x91"
+EMPTY_SET = b"\x8f"
+ADDITEMS = b"\x90"
+_SCALER = ("sklearn.preprocessing._data", "StandardScaler")
+_CHAIN_A = 1_000_000  # explicit memo slots, far from those MEMOIZE hands out
+_CHAIN_B = 2_000_000
+_MERSENNE = 2**61 - 1  # ints i * (2**61 - 1) + c all hash to c
+
+
+def _frozenset_dag(levels: int, base: int, *, by_call: bool = False) -> bytes:
+    """F[0] = (); F[i] = frozenset({(F[i-1], 0), (F[i-1], 1)}) through the memo: pushes F[levels].
+
+    Hashing F[levels] is linear (each frozenset's hash is cached); comparing it with an equal
+    but distinct DAG takes 2**levels steps. ``by_call``: each frozenset made by
+    ``builtins.frozenset([...])`` (what protocols 0-3 write) instead of the FROZENSET opcode.
+    """
+    body = EMPTY_TUPLE + long_binput(base) + POP
+    for i in range(1, levels + 1):
+        prev = long_binget(base + i - 1)
+        members = prev + binint(0) + TUPLE2 + prev + binint(1) + TUPLE2
+        if by_call:
+            body += call(g("builtins", "frozenset", 4), EMPTY_LIST + MARK + members + APPENDS)
+        else:
+            body += MARK + members + FROZENSET
+        body += long_binput(base + i) + POP
+    return body + long_binget(base + levels)
+
+
+_COLLIDE = r"dict keys or set members with colliding hashes take more than 50000000 steps"
+_COLLIDE_2 = r"its dict keys and set members collide: comparing them takes more than 50000000"
+
+
+def _equal_pair(levels: int = 40, *, by_call: bool = False) -> tuple[bytes, bytes]:
+    return (
+        _frozenset_dag(levels, _CHAIN_A, by_call=by_call),
+        _frozenset_dag(levels, _CHAIN_B, by_call=by_call),
+    )
+
+
+@attack(
+    "equality",
+    "never",
+    bomb=True,
+    isolate=True,  # hangs (2**40 comparisons) a loader without the guard
+    expect=_COLLIDE,
+    second_wall_expect=_COLLIDE_2,
+)
+def bomb_equal_frozenset_dags_dict_keys(marker: Path) -> bytes:
+    """A StandardScaler whose attribute is {A: None, B: None}, A and B equal 40-level DAGs."""
+    del marker
+    a, b = _equal_pair()
+    vocabulary = EMPTY_DICT + MARK + a + NONE + b + NONE + SETITEMS
+    scaler = g(*_SCALER, 4) + EMPTY_TUPLE + NEWOBJ
+    return wrap(scaler + dct((s("vocabulary_", 4), vocabulary)) + BUILD, 4)
+
+
+@attack(
+    "equality",
+    "never",
+    bomb=True,
+    isolate=True,
+    expect=_COLLIDE,
+    second_wall_expect=_COLLIDE_2,
+)
+def bomb_equal_frozenset_dags_set_members(marker: Path) -> bytes:
+    """EMPTY_SET + ADDITEMS of two equal, distinct 40-level frozenset DAGs."""
+    del marker
+    a, b = _equal_pair()
+    return wrap(EMPTY_SET + MARK + a + b + ADDITEMS, 4)
+
+
+@attack(
+    "equality",
+    "never",
+    bomb=True,
+    isolate=True,
+    expect=_COLLIDE,
+    second_wall_expect=_COLLIDE_2,
+)
+def bomb_equal_frozenset_dags_frozenset(marker: Path) -> bytes:
+    """FROZENSET of two equal, distinct 40-level frozenset DAGs."""
+    del marker
+    a, b = _equal_pair()
+    return wrap(MARK + a + b + FROZENSET, 4)
+
+
+@attack(
+    "equality",
+    "never",
+    bomb=True,
+    isolate=True,
+    expect=_COLLIDE,
+    second_wall_expect=_COLLIDE_2,
+)
+def bomb_equal_frozenset_dags_by_call(marker: Path) -> bytes:
+    """builtins.set([A, B]), A and B built by builtins.frozenset([...]) calls (protocol 2 style)."""
+    del marker
+    a, b = _equal_pair(by_call=True)
+    return wrap(call(g("builtins", "set", 4), EMPTY_LIST + MARK + a + b + APPENDS), 4)
+
+
+@attack(
+    "equality",
+    "never",
+    bomb=True,
+    isolate=True,
+    expect=_COLLIDE,
+    second_wall_expect=_COLLIDE_2,
+)
+def bomb_equal_frozenset_dags_in_tuple_key(marker: Path) -> bytes:
+    """{(1, A): None, (1, B): None}: the DAGs one tuple down, as dict keys made by DICT."""
+    del marker
+    a, b = _equal_pair()
+    return wrap(MARK + binint(1) + a + TUPLE2 + NONE + binint(1) + b + TUPLE2 + NONE + DICT, 4)
+
+
+def _colliding_ints(count: int) -> bytes:
+    """``count`` distinct ints that all hash to 7 (hash flooding: each insertion compares all)."""
+    return b"".join(binint(7 + i * _MERSENNE) for i in range(count))
+
+
+@attack(
+    "equality",
+    "never",
+    bomb=True,
+    isolate=True,  # 100,000 colliding keys: 5 * 10**9 comparisons in a loader without the guard
+    expect=_COLLIDE,
+    second_wall_expect=_COLLIDE_2,
+)
+def bomb_colliding_int_dict_keys(marker: Path) -> bytes:
+    """A dict of 100,000 distinct int keys that all hash alike: flat keys, quadratic inserts."""
+    del marker
+    keys = [binint(7 + i * _MERSENNE) + NONE for i in range(100_000)]
+    body = EMPTY_DICT
+    for start in range(0, len(keys), 1000):  # SETITEMS in batches, as the pickler writes
+        body += MARK + b"".join(keys[start : start + 1000]) + SETITEMS
+    return wrap(body, 4)
+
+
+@attack(
+    "equality",
+    "never",
+    bomb=True,
+    isolate=True,
+    expect=_COLLIDE,
+    second_wall_expect=_COLLIDE_2,
+)
+def bomb_colliding_int_frozenset(marker: Path) -> bytes:
+    """FROZENSET of 100,000 distinct ints that all hash alike."""
+    del marker
+    return wrap(MARK + _colliding_ints(100_000) + FROZENSET, 4)
+
+
+# === 11. instance-dict shadowing: the pickle machine looks methods up on the instance =======
+#
+# load_build calls ``inst.__setstate__``, APPEND(S) ``inst.extend`` / ``inst.append`` and
+# ADDITEMS ``inst.add``: attribute lookups that find the instance's __dict__ (or a class's
+# __getattr__) first. A BUILD that stores a trusted *reference* under such a name turns it into
+# something the file calls with its own arguments. The victim trusts ``touch_marker`` as a
+# stored reference only (``callable=False``): a function kept as a parameter.
+
+_TOUCH = ("tests.malicious", "touch_marker")
+_REFS = ("tests.malicious:touch_marker",)
+
+
+def _scaler_with(key: str, *, slots: bool = False) -> bytes:
+    """A new StandardScaler (or csr_matrix, for a slot state) whose BUILD stores touch at key."""
+    state = dct((s(key, 4), g(*_TOUCH, 4)))
+    if slots:
+        cls = g("scipy.sparse._csr", "csr_matrix", 4)
+        return cls + EMPTY_TUPLE + NEWOBJ + NONE + state + TUPLE2 + BUILD
+    return g(*_SCALER, 4) + EMPTY_TUPLE + NEWOBJ + state + BUILD
+
+
+def _shadow_expect(key: str) -> str:
+    return rf"BUILD stores {key!r} in an object's attributes"
+
+
+def _shadow_expect_2(key: str) -> str:
+    return rf"BUILD state sets {key!r}, a name the pickle machine"
+
+
+@attack(
+    "shadowing",
+    references=_REFS,
+    expect=_shadow_expect("__setstate__"),
+    second_wall_expect=_shadow_expect_2("__setstate__"),
+)
+def shadow_setstate_second_build(marker: Path) -> bytes:
+    """BUILD {'__setstate__': touch}, then BUILD again: the second BUILD calls touch(state)."""
+    return wrap(_scaler_with("__setstate__") + s(str(marker), 4) + BUILD, 4)
+
+
+@attack(
+    "shadowing",
+    references=_REFS,
+    expect=_shadow_expect("__setstate__"),
+    second_wall_expect=_shadow_expect_2("__setstate__"),
+)
+def shadow_setstate_by_slot_state(marker: Path) -> bytes:
+    """The same through a slot state (setattr): csr_matrix has no __setstate__ of its own."""
+    return wrap(_scaler_with("__setstate__", slots=True) + s(str(marker), 4) + BUILD, 4)
+
+
+@attack(
+    "shadowing",
+    references=_REFS,
+    expect=_shadow_expect("extend"),
+    second_wall_expect=_shadow_expect_2("extend"),
+)
+def shadow_extend_appends(marker: Path) -> bytes:
+    """BUILD {'extend': touch}, then APPENDS on the object: calls touch([marker])."""
+    return wrap(_scaler_with("extend") + MARK + s(str(marker), 4) + APPENDS, 4)
+
+
+@attack(
+    "shadowing",
+    references=_REFS,
+    expect=_shadow_expect("append"),
+    second_wall_expect=_shadow_expect_2("append"),
+)
+def shadow_append_append(marker: Path) -> bytes:
+    """BUILD {'append': touch}, then APPEND on the object: calls touch(marker)."""
+    return wrap(_scaler_with("append") + s(str(marker), 4) + APPEND, 4)
+
+
+@attack(
+    "shadowing",
+    references=_REFS,
+    expect=_shadow_expect("add"),
+    second_wall_expect=_shadow_expect_2("add"),
+)
+def shadow_add_additems(marker: Path) -> bytes:
+    """BUILD {'add': touch}, then ADDITEMS on the object: calls touch(marker)."""
+    return wrap(_scaler_with("add") + MARK + s(str(marker), 4) + ADDITEMS, 4)
+
+
+@attack(
+    "shadowing",
+    "use",
+    references=_REFS,
+    expect=_shadow_expect("__deepcopy__"),
+    second_wall_expect=_shadow_expect_2("__deepcopy__"),
+)
+def shadow_deepcopy_for_later(marker: Path) -> bytes:
+    """BUILD {'__deepcopy__': touch}: copy.deepcopy (sklearn's clone) calls it after loading."""
+    del marker
+    return wrap(_scaler_with("__deepcopy__"), 4)
+
+
+_NOT_A_LIST = r"APPENDS? to something other than a list"
+_NOT_A_LIST_2 = r"APPENDS? on a .* object, not a list"
+
+
+@attack(
+    "shadowing",
+    references=_REFS,
+    expect=_NOT_A_LIST,
+    second_wall_expect=_NOT_A_LIST_2,
+)
+def shadow_bunch_item_extend(marker: Path) -> bytes:
+    """A Bunch with item 'extend' = touch, then APPENDS: Bunch.__getattr__ serves the item."""
+    bunch = g("sklearn.utils._bunch", "Bunch", 4) + EMPTY_TUPLE + NEWOBJ
+    bunch += MARK + s("extend", 4) + g(*_TOUCH, 4) + SETITEMS
+    return wrap(bunch + MARK + s(str(marker), 4) + APPENDS, 4)
+
+
+@attack(
+    "shadowing",
+    references=_REFS,
+    expect=r"ADDITEMS to something other than a set",
+    second_wall_expect=r"ADDITEMS on a .* object, not a set",
+)
+def shadow_bunch_item_add(marker: Path) -> bytes:
+    """A Bunch with item 'add' = touch, then ADDITEMS: Bunch.__getattr__ serves the item."""
+    bunch = g("sklearn.utils._bunch", "Bunch", 4) + EMPTY_TUPLE + NEWOBJ
+    bunch += MARK + s("add", 4) + g(*_TOUCH, 4) + SETITEMS
+    return wrap(bunch + MARK + s(str(marker), 4) + ADDITEMS, 4)
+
+
+@attack(
+    "shadowing",
+    "never",
+    expect=r"SETITEMS? to something other than a dict",
+    second_wall_expect=r"SETITEMS? on a .* object, whose item assignment is not dict's",
+)
+def setitem_on_an_estimator(marker: Path) -> bytes:
+    """SETITEM on a StandardScaler: item assignment is its class's code, with file arguments."""
+    del marker
+    scaler = g(*_SCALER, 4) + EMPTY_TUPLE + NEWOBJ
+    return wrap(scaler + s("key", 4) + binint(1) + SETITEM, 4)
+
+
+@attack(
+    "shadowing",
+    "never",
+    expect=r"BUILD restores one object a second time",
+    second_wall_expect=r"BUILD runs twice on one .*StandardScaler",
+)
+def build_twice_on_one_object(marker: Path) -> bytes:
+    """Two BUILDs on one StandardScaler: the second sees what the first stored on the instance."""
+    del marker
+    scaler = g(*_SCALER, 4) + EMPTY_TUPLE + NEWOBJ
+    first = dct((s("with_mean", 4), NEWTRUE)) + BUILD
+    return wrap(scaler + first + dct((s("with_std", 4), NEWTRUE)) + BUILD, 4)
 
 
 # === BENIGN: hostile-looking data that must be accepted =======================================
