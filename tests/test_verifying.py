@@ -136,3 +136,168 @@ def test_signed_payload_that_is_not_strict_json_is_a_signature_error(payload: by
     key = safeload.generate_key()
     with pytest.raises(safeload.SignatureError, match="the signed statement"):
         _verify(key, _bundle(key, payload))
+
+
+def test_a_verified_statement_reports_what_was_signed() -> None:
+    key = safeload.generate_key()
+    verified = _verify(key, _bundle(key, _statement()))
+    assert verified.subject_name == "iris"
+    assert verified.signer_hint == key.hint
+    assert verified.shard_size is None
+    assert verified.digests() == {name: (_sha(data),) for name, data in FILES.items()}
+
+
+def _no_subject_name(s: dict[str, Any]) -> None:
+    del s["subject"][0]["name"]
+
+
+def _subject_name_not_text(s: dict[str, Any]) -> None:
+    s["subject"][0]["name"] = 1
+
+
+def _two_subjects(s: dict[str, Any]) -> None:
+    s["subject"].append(dict(s["subject"][0]))
+
+
+def _no_subjects(s: dict[str, Any]) -> None:
+    s["subject"].clear()
+
+
+def _subject_digest_not_sha256(s: dict[str, Any]) -> None:
+    s["subject"][0]["digest"] = {"sha512": s["subject"][0]["digest"]["sha256"]}
+
+
+def _resources_not_a_list(s: dict[str, Any]) -> None:
+    s["predicate"]["resources"] = {}
+
+
+def _other_statement_type(s: dict[str, Any]) -> None:
+    s["_type"] = "https://in-toto.io/Statement/v0.1"
+
+
+def _other_predicate_type(s: dict[str, Any]) -> None:
+    s["predicateType"] = "https://example.com/anything"
+
+
+def _no_allow_symlinks(s: dict[str, Any]) -> None:
+    del s["predicate"]["serialization"]["allow_symlinks"]
+
+
+def _statement_not_an_object(s: dict[str, Any]) -> None:
+    s.clear()
+
+
+MALFORMED = {
+    f.__name__.lstrip("_"): f
+    for f in [
+        _no_subject_name,
+        _subject_name_not_text,
+        _two_subjects,
+        _no_subjects,
+        _subject_digest_not_sha256,
+        _resources_not_a_list,
+        _other_statement_type,
+        _other_predicate_type,
+        _no_allow_symlinks,
+        _statement_not_an_object,
+    ]
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_correctly_signed_but_malformed_statement_is_a_signature_error(case: str) -> None:
+    key = safeload.generate_key()
+    statement = _statement()
+    MALFORMED[case](statement)
+    with pytest.raises(safeload.SignatureError):
+        _verify(key, _bundle(key, statement))
+
+
+def _two_signatures(b: dict[str, Any]) -> None:
+    sigs = b["dsseEnvelope"]["signatures"]
+    sigs.append(dict(sigs[0]))
+
+
+def _no_signatures(b: dict[str, Any]) -> None:
+    b["dsseEnvelope"]["signatures"].clear()
+
+
+def _payload_not_base64(b: dict[str, Any]) -> None:
+    b["dsseEnvelope"]["payload"] += "!"
+
+
+def _sig_not_base64(b: dict[str, Any]) -> None:
+    b["dsseEnvelope"]["signatures"][0]["sig"] = "#" + b["dsseEnvelope"]["signatures"][0]["sig"]
+
+
+def _other_payload_type(b: dict[str, Any]) -> None:
+    b["dsseEnvelope"]["payloadType"] = "application/json"
+
+
+def _other_media_type(b: dict[str, Any]) -> None:
+    b["mediaType"] = "application/vnd.dev.sigstore.bundle+json;version=0.2"
+
+
+def _uppercase_hint(b: dict[str, Any]) -> None:
+    b["verificationMaterial"]["publicKey"]["hint"] = b["verificationMaterial"]["publicKey"][
+        "hint"
+    ].upper()
+
+
+def _short_hint(b: dict[str, Any]) -> None:
+    b["verificationMaterial"]["publicKey"]["hint"] = b["verificationMaterial"]["publicKey"]["hint"][
+        :-1
+    ]
+
+
+def _no_public_key(b: dict[str, Any]) -> None:
+    del b["verificationMaterial"]["publicKey"]
+
+
+def _envelope_not_an_object(b: dict[str, Any]) -> None:
+    b["dsseEnvelope"] = [b["dsseEnvelope"]]
+
+
+BAD_BUNDLES = {
+    f.__name__.lstrip("_"): f
+    for f in [
+        _two_signatures,
+        _no_signatures,
+        _payload_not_base64,
+        _sig_not_base64,
+        _other_payload_type,
+        _other_media_type,
+        _uppercase_hint,
+        _short_hint,
+        _no_public_key,
+        _envelope_not_an_object,
+    ]
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_BUNDLES))
+def test_malformed_bundle_is_a_signature_error(case: str) -> None:
+    """Each shape rule of the bundle refuses with SignatureError (not a crash, not another
+    refusal), though the signature over the statement itself is valid."""
+    key = safeload.generate_key()
+    bundle = _bundle(key, _statement())
+    BAD_BUNDLES[case](bundle)
+    with pytest.raises(safeload.SignatureError, match="malformed model.sig"):
+        _verify(key, bundle)
+
+
+def test_a_signature_over_other_content_is_a_signature_error() -> None:
+    key = safeload.generate_key()
+    bundle = _bundle(key, _statement())
+    bundle["dsseEnvelope"]["signatures"] = _bundle(key, b"{}")["dsseEnvelope"]["signatures"]
+    with pytest.raises(safeload.SignatureError, match="does not verify"):
+        _verify(key, bundle)
+
+
+def test_signer_outside_the_keyring_is_untrusted_even_with_a_valid_signature() -> None:
+    key, other = safeload.generate_key(), safeload.generate_key()
+    with pytest.raises(safeload.UntrustedSignerError) as err:
+        verify_signature(
+            json.dumps(_bundle(key, _statement())).encode(), safeload.Keyring.of([other])
+        )
+    assert err.value.hint == key.hint
