@@ -100,3 +100,42 @@ def test_repo_keys_folder_keeps_private_keys_out_of_git() -> None:
     root = Path(__file__).parent.parent
     assert "*.key" in (root / "keys" / ".gitignore").read_text().split()
     assert not list((root / "keys").glob("*.key"))
+
+
+@pytest.mark.parametrize("suffix", [".key", ".pub"])
+def test_save_refuses_a_dangling_symlink_in_place_of_a_key_file(
+    tmp_path: Path, suffix: str
+) -> None:
+    """A symlink planted where a key file goes is never followed to write elsewhere."""
+    target = tmp_path / "elsewhere"
+    (tmp_path / f"trainer{suffix}").symlink_to(target)
+    with pytest.raises(safeload.KeyFileError, match="already exists"):
+        safeload.generate_key().save(tmp_path / "trainer")
+    assert not target.exists()
+
+
+def test_bytes_passphrase_round_trip(tmp_path: Path) -> None:
+    key = safeload.generate_key()
+    path = key.save(tmp_path / "k", passphrase=b"correct horse")
+    assert safeload.load_signing_key(path, passphrase=b"correct horse").hint == key.hint
+
+
+def test_keyring_of_public_and_signing_keys_looks_up_by_hint_only() -> None:
+    signer, other, outsider = (safeload.generate_key() for _ in range(3))
+    ring = safeload.Keyring.of([signer, other.public_key])
+    assert ring.get(signer.hint) is not None
+    assert ring.get(other.hint) is not None
+    assert ring.get(outsider.hint) is None
+    assert signer.hint in ring
+    assert other.hint in ring
+    assert outsider.hint not in ring
+    assert ring.name_of(signer.hint) == signer.hint[:16]
+    assert len(ring) == 2
+
+
+def test_keyring_from_dir_skips_a_non_file_pub_and_keeps_reading(tmp_path: Path) -> None:
+    (tmp_path / "a.pub").mkdir()  # sorts first
+    key = safeload.generate_key()
+    key.save(tmp_path / "b")
+    ring = safeload.Keyring.from_dir(tmp_path)
+    assert set(ring) == {key.hint}

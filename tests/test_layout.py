@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 import safeload
+from safeload import layout
 from safeload.errors import ArtifactNotFoundError, MalformedArtifactError, UnsignedArtifactError
-from safeload.layout import ArtifactDir, ReadLimits, check_name, read_model_file
+from safeload.layout import ArtifactDir, ReadLimits, check_name, read_fd, read_model_file
 
 FILES = {"model.joblib": b"m" * 10, "safeload.json": b"j" * 20, "model.sig": b"s" * 30}
 
@@ -152,3 +153,30 @@ def test_read_limits_reach_the_load_gate(artifact: Path, keydir: Path) -> None:
     size = (artifact / "model.joblib").stat().st_size
     with pytest.raises(MalformedArtifactError, match="limit"):
         safeload.load(artifact, trusted=keydir, read_limits=ReadLimits(max_model_bytes=size - 1))
+
+
+@pytest.mark.parametrize("change", ["shrinks", "grows"])
+@pytest.mark.parametrize("shard_size", [None, 8])
+def test_a_file_that_changes_size_while_read_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str, shard_size: int | None
+) -> None:
+    """Read in 4-byte chunks; after the first chunk the file is truncated or appended to."""
+    monkeypatch.setattr(layout, "_CHUNK", 4)
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 16)
+
+    def meddle(done: int, total: int) -> None:
+        if done == 4:
+            with path.open("r+b") as handle:
+                if change == "shrinks":
+                    handle.truncate(6)
+                else:
+                    handle.seek(0, os.SEEK_END)
+                    handle.write(b"more")
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(MalformedArtifactError, match="changed size while it was being read"):
+            read_fd(fd, "f", 1 << 20, shard_size=shard_size, progress=meddle)
+    finally:
+        os.close(fd)

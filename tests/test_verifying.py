@@ -143,6 +143,7 @@ def test_a_verified_statement_reports_what_was_signed() -> None:
     verified = _verify(key, _bundle(key, _statement()))
     assert verified.subject_name == "iris"
     assert verified.signer_hint == key.hint
+    assert verified.signer_name == key.hint[:16]  # the name Keyring.of gives a key
     assert verified.shard_size is None
     assert verified.digests() == {name: (_sha(data),) for name, data in FILES.items()}
 
