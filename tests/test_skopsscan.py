@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import warnings
+import zipfile
+
 import pytest
 
+from safeload.errors import MalformedArtifactError
 from safeload.policy import TypePolicy
-from safeload.skopsscan import untrusted_skops_types
+from safeload.scanning import ScanLimits
+from safeload.skopsscan import check_zip, untrusted_skops_types
 
 EMPTY = TypePolicy.of([])
 
@@ -38,3 +44,64 @@ def test_numpy_types_through_other_loaders_need_the_policy(kind: str) -> None:
 def test_container_loaders_pass_only_their_own_type() -> None:
     assert untrusted_skops_types([("DictNode", ("builtins", "dict"))], EMPTY) == []
     assert untrusted_skops_types([("DictNode", ("os", "system"))], EMPTY) == ["os.system"]
+
+
+def _zip(entries: dict[str, bytes], method: int = zipfile.ZIP_STORED) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=method) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def test_zip_entry_count_limit_is_inclusive() -> None:
+    data = _zip({"schema.json": b"{}", "a.npy": b"", "b.npy": b""})
+    check_zip(data, ScanLimits(max_zip_entries=3))
+    with pytest.raises(MalformedArtifactError, match="3 entries, over the limit of 2"):
+        check_zip(data, ScanLimits(max_zip_entries=2))
+
+
+def test_zip_total_size_limit_is_inclusive() -> None:
+    data = _zip({"schema.json": b"{}", "a.npy": b"x" * 98})
+    check_zip(data, ScanLimits(max_decompressed_bytes=100))
+    with pytest.raises(MalformedArtifactError, match="expands to 100 bytes, over the limit of 99"):
+        check_zip(data, ScanLimits(max_decompressed_bytes=99))
+
+
+def test_zip_ratio_is_enforced_above_the_floor_only() -> None:
+    floor = 1000
+    limits = ScanLimits(max_ratio=10, ratio_floor_bytes=floor)
+    check_zip(_zip({"schema.json": b"{}", "a.npy": bytes(floor)}, zipfile.ZIP_DEFLATED), limits)
+    bomb = _zip({"schema.json": b"{}", "a.npy": bytes(floor + 1)}, zipfile.ZIP_DEFLATED)
+    with pytest.raises(MalformedArtifactError, match="decompression bomb"):
+        check_zip(bomb, limits)
+    # Stored (ratio 1) above the floor is fine.
+    check_zip(_zip({"schema.json": b"{}", "a.npy": bytes(floor + 1)}), limits)
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        ({"schema.json": b"{}", "../x": b""}, "odd or duplicate entry name"),
+        ({"schema.json": b"{}", ".hidden": b""}, "odd or duplicate entry name"),
+        ({"a.npy": b""}, "no schema.json"),
+    ],
+)
+def test_zip_names_are_checked(entries: dict[str, bytes], message: str) -> None:
+    with pytest.raises(MalformedArtifactError, match=message):
+        check_zip(_zip(entries), ScanLimits())
+
+
+def test_duplicate_zip_entry_is_refused() -> None:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        archive.writestr("schema.json", b"{}")
+        archive.writestr("schema.json", b"{}")
+    with pytest.raises(MalformedArtifactError, match="odd or duplicate entry name"):
+        check_zip(out.getvalue(), ScanLimits())
+
+
+def test_not_a_zip_is_malformed() -> None:
+    with pytest.raises(MalformedArtifactError, match="not a valid zip archive"):
+        check_zip(b"PK\x03\x04 not really", ScanLimits())
