@@ -8,7 +8,13 @@ import pytest
 from sklearn.pipeline import Pipeline
 
 import safeload
+from safeload.compression import decompress
+from safeload.policy import TypePolicy
 from safeload.scanning import ScanLimits
+from safeload.skopsscan import trusted_list_for_skops
+from safeload.typegate import check_types
+from tests.helpers import joblib_bytes
+from tests.malicious import malicious_joblib
 
 ONE_ENTRY = ScanLimits(max_zip_entries=1)
 
@@ -47,3 +53,56 @@ def test_verify_and_load_file_apply_the_callers_zip_limit(
         safeload.load_file(
             skops_artifact / "model.skops", unsafe_allow_unsigned=True, scan_limits=ONE_ENTRY
         )
+
+
+# -- check_types at unit level: which scan a file gets, what passes on -------------------------
+
+
+@pytest.fixture(scope="module")
+def skops_bytes(pipeline: Pipeline) -> bytes:
+    import skops.io
+
+    return skops.io.dumps(pipeline)
+
+
+def test_a_bare_zip_is_scanned_as_skops_and_keeps_its_bytes(skops_bytes: bytes) -> None:
+    checked = check_types(skops_bytes, TypePolicy.default())
+    assert checked.format == "skops"
+    assert checked.report.format == "skops"
+    assert bytes(checked.payload) == skops_bytes
+    assert checked.skops_trusted == tuple(trusted_list_for_skops(skops_bytes))
+
+
+def test_the_declared_format_wins_over_the_magic(skops_bytes: bytes) -> None:
+    """A file declared joblib is scanned as a pickle even if it starts like a zip."""
+    with pytest.raises(safeload.MalformedArtifactError):
+        check_types(skops_bytes, TypePolicy.default(), format="joblib")
+    with pytest.raises(safeload.MalformedArtifactError, match="zip"):
+        check_types(joblib_bytes([1]), TypePolicy.default(), format="skops")
+
+
+@pytest.mark.parametrize("compress", [0, 3])
+def test_a_joblib_file_passes_on_its_decompressed_stream(compress: int) -> None:
+    data = joblib_bytes({"a": [1, 2]}, compress=compress)
+    checked = check_types(data, TypePolicy.default())
+    assert checked.format == "joblib"
+    assert checked.skops_trusted == ()
+    assert (checked.report.compression is None) == (compress == 0)
+    assert bytes(checked.payload) == (data if compress == 0 else decompress(data)[1])
+    assert checked.report.safe
+
+
+def test_untrusted_types_are_refused_in_either_format(skops_bytes: bytes, tmp_path: Path) -> None:
+    with pytest.raises(safeload.UntrustedTypeError):
+        check_types(malicious_joblib(tmp_path / "PWNED"), TypePolicy.default())
+    with pytest.raises(safeload.UntrustedTypeError):
+        check_types(skops_bytes, TypePolicy.of(["builtins:dict"]))
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_default_limits_apply_when_none_are_given(skops_bytes: bytes) -> None:
+    """No limits means ScanLimits(), not no limits: the default ratio floor still holds."""
+    bomb = joblib_bytes(bytes(64 << 20), compress=("zlib", 9))
+    assert len(bomb) < (64 << 20) // 200
+    with pytest.raises(safeload.MalformedArtifactError, match="ratio"):
+        check_types(bomb, TypePolicy.default())
