@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sklearn.pipeline import Pipeline
 
@@ -106,3 +107,25 @@ def test_default_limits_apply_when_none_are_given(skops_bytes: bytes) -> None:
     assert len(bomb) < (64 << 20) // 200
     with pytest.raises(safeload.MalformedArtifactError, match="ratio"):
         check_types(bomb, TypePolicy.default())
+
+
+def test_the_callers_policy_decides_for_joblib_files() -> None:
+    """A policy narrower than the default refuses what the default would accept."""
+    data = joblib_bytes(np.arange(3))
+    assert check_types(data, TypePolicy.default()).report.safe
+    with pytest.raises(safeload.UntrustedTypeError):
+        check_types(data, TypePolicy.of(["builtins:dict"]))
+
+
+def test_the_callers_limits_bound_the_pickle_scan() -> None:
+    data = joblib_bytes({"a": list(range(100))})
+    check_types(data, TypePolicy.default())
+    with pytest.raises(safeload.MalformedArtifactError, match="max_opcodes"):
+        check_types(data, TypePolicy.default(), limits=ScanLimits(max_opcodes=10))
+
+
+def test_the_callers_limits_bound_decompression() -> None:
+    data = joblib_bytes(bytes(1 << 20), compress=3)
+    check_types(data, TypePolicy.default())
+    with pytest.raises(safeload.MalformedArtifactError, match="max_decompressed_bytes"):
+        check_types(data, TypePolicy.default(), limits=ScanLimits(max_decompressed_bytes=4096))
