@@ -1627,3 +1627,28 @@ def test_second_wall_accepts_every_dtype_numpy_writes(dtype: Any) -> None:
         assert check(data, policy=TypePolicy.default()).safe
         loaded = second_wall(data)
         assert loaded == value and loaded.__reduce__() == value.__reduce__()
+
+
+# --- NEWOBJ_EX hands both its arguments and its keywords to the call rule ----------------------
+
+
+def _newobj_ex(args: bytes, kwargs: bytes) -> bytes:
+    cls = glob("scipy.sparse._csr", "csr_matrix")  # rule "new": cls.__new__(cls) only
+    return OP.PROTO + b"\x04" + cls + args + kwargs + OP.NEWOBJ_EX + OP.STOP
+
+
+def test_newobj_ex_without_arguments_passes_a_new_only_rule() -> None:
+    report = check(_newobj_ex(OP.EMPTY_TUPLE, OP.EMPTY_DICT), policy=TypePolicy.default())
+    assert report.safe, report.problems
+
+
+def test_newobj_ex_with_keywords_breaks_a_new_only_rule() -> None:
+    kwargs = OP.EMPTY_DICT + su("shape") + OP.BININT1 + b"\x05" + OP.SETITEM
+    report = check(_newobj_ex(OP.EMPTY_TUPLE, kwargs), policy=TypePolicy.default())
+    assert any("with keyword arguments" in p for p in report.problems), report.problems
+
+
+def test_newobj_ex_with_arguments_breaks_a_new_only_rule() -> None:
+    args = OP.BININT1 + b"\x05" + OP.TUPLE1
+    report = check(_newobj_ex(args, OP.EMPTY_DICT), policy=TypePolicy.default())
+    assert any("by NEWOBJ with arguments" in p for p in report.problems), report.problems
