@@ -1652,3 +1652,33 @@ def test_newobj_ex_with_arguments_breaks_a_new_only_rule() -> None:
     args = OP.BININT1 + b"\x05" + OP.TUPLE1
     report = check(_newobj_ex(args, OP.EMPTY_DICT), policy=TypePolicy.default())
     assert any("by NEWOBJ with arguments" in p for p in report.problems), report.problems
+
+
+# --- raise_if_unsafe: which refusal a report stands for ------------------------------------------
+
+
+def _report(untrusted: tuple[str, ...], problems: tuple[str, ...], path: str | None) -> ScanReport:
+    return ScanReport(path, "pickle", None, untrusted, untrusted, problems)
+
+
+@pytest.mark.parametrize("path", ["models/m.joblib", None])
+def test_untrusted_types_with_other_problems_raise_untrusted_type_error_naming_both(
+    path: str | None,
+) -> None:
+    report = _report(("os.system",), ("bytes after STOP.", "Too deep."), path)
+    with pytest.raises(UntrustedTypeError) as err:
+        report.raise_if_unsafe()
+    assert err.value.types == ("os.system",)
+    message = str(err.value)
+    assert message.startswith(f"{path or 'The model stream'} names 1 type(s)")
+    assert message.endswith(" Other problems: bytes after STOP. Too deep.")
+
+
+def test_problems_alone_raise_malformed_and_a_clean_report_nothing() -> None:
+    with pytest.raises(MalformedArtifactError, match="refused by the static scan.*bytes after"):
+        _report((), ("bytes after STOP",), None).raise_if_unsafe()
+    clean = _report((), (), None)
+    assert clean.safe
+    clean.raise_if_unsafe()
+    assert not _report(("os.system",), (), None).safe
+    assert not _report((), ("x",), None).safe
