@@ -1682,3 +1682,12 @@ def test_problems_alone_raise_malformed_and_a_clean_report_nothing() -> None:
     clean.raise_if_unsafe()
     assert not _report(("os.system",), (), None).safe
     assert not _report((), ("x",), None).safe
+
+
+def test_problems_past_the_cap_are_counted_and_still_refused() -> None:
+    ext = b"".join(OP.EXT1 + bytes([code]) + OP.POP for code in range(1, 61))
+    report = check(OP.PROTO + b"\x02" + ext + OP.NONE + OP.STOP)
+    assert len(report.problems) == 51
+    assert report.problems[-1] == "... and 10 more problem(s) of the same kinds."
+    with pytest.raises(MalformedArtifactError, match="copyreg extension registry"):
+        report.raise_if_unsafe()
