@@ -48,3 +48,18 @@ def test_a_stored_reference_loads_and_trailing_bytes_are_refused() -> None:
     assert unpickle_verified(stream, policy) is len
     with pytest.raises(MalformedArtifactError, match="1 unexpected byte"):
         unpickle_verified(stream + b"\0", policy)
+
+
+def test_bytes_after_stop_inside_the_last_frame_are_refused() -> None:
+    """Protocol 4 frames: extra bytes can hide in the frame that STOP ends, not only after it."""
+    body = OP.NONE + OP.STOP
+    framed = OP.PROTO + b"\x04" + OP.FRAME + (len(body) + 1).to_bytes(8, "little") + body
+    assert (
+        unpickle_verified(
+            OP.PROTO + b"\x04" + OP.FRAME + len(body).to_bytes(8, "little") + body,
+            TypePolicy.default(),
+        )
+        is None
+    )
+    with pytest.raises(MalformedArtifactError, match="unexpected bytes after the end"):
+        unpickle_verified(framed + b"x", TypePolicy.default())
