@@ -321,3 +321,36 @@ def test_a_genuine_all_zero_model_is_told_which_limit_and_how_to_raise_it() -> N
     assert "ScanLimits(max_ratio=" in str(refused.value)
     _, out = decompress(data, limits=ScanLimits(max_ratio=10_000))
     assert len(out) > 128 * MIB
+
+
+# --- boundaries of the zlib loop (found by mutation testing) ----------------------------------
+
+
+def _zlib_stream(data: bytes) -> bytes:
+    out = zlib.compress(data, 9)
+    assert detect_compression(out) == "zlib"
+    return out
+
+
+def test_a_stream_ending_exactly_on_an_input_chunk_is_not_trailing_data(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from safeload.typegate import compression
+
+    payload = bytes(range(256)) * 64
+    stream = _zlib_stream(payload)
+    monkeypatch.setattr(compression, "_IN_CHUNK", len(stream))
+    assert bytes(decompress(stream)[1]) == payload
+    with pytest.raises(MalformedArtifactError, match="unexpected data after the end"):
+        decompress(stream + b"\0")
+
+
+def test_output_still_buffered_when_the_input_runs_out_is_drained(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Small output steps leave most of a well-compressed stream inside zlib at end of input."""
+    from safeload.typegate import compression
+
+    monkeypatch.setattr(compression, "_OUT_CHUNK", 1000)
+    payload = bytes(MIB)
+    assert bytes(decompress(_zlib_stream(payload))[1]) == payload

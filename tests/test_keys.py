@@ -204,3 +204,34 @@ def test_keyring_refuses_a_symlinked_folder(tmp_path: Path) -> None:
     with pytest.raises(safeload.KeyFileError, match="symlink"):
         safeload.load(tmp_path / "nowhere", trusted=tmp_path / "link")
     assert key.hint in safeload.Keyring.from_dir(folder)
+
+
+@pytest.mark.parametrize("suffix", [".key", ".pub"])
+def test_save_refuses_a_dangling_symlink_in_place_of_a_key_file(
+    tmp_path: Path, suffix: str
+) -> None:
+    """A symlink planted where a key file goes is never followed to write elsewhere."""
+    target = tmp_path / "elsewhere"
+    (tmp_path / f"trainer{suffix}").symlink_to(target)
+    with pytest.raises(safeload.KeyFileError, match="already exists"):
+        safeload.generate_key().save(tmp_path / "trainer")
+    assert not target.exists()
+
+
+def test_bytes_passphrase_round_trip(tmp_path: Path) -> None:
+    key = safeload.generate_key()
+    path = key.save(tmp_path / "k", passphrase=b"correct horse")
+    assert safeload.load_signing_key(path, passphrase=b"correct horse").hint == key.hint
+
+
+def test_keyring_of_public_and_signing_keys_looks_up_by_hint_only() -> None:
+    signer, other, outsider = (safeload.generate_key() for _ in range(3))
+    ring = safeload.Keyring.of([signer, other.public_key])
+    assert ring.get(signer.hint) is not None
+    assert ring.get(other.hint) is not None
+    assert ring.get(outsider.hint) is None
+    assert signer.hint in ring
+    assert other.hint in ring
+    assert outsider.hint not in ring
+    assert ring.name_of(signer.hint) == signer.hint[:16]
+    assert len(ring) == 2

@@ -19,12 +19,15 @@ import safeload
 from safeload import layout
 from safeload.manifest import (
     SHARD_SIZE,
+    Manifest,
+    Resource,
     ShardedSha256,
     file_digests,
     shard_bounds,
     split_shards,
 )
 from safeload.signing import PAYLOAD_TYPE, pae
+from safeload.verifying import VerifiedStatement, check_file_set
 
 
 def _sha(data: bytes) -> str:
@@ -268,3 +271,13 @@ def test_size_change_is_refused_from_the_listing(
     with pytest.raises(safeload.TamperedArtifactError, match="changed: model.joblib"):
         safeload.load(artifact, trusted=keydir)
     assert "model.joblib" not in read
+
+
+def test_an_empty_file_signs_size_zero_in_a_sharded_manifest() -> None:
+    """The shard ``[0, 0)`` of an empty file means size 0: kept, and one byte more is refused."""
+    manifest = Manifest((Resource("model.joblib", _sha(b""), 0, 0, 4096),), 4096)
+    assert manifest.sizes() == {"model.joblib": 0}
+    statement = VerifiedStatement("0" * 64, None, "m", manifest)
+    check_file_set(statement, {"model.joblib": 0})
+    with pytest.raises(safeload.TamperedArtifactError, match="changed: model.joblib"):
+        check_file_set(statement, {"model.joblib": 1})

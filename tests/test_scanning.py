@@ -1673,3 +1673,67 @@ def test_a_memo_shared_graph_in_a_dtype_state_is_refused_quickly_by_the_scanner(
     assert not report.safe
     assert any("more than 100000 values" in p for p in report.problems), report.problems
     assert time.monotonic() - started < 1
+
+
+# --- NEWOBJ_EX hands both its arguments and its keywords to the call rule ----------------------
+
+
+def _newobj_ex(args: bytes, kwargs: bytes) -> bytes:
+    cls = glob("scipy.sparse._csr", "csr_matrix")  # rule "new": cls.__new__(cls) only
+    return OP.PROTO + b"\x04" + cls + args + kwargs + OP.NEWOBJ_EX + OP.STOP
+
+
+def test_newobj_ex_without_arguments_passes_a_new_only_rule() -> None:
+    report = check(_newobj_ex(OP.EMPTY_TUPLE, OP.EMPTY_DICT), policy=TypePolicy.default())
+    assert report.safe, report.problems
+
+
+def test_newobj_ex_with_keywords_breaks_a_new_only_rule() -> None:
+    kwargs = OP.EMPTY_DICT + su("shape") + OP.BININT1 + b"\x05" + OP.SETITEM
+    report = check(_newobj_ex(OP.EMPTY_TUPLE, kwargs), policy=TypePolicy.default())
+    assert any("with keyword arguments" in p for p in report.problems), report.problems
+
+
+def test_newobj_ex_with_arguments_breaks_a_new_only_rule() -> None:
+    args = OP.BININT1 + b"\x05" + OP.TUPLE1
+    report = check(_newobj_ex(args, OP.EMPTY_DICT), policy=TypePolicy.default())
+    assert any("by NEWOBJ with arguments" in p for p in report.problems), report.problems
+
+
+# --- raise_if_unsafe: which refusal a report stands for ------------------------------------------
+
+
+def _report(untrusted: tuple[str, ...], problems: tuple[str, ...], path: str | None) -> ScanReport:
+    return ScanReport(path, "pickle", None, untrusted, untrusted, problems)
+
+
+@pytest.mark.parametrize("path", ["models/m.joblib", None])
+def test_untrusted_types_with_other_problems_raise_untrusted_type_error_naming_both(
+    path: str | None,
+) -> None:
+    report = _report(("os.system",), ("bytes after STOP.", "Too deep."), path)
+    with pytest.raises(UntrustedTypeError) as err:
+        report.raise_if_unsafe()
+    assert err.value.types == ("os.system",)
+    message = str(err.value)
+    assert message.startswith(f"{path or 'The model stream'} names 1 type(s)")
+    assert message.endswith(" Other problems: bytes after STOP. Too deep.")
+
+
+def test_problems_alone_raise_malformed_and_a_clean_report_nothing() -> None:
+    with pytest.raises(MalformedArtifactError, match="refused by the static scan.*bytes after"):
+        _report((), ("bytes after STOP",), None).raise_if_unsafe()
+    clean = _report((), (), None)
+    assert clean.safe
+    clean.raise_if_unsafe()
+    assert not _report(("os.system",), (), None).safe
+    assert not _report((), ("x",), None).safe
+
+
+def test_problems_past_the_cap_are_counted_and_still_refused() -> None:
+    ext = b"".join(OP.EXT1 + bytes([code]) + OP.POP for code in range(1, 61))
+    report = check(OP.PROTO + b"\x02" + ext + OP.NONE + OP.STOP)
+    assert len(report.problems) == 51
+    assert report.problems[-1] == "... and 10 more problem(s) of the same kinds."
+    with pytest.raises(MalformedArtifactError, match="copyreg extension registry"):
+        report.raise_if_unsafe()

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sklearn.pipeline import Pipeline
 
 import safeload
-from safeload.typegate import ScanLimits
+from safeload.policy import TypePolicy
+from safeload.typegate import ScanLimits, check_types
+from safeload.typegate.compression import decompress
+from tests.helpers import joblib_bytes
+from tests.malicious import malicious_joblib
 
 ONE_ENTRY = ScanLimits(max_zip_entries=1)
 
@@ -100,3 +105,80 @@ def test_every_entry_point_passes_through_the_one_door(
     safeload.convert(bare, tmp_path / "converted" / "1", key=key, sample=None)
     # the joblib source, the converted bytes, and save's own check of what it writes
     assert door == ["joblib", "skops", "skops"], "convert bypassed the door"
+
+
+# -- check_types at unit level: which scan a file gets, what passes on -------------------------
+
+
+@pytest.fixture(scope="module")
+def skops_bytes(pipeline: Pipeline) -> bytes:
+    import skops.io
+
+    return skops.io.dumps(pipeline)
+
+
+def test_a_bare_zip_is_scanned_as_skops_and_keeps_its_bytes(skops_bytes: bytes) -> None:
+    checked = check_types(skops_bytes, TypePolicy.default())
+    assert checked.format == "skops"
+    assert checked.report.format == "skops"
+    assert bytes(checked.payload) == skops_bytes
+    from skops.io import get_untrusted_types
+
+    assert checked.skops_trusted == tuple(sorted(get_untrusted_types(data=skops_bytes)))
+
+
+def test_the_declared_format_wins_over_the_magic(skops_bytes: bytes) -> None:
+    """A file declared joblib is scanned as a pickle even if it starts like a zip."""
+    with pytest.raises(safeload.MalformedArtifactError):
+        check_types(skops_bytes, TypePolicy.default(), format="joblib")
+    with pytest.raises(safeload.MalformedArtifactError, match="zip"):
+        check_types(joblib_bytes([1]), TypePolicy.default(), format="skops")
+
+
+@pytest.mark.parametrize("compress", [0, 3])
+def test_a_joblib_file_passes_on_its_decompressed_stream(compress: int) -> None:
+    data = joblib_bytes({"a": [1, 2]}, compress=compress)
+    checked = check_types(data, TypePolicy.default())
+    assert checked.format == "joblib"
+    assert checked.skops_trusted == ()
+    assert (checked.report.compression is None) == (compress == 0)
+    assert bytes(checked.payload) == (data if compress == 0 else decompress(data)[1])
+    assert checked.report.safe
+
+
+def test_untrusted_types_are_refused_in_either_format(skops_bytes: bytes, tmp_path: Path) -> None:
+    with pytest.raises(safeload.UntrustedTypeError):
+        check_types(malicious_joblib(tmp_path / "PWNED"), TypePolicy.default())
+    with pytest.raises(safeload.UntrustedTypeError):
+        check_types(skops_bytes, TypePolicy.of(["builtins:dict"]))
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_default_limits_apply_when_none_are_given(skops_bytes: bytes) -> None:
+    """No limits means ScanLimits(), not no limits: the default ratio floor still holds."""
+    bomb = joblib_bytes(bytes(64 << 20), compress=("zlib", 9))
+    assert len(bomb) < (64 << 20) // 200
+    with pytest.raises(safeload.MalformedArtifactError, match="ratio"):
+        check_types(bomb, TypePolicy.default())
+
+
+def test_the_callers_policy_decides_for_joblib_files() -> None:
+    """A policy narrower than the default refuses what the default would accept."""
+    data = joblib_bytes(np.arange(3))
+    assert check_types(data, TypePolicy.default()).report.safe
+    with pytest.raises(safeload.UntrustedTypeError):
+        check_types(data, TypePolicy.of(["builtins:dict"]))
+
+
+def test_the_callers_limits_bound_the_pickle_scan() -> None:
+    data = joblib_bytes({"a": list(range(100))})
+    check_types(data, TypePolicy.default())
+    with pytest.raises(safeload.MalformedArtifactError, match="max_opcodes"):
+        check_types(data, TypePolicy.default(), limits=ScanLimits(max_opcodes=10))
+
+
+def test_the_callers_limits_bound_decompression() -> None:
+    data = joblib_bytes(bytes(1 << 20), compress=3)
+    check_types(data, TypePolicy.default())
+    with pytest.raises(safeload.MalformedArtifactError, match="max_decompressed_bytes"):
+        check_types(data, TypePolicy.default(), limits=ScanLimits(max_decompressed_bytes=4096))
