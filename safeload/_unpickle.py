@@ -75,6 +75,10 @@ _MAX_HASH_WORK = 50_000_000
 
 # Keys whose hash is one cheap step (and never recursive).
 _FLAT_KEYS = frozenset({str, int, float, bool, bytes, type(None), complex})
+# str and bytes hash with the interpreter's secret SipHash key: a file cannot choose many keys
+# whose full hashes collide (the only ones a dict or set compares), and comparing two costs
+# their length, already paid to read them. Numbers hash in a way anyone can compute: counted.
+_KEYED_STRINGS = frozenset({str, bytes})
 # Item assignments that only store (a dict subclass that does not override it uses dict's).
 _DICT_SETITEMS = (dict.__setitem__, OrderedDict.__setitem__)
 # Names the machine (or copy) looks up on an instance and calls, beside dunder names.
@@ -384,9 +388,11 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
 
         Then the comparing work: ``values`` go into ``target`` (``None``: a new container).
         """
-        if set(map(type, values)) <= _FLAT_KEYS:  # the common case, at C speed
+        kinds = set(map(type, values))
+        if kinds <= _FLAT_KEYS:  # the common case, at C speed
             self._budget.spend(len(values))
-            self._collisions(values, target)
+            if not kinds <= _KEYED_STRINGS:
+                self._collisions(values, target)
             return
         work = 0
         for value in values:
@@ -422,6 +428,8 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
             else:
                 table = entry[1]
         for key in values:
+            if type(key) in _KEYED_STRINGS:
+                continue  # see _KEYED_STRINGS
             digest = hash(key)  # its cost was charged (and bounded) by _charge
             bucket: list[Any] | None = table.get(digest)
             if bucket is None:

@@ -57,6 +57,11 @@ if TYPE_CHECKING:
     from safeload.typegate._stream import _Scan
 
 _UNKNOWN = object()
+# str and bytes hash with the interpreter's secret SipHash key: a file cannot choose many keys
+# whose full hashes collide (the only collisions dict and set compare), and comparing two of
+# them costs their length, already paid to read them. Skipping them keeps a 300,000-word
+# vocabulary at the speed of a plain scan; numbers, whose hashes anyone can compute, are counted.
+_KEYED_STRINGS = (str, bytes)
 _REAL_DEPTH = 32  # deeper keys are not rebuilt (and charged as unknown)
 
 
@@ -86,6 +91,8 @@ def charge_comparisons(
     which are the comparisons just charged.
     """
     for value in values:
+        if type(value) in _KEYED_STRINGS:
+            continue  # see _KEYED_STRINGS
         width = _width(value)
         if width > 1 and width * width > s.scan.limits.max_hash_work:
             real: Any = _UNKNOWN  # too wide to rebuild: the charge below refuses it anyway
