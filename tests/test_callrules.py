@@ -278,3 +278,28 @@ def test_reference_only_array_class_called_by_a_reduce_node_is_refused(
     with pytest.raises(safeload.MalformedArtifactError, match="numpy.ndarray"):
         _load(tmp_path, key, evil)
     assert unreachable == []
+
+
+def test_a_tuple_node_naming_another_class_is_a_call_held_to_its_rule(
+    tmp_path: Path, key: safeload.SigningKey, unreachable: list[str]
+) -> None:
+    """skops builds a namedtuple by calling the class a TupleNode names on its items. The gate
+    imports nothing to tell a namedtuple from another class, so a TupleNode naming anything but
+    ``tuple`` is a call, held to that class's rule (here ``numpy.ndarray``, a reference only)."""
+    data = skops.io.dumps(StandardScaler().fit(np.eye(3)))
+
+    def edit(schema: dict[str, Any]) -> None:
+        schema["content"]["content"]["mean_"] = {
+            **_ndarray_call("LossNode")["__reduce__"]["args"],
+            "__class__": "ndarray",
+            "__module__": "numpy",
+        }
+
+    evil = edit_skops_schema(data, edit)
+    report = safeload.scan_bytes(evil)
+    assert any(
+        "numpy.ndarray (TupleNode)" in p and "stored reference" in p for p in report.problems
+    ), report
+    with pytest.raises(safeload.MalformedArtifactError, match="numpy.ndarray"):
+        _load(tmp_path, key, evil)
+    assert unreachable == []
