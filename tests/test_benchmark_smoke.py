@@ -27,3 +27,15 @@ def test_bench_load_smoke(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("| knn-1MB")]
     assert len(rows) == 1 and rows[0].count("|") == 16  # 15 columns
+
+
+def test_bench_gate_steps_smoke() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_gate_steps.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| text")]
+    assert len(rows) == 1 and rows[0].count("|") == 6
