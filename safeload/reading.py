@@ -29,7 +29,6 @@ class ArtifactFiles:
     """An artifact's files, each read once: buffers and digests by name (``model.sig`` apart)."""
 
     path: str
-    sizes: dict[str, int]
     buffers: dict[str, memoryview] = field(repr=False)
     digests: dict[str, tuple[str, ...]]
     shard_size: int | None  # what the digests were computed with (None: whole files)
@@ -88,7 +87,6 @@ def read_artifact(
         buffers, digests = artifact.read_all(shard_size)
         return ArtifactFiles(
             os.fspath(path),
-            dict(artifact.sizes),
             buffers,
             digests,
             shard_size,

@@ -182,28 +182,30 @@ class _Containers:
 
     def charge_hash(self, work: int) -> None:
         """Count ``work`` steps of hashing in the loader against ScanLimits.max_hash_work."""
-        scan = self.scan
-        scan.hash_work += work
-        if scan.hash_work > scan.limits.max_hash_work:
-            self.fatal(
-                f"the dict keys and set members of this file take more than "
-                f"{scan.limits.max_hash_work} steps to hash (ScanLimits.max_hash_work): refused "
-                "as a hashing bomb (a tuple shared through the memo expands exponentially when "
-                "hashed). If the model is genuine and this large, raise that limit"
-            )
+        self._spend(
+            work,
+            "the dict keys and set members of this file take more than {limit} steps to hash "
+            "(ScanLimits.max_hash_work): refused as a hashing bomb (a tuple shared through the "
+            "memo expands exponentially when hashed). If the model is genuine and this large, "
+            "raise that limit",
+        )
 
     def charge_compare(self, work: int) -> None:
         """Count ``work`` steps of comparing colliding keys against ScanLimits.max_hash_work."""
+        self._spend(
+            work,
+            "dict keys or set members with colliding hashes take more than {limit} steps to "
+            "hash and compare (ScanLimits.max_hash_work): refused as an equality bomb (two "
+            "equal frozenset DAGs hash cheaply but compare exponentially; ints that hash alike "
+            "make every insertion compare with every key before it)",
+        )
+
+    def _spend(self, work: int, refusal: str) -> None:
+        """Hashing and comparing share one budget: what the loader spends on keys in total."""
         scan = self.scan
         scan.hash_work += work
         if scan.hash_work > scan.limits.max_hash_work:
-            self.fatal(
-                f"dict keys or set members with colliding hashes take more than "
-                f"{scan.limits.max_hash_work} steps to hash and compare (ScanLimits."
-                "max_hash_work): refused as an equality bomb (two equal frozenset DAGs hash "
-                "cheaply but compare exponentially; ints that hash alike make every insertion "
-                "compare with every key before it)"
-            )
+            self.fatal(refusal.format(limit=scan.limits.max_hash_work))
 
     def hashed(
         self, values: list[Any] | tuple[Any, ...], table: dict[object, list[Any]] | None = None
