@@ -1,0 +1,56 @@
+"""Structural validation of a deserialized model, before it is returned to the caller.
+
+The trusted-type policy decides *which* classes a model file may build; it cannot decide
+whether the numbers inside them are consistent. Several scikit-learn structures are walked by
+native code that trusts its indices (Cython compiled with ``boundscheck=False``, libsvm), so a
+signed-but-crafted (or corrupted) model can read or write out of bounds, and crash the process
+or worse, the first time it predicts. :func:`validate_model` walks the loaded object graph and
+checks those structures against the invariants scikit-learn itself guarantees when it builds
+them, and refuses the model (:class:`~safeload.errors.MalformedArtifactError`, naming where in
+the model and what) if any does not hold:
+
+* ``sklearn.tree._tree.Tree`` (decision trees, forests, gradient boosting, isolation forests):
+  ``1 <= node_count <= capacity``; a node is a leaf iff both children are ``TREE_LEAF``; every
+  child index lies in ``(parent, node_count)`` (sklearn adds a parent before its children, so
+  this also rules out cycles); every node but the root has exactly one parent; split features
+  lie in ``[0, n_features)``; the stored ``max_depth`` covers the real depth (``decision_path``
+  sizes its buffer with it); ``n_classes``/``value`` agree with ``n_outputs``; and the tree
+  agrees with its estimator (``n_features_in_``, ``n_outputs_``, ``n_classes_``), forest or
+  boosting ensemble (shape of ``estimators_``, regression trees, feature subsets).
+* HistGradientBoosting ``TreePredictor``: node dtype, children in ``(parent, n_nodes)`` with one
+  parent each, feature indices within ``n_features_in_``, categorical splits only on features
+  the bin mapper marks categorical, bitset indices within the bitset arrays (shape ``(n, 8)``).
+* ``KDTree``/``BallTree``: ``idx_array`` a permutation-range of the samples, node ranges within
+  it, ``n_nodes = 2**n_levels - 1`` with children of inner nodes in range, ``node_bounds`` shape,
+  ``sample_weight`` length, and the distance metric's parameters sized for the data.
+* libsvm models (SVC, NuSVC, SVR, NuSVR, OneClassSVM): ``_n_support``, ``support_``,
+  ``support_vectors_``, ``_dual_coef_``, ``_intercept_``, ``_probA``/``_probB`` sizes agree.
+* scipy sparse matrices/arrays (``check_format(full_check=True)``, coordinate bounds),
+  ``BSpline`` knots/coefficients/degree, k-means centers, and hashing ``n_features``.
+
+The walk visits estimators' ``__dict__`` values, lists, tuples, sets, dicts and object arrays;
+it is iterative, cycle-safe and bounded (``max_objects``). It never calls a model method that
+runs native code on the structures before they have been checked. It does not (cannot) prove a
+model harmless: it closes the memory-safety holes listed here, for the types of the default
+policy.
+"""
+
+from __future__ import annotations
+
+from safeload.validation._walk import MAX_OBJECTS, Walker
+
+__all__ = ["MAX_OBJECTS", "validate_model"]
+
+
+def validate_model(obj: object, *, max_objects: int = MAX_OBJECTS) -> None:
+    """Check every structure in ``obj`` whose inconsistency could crash native code.
+
+    Args:
+        obj: The freshly deserialized model (any object graph).
+        max_objects: Refuse graphs with more objects than this (bounded time and memory).
+
+    Raises:
+        MalformedArtifactError: Naming the path inside the model (``model.steps[1][1].tree_``)
+            and the inconsistency found.
+    """
+    Walker(max_objects).run(obj)

@@ -1,0 +1,108 @@
+"""HistGradientBoosting predictors: node records, children, features and categorical bitsets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from safeload.validation._base import Checks, Context, Invalid, array, attr, integer
+from safeload.validation.trees import check_children
+
+
+def _check_predictor(
+    pred: Any, n_features: int | None = None, is_categorical: np.ndarray | None = None
+) -> None:
+    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+
+    nodes = array(attr(pred, "nodes"), "nodes", ndim=1)
+    if nodes.dtype != PREDICTOR_RECORD_DTYPE:
+        raise Invalid(f"nodes have dtype {nodes.dtype}, expected the predictor record dtype")
+    if nodes.shape[0] < 1:
+        raise Invalid("the predictor has no nodes")
+    bitsets = {}
+    for name in ("raw_left_cat_bitsets", "binned_left_cat_bitsets"):
+        arr = array(attr(pred, name), name, ndim=2)
+        if arr.shape[1] != 8 or arr.dtype != np.uint32:
+            raise Invalid(
+                f"{name} has shape {arr.shape} and dtype {arr.dtype}, expected (n, 8) uint32"
+            )
+        bitsets[name] = arr.shape[0]
+    is_leaf = nodes["is_leaf"] != 0
+    left = nodes["left"].astype(np.int64)
+    right = nodes["right"].astype(np.int64)
+    check_children(left, right, is_leaf)
+    inner = np.flatnonzero(~is_leaf)
+    feature = nodes["feature_idx"][inner].astype(np.int64)
+    limit = n_features if n_features is not None else np.iinfo(np.int64).max
+    bad = np.flatnonzero((feature < 0) | (feature >= limit))
+    if bad.size:
+        raise Invalid(
+            f"node {int(inner[bad[0]])} splits on feature {int(feature[bad[0]])}, outside "
+            f"[0, {limit})"
+        )
+    categorical = nodes["is_categorical"][inner] != 0
+    if categorical.any():
+        cat_nodes = inner[categorical]
+        idx = nodes["bitset_idx"][cat_nodes].astype(np.int64)
+        n_bitsets = min(bitsets.values())
+        bad = np.flatnonzero(idx >= n_bitsets)
+        if bad.size:
+            raise Invalid(
+                f"node {int(cat_nodes[bad[0]])} uses categorical bitset {int(idx[bad[0]])} of "
+                f"{n_bitsets}"
+            )
+        if is_categorical is not None:
+            cat_features = feature[categorical]
+            bad = np.flatnonzero(is_categorical[cat_features] == 0)
+            if bad.size:
+                raise Invalid(
+                    f"node {int(cat_nodes[bad[0]])} makes a categorical split on feature "
+                    f"{int(cat_features[bad[0]])}, which the bin mapper says is not categorical"
+                )
+
+
+def _visit_predictor(ctx: Context, pred: Any) -> None:
+    _check_predictor(pred)
+
+
+def _visit_hist_gradient_boosting(ctx: Context, hgb: Any) -> None:
+    predictors = attr(hgb, "_predictors")
+    n_in = attr(hgb, "n_features_in_")
+    if predictors is None or n_in is None:
+        return
+    n_in = integer(n_in, "n_features_in_")
+    mapper = attr(hgb, "_bin_mapper")
+    is_cat = attr(mapper, "is_categorical_")
+    is_cat = array(is_cat, "_bin_mapper.is_categorical_", ndim=1)
+    if is_cat.shape[0] != n_in:
+        raise Invalid(
+            f"_bin_mapper.is_categorical_ has {is_cat.shape[0]} entries for n_features_in_={n_in}"
+        )
+    if not isinstance(predictors, list):
+        raise Invalid("_predictors is not a list")
+    for i, per_iter in enumerate(predictors):
+        if not isinstance(per_iter, list):
+            raise Invalid("not a list", f"_predictors[{i}]")
+        for k, pred in enumerate(per_iter):
+            try:
+                _check_predictor(pred, n_in, is_cat)
+            except Invalid as exc:
+                raise exc.within(f"_predictors[{i}][{k}]") from None
+
+
+CHECKS: Checks = [
+    (
+        (("sklearn.ensemble._hist_gradient_boosting.predictor", "TreePredictor"),),
+        _visit_predictor,
+    ),
+    (
+        (
+            (
+                "sklearn.ensemble._hist_gradient_boosting.gradient_boosting",
+                "BaseHistGradientBoosting",
+            ),
+        ),
+        _visit_hist_gradient_boosting,
+    ),
+]

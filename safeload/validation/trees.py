@@ -1,0 +1,277 @@
+"""Decision trees and the ensembles that call them without checking their input.
+
+A ``Tree`` is walked by Cython with ``boundscheck=False``: child and feature indices, depth and
+class counts are trusted. Forests, isolation forests and gradient boosting call their trees
+with ``check_input=False``, so each tree must agree with the ensemble that owns it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from safeload.errors import shown
+from safeload.validation._base import Checks, Context, Invalid, array, attr, integer
+
+TREE_LEAF = -1
+
+
+class TreeFacts:
+    """What the context checks need to know about a validated Tree."""
+
+    def __init__(self, n_features: int, n_outputs: int, n_classes: np.ndarray) -> None:
+        self.n_features = n_features
+        self.n_outputs = n_outputs
+        self.n_classes = n_classes
+
+
+def check_children(left: np.ndarray, right: np.ndarray, is_leaf: np.ndarray) -> np.ndarray:
+    """Shared node-graph check for binary trees stored as child-index arrays.
+
+    Returns the depth of each node. Requires: children of inner nodes in (parent, n); each
+    node except the root has exactly one parent. Together these make the graph a tree rooted
+    at 0 (no cycles, no shared subtrees, nothing unreachable).
+    """
+    n = left.shape[0]
+    inner = np.flatnonzero(~is_leaf)
+    lft = left[inner]
+    rgt = right[inner]
+    for side, child in (("left", lft), ("right", rgt)):
+        bad = np.flatnonzero((child <= inner) | (child >= n))
+        if bad.size:
+            node = int(inner[bad[0]])
+            raise Invalid(
+                f"node {node} has {side} child {int(child[bad[0]])}, outside ({node}, {n}) "
+                "(out of range, or a cycle)"
+            )
+    parents = np.bincount(np.concatenate([lft, rgt]).astype(np.int64), minlength=n)
+    bad = np.flatnonzero(parents[1:] != 1)
+    if bad.size:
+        node = int(bad[0]) + 1
+        raise Invalid(f"node {node} has {int(parents[node])} parents, expected 1")
+    # Depth by pointer jumping: each pass doubles how far every node's known ancestor is, so
+    # log2(depth) passes of whole-array operations, not one pass per level. It terminates
+    # because the checks above make every parent index smaller than its child's.
+    ancestor = np.zeros(n, dtype=np.int64)
+    ancestor[lft] = inner
+    ancestor[rgt] = inner
+    depth = np.ones(n, dtype=np.int64)
+    depth[0] = 0
+    while ancestor.any():
+        depth += depth[ancestor] * (ancestor != 0)
+        ancestor = ancestor[ancestor]
+    return depth
+
+
+def check_tree(tree: Any) -> TreeFacts:
+    """Counts, node graph, split features and depth of one Tree, before any node is read."""
+    node_count = integer(tree.node_count, "node_count")
+    capacity = integer(tree.capacity, "capacity")
+    n_outputs = integer(tree.n_outputs, "n_outputs")
+    max_n_classes = integer(tree.max_n_classes, "max_n_classes")
+    n_features = integer(tree.n_features, "n_features")
+    max_depth = integer(tree.max_depth, "max_depth")
+    # Nothing below may touch the node arrays before this holds: they are views of node_count
+    # records over a buffer of capacity records.
+    if not 1 <= node_count <= capacity:
+        raise Invalid(f"node_count {node_count} is outside [1, capacity={capacity}]")
+    if n_outputs < 1 or max_n_classes < 1 or n_features < 1:
+        raise Invalid(
+            f"n_outputs={n_outputs}, max_n_classes={max_n_classes}, n_features={n_features} "
+            "must all be >= 1"
+        )
+    n_classes = np.asarray(tree.n_classes, dtype=np.int64)
+    if n_classes.shape != (n_outputs,) or n_classes.min() < 1 or n_classes.max() != max_n_classes:
+        raise Invalid(
+            f"n_classes {shown(n_classes)} does not match n_outputs={n_outputs} and "
+            f"max_n_classes={max_n_classes}"
+        )
+    value_shape = tuple(tree.value.shape)
+    if value_shape != (node_count, n_outputs, max_n_classes):
+        raise Invalid(
+            f"value array has shape {value_shape}, expected "
+            f"{(node_count, n_outputs, max_n_classes)}"
+        )
+    left = np.asarray(tree.children_left, dtype=np.int64)
+    right = np.asarray(tree.children_right, dtype=np.int64)
+    feature = np.asarray(tree.feature, dtype=np.int64)
+    is_leaf = left == TREE_LEAF
+    mixed = np.flatnonzero(is_leaf != (right == TREE_LEAF))
+    if mixed.size:
+        raise Invalid(f"node {int(mixed[0])} has exactly one child marked as a leaf")
+    depth = check_children(left, right, is_leaf)
+    split_features = feature[~is_leaf]
+    bad = np.flatnonzero((split_features < 0) | (split_features >= n_features))
+    if bad.size:
+        node = int(np.flatnonzero(~is_leaf)[bad[0]])
+        raise Invalid(
+            f"node {node} splits on feature {int(split_features[bad[0]])}, outside "
+            f"[0, n_features={n_features})"
+        )
+    if int(depth.max()) > max_depth:
+        raise Invalid(f"the tree is {int(depth.max())} deep but max_depth says {max_depth}")
+    return TreeFacts(n_features, n_outputs, n_classes)
+
+
+def _visit_tree(ctx: Context, tree: Any) -> None:
+    tree_facts_once(ctx, tree)
+
+
+def _visit_tree_owner(ctx: Context, obj: Any) -> None:
+    """A decision-tree estimator: its Tree must match its own fitted attributes."""
+    from sklearn.tree._tree import Tree
+
+    tree = attr(obj, "tree_")
+    if not isinstance(tree, Tree):
+        return
+    facts = _tree_facts(ctx, tree, "tree_")
+    n_in = attr(obj, "n_features_in_")
+    if n_in is not None and facts.n_features != integer(n_in, "n_features_in_"):
+        raise Invalid(
+            f"built for {facts.n_features} features but the estimator checks its input "
+            f"against n_features_in_={n_in}",
+            "tree_",
+        )
+    n_out = attr(obj, "n_outputs_")
+    if n_out is not None and facts.n_outputs != integer(n_out, "n_outputs_"):
+        raise Invalid(
+            f"{facts.n_outputs} outputs but the estimator has n_outputs_={n_out}", "tree_"
+        )
+    n_cls = attr(obj, "n_classes_")
+    if n_cls is not None:
+        expected = np.atleast_1d(np.asarray(n_cls, dtype=np.int64))
+        if not np.array_equal(expected, facts.n_classes):
+            raise Invalid(
+                f"n_classes {shown(facts.n_classes)} but the estimator has "
+                f"n_classes_={shown(expected)}",
+                "tree_",
+            )
+
+
+def _tree_facts(ctx: Context, tree: Any, where: str) -> TreeFacts:
+    try:
+        return tree_facts_once(ctx, tree)
+    except Invalid as exc:
+        raise exc.within(where) from None
+
+
+def _sub_tree(ctx: Context, est: Any, where: str) -> TreeFacts:
+    from sklearn.tree._tree import Tree
+
+    tree = attr(est, "tree_")
+    if not isinstance(tree, Tree):
+        raise Invalid(f"{type(est).__name__} without a fitted tree_", where)
+    return _tree_facts(ctx, tree, f"{where}.tree_")
+
+
+def _visit_forest(ctx: Context, forest: Any) -> None:
+    """Forests call their trees with ``check_input=False`` on X checked against the forest."""
+    estimators = attr(forest, "estimators_")
+    n_in = attr(forest, "n_features_in_")
+    if estimators is None or n_in is None:
+        return
+    n_in = integer(n_in, "n_features_in_")
+    if not isinstance(estimators, list):
+        raise Invalid(f"estimators_ is {type(estimators).__name__}, not a list")
+    for i, est in enumerate(estimators):
+        facts = _sub_tree(ctx, est, f"estimators_[{i}]")
+        if facts.n_features != n_in:
+            raise Invalid(
+                f"built for {facts.n_features} features, but the forest checks its input "
+                f"against n_features_in_={n_in}",
+                f"estimators_[{i}]",
+            )
+
+
+def _visit_bagging(ctx: Context, bagging: Any) -> None:
+    """IsolationForest applies its trees, unchecked, to ``X[:, estimators_features_[i]]``."""
+    from sklearn.ensemble import IsolationForest
+
+    if not isinstance(bagging, IsolationForest):
+        return  # Bagging* call their sub-estimators' public (input-checking) methods
+    estimators = attr(bagging, "estimators_")
+    features = attr(bagging, "estimators_features_")
+    n_in = attr(bagging, "n_features_in_")
+    if estimators is None or n_in is None:
+        return
+    n_in = integer(n_in, "n_features_in_")
+    if (
+        not isinstance(estimators, list)
+        or not isinstance(features, list)
+        or len(features) != len(estimators)
+    ):
+        raise Invalid("estimators_ and estimators_features_ are not lists of the same length")
+    subsample = attr(bagging, "_max_features") != n_in
+    for i, (est, cols) in enumerate(zip(estimators, features, strict=True)):
+        facts = _sub_tree(ctx, est, f"estimators_[{i}]")
+        cols = array(cols, f"estimators_features_[{i}]", ndim=1)
+        width = cols.shape[0] if subsample else n_in
+        if facts.n_features != width:
+            raise Invalid(
+                f"built for {facts.n_features} features but applied to {width}",
+                f"estimators_[{i}]",
+            )
+
+
+def _visit_gradient_boosting(ctx: Context, gb: Any) -> None:
+    """``predict_stages`` writes ``out[:, k]`` for each column k of ``estimators_`` unchecked."""
+    from sklearn.dummy import DummyClassifier
+
+    estimators = attr(gb, "estimators_")
+    n_in = attr(gb, "n_features_in_")
+    if estimators is None or n_in is None:
+        return
+    n_in = integer(n_in, "n_features_in_")
+    estimators = array(estimators, "estimators_", ndim=2)
+    if estimators.dtype != object or estimators.shape[0] < 1:
+        raise Invalid("estimators_ is not a non-empty 2-D object array")
+    k = estimators.shape[1]
+    per_iter = attr(gb, "n_trees_per_iteration_")
+    if per_iter is not None and k != integer(per_iter, "n_trees_per_iteration_"):
+        raise Invalid(f"estimators_ has {k} columns but n_trees_per_iteration_={per_iter}")
+    if k > 1:
+        # The raw predictions predict_stages adds to have as many columns as the init
+        # estimator's predict_proba: it must know exactly k classes.
+        init = attr(gb, "init_")
+        if not (isinstance(init, str) and init == "zero"):
+            classes = attr(init, "classes_")
+            if not isinstance(classes, np.ndarray) or classes.shape != (k,):
+                raise Invalid(f"init_ does not predict the {k} classes estimators_ needs")
+            if isinstance(init, DummyClassifier):
+                n_cls = attr(init, "n_classes_")
+                prior = attr(init, "class_prior_")
+                if (
+                    n_cls is None
+                    or integer(n_cls, "init_.n_classes_") != k
+                    or not (isinstance(prior, np.ndarray) and prior.shape == (k,))
+                ):
+                    raise Invalid(f"init_ is not a {k}-class DummyClassifier")
+    for (i, j), est in np.ndenumerate(estimators):
+        facts = _sub_tree(ctx, est, f"estimators_[{i}, {j}]")
+        if facts.n_outputs != 1 or int(facts.n_classes[0]) != 1:
+            raise Invalid("not a single-output regression tree", f"estimators_[{i}, {j}]")
+        if facts.n_features != n_in:
+            raise Invalid(
+                f"built for {facts.n_features} features, but the model checks its input "
+                f"against n_features_in_={n_in}",
+                f"estimators_[{i}, {j}]",
+            )
+
+
+def tree_facts_once(ctx: Context, tree: Any) -> TreeFacts:
+    """Validate a Tree once per walk (forests share nothing, but a model may hold one twice)."""
+    key = ("tree", id(tree))
+    facts = ctx.memo.get(key)
+    if facts is None:
+        facts = ctx.memo[key] = check_tree(tree)
+    return facts
+
+
+CHECKS: Checks = [
+    ((("sklearn.tree._tree", "Tree"),), _visit_tree),
+    ((("sklearn.ensemble._forest", "BaseForest"),), _visit_forest),
+    ((("sklearn.ensemble._bagging", "BaseBagging"),), _visit_bagging),
+    ((("sklearn.ensemble._gb", "BaseGradientBoosting"),), _visit_gradient_boosting),
+    ((("builtins", "object"),), _visit_tree_owner),
+]
