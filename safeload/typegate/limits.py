@@ -7,7 +7,10 @@ skops zip (entries, expanded size, ratio), whoever calls the gate.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+
+from safeload.errors import MalformedArtifactError
 
 _GIB = 1 << 30
 _MIB = 1 << 20
@@ -70,3 +73,28 @@ class ScanLimits:
     max_zip_entries: int = 100_000
     max_skops_schema_bytes: int = 256 * _MIB
     max_skops_nodes: int = 1_000_000
+
+
+class Deadline:
+    """One clock for the whole gate: the scan, the unpickler and the validator of one model.
+
+    Started once from ``ScanLimits.max_seconds`` and handed from step to step, so a file that
+    spends most of its budget in one wall does not get a fresh budget in the next.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expires = time.monotonic() + seconds
+
+    def passed(self) -> bool:
+        """Whether the time is up (cheap enough to ask every few thousand steps)."""
+        return time.monotonic() > self.expires
+
+    def check(self, stage: str) -> None:
+        """Refuse if the time is up, naming the step that was running."""
+        if self.passed():
+            raise MalformedArtifactError(
+                f"{stage} went past the gate's deadline of {self.seconds:g} s "
+                "(ScanLimits.max_seconds, one budget for scan, deserialization and "
+                "validation): refused. If the model is genuine and this large, raise that limit."
+            )

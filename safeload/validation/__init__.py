@@ -37,20 +37,30 @@ policy.
 
 from __future__ import annotations
 
+from safeload.typegate.limits import Deadline, ScanLimits
 from safeload.validation._walk import MAX_OBJECTS, Walker
 
 __all__ = ["MAX_OBJECTS", "validate_model"]
 
 
-def validate_model(obj: object, *, max_objects: int = MAX_OBJECTS) -> None:
+def validate_model(
+    obj: object,
+    *,
+    max_objects: int = MAX_OBJECTS,
+    limits: ScanLimits | None = None,
+    deadline: Deadline | None = None,
+) -> None:
     """Check every structure in ``obj`` whose inconsistency could crash native code.
 
     Args:
         obj: The freshly deserialized model (any object graph).
         max_objects: Refuse graphs with more objects than this (bounded time and memory).
+        limits: The caller's limits (the predict-time budgets among them); defaults otherwise.
+        deadline: The gate's one clock, started before the scan; a fresh one otherwise.
 
     Raises:
         MalformedArtifactError: Naming the path inside the model (``model.steps[1][1].tree_``)
             and the inconsistency found.
     """
-    Walker(max_objects).run(obj)
+    limits = limits or ScanLimits()
+    Walker(max_objects, limits, deadline or Deadline(limits.max_seconds)).run(obj)

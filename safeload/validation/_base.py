@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from safeload.typegate.limits import Deadline, ScanLimits
+
 
 class Invalid(Exception):
     """A problem found inside one structure (turned into MalformedArtifactError with a path).
@@ -32,9 +34,11 @@ class Invalid(Exception):
 
 
 class Context:
-    """What a check may use of the walk: a memo so a shared structure is checked once."""
+    """What a check may use of the walk: the caller's limits, and a memo (check shared once)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: ScanLimits, deadline: Deadline) -> None:
+        self.limits = limits
+        self.deadline = deadline
         self.memo: dict[tuple[str, int], Any] = {}
 
 

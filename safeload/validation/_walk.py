@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from safeload.errors import MalformedArtifactError, shown
+from safeload.typegate.limits import Deadline, ScanLimits
 from safeload.validation import cluster, hist_boosting, neighbors, sparse, svm, trees
 from safeload.validation._base import Check, Checks, Context, Invalid
 from safeload.validation.sparse import check_sparse
@@ -75,8 +76,8 @@ def _render(path: _Path) -> str:
 
 
 class Walker(Context):
-    def __init__(self, max_objects: int) -> None:
-        super().__init__()
+    def __init__(self, max_objects: int, limits: ScanLimits, deadline: Deadline) -> None:
+        super().__init__(limits, deadline)
         self.max_objects = max_objects
         self.visited = 0
         self.seen: set[int] = set()
@@ -84,8 +85,12 @@ class Walker(Context):
 
     def run(self, root: object) -> None:
         self.stack.append((_ROOT, root))
+        steps = 0
         while self.stack:
             path, obj = self.stack.pop()
+            steps += 1
+            if not steps & 1023:
+                self.deadline.check("validating the model")
             try:
                 self.visit(path, obj)
             except Invalid as exc:
