@@ -89,7 +89,7 @@ class Walker(Context):
         while self.stack:
             path, obj = self.stack.pop()
             steps += 1
-            if not steps & 1023:
+            if steps & 1023 == 1:  # the first step too: no walk starts late
                 self.deadline.check("validating the model")
             try:
                 self.visit(path, obj)
