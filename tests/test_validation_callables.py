@@ -502,3 +502,18 @@ def test_scipy_expit_is_safe_to_call_once_stored() -> None:
     import scipy.special
 
     validate_model(FunctionTransformer(scipy.special.expit, scipy.special.logit).fit(X / 5))
+
+
+def test_scorer_metric_and_its_arguments() -> None:
+    from sklearn.metrics import f1_score, make_scorer
+    from sklearn.model_selection import GridSearchCV
+
+    search = GridSearchCV(
+        SVC(), {"C": [1.0, 2.0]}, cv=2, scoring=make_scorer(f1_score, average="macro")
+    ).fit(X, y)
+    validate_model(restricted_load(search))
+    search.scorer_._kwargs = {"labels": list(range(10**5))}
+    refused(search, "._kwargs", "labels", "when the model is scored")
+    search.scorer_._kwargs = {"average": "macro"}
+    search.scorer_._score_func = np.random.SeedSequence
+    refused(search, "._score_func", "SeedSequence")

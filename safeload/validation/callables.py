@@ -250,12 +250,38 @@ def _check_dispatched(obj: Any, field: str, value: str) -> None:
         raise Invalid(f"{shown(value)} is not a name {type(obj).__name__} accepts", field) from None
 
 
+_SCORER_CLASSES = frozenset(f"sklearn.metrics._scorer:{c}" for c in _SCORERS)
+_MAX_SCORER_ITEMS = 1024
+
+
+def _check_scorer_kwargs(kwargs: Any) -> None:
+    """A scorer passes ``_kwargs`` to its metric at score(): plain, short values only."""
+    if kwargs is None:
+        return
+    if not isinstance(kwargs, dict):
+        raise Invalid(f"it is {type(kwargs).__name__}, not a dict", "_kwargs")
+    for key, value in kwargs.items():
+        items = value if isinstance(value, (list, tuple, np.ndarray)) else [value]
+        if len(items) > _MAX_SCORER_ITEMS or any(
+            not (x is None or type(x) in _PLAIN or isinstance(x, np.generic)) for x in items
+        ):
+            raise Invalid(
+                f"the metric's argument {shown(key)} is not a plain value or a list of at most "
+                f"{_MAX_SCORER_ITEMS}",
+                "_kwargs",
+                "scikit-learn would pass it to the metric when the model is scored; re-create "
+                "the artifact with plain scorer arguments",
+            )
+
+
 def _visit(ctx: Context, obj: Any) -> None:
     attrs = getattr(obj, "__dict__", None)
     if not isinstance(attrs, dict) or not attrs or stored_callable(obj):
         return  # a function-like value is judged where it is stored, with its arguments
     cls = _class_name(obj)
     called = CALLED_ON_DATA.get(cls, {})
+    if cls in _SCORER_CLASSES:
+        _check_scorer_kwargs(attrs.get("_kwargs"))
     for field, value in attrs.items():
         name = field if isinstance(field, str) else shown(field)
         if isinstance(value, str):
