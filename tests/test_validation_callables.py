@@ -462,6 +462,7 @@ def _make_cycle(model: BisectingKMeans) -> None:
         (lambda m: setattr(m._bisecting_tree, "indices", np.arange(5)), "indices is kept"),
         (lambda m: setattr(m, "_X_mean", np.zeros(2)), "_X_mean"),
         (lambda m: setattr(m, "n_clusters", 9), "n_clusters"),
+        (lambda m: setattr(m._bisecting_tree, "x" * 10**6, 1), "unexpected field"),
     ],
     ids=[
         "narrow-center",
@@ -475,6 +476,7 @@ def _make_cycle(model: BisectingKMeans) -> None:
         "indices",
         "x-mean",
         "n-clusters",
+        "extra-field",
     ],
 )
 def test_crafted_bisecting_tree_is_refused(

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from safeload.errors import shown
 from safeload.validation._base import Checks, Context, Invalid, array, attr, integer
 
 _NODE_FIELDS = frozenset({"center", "indices", "score", "left", "right", "label"})
@@ -52,7 +53,7 @@ def _visit_bisecting(ctx: Context, model: Any) -> None:
             raise Invalid(f"the tree has more than 2 * {n_clusters} - 1 nodes")
         extra = set(node.__dict__) - _NODE_FIELDS
         if extra:
-            raise Invalid(f"{where} has unexpected fields {sorted(map(str, extra))[:3]}")
+            raise Invalid(f"{where} has an unexpected field {shown(next(iter(extra)))}")
         center = array(attr(node, "center"), f"{where}.center", ndim=1)
         if center.shape != (n_features,) or center.dtype != centers.dtype:
             raise Invalid(
