@@ -196,7 +196,12 @@ def load_artifact(
         _check_identity(verified.metadata, name, version, verified.path)
         # Step 5: the very bytes that were hashed and scanned, never the path again.
         model = _unpickle.deserialize_checked(verified.checked, opts.types)
-        validate_model(model, limits=opts.scan_limits, deadline=verified.checked.deadline)
+        validate_model(
+            model,
+            limits=opts.scan_limits,
+            deadline=verified.checked.deadline,
+            safe_to_call=tuple(opts.safe_to_call),
+        )
     # Step 6: the contract recorded at save time.
     _check_versions(verified.metadata, opts.versions)
     sample = verified.metadata.get("sample")

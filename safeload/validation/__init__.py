@@ -25,6 +25,10 @@ the model and what) if any does not hold:
   ``sample_weight`` length, and the distance metric's parameters sized for the data.
 * libsvm models (SVC, NuSVC, SVR, NuSVR, OneClassSVM): ``_n_support``, ``support_``,
   ``support_vectors_``, ``_dual_coef_``, ``_intercept_``, ``_probA``/``_probB`` sizes agree.
+* BisectingKMeans' cluster tree (centers as wide as the data, leaves labelled ``0..k-1``).
+* Stored callables (:mod:`safeload.validation.callables`): a function scikit-learn would call
+  on the caller's data must be on :data:`safeload.callsafe.SAFE_TO_CALL` with its keyword
+  arguments in bounds; any other stored function or class only where sklearn keeps it uncalled.
 * scipy sparse matrices/arrays (``check_format(full_check=True)``, coordinate bounds),
   ``BSpline`` knots/coefficients/degree, k-means centers, and hashing ``n_features``.
 
@@ -36,6 +40,8 @@ policy.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from safeload.typegate.limits import Deadline, ScanLimits
 from safeload.validation._walk import MAX_OBJECTS, Walker
@@ -49,6 +55,7 @@ def validate_model(
     max_objects: int = MAX_OBJECTS,
     limits: ScanLimits | None = None,
     deadline: Deadline | None = None,
+    safe_to_call: Iterable[str] = (),
 ) -> None:
     """Check every structure in ``obj`` whose inconsistency could crash native code.
 
@@ -57,10 +64,16 @@ def validate_model(
         max_objects: Refuse graphs with more objects than this (bounded time and memory).
         limits: The caller's limits (the predict-time budgets among them); defaults otherwise.
         deadline: The gate's one clock, started before the scan; a fresh one otherwise.
+        safe_to_call: Exact ``module:qualname`` names the caller vouches scikit-learn may call
+            on its data with the model's arguments, on top of
+            :data:`safeload.callsafe.SAFE_TO_CALL` (see :mod:`safeload.validation.callables`).
 
     Raises:
         MalformedArtifactError: Naming the path inside the model (``model.steps[1][1].tree_``)
             and the inconsistency found.
     """
     limits = limits or ScanLimits()
-    Walker(max_objects, limits, deadline or Deadline(limits.max_seconds)).run(obj)
+    names = tuple(safe_to_call)
+    if any(not isinstance(n, str) or ":" not in n for n in names):
+        raise TypeError("safe_to_call takes exact 'module:qualname' strings")
+    Walker(max_objects, limits, deadline or Deadline(limits.max_seconds), names).run(obj)

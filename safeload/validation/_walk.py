@@ -17,7 +17,16 @@ import numpy as np
 
 from safeload.errors import MalformedArtifactError, shown
 from safeload.typegate.limits import Deadline, ScanLimits
-from safeload.validation import cluster, hist_boosting, neighbors, sparse, svm, trees
+from safeload.validation import (
+    bisecting,
+    callables,
+    cluster,
+    hist_boosting,
+    neighbors,
+    sparse,
+    svm,
+    trees,
+)
 from safeload.validation._base import Check, Checks, Context, Invalid
 from safeload.validation.sparse import check_sparse
 
@@ -41,7 +50,13 @@ _SPEC: Checks = [
     *svm.CHECKS,
     *sparse.CHECKS,
     *cluster.CHECKS,
+    *bisecting.CHECKS,
+    *callables.CHECKS,
 ]
+_NATIVE = (
+    "It was refused before use because native code would trust these values; re-create the "
+    "artifact from the original training run"
+)
 _REGISTRY_CACHE: dict[frozenset[str], list[tuple[tuple[type, ...], Check]]] = {}
 
 
@@ -76,8 +91,14 @@ def _render(path: _Path) -> str:
 
 
 class Walker(Context):
-    def __init__(self, max_objects: int, limits: ScanLimits, deadline: Deadline) -> None:
-        super().__init__(limits, deadline)
+    def __init__(
+        self,
+        max_objects: int,
+        limits: ScanLimits,
+        deadline: Deadline,
+        safe_to_call: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(limits, deadline, safe_to_call)
         self.max_objects = max_objects
         self.visited = 0
         self.seen: set[int] = set()
@@ -96,9 +117,7 @@ class Walker(Context):
             except Invalid as exc:
                 raise MalformedArtifactError(
                     f"the model is structurally invalid at {_join(_render(path), exc.where)}: "
-                    f"{exc.message}. It was refused "
-                    "before use because native code would trust these values; re-create the "
-                    "artifact from the original training run."
+                    f"{exc.message}. {exc.advice or _NATIVE}."
                 ) from None
 
     def push(self, path: _Path, obj: Any) -> None:
