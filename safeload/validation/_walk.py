@@ -23,6 +23,7 @@ from safeload.validation import (
     cluster,
     hist_boosting,
     neighbors,
+    patterns,
     sparse,
     svm,
     trees,
@@ -52,6 +53,7 @@ _SPEC: Checks = [
     *cluster.CHECKS,
     *bisecting.CHECKS,
     *callables.CHECKS,
+    *patterns.CHECKS,
 ]
 _NATIVE = (
     "It was refused before use because native code would trust these values; re-create the "
