@@ -256,6 +256,7 @@ def load_file(
     unsafe_allow_unsigned: bool = False,
     policy: TypePolicy | Iterable[str] | None = None,
     scan_limits: ScanLimits | None = None,
+    safe_to_call: Iterable[str] = (),
 ) -> Any:
     """Load a bare ``.skops`` or joblib file that carries no signature. Dangerous by name.
 
@@ -279,5 +280,5 @@ def load_file(
     types = resolve_policy(policy)
     checked = check_types(read_model_file(source), types, limits=scan_limits, path=str(source))
     model = _unpickle.deserialize_checked(checked, types)
-    validate_model(model, limits=scan_limits, deadline=checked.deadline)
+    validate_model(model, limits=scan_limits, deadline=checked.deadline, safe_to_call=safe_to_call)
     return model

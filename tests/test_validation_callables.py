@@ -351,6 +351,16 @@ def test_the_caller_can_vouch_for_a_function(tmp_path: Path) -> None:
     options = LoadOptions(policy=policy, safe_to_call=[name])
     loaded = safeload.load(target, trusted=keys, options=options)
     np.testing.assert_array_equal(loaded.predict(X), knn.predict(X))
+    # An unsigned file takes the same vouching, from its caller only.
+    bare = tmp_path / "bare.joblib"
+    joblib.dump(knn, bare)
+    with pytest.warns(UserWarning), pytest.raises(MalformedArtifactError, match="metric"):
+        safeload.load_file(bare, unsafe_allow_unsigned=True, policy=policy)
+    with pytest.warns(UserWarning):
+        plain = safeload.load_file(
+            bare, unsafe_allow_unsigned=True, policy=policy, safe_to_call=[name]
+        )
+    np.testing.assert_array_equal(plain.predict(X), knn.predict(X))
 
 
 def test_safe_to_call_takes_exact_names_only() -> None:
