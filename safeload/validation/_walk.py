@@ -22,10 +22,13 @@ from safeload.validation import (
     callables,
     cluster,
     hist_boosting,
+    kernel_approximation,
     neighbors,
     patterns,
+    preprocessing,
     sparse,
     svm,
+    text,
     trees,
 )
 from safeload.validation._base import Check, Checks, Context, Invalid
@@ -54,6 +57,9 @@ _SPEC: Checks = [
     *bisecting.CHECKS,
     *callables.CHECKS,
     *patterns.CHECKS,
+    *preprocessing.CHECKS,
+    *kernel_approximation.CHECKS,
+    *text.CHECKS,
 ]
 _NATIVE = (
     "It was refused before use because native code would trust these values; re-create the "
