@@ -318,3 +318,36 @@ def test_signed_crafted_encoder_with_a_sample_is_refused_by_load(tmp_path: Path)
     )
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
     assert b"refused:" in proc.stdout and b"_n_features_outs" in proc.stdout, proc.stdout
+
+
+def test_load_holds_the_model_to_the_callers_budget(tmp_path: Path) -> None:
+    model = fitted(PolynomialFeatures(3), X)  # 20 output columns
+    key = safeload.generate_key()
+    key.save(tmp_path / "keys" / "trainer")
+    target = safeload.save(model, tmp_path / "m" / "1", key=key, sample=X[:3])
+    keys = tmp_path / "keys"
+    safeload.load(target, trusted=keys)
+    tight = safeload.LoadOptions(scan_limits=ScanLimits(max_output_features=19))
+    with pytest.raises(MalformedArtifactError, match="max_output_features=19"):
+        safeload.load(target, trusted=keys, options=tight)
+
+
+def test_convert_validates_before_it_predicts(tmp_path: Path) -> None:
+    """convert records predictions on the joblib model: only once validation passed."""
+    crafted = copy.deepcopy(fitted(OneHotEncoder(sparse_output=False), XC[1:]))
+    crafted._n_features_outs = [-(10**9), 10**9 + 12]
+    source = tmp_path / "crafted.joblib"
+    joblib.dump(crafted, source)
+    code = textwrap.dedent(f"""
+        import numpy as np, safeload
+        try:
+            safeload.convert({str(source)!r}, {str(tmp_path / "out" / "1")!r},
+                             key=safeload.generate_key(), sample=np.array([[5.0, 5.0]] * 20))
+        except safeload.MalformedArtifactError as exc:
+            print("refused:", exc)
+    """)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert b"refused:" in proc.stdout and b"_n_features_outs" in proc.stdout, proc.stdout

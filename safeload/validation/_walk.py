@@ -23,9 +23,11 @@ from safeload.validation import (
     cluster,
     hist_boosting,
     kernel_approximation,
+    meta,
     neighbors,
     patterns,
     preprocessing,
+    selection,
     sparse,
     svm,
     text,
@@ -60,6 +62,8 @@ _SPEC: Checks = [
     *preprocessing.CHECKS,
     *kernel_approximation.CHECKS,
     *text.CHECKS,
+    *selection.CHECKS,
+    *meta.CHECKS,
 ]
 _NATIVE = (
     "It was refused before use because native code would trust these values; re-create the "
