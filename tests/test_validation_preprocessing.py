@@ -54,6 +54,7 @@ XC[0, 0] = np.nan
 XS = np.array([["a", "b"], ["b", "c"], ["a", "a"], ["c", "b"], ["d", "b"]] * 6, dtype=object)
 XS[0, 1] = None
 Y = RNG.integers(0, 3, 60)
+DATES = np.array(["2020-01-01", "2021-06-01", "NaT", "2020-01-01"], dtype="datetime64[D]")[:, None]
 
 
 def refused(obj: object, *fragments: str, limits: ScanLimits | None = None) -> str:
@@ -97,6 +98,7 @@ def legit_models() -> dict[str, Callable[[], Any]]:
             OneHotEncoder(max_categories=3, handle_unknown="infrequent_if_exist"), XS
         ),
         "one_hot_drop_values": lambda: fitted(OneHotEncoder(drop=["a", "b"]), XS[1:]),
+        "one_hot_dates_with_nat": lambda: fitted(OneHotEncoder(), DATES),
         "ordinal": lambda: fitted(OrdinalEncoder(), XC),
         "ordinal_infrequent": lambda: fitted(OrdinalEncoder(min_frequency=8), XC),
         "ordinal_missing_infrequent": lambda: fitted(

@@ -110,6 +110,15 @@ def _visit_spline(ctx: Context, est: Any) -> None:
 # ---- encoders: OneHotEncoder, OrdinalEncoder, TargetEncoder --------------------------------
 
 
+def _missing(values: np.ndarray) -> np.ndarray:
+    """Where NaN (or NaT) is: ``np.unique`` puts one of them last, the rest are sorted."""
+    if values.dtype.kind == "f":
+        return np.isnan(values)
+    if values.dtype.kind in "mM":
+        return np.isnat(values)
+    return np.zeros(values.shape, dtype=bool)
+
+
 def categories(ctx: Context, enc: Any) -> list[np.ndarray] | None:
     """``categories_``: one non-empty 1-D array per input feature; numeric ones sorted unique.
 
@@ -126,10 +135,11 @@ def categories(ctx: Context, enc: Any) -> list[np.ndarray] | None:
         cat = array(cat, f"categories_[{i}]", ndim=1)
         if cat.shape[0] < 1:
             raise Invalid(f"categories_[{i}] is empty")
-        if cat.dtype.kind in "biuf":
-            values = cat[~np.isnan(cat)] if cat.dtype.kind == "f" else cat
+        if cat.dtype.kind in "biufmM":
+            missing = _missing(cat)
+            values = cat[~missing]
             if values.shape[0] < cat.shape[0] - 1 or (
-                values.shape[0] < cat.shape[0] and not np.isnan(cat[-1])
+                values.shape[0] < cat.shape[0] and not missing[-1]
             ):
                 raise Invalid(f"categories_[{i}] holds NaN other than once, last")
             if np.any(values[1:] <= values[:-1]):
