@@ -60,7 +60,8 @@ class ScanLimits:
             every place they are used (real models: a few thousand per estimator).
         max_output_features: widest row a fitted model may make predict produce or hold per
             sample (output columns, or a per-sample intermediate such as PolynomialCountSketch's
-            ``degree * n_components``), derived from its fitted state by structural validation.
+            ``degree * n_components``), derived from its fitted state by structural validation;
+            the input width (``n_features_in_``) of the transformers it checks, too.
             A degree or ``n_components`` is a few bytes in the file but sizes every later
             prediction. 2**24 is 16x scikit-learn's widest default (HashingVectorizer's 2**20)
             and above real vocabularies; a dense float64 row that wide is already 128 MiB.
