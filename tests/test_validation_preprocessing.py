@@ -282,7 +282,8 @@ def test_multilabel_cache_crashes_transform_in_a_child(tmp_path: Path) -> None:
 # ---- end to end: a signed crafted encoder with sample predictions ----------------------------
 
 
-def test_signed_crafted_encoder_with_a_sample_is_refused_by_load(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["joblib", "skops"])
+def test_signed_crafted_encoder_with_a_sample_is_refused_by_load(fmt: str, tmp_path: Path) -> None:
     """load must validate before its contract check runs transform on the saved sample."""
     legit = fitted(OneHotEncoder(sparse_output=False), XC[1:])
     key = safeload.generate_key()
@@ -291,18 +292,25 @@ def test_signed_crafted_encoder_with_a_sample_is_refused_by_load(tmp_path: Path)
         legit,
         tmp_path / "legit" / "1",
         key=key,
+        format=fmt,
         name="m",
         version="1",
         sample=np.array([[5.0, 5.0]] * 20),
     )
     crafted = copy.deepcopy(legit)
     crafted._n_features_outs = [-(10**9), 10**9 + 12]
-    buffer = io.BytesIO()
-    joblib.dump(crafted, buffer)
+    if fmt == "skops":
+        import skops.io
+
+        model_bytes = skops.io.dumps(crafted)
+    else:
+        buffer = io.BytesIO()
+        joblib.dump(crafted, buffer)
+        model_bytes = buffer.getvalue()
     target = write_signed_artifact(
         tmp_path / "m" / "1",
         {
-            "model.joblib": buffer.getvalue(),
+            f"model.{fmt}": model_bytes,
             "safeload.json": (saved / "safeload.json").read_bytes(),
         },
         key=key,
