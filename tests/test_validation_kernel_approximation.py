@@ -61,6 +61,7 @@ CRAFTED: dict[str, tuple[Callable[[], Any], str]] = {
         lambda: edited("sketch", n_components=1 << 23, degree=4),
         "degree x n_components",
     ),
+    "sketch_degree_huge": (lambda: edited("sketch", degree=10**12), "max_output_features"),
     "sketch_index_out_of_range": (
         lambda: edited("sketch", indexHash_=np.full((2, 3), 10)),
         "indexHash_ has entries outside [0, 10)",

@@ -163,6 +163,7 @@ CRAFTED: dict[str, tuple[Callable[[], Any], str]] = {
         "max_output_features",
     ),
     "poly_output_count": (lambda: edited("poly3", n_output_features_=10**6), "n_output_features_"),
+    "poly_full_count_huge": (lambda: edited("poly3", _n_out_full=10**12), "_n_out_full"),
     "poly_full_count": (lambda: edited("poly3", _n_out_full=3), "_n_out_full"),
     "poly_degrees_reversed": (lambda: edited("poly3", _min_degree=4), "0 <= min <= max"),
     "poly_degree_not_int": (lambda: edited("poly3", _max_degree=3.0), "not an integer"),

@@ -93,6 +93,13 @@ def calibrated_with_one_calibrator() -> Any:
     return model
 
 
+def sparse_projection_wider(columns: int) -> Any:
+    """The harness's mutant: a valid CSR matrix declared 10**12 columns wide."""
+    model = copy.deepcopy(LEGIT["sparse_projection"]())
+    model.components_._shape = (model.components_.shape[0], columns)
+    return model
+
+
 CRAFTED: dict[str, tuple[Callable[[], Any], str]] = {
     "kbest_scores": (lambda: edited("kbest", scores_=np.ones(3)), "scores_"),
     "variance_width": (lambda: edited("variance", variances_=np.ones(9)), "variances_"),
@@ -117,6 +124,7 @@ CRAFTED: dict[str, tuple[Callable[[], Any], str]] = {
         lambda: edited("sparse_projection", n_features_in_=5),
         "components_",
     ),
+    "projection_sparse_shape": (lambda: sparse_projection_wider(10**12), "components_"),
     "isotonic_lengths": (lambda: edited("isotonic", y_thresholds_=np.zeros(1)), "y_thresholds_"),
     "isotonic_unsorted": (
         lambda: edited("isotonic", X_thresholds_=np.arange(6.0)[::-1].copy()),
