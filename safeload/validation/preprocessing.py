@@ -113,9 +113,9 @@ def _visit_spline(ctx: Context, est: Any) -> None:
 def _missing(values: np.ndarray) -> np.ndarray:
     """Where NaN (or NaT) is: ``np.unique`` puts one of them last, the rest are sorted."""
     if values.dtype.kind == "f":
-        return np.isnan(values)
+        return np.asarray(np.isnan(values), dtype=bool)
     if values.dtype.kind in "mM":
-        return np.isnat(values)
+        return np.asarray(np.isnat(values), dtype=bool)
     return np.zeros(values.shape, dtype=bool)
 
 
