@@ -66,6 +66,8 @@ def convert(
         raise OperationalError(f"skops cannot serialize this model: {exc}") from exc
     after = check_types(skops_bytes, types, format="skops", path="the converted model")
     after_model = _unpickle.deserialize_checked(after, types)
+    # skops rebuilt it from bytes: it predicts only once proven consistent, like any load.
+    validate_model(after_model, deadline=after.deadline)
     contract.check_predictions(after_model, contract.encode_sample(probe), before)
 
     return save(

@@ -196,6 +196,7 @@ def load_artifact(
         _check_identity(verified.metadata, name, version, verified.path)
         # Step 5: the very bytes that were hashed and scanned, never the path again.
         model = _unpickle.deserialize_checked(verified.checked, opts.types)
+        # Before anything calls the model (the contract below runs its predictions).
         validate_model(
             model,
             limits=opts.scan_limits,

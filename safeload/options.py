@@ -26,7 +26,8 @@ class LoadOptions:
         policy: the trusted-type policy (default :meth:`TypePolicy.default`), or extra exact
             names on top of the default.
         read_limits: file count and sizes, checked from the directory listing before reading.
-        scan_limits: bounds on the static type scan and decompression, for every format.
+        scan_limits: bounds on the static type scan and decompression, for every format, and
+            the predict-time budgets structural validation holds fitted values to.
         versions: ``"warn"`` (default), ``"strict"`` (a different scikit-learn version is a
             :class:`~safeload.ContractError`) or ``"ignore"``.
         safe_to_call: exact ``module:qualname`` names of functions you vouch scikit-learn may

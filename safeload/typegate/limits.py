@@ -58,6 +58,17 @@ class ScanLimits:
             read or parsed.
         max_skops_nodes: nodes skops' walks visit in a skops file, shared nodes counted at
             every place they are used (real models: a few thousand per estimator).
+        max_output_features: widest row a fitted model may make predict produce or hold per
+            sample (output columns, or a per-sample intermediate such as PolynomialCountSketch's
+            ``degree * n_components``), derived from its fitted state by structural validation;
+            the input width (``n_features_in_``) of the transformers it checks, too.
+            A degree or ``n_components`` is a few bytes in the file but sizes every later
+            prediction. 2**24 is 16x scikit-learn's widest default (HashingVectorizer's 2**20)
+            and above real vocabularies; a dense float64 row that wide is already 128 MiB.
+        max_work_per_value: steps a fitted model's settings (not its input) may make predict
+            spend on one input value: the characters copied per text position for n-gram
+            lengths ``min_n..max_n`` (their sum), PolynomialFeatures' degree passes. Real
+            settings cost tens (n-grams up to 44 characters long, degrees up to 1024, fit).
     """
 
     max_opcodes: int = 50_000_000
@@ -75,6 +86,8 @@ class ScanLimits:
     max_zip_entries: int = 100_000
     max_skops_schema_bytes: int = 256 * _MIB
     max_skops_nodes: int = 1_000_000
+    max_output_features: int = 1 << 24
+    max_work_per_value: int = 1024
 
 
 class Deadline:

@@ -31,6 +31,14 @@ the model and what) if any does not hold:
   arguments in bounds; any other stored function or class only where sklearn keeps it uncalled.
 * scipy sparse matrices/arrays (``check_format(full_check=True)``, coordinate bounds),
   ``BSpline`` knots/coefficients/degree, k-means centers, and hashing ``n_features``.
+* Fitted values that size predict-time work or index output buffers (``preprocessing``,
+  ``kernel_approximation``, ``text``, ``selection``, ``meta``): each count is re-derived from the
+  other fitted state as ``fit`` derives it (PolynomialFeatures' output counts, one-hot
+  ``_n_features_outs`` from ``categories_`` and the infrequent and dropped categories,
+  vocabularies that are exact permutations of their columns, sketch hashes within
+  ``n_components``, selector masks, estimator counts of multiclass wrappers, ...) and must
+  agree; then output widths must fit ``ScanLimits.max_output_features`` and per-value loops
+  (n-gram lengths, polynomial degrees) ``ScanLimits.max_work_per_value``.
 
 The walk visits estimators' ``__dict__`` values, lists, tuples, sets, dicts and object arrays;
 it is iterative, cycle-safe and bounded (``max_objects``). It never calls a model method that

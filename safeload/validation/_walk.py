@@ -22,10 +22,15 @@ from safeload.validation import (
     callables,
     cluster,
     hist_boosting,
+    kernel_approximation,
+    meta,
     neighbors,
     patterns,
+    preprocessing,
+    selection,
     sparse,
     svm,
+    text,
     trees,
 )
 from safeload.validation._base import Check, Checks, Context, Invalid
@@ -54,6 +59,11 @@ _SPEC: Checks = [
     *bisecting.CHECKS,
     *callables.CHECKS,
     *patterns.CHECKS,
+    *preprocessing.CHECKS,
+    *kernel_approximation.CHECKS,
+    *text.CHECKS,
+    *selection.CHECKS,
+    *meta.CHECKS,
 ]
 _NATIVE = (
     "It was refused before use because native code would trust these values; re-create the "
