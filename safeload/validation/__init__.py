@@ -60,7 +60,7 @@ __all__ = ["MAX_OBJECTS", "validate_model"]
 def validate_model(
     obj: object,
     *,
-    max_objects: int = MAX_OBJECTS,
+    max_objects: int | None = None,
     limits: ScanLimits | None = None,
     deadline: Deadline | None = None,
     safe_to_call: Iterable[str] = (),
@@ -69,7 +69,9 @@ def validate_model(
 
     Args:
         obj: The freshly deserialized model (any object graph).
-        max_objects: Refuse graphs with more objects than this (bounded time and memory).
+        max_objects: Refuse graphs with more objects than this (bounded time and memory);
+            by default ``limits.max_opcodes``, since every object a stream builds costs at
+            least one opcode (a 2M-term vocabulary is a real model, not an attack).
         limits: The caller's limits (the predict-time budgets among them); defaults otherwise.
         deadline: The gate's one clock, started before the scan; a fresh one otherwise.
         safe_to_call: Exact ``module:qualname`` names the caller vouches scikit-learn may call
@@ -84,4 +86,5 @@ def validate_model(
     names = tuple(safe_to_call)
     if any(not isinstance(n, str) or ":" not in n for n in names):
         raise TypeError("safe_to_call takes exact 'module:qualname' strings")
-    Walker(max_objects, limits, deadline or Deadline(limits.max_seconds), names).run(obj)
+    cap = limits.max_opcodes if max_objects is None else max_objects
+    Walker(cap, limits, deadline or Deadline(limits.max_seconds), names).run(obj)

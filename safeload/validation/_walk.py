@@ -36,8 +36,9 @@ from safeload.validation import (
 from safeload.validation._base import Check, Checks, Context, Invalid
 from safeload.validation.sparse import check_sparse
 
-#: Upper bound on the objects (and object-array elements) one validation visits.
-MAX_OBJECTS = 2_000_000
+#: Upper bound on the objects (and object-array elements) one validation visits, unless the
+#: caller's limits say otherwise (``validate_model`` uses ``ScanLimits.max_opcodes``).
+MAX_OBJECTS = ScanLimits().max_opcodes
 
 _PRIMITIVES = (str, bytes, bytearray, int, float, complex, bool, type(None), np.generic)
 _OPAQUE = (
