@@ -17,7 +17,15 @@ import numpy as np
 
 from safeload.errors import MalformedArtifactError, shown
 from safeload.typegate.limits import Deadline, ScanLimits
-from safeload.validation import cluster, hist_boosting, neighbors, sparse, svm, trees
+from safeload.validation import (
+    cluster,
+    features,
+    hist_boosting,
+    neighbors,
+    sparse,
+    svm,
+    trees,
+)
 from safeload.validation._base import Check, Checks, Context, Invalid
 from safeload.validation.sparse import check_sparse
 
@@ -35,6 +43,7 @@ _OPAQUE = (
     np.dtype,
 )
 _SPEC: Checks = [
+    *features.CHECKS,
     *trees.CHECKS,
     *hist_boosting.CHECKS,
     *neighbors.CHECKS,
