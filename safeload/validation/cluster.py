@@ -1,12 +1,33 @@
-"""Clustering and hashing: centroids and output widths that size native loops."""
+"""Clustering and hashing: centroids, norms, threads and output widths that size native loops.
+
+k-means assigns labels in Cython that reads ``centers[j, k]`` for every feature k of the query
+(``boundscheck=False``) in ``_n_threads`` OpenMP threads; Birch hands ``_subcluster_norms`` to
+the Euclidean reduction, which reads one norm per center.
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 
 from safeload.validation._base import Checks, Context, Invalid, array, attr, integer
+
+#: More OpenMP threads than any machine sklearn counted cores on: a prange over 10**5
+#: threads crashes the process (libgomp allocation failure or segfault).
+MAX_THREADS = max(1024, os.cpu_count() or 1)
+
+
+def check_centers(centers: Any, n_features: int, where: str, *, rows: int | None = None) -> None:
+    """Centers the k-means Cython reads as ``const floating[:, ::1]``, one row per cluster."""
+    centers = array(centers, where, ndim=2)
+    if centers.dtype not in (np.float32, np.float64) or not centers.flags.c_contiguous:
+        raise Invalid(f"{where} is not a C-contiguous float32/float64 array ({centers.dtype})")
+    if centers.shape[0] < 1 or centers.shape[1] != n_features:
+        raise Invalid(f"{where} has shape {centers.shape} for n_features_in_={n_features}")
+    if rows is not None and centers.shape[0] != rows:
+        raise Invalid(f"{where} has {centers.shape[0]} rows, expected {rows}")
 
 
 def _visit_kmeans(ctx: Context, kmeans: Any) -> None:
@@ -14,8 +35,60 @@ def _visit_kmeans(ctx: Context, kmeans: Any) -> None:
     n_in = attr(kmeans, "n_features_in_")
     if centers is None or n_in is None:
         return
+    n_in = integer(n_in, "n_features_in_")
+    check_centers(centers, n_in, "cluster_centers_")
+    threads = integer(attr(kmeans, "_n_threads"), "_n_threads")
+    if not 1 <= threads <= MAX_THREADS:
+        raise Invalid(f"_n_threads={threads} is outside [1, {MAX_THREADS}]")
+    x_mean = attr(kmeans, "_X_mean")
+    if x_mean is not None and array(x_mean, "_X_mean").shape != (n_in,):
+        raise Invalid(f"_X_mean has shape {x_mean.shape} for n_features_in_={n_in}")
+    tree = attr(kmeans, "_bisecting_tree")
+    if tree is not None:
+        _check_bisecting_centers(ctx, tree, n_in)
+
+
+def _check_bisecting_centers(ctx: Context, root: Any, n_in: int) -> None:
+    """Every node's center: predict stacks two siblings' and hands them to the Cython above."""
+    stack, seen = [(root, "_bisecting_tree")], set()
+    while stack:
+        node, where = stack.pop()
+        if id(node) in seen:
+            raise Invalid("the bisecting tree shares a node (a cycle)", where)
+        seen.add(id(node))
+        center = array(attr(node, "center"), f"{where}.center", ndim=1)
+        if center.shape != (n_in,) or center.dtype.kind != "f":
+            raise Invalid(f"center has shape {center.shape} and dtype {center.dtype}", where)
+        for side in ("left", "right"):
+            child = attr(node, side)
+            if child is not None:
+                stack.append((child, f"{where}.{side}"))
+        ctx.deadline.check("validating the bisecting tree")
+
+
+def _visit_birch(ctx: Context, birch: Any) -> None:
+    centers = attr(birch, "subcluster_centers_")
+    n_in = attr(birch, "n_features_in_")
+    if centers is None or n_in is None:
+        return
+    centers = array(centers, "subcluster_centers_", ndim=2)
+    n_in = integer(n_in, "n_features_in_")
+    if centers.shape[0] < 1 or centers.shape[1] != n_in:
+        raise Invalid(f"subcluster_centers_ has shape {centers.shape} for n_features_in_={n_in}")
+    for name in ("_subcluster_norms", "subcluster_labels_"):
+        value = array(attr(birch, name), name, ndim=1)
+        if value.shape[0] != centers.shape[0]:
+            raise Invalid(f"{name} has {value.shape[0]} entries for {centers.shape[0]} centers")
+
+
+def _visit_centroid_clustering(ctx: Context, est: Any) -> None:
+    """MeanShift, AffinityPropagation: predict finds the nearest of ``cluster_centers_``."""
+    centers = attr(est, "cluster_centers_")
+    n_in = attr(est, "n_features_in_")
+    if centers is None or n_in is None or attr(est, "affinity") == "precomputed":
+        return
     centers = array(centers, "cluster_centers_", ndim=2)
-    if centers.shape[0] < 1 or centers.shape[1] != integer(n_in, "n_features_in_"):
+    if centers.shape[1] != integer(n_in, "n_features_in_"):
         raise Invalid(f"cluster_centers_ has shape {centers.shape} for n_features_in_={n_in}")
 
 
@@ -27,6 +100,14 @@ def _visit_hasher(ctx: Context, hasher: Any) -> None:
 
 CHECKS: Checks = [
     ((("sklearn.cluster._kmeans", "_BaseKMeans"),), _visit_kmeans),
+    ((("sklearn.cluster._birch", "Birch"),), _visit_birch),
+    (
+        (
+            ("sklearn.cluster._mean_shift", "MeanShift"),
+            ("sklearn.cluster._affinity_propagation", "AffinityPropagation"),
+        ),
+        _visit_centroid_clustering,
+    ),
     (
         (
             ("sklearn.feature_extraction._hash", "FeatureHasher"),
