@@ -203,6 +203,14 @@ def _visit_bagging(ctx: Context, bagging: Any) -> None:
     ):
         raise Invalid("estimators_ and estimators_features_ are not lists of the same length")
     subsample = attr(bagging, "_max_features") != n_in
+    lengths = attr(bagging, "_decision_path_lengths")
+    averages = attr(bagging, "_average_path_length_per_tree")
+    for name, per_tree in (
+        ("_decision_path_lengths", lengths),
+        ("_average_path_length_per_tree", averages),
+    ):
+        if not isinstance(per_tree, (list, tuple)) or len(per_tree) != len(estimators):
+            raise Invalid(f"{name} does not hold one array per tree")
     for i, (est, cols) in enumerate(zip(estimators, features, strict=True)):
         facts = _sub_tree(ctx, est, f"estimators_[{i}]")
         cols = array(cols, f"estimators_features_[{i}]", ndim=1)
@@ -212,6 +220,16 @@ def _visit_bagging(ctx: Context, bagging: Any) -> None:
                 f"built for {facts.n_features} features but applied to {width}",
                 f"estimators_[{i}]",
             )
+        if cols.size and (cols.dtype.kind not in "iu" or cols.min() < 0 or cols.max() >= n_in):
+            raise Invalid(f"selects features outside [0, {n_in})", f"estimators_features_[{i}]")
+        # score_samples indexes both with the leaf ids tree.apply returns
+        nodes = integer(est.tree_.node_count, "node_count")
+        for name, per_tree in (
+            ("_decision_path_lengths", lengths),
+            ("_average_path_length_per_tree", averages),
+        ):
+            if array(per_tree[i], f"{name}[{i}]").shape != (nodes,):
+                raise Invalid(f"has shape {per_tree[i].shape} for {nodes} nodes", f"{name}[{i}]")
 
 
 def _visit_gradient_boosting(ctx: Context, gb: Any) -> None:
