@@ -19,9 +19,12 @@ from safeload.errors import MalformedArtifactError, shown
 from safeload.typegate.limits import Deadline, ScanLimits
 from safeload.validation import (
     cluster,
+    decomposition,
     features,
     hist_boosting,
+    linear,
     neighbors,
+    probabilistic,
     sparse,
     svm,
     trees,
@@ -50,6 +53,9 @@ _SPEC: Checks = [
     *svm.CHECKS,
     *sparse.CHECKS,
     *cluster.CHECKS,
+    *linear.CHECKS,
+    *decomposition.CHECKS,
+    *probabilistic.CHECKS,
 ]
 _REGISTRY_CACHE: dict[frozenset[str], list[tuple[tuple[type, ...], Check]]] = {}
 
