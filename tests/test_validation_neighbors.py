@@ -224,3 +224,12 @@ def test_gate_refuses_the_narrow_fit_x_before_the_contract(
     with pytest.raises(MalformedArtifactError, match="_fit_X has 2 columns"):
         safeload.load(target, trusted=safeload.Keyring.from_dir(tmp_path / "keys"))
     assert not reached, "the saved sample was re-checked on an unvalidated model"
+
+
+def test_label_spreading_distributions_one_per_row() -> None:
+    model = LabelSpreading(kernel="knn").fit(X, y)
+    model.label_distributions_ = model.label_distributions_[:10]
+    refused(model, "label_distributions_ has shape (10, 3)")
+    model = LabelSpreading(kernel="knn").fit(X, y)
+    model.nn_fit = NearestNeighbors().fit(X[:20])
+    refused(model, "nn_fit was fitted on other samples")

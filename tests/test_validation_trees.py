@@ -94,3 +94,16 @@ def test_hist_gradient_boosting_shapes_agree(edit: Callable[[Any], None], fragme
     model = hgb_clf()
     edit(model)
     refused(model, fragment)
+
+
+def test_forest_trees_agree_with_the_forest_counts() -> None:
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    model = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
+    other = DecisionTreeClassifier(random_state=0).fit(X, y > 0)  # 2 classes, not 3
+    model.estimators_[1] = other
+    refused(model, "estimators_[1]", "the forest <ndarray")
+    model = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
+    model.n_outputs_ = 2
+    refused(model, "1 outputs, the forest 2")

@@ -249,7 +249,29 @@ def _visit_nearest_centroid(ctx: Context, nc: Any) -> None:
         raise Invalid(f"centroids_ has shape {centroids.shape}, expected {expected}")
 
 
+def _visit_label_propagation(ctx: Context, est: Any) -> None:
+    """LabelPropagation/LabelSpreading: one label distribution per training row of ``X_``."""
+    from safeload.validation.shapes import check_table
+
+    sizes = check_table(
+        est,
+        {
+            "X_": ("n", "f"),
+            "classes_": ("c",),
+            "label_distributions_": ("n", "c"),
+            "transduction_": ("n",),
+        },
+    )
+    nn = attr(est, "nn_fit")
+    if nn is not None and "n" in sizes and attr(nn, "n_samples_fit_") != sizes["n"]:
+        raise Invalid(f"nn_fit was fitted on other samples than the {sizes['n']} rows of X_")
+
+
 CHECKS: Checks = [
+    (
+        (("sklearn.semi_supervised._label_propagation", "BaseLabelPropagation"),),
+        _visit_label_propagation,
+    ),
     ((("sklearn.neighbors._base", "NeighborsBase"),), _visit_neighbors_estimator),
     ((("sklearn.neighbors._kde", "KernelDensity"),), _visit_kernel_density),
     ((("sklearn.neighbors._nearest_centroid", "NearestCentroid"),), _visit_nearest_centroid),

@@ -174,12 +174,23 @@ def _visit_forest(ctx: Context, forest: Any) -> None:
     n_in = integer(n_in, "n_features_in_")
     if not isinstance(estimators, list):
         raise Invalid(f"estimators_ is {type(estimators).__name__}, not a list")
+    n_out = attr(forest, "n_outputs_")
+    n_cls = attr(forest, "n_classes_")
+    expected = None if n_cls is None else np.atleast_1d(np.asarray(n_cls, dtype=np.int64))
     for i, est in enumerate(estimators):
         facts = _sub_tree(ctx, est, f"estimators_[{i}]")
         if facts.n_features != n_in:
             raise Invalid(
                 f"built for {facts.n_features} features, but the forest checks its input "
                 f"against n_features_in_={n_in}",
+                f"estimators_[{i}]",
+            )
+        # predict_proba sums each tree's output into arrays sized by the forest's counts
+        if n_out is not None and facts.n_outputs != integer(n_out, "n_outputs_"):
+            raise Invalid(f"{facts.n_outputs} outputs, the forest {n_out}", f"estimators_[{i}]")
+        if expected is not None and not np.array_equal(expected, facts.n_classes):
+            raise Invalid(
+                f"n_classes {shown(facts.n_classes)}, the forest {shown(expected)}",
                 f"estimators_[{i}]",
             )
 
