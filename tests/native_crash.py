@@ -32,9 +32,7 @@ _CHILD = textwrap.dedent("""
 """)
 
 
-def run_crafted(
-    model: Any, X: np.ndarray, method: str, tmp_path: Path, timeout: float = 120
-) -> str:
+def run_crafted(model: Any, X: Any, method: str, tmp_path: Path, timeout: float = 120) -> str:
     """The verdict of ``model.<method>(X)`` in a capped child process."""
     path = tmp_path / "crafted.joblib"
     joblib.dump((model, X, method), path)

@@ -110,3 +110,32 @@ def test_centroid_clusterers_centers_match_the_features(make: Callable[[], Any])
     model = make().fit(X)
     model.cluster_centers_ = model.cluster_centers_[:, :3].copy()
     refused(model, "cluster_centers_ has shape")
+
+
+def test_hdbscan_linkage_joins_only_existing_nodes(tmp_path: Path) -> None:
+    from sklearn.cluster import HDBSCAN
+
+    model = HDBSCAN().fit(X)
+    validate_model(model)
+    crafted = copy.deepcopy(model)
+    crafted._single_linkage_tree_["left_node"][:] = 10**9
+    verdict = run_crafted(crafted, 0.5, "dbscan_clustering", tmp_path)
+    assert verdict == "crash", verdict
+    refused(crafted, "merge 0 joins node 1000000000, outside [0, 60)")
+    crafted = copy.deepcopy(model)
+    crafted._single_linkage_tree_["right_node"][5] = 60 + 5  # the node merge 5 creates
+    refused(crafted, "merge 5 joins node 65")
+    crafted = copy.deepcopy(model)
+    crafted.labels_ = crafted.labels_[:3]
+    refused(crafted, "labels_ has 3 entries")
+
+
+def test_feature_agglomeration_labels_within_the_clusters() -> None:
+    from sklearn.cluster import FeatureAgglomeration
+
+    model = FeatureAgglomeration(2).fit(X)
+    validate_model(model)
+    model.labels_ = np.array([0, 1, 0, 10**9])
+    refused(model, "outside [0, n_clusters_=2)")
+    model.labels_ = np.array([0, 1, 0])
+    refused(model, "labels_ has shape (3,)")

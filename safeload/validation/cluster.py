@@ -92,6 +92,49 @@ def _visit_centroid_clustering(ctx: Context, est: Any) -> None:
         raise Invalid(f"cluster_centers_ has shape {centers.shape} for n_features_in_={n_in}")
 
 
+def _visit_hdbscan(ctx: Context, hdbscan: Any) -> None:
+    """``dbscan_clustering`` unions ``left_node``/``right_node`` in Cython, unchecked.
+
+    A single linkage tree over n samples holds n - 1 merges; merge i creates node n + i and
+    may only join nodes that exist by then (``< n + i``), as scipy's linkage format says.
+    """
+    linkage = attr(hdbscan, "_single_linkage_tree_")
+    if linkage is None:
+        return
+    linkage = array(linkage, "_single_linkage_tree_", ndim=1)
+    names = linkage.dtype.names or ()
+    if not {"left_node", "right_node"} <= set(names):
+        raise Invalid(f"_single_linkage_tree_ has dtype {linkage.dtype}, not a linkage record")
+    n = linkage.shape[0] + 1
+    labels = array(attr(hdbscan, "labels_"), "labels_", ndim=1)
+    if labels.shape[0] != n:
+        raise Invalid(f"labels_ has {labels.shape[0]} entries for a linkage of {n} samples")
+    created = n + np.arange(linkage.shape[0], dtype=np.int64)
+    for side in ("left_node", "right_node"):
+        nodes = linkage[side].astype(np.int64)
+        bad = np.flatnonzero((nodes < 0) | (nodes >= created))
+        if bad.size:
+            i = int(bad[0])
+            raise Invalid(f"merge {i} joins node {int(nodes[i])}, outside [0, {int(created[i])})")
+
+
+def _visit_feature_agglomeration(ctx: Context, agglo: Any) -> None:
+    """Pooling runs ``np.bincount(labels_)``: a label per feature, each below ``n_clusters_``.
+
+    (A huge label would size the bincount.)
+    """
+    labels = attr(agglo, "labels_")
+    n_in = attr(agglo, "n_features_in_")
+    if labels is None or n_in is None:
+        return
+    labels = array(labels, "labels_", ndim=1)
+    n_clusters = integer(attr(agglo, "n_clusters_"), "n_clusters_")
+    if labels.shape[0] != integer(n_in, "n_features_in_") or labels.dtype.kind not in "iu":
+        raise Invalid(f"labels_ has shape {labels.shape} for n_features_in_={n_in}")
+    if labels.size and (labels.min() < 0 or labels.max() >= n_clusters):
+        raise Invalid(f"labels_ holds clusters outside [0, n_clusters_={n_clusters})")
+
+
 def _visit_hasher(ctx: Context, hasher: Any) -> None:
     n_features = integer(attr(hasher, "n_features"), "n_features")
     if not 1 <= n_features <= np.iinfo(np.int32).max:
@@ -101,6 +144,8 @@ def _visit_hasher(ctx: Context, hasher: Any) -> None:
 CHECKS: Checks = [
     ((("sklearn.cluster._kmeans", "_BaseKMeans"),), _visit_kmeans),
     ((("sklearn.cluster._birch", "Birch"),), _visit_birch),
+    ((("sklearn.cluster._hdbscan.hdbscan", "HDBSCAN"),), _visit_hdbscan),
+    ((("sklearn.cluster._agglomerative", "FeatureAgglomeration"),), _visit_feature_agglomeration),
     (
         (
             ("sklearn.cluster._mean_shift", "MeanShift"),

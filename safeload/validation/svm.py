@@ -59,8 +59,7 @@ def _visit_libsvm(ctx: Context, svm: Any) -> None:
         n_in is not None and vectors.shape[1] != integer(n_in, "n_features_in_")
     ):
         raise Invalid(
-            f"support_vectors_ has shape {vectors.shape} for {n_sv} supports and "
-            f"{n_in} features"
+            f"support_vectors_ has shape {vectors.shape} for {n_sv} supports and {n_in} features"
         )
     dual = attr(svm, "_dual_coef_")
     if tuple(getattr(dual, "shape", ())) != (n_class - 1, n_sv):
