@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-import numpy as np
 
 _CHILD = textwrap.dedent("""
     import resource, sys, warnings
