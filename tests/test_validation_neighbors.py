@@ -233,3 +233,13 @@ def test_label_spreading_distributions_one_per_row() -> None:
     model = LabelSpreading(kernel="knn").fit(X, y)
     model.nn_fit = NearestNeighbors().fit(X[:20])
     refused(model, "nn_fit was fitted on other samples")
+
+
+def test_a_distance_metric_object_fits_the_features() -> None:
+    from sklearn.metrics import DistanceMetric
+
+    metric = DistanceMetric.get_metric("mahalanobis", VI=np.eye(5))
+    model = KNeighborsClassifier(algorithm="brute", metric=metric).fit(X, y)
+    validate_model(model)
+    model.effective_metric_ = model.metric = DistanceMetric.get_metric("mahalanobis", VI=np.eye(2))
+    refused(model, "does not fit 5 features")

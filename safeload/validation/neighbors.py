@@ -175,6 +175,14 @@ def _visit_neighbors_estimator(ctx: Context, est: Any) -> None:
             raise Invalid(f"a precomputed _fit_X has shape {fit_x.shape}, not square")
     for name in ("metric_params", "effective_metric_params_"):
         check_metric_params(attr(est, name), width, name)
+    from sklearn.metrics._dist_metrics import DistanceMetric
+
+    for name in ("metric", "effective_metric_"):
+        if isinstance(attr(est, name), DistanceMetric):
+            try:
+                _check_metric(attr(est, name), width)
+            except Invalid as exc:
+                raise exc.within(name) from None
     _check_labels(est, n_samples)
     _check_outlier_factor(est, n_samples)
 
