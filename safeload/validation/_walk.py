@@ -20,6 +20,7 @@ from safeload.typegate.limits import Deadline, ScanLimits
 from safeload.validation import (
     cluster,
     decomposition,
+    dummy,
     features,
     hist_boosting,
     linear,
@@ -56,6 +57,7 @@ _SPEC: Checks = [
     *linear.CHECKS,
     *decomposition.CHECKS,
     *probabilistic.CHECKS,
+    *dummy.CHECKS,
 ]
 _REGISTRY_CACHE: dict[frozenset[str], list[tuple[tuple[type, ...], Check]]] = {}
 

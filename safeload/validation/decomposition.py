@@ -20,6 +20,8 @@ _PCA: Table = {
     "explained_variance_ratio_": ("k",),
     "singular_values_": ("k",),
 }
+#: what transforms allocate by (MiniBatchNMF's W is (n_samples, _n_components))
+_COMPONENTS = {"n_components_": "k", "_n_components": "k"}
 _NMF: Table = {
     "components_": ("k", "f"),
     "_components_numerator": ("k", "f"),
@@ -68,7 +70,9 @@ def _visit_embedding(ctx: Context, est: Any) -> None:
     if nbrs is None:
         return
     n = integer(attr(nbrs, "n_samples_fit_"), "nbrs_.n_samples_fit_")
-    check_table(est, {"embedding_": ("n", "k"), "dist_matrix_": ("n", "n")}, {"n": n})
+    # LLE's transform allocates (n_samples, n_components) for the embedding_ rows it mixes
+    counts = {"n_components": "k"} if type(est).__name__ == "LocallyLinearEmbedding" else {}
+    check_table(est, {"embedding_": ("n", "k"), "dist_matrix_": ("n", "n")}, {"n": n}, counts)
     n_in, width = attr(est, "n_features_in_"), shape_of(attr(nbrs, "_fit_X"))
     if n_in is not None and width is not None and width[1] != integer(n_in, "n_features_in_"):
         raise Invalid(f"nbrs_ holds {width[1]} features but n_features_in_={n_in}")
@@ -79,9 +83,9 @@ def _mod(name: str) -> str:
 
 
 CHECKS: Checks = [
-    (((_mod("_base"), "_BasePCA"),), table_check(_PCA)),
+    (((_mod("_base"), "_BasePCA"),), table_check(_PCA, _COMPONENTS)),
     (((_mod("_truncated_svd"), "TruncatedSVD"),), table_check(_PCA)),
-    (((_mod("_nmf"), "_BaseNMF"),), table_check(_NMF)),
+    (((_mod("_nmf"), "_BaseNMF"),), table_check(_NMF, _COMPONENTS)),
     (((_mod("_fastica"), "FastICA"),), table_check(_ICA)),
     (((_mod("_factor_analysis"), "FactorAnalysis"),), table_check(_FACTOR)),
     (((_mod("_lda"), "LatentDirichletAllocation"),), table_check(_LDA)),

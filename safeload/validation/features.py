@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from safeload.validation._base import Checks, Context, Invalid, array, attr, integer
 
 
@@ -35,4 +37,25 @@ def _visit_estimator(ctx: Context, obj: Any) -> None:
         raise Invalid("feature_names_in_ holds a value that is not a str")
 
 
-CHECKS: Checks = [((("builtins", "object"),), _visit_estimator)]
+def _visit_classes(ctx: Context, obj: Any) -> None:
+    """``n_classes_`` counts ``classes_`` (per output): predict_proba allocates by it."""
+    n_classes = attr(obj, "n_classes_")
+    classes = attr(obj, "classes_")
+    if n_classes is None or classes is None:
+        return
+    if isinstance(classes, np.ndarray) and classes.ndim == 1:
+        if isinstance(n_classes, (int, np.integer)) and not isinstance(n_classes, bool):
+            if int(n_classes) != classes.shape[0]:
+                raise Invalid(f"n_classes_={n_classes} but classes_ has {classes.shape[0]}")
+    elif isinstance(classes, list) and isinstance(n_classes, (list, np.ndarray)):
+        counts = [np.shape(c)[0] if np.ndim(c) == 1 else -1 for c in classes]
+        if list(np.asarray(n_classes).reshape(-1)) != counts:
+            raise Invalid(
+                f"n_classes_ does not count the classes_ of each of {len(classes)} outputs"
+            )
+
+
+CHECKS: Checks = [
+    ((("builtins", "object"),), _visit_estimator),
+    ((("builtins", "object"),), _visit_classes),
+]

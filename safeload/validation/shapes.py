@@ -19,6 +19,8 @@ from safeload.validation._base import Check, Context, Invalid, attr, integer
 Dim = str | int
 #: attribute name -> its dimensions
 Table = dict[str, tuple[Dim, ...]]
+#: integer attribute name -> the dimension it counts
+Counts = dict[str, str]
 
 
 def shape_of(value: Any) -> tuple[int, ...] | None:
@@ -30,8 +32,14 @@ def shape_of(value: Any) -> tuple[int, ...] | None:
     return None
 
 
-def check_table(obj: Any, table: Table, bound: dict[str, int] | None = None) -> dict[str, int]:
-    """Check ``obj``'s arrays against ``table``; returns the sizes each name was bound to."""
+def check_table(
+    obj: Any, table: Table, bound: dict[str, int] | None = None, counts: Counts | None = None
+) -> dict[str, int]:
+    """Check ``obj``'s arrays against ``table``; returns the sizes each name was bound to.
+
+    ``counts`` names integer attributes that must equal a dimension (``"_n_components": "k"``):
+    code allocates by those integers, so one left free would size an allocation at will.
+    """
     sizes = dict(bound or {})
     n_in = attr(obj, "n_features_in_")
     if n_in is not None:
@@ -49,6 +57,10 @@ def check_table(obj: Any, table: Table, bound: dict[str, int] | None = None) -> 
             expected = dim if isinstance(dim, int) else sizes.setdefault(dim, size)
             if size != expected:
                 raise Invalid(f"{name} has shape {shape}, inconsistent with {_render(dims, sizes)}")
+    for name, dim in (counts or {}).items():
+        value = attr(obj, name)
+        if value is not None and dim in sizes and integer(value, name) != sizes[dim]:
+            raise Invalid(f"{name}={value} but the fitted arrays have {sizes[dim]}")
     return sizes
 
 
@@ -62,10 +74,10 @@ def _render(dims: tuple[Dim, ...], sizes: dict[str, int]) -> str:
     return ", ".join(parts)
 
 
-def table_check(table: Table) -> Check:
+def table_check(table: Table, counts: Counts | None = None) -> Check:
     """A check applying one table to every instance of the classes it is registered for."""
 
     def check(ctx: Context, obj: Any) -> None:
-        check_table(obj, table)
+        check_table(obj, table, counts=counts)
 
     return check
