@@ -243,3 +243,15 @@ def test_a_distance_metric_object_fits_the_features() -> None:
     validate_model(model)
     model.effective_metric_ = model.metric = DistanceMetric.get_metric("mahalanobis", VI=np.eye(2))
     refused(model, "does not fit 5 features")
+
+
+def weighted_gap(a: np.ndarray, b: np.ndarray, scale: np.ndarray) -> float:
+    return float(np.abs(a - b).sum() * scale[0])
+
+
+def test_a_callable_metric_keeps_its_own_parameters() -> None:
+    # Its parameters go to Python code, not to a reduction sized by the features.
+    model = KNeighborsClassifier(
+        algorithm="brute", metric=weighted_gap, metric_params={"scale": np.ones(2)}
+    ).fit(X, y)
+    validate_model(model)

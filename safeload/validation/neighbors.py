@@ -173,8 +173,13 @@ def _visit_neighbors_estimator(ctx: Context, est: Any) -> None:
     if attr(est, "metric") == "precomputed" or metric == "precomputed":
         if width != n_samples:
             raise Invalid(f"a precomputed _fit_X has shape {fit_x.shape}, not square")
-    for name in ("metric_params", "effective_metric_params_"):
-        check_metric_params(attr(est, name), width, name)
+    for name, metric_name in (
+        ("metric_params", "metric"),
+        ("effective_metric_params_", "effective_metric_"),
+    ):
+        # A callable metric's parameters are its own business (Python code, not a reduction).
+        if not callable(attr(est, metric_name)):
+            check_metric_params(attr(est, name), width, name)
     from sklearn.metrics._dist_metrics import DistanceMetric
 
     for name in ("metric", "effective_metric_"):
