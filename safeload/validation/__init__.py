@@ -39,12 +39,17 @@ the model and what) if any does not hold:
   vectors, the kernel is libsvm's, ``_impl`` is the class's.
 * k-means (all three): centers float32/float64, C-contiguous, one row per cluster as wide as
   the input (every bisecting node's too), ``1 <= _n_threads <= MAX_THREADS``; Birch's norms and
-  labels one per subcluster center; MeanShift/AffinityPropagation centers as wide as the input.
+  labels one per subcluster center; MeanShift/AffinityPropagation centers as wide as the input;
+  HDBSCAN's single linkage tree joins only nodes that exist (``dbscan_clustering`` unions them
+  in Cython); FeatureAgglomeration's labels within ``n_clusters_``.
 * Every estimator: ``n_features_in_`` a positive int, ``feature_names_in_`` that many str; any
   ``coef_`` as wide as the input with one intercept per row and one row per class; and shape
   tables for MLPs, discriminant analysis, decompositions, cross-decomposition, naive Bayes,
   mixtures, covariance estimators and Gaussian processes (these only reach numpy/BLAS, which
-  would raise, but a crafted width is refused at load rather than mid-request).
+  would raise, but a crafted width is refused at load rather than mid-request). Integers that
+  size predict-time allocations count the arrays they describe: ``n_classes_`` is
+  ``len(classes_)`` (per output), a dummy's ``n_outputs_`` its ``constant_``/``classes_``, NMF's
+  ``_n_components`` its components, a forest's ``n_outputs_`` its trees'.
 * scipy sparse matrices/arrays (``check_format(full_check=True)``, coordinate bounds),
   ``BSpline`` knots/coefficients/degree, and hashing ``n_features``.
 
