@@ -54,7 +54,7 @@ def convert(
     src = Path(source)
     checked = check_types(read_model_file(src), types, format="joblib", path=str(src))
     model = _unpickle.deserialize_checked(checked, types)
-    validate_model(model)
+    validate_model(model, deadline=checked.deadline)
 
     probe = _probe_input(model, sample)
     before = contract.record_predictions(model, probe)

@@ -196,7 +196,12 @@ def load_artifact(
         _check_identity(verified.metadata, name, version, verified.path)
         # Step 5: the very bytes that were hashed and scanned, never the path again.
         model = _unpickle.deserialize_checked(verified.checked, opts.types)
-        validate_model(model)
+        validate_model(
+            model,
+            limits=opts.scan_limits,
+            deadline=verified.checked.deadline,
+            safe_to_call=tuple(opts.safe_to_call),
+        )
     # Step 6: the contract recorded at save time.
     _check_versions(verified.metadata, opts.versions)
     sample = verified.metadata.get("sample")
@@ -274,5 +279,5 @@ def load_file(
     types = resolve_policy(policy)
     checked = check_types(read_model_file(source), types, limits=scan_limits, path=str(source))
     model = _unpickle.deserialize_checked(checked, types)
-    validate_model(model)
+    validate_model(model, limits=scan_limits, deadline=checked.deadline)
     return model

@@ -79,18 +79,6 @@ def test_kmeans_centers_fit_the_cython_signature(
     refused(kmeans, "cluster_centers_", fragment)
 
 
-def test_bisecting_node_centers_match_the_features() -> None:
-    model = BisectingKMeans(3, random_state=0).fit(X)
-    model._bisecting_tree.left.center = model._bisecting_tree.left.center[:2].copy()
-    refused(model, "_bisecting_tree.left", "center has shape (2,)")
-    model = BisectingKMeans(3, random_state=0).fit(X)
-    model._bisecting_tree.right.left = model._bisecting_tree
-    refused(model, "cycle")
-    model = BisectingKMeans(3, random_state=0).fit(X)
-    model._X_mean = model._X_mean[:1]
-    refused(model, "_X_mean has shape (1,)")
-
-
 def test_birch_norms_one_per_center() -> None:
     # The Euclidean reduction reads Y_norm_squared[j] for every center j: a short array is
     # read out of bounds (silently: it returns garbage labels rather than crashing).

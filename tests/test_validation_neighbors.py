@@ -254,4 +254,4 @@ def test_a_callable_metric_keeps_its_own_parameters() -> None:
     model = KNeighborsClassifier(
         algorithm="brute", metric=weighted_gap, metric_params={"scale": np.ones(2)}
     ).fit(X, y)
-    validate_model(model)
+    validate_model(model, safe_to_call=["tests.test_validation_neighbors:weighted_gap"])

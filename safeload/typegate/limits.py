@@ -48,7 +48,9 @@ class ScanLimits:
             every level of every joblib compressor); zlib reaches ~1032x and lz4 ~255x on runs
             of zeros, so a bomb stops after about ``ratio_floor_bytes`` of output.
         ratio_floor_bytes: output size below which ``max_ratio`` is not enforced.
-        max_seconds: wall-clock time for one scan (checked every few thousand opcodes).
+        max_seconds: wall-clock time for one file's whole gate: the scan, the deserialization
+            and the structural validation share one :class:`Deadline`, started before the scan
+            (asked every few thousand opcodes, calls or objects).
         max_string_bytes: longest string whose value the scanner tracks; a longer string used
             as a global name is refused as unresolvable.
         max_zip_entries: entries in a skops (zip) file.

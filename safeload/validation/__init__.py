@@ -36,9 +36,9 @@ the model and what) if any does not hold:
 * libsvm models (SVC, NuSVC, SVR, NuSVR, OneClassSVM): ``_n_support``, ``support_``,
   ``support_vectors_`` (empty only for a precomputed or callable kernel), ``_dual_coef_``,
   ``_intercept_``, ``_probA``/``_probB``, ``class_weight_`` sizes agree; ``_sparse`` matches the
-  vectors, the kernel is libsvm's, ``_impl`` is the class's.
+  vectors and ``_impl`` is the class's (the kernel name: :mod:`~safeload.validation.callables`).
 * k-means (all three): centers float32/float64, C-contiguous, one row per cluster as wide as
-  the input (every bisecting node's too), ``1 <= _n_threads <= MAX_THREADS``; Birch's norms and
+  the input, ``1 <= _n_threads <= MAX_THREADS``; Birch's norms and
   labels one per subcluster center; MeanShift/AffinityPropagation centers as wide as the input;
   HDBSCAN's single linkage tree joins only nodes that exist (``dbscan_clustering`` unions them
   in Cython); FeatureAgglomeration's labels within ``n_clusters_``.
@@ -50,6 +50,10 @@ the model and what) if any does not hold:
   size predict-time allocations count the arrays they describe: ``n_classes_`` is
   ``len(classes_)`` (per output), a dummy's ``n_outputs_`` its ``constant_``/``classes_``, NMF's
   ``_n_components`` its components, a forest's ``n_outputs_`` its trees'.
+* BisectingKMeans' cluster tree (centers as wide as the data, leaves labelled ``0..k-1``).
+* Stored callables (:mod:`safeload.validation.callables`): a function scikit-learn would call
+  on the caller's data must be on :data:`safeload.callsafe.SAFE_TO_CALL` with its keyword
+  arguments in bounds; any other stored function or class only where sklearn keeps it uncalled.
 * scipy sparse matrices/arrays (``check_format(full_check=True)``, coordinate bounds),
   ``BSpline`` knots/coefficients/degree, and hashing ``n_features``.
 
@@ -61,6 +65,8 @@ policy.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from safeload.typegate.limits import Deadline, ScanLimits
 from safeload.validation._walk import MAX_OBJECTS, Walker
@@ -74,6 +80,7 @@ def validate_model(
     max_objects: int = MAX_OBJECTS,
     limits: ScanLimits | None = None,
     deadline: Deadline | None = None,
+    safe_to_call: Iterable[str] = (),
 ) -> None:
     """Check every structure in ``obj`` whose inconsistency could crash native code.
 
@@ -82,10 +89,16 @@ def validate_model(
         max_objects: Refuse graphs with more objects than this (bounded time and memory).
         limits: The caller's limits (the predict-time budgets among them); defaults otherwise.
         deadline: The gate's one clock, started before the scan; a fresh one otherwise.
+        safe_to_call: Exact ``module:qualname`` names the caller vouches scikit-learn may call
+            on its data with the model's arguments, on top of
+            :data:`safeload.callsafe.SAFE_TO_CALL` (see :mod:`safeload.validation.callables`).
 
     Raises:
         MalformedArtifactError: Naming the path inside the model (``model.steps[1][1].tree_``)
             and the inconsistency found.
     """
     limits = limits or ScanLimits()
-    Walker(max_objects, limits, deadline or Deadline(limits.max_seconds)).run(obj)
+    names = tuple(safe_to_call)
+    if any(not isinstance(n, str) or ":" not in n for n in names):
+        raise TypeError("safe_to_call takes exact 'module:qualname' strings")
+    Walker(max_objects, limits, deadline or Deadline(limits.max_seconds), names).run(obj)

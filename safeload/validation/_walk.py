@@ -18,6 +18,8 @@ import numpy as np
 from safeload.errors import MalformedArtifactError, shown
 from safeload.typegate.limits import Deadline, ScanLimits
 from safeload.validation import (
+    bisecting,
+    callables,
     cluster,
     decomposition,
     dummy,
@@ -58,7 +60,13 @@ _SPEC: Checks = [
     *decomposition.CHECKS,
     *probabilistic.CHECKS,
     *dummy.CHECKS,
+    *bisecting.CHECKS,
+    *callables.CHECKS,
 ]
+_NATIVE = (
+    "It was refused before use because native code would trust these values; re-create the "
+    "artifact from the original training run"
+)
 _REGISTRY_CACHE: dict[frozenset[str], list[tuple[tuple[type, ...], Check]]] = {}
 
 
@@ -93,8 +101,14 @@ def _render(path: _Path) -> str:
 
 
 class Walker(Context):
-    def __init__(self, max_objects: int, limits: ScanLimits, deadline: Deadline) -> None:
-        super().__init__(limits, deadline)
+    def __init__(
+        self,
+        max_objects: int,
+        limits: ScanLimits,
+        deadline: Deadline,
+        safe_to_call: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(limits, deadline, safe_to_call)
         self.max_objects = max_objects
         self.visited = 0
         self.seen: set[int] = set()
@@ -106,16 +120,14 @@ class Walker(Context):
         while self.stack:
             path, obj = self.stack.pop()
             steps += 1
-            if not steps & 1023:
+            if steps & 1023 == 1:  # the first step too: no walk starts late
                 self.deadline.check("validating the model")
             try:
                 self.visit(path, obj)
             except Invalid as exc:
                 raise MalformedArtifactError(
                     f"the model is structurally invalid at {_join(_render(path), exc.where)}: "
-                    f"{exc.message}. It was refused "
-                    "before use because native code would trust these values; re-create the "
-                    "artifact from the original training run."
+                    f"{exc.message}. {exc.advice or _NATIVE}."
                 ) from None
 
     def push(self, path: _Path, obj: Any) -> None:

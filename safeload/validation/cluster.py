@@ -19,15 +19,13 @@ from safeload.validation._base import Checks, Context, Invalid, array, attr, int
 MAX_THREADS = max(1024, os.cpu_count() or 1)
 
 
-def check_centers(centers: Any, n_features: int, where: str, *, rows: int | None = None) -> None:
+def check_centers(centers: Any, n_features: int, where: str) -> None:
     """Centers the k-means Cython reads as ``const floating[:, ::1]``, one row per cluster."""
     centers = array(centers, where, ndim=2)
     if centers.dtype not in (np.float32, np.float64) or not centers.flags.c_contiguous:
         raise Invalid(f"{where} is not a C-contiguous float32/float64 array ({centers.dtype})")
     if centers.shape[0] < 1 or centers.shape[1] != n_features:
         raise Invalid(f"{where} has shape {centers.shape} for n_features_in_={n_features}")
-    if rows is not None and centers.shape[0] != rows:
-        raise Invalid(f"{where} has {centers.shape[0]} rows, expected {rows}")
 
 
 def _visit_kmeans(ctx: Context, kmeans: Any) -> None:
@@ -40,30 +38,6 @@ def _visit_kmeans(ctx: Context, kmeans: Any) -> None:
     threads = integer(attr(kmeans, "_n_threads"), "_n_threads")
     if not 1 <= threads <= MAX_THREADS:
         raise Invalid(f"_n_threads={threads} is outside [1, {MAX_THREADS}]")
-    x_mean = attr(kmeans, "_X_mean")
-    if x_mean is not None and array(x_mean, "_X_mean").shape != (n_in,):
-        raise Invalid(f"_X_mean has shape {x_mean.shape} for n_features_in_={n_in}")
-    tree = attr(kmeans, "_bisecting_tree")
-    if tree is not None:
-        _check_bisecting_centers(ctx, tree, n_in)
-
-
-def _check_bisecting_centers(ctx: Context, root: Any, n_in: int) -> None:
-    """Every node's center: predict stacks two siblings' and hands them to the Cython above."""
-    stack, seen = [(root, "_bisecting_tree")], set()
-    while stack:
-        node, where = stack.pop()
-        if id(node) in seen:
-            raise Invalid("the bisecting tree shares a node (a cycle)", where)
-        seen.add(id(node))
-        center = array(attr(node, "center"), f"{where}.center", ndim=1)
-        if center.shape != (n_in,) or center.dtype.kind != "f":
-            raise Invalid(f"center has shape {center.shape} and dtype {center.dtype}", where)
-        for side in ("left", "right"):
-            child = attr(node, side)
-            if child is not None:
-                stack.append((child, f"{where}.{side}"))
-        ctx.deadline.check("validating the bisecting tree")
 
 
 def _visit_birch(ctx: Context, birch: Any) -> None:
