@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from safeload.validation._base import Checks, Context, Invalid, array, attr, integer
+from safeload.validation._base import Checks, Context, Invalid, array, attr, integer, is_text
 
 #: More OpenMP threads than any machine sklearn counted cores on: a prange over 10**5
 #: threads crashes the process (libgomp allocation failure or segfault).
@@ -59,7 +59,7 @@ def _visit_centroid_clustering(ctx: Context, est: Any) -> None:
     """MeanShift, AffinityPropagation: predict finds the nearest of ``cluster_centers_``."""
     centers = attr(est, "cluster_centers_")
     n_in = attr(est, "n_features_in_")
-    if centers is None or n_in is None or attr(est, "affinity") == "precomputed":
+    if centers is None or n_in is None or is_text(attr(est, "affinity"), "precomputed"):
         return
     centers = array(centers, "cluster_centers_", ndim=2)
     if centers.shape[1] != integer(n_in, "n_features_in_"):

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from safeload.errors import shown
-from safeload.validation._base import Checks, Context, Invalid, array, attr, integer
+from safeload.validation._base import Checks, Context, Invalid, array, attr, integer, is_text
 from safeload.validation.shapes import Table, shape_of, table_check
 
 
@@ -40,7 +40,7 @@ def _visit_coef(ctx: Context, est: Any) -> None:
         raise Invalid(f"intercept_ is {type(intercept).__name__}, not an array or a number")
     classes = attr(est, "classes_")
     binarizer = attr(est, "_label_binarizer")
-    multilabel = attr(binarizer, "y_type_") == "multilabel-indicator"  # one row per label
+    multilabel = is_text(attr(binarizer, "y_type_"), "multilabel-indicator")  # one row per label
     if isinstance(classes, np.ndarray) and classes.ndim == 1 and len(shape) == 2 and not multilabel:
         n_classes = classes.shape[0]
         if n_classes >= 2 and rows != (1 if n_classes == 2 else n_classes):
@@ -74,7 +74,7 @@ def _visit_mlp(ctx: Context, mlp: Any) -> None:
     from sklearn.neural_network._base import ACTIVATIONS
 
     for name in ("activation", "out_activation_"):
-        if attr(mlp, name) not in ACTIVATIONS:
+        if not is_text(attr(mlp, name), *ACTIVATIONS):
             raise Invalid(f"{name} is {shown(attr(mlp, name))}, not one of {sorted(ACTIVATIONS)}")
 
 

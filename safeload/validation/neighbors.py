@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from safeload.errors import shown
-from safeload.validation._base import Checks, Context, Invalid, array, attr, integer
+from safeload.validation._base import Checks, Context, Invalid, array, attr, integer, is_text
 
 
 def _check_binary_tree(tree: Any, bounds_rows: int) -> None:
@@ -123,7 +123,10 @@ def check_metric_params(params: Any, n_features: int, where: str) -> None:
         if not isinstance(key, str):
             raise Invalid(f"{where} has a key of type {type(key).__name__}")
         if isinstance(value, (list, tuple, np.ndarray)):
-            shape = np.shape(value)
+            try:
+                shape = np.shape(value)
+            except ValueError:  # a ragged list
+                raise Invalid(f"{where}[{shown(key)}] is not a regular array") from None
             if not shape or any(dim != n_features for dim in shape):
                 raise Invalid(
                     f"{where}[{shown(key)}] has shape {shape}, but the model has "
@@ -170,7 +173,7 @@ def _visit_neighbors_estimator(ctx: Context, est: Any) -> None:
     elif width != integer(n_in, "n_features_in_"):
         raise Invalid(f"_fit_X has {width} columns but n_features_in_={n_in}")
     metric = attr(est, "effective_metric_")
-    if attr(est, "metric") == "precomputed" or metric == "precomputed":
+    if is_text(attr(est, "metric"), "precomputed") or is_text(metric, "precomputed"):
         if width != n_samples:
             raise Invalid(f"a precomputed _fit_X has shape {fit_x.shape}, not square")
     for name, metric_name in (
@@ -276,7 +279,11 @@ def _visit_label_propagation(ctx: Context, est: Any) -> None:
         },
     )
     nn = attr(est, "nn_fit")
-    if nn is not None and "n" in sizes and attr(nn, "n_samples_fit_") != sizes["n"]:
+    if (
+        nn is not None
+        and "n" in sizes
+        and integer(attr(nn, "n_samples_fit_"), "nn_fit.n_samples_fit_") != sizes["n"]
+    ):
         raise Invalid(f"nn_fit was fitted on other samples than the {sizes['n']} rows of X_")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from safeload.errors import shown
-from safeload.validation._base import Checks, Context, Invalid, array, attr, integer
+from safeload.validation._base import Checks, Context, Invalid, array, attr, integer, is_text
 
 
 def _visit_libsvm(ctx: Context, svm: Any) -> None:
@@ -20,12 +20,12 @@ def _visit_libsvm(ctx: Context, svm: Any) -> None:
     support = attr(svm, "support_")
     if support is None:
         return  # not fitted
-    own_impl = getattr(type(svm), "_impl", None)
-    if attr(svm, "_impl") not in (None, own_impl):
+    own_impl = str(getattr(type(svm), "_impl", ""))
+    if attr(svm, "_impl") is not None and not is_text(attr(svm, "_impl"), own_impl):
         raise Invalid(f"_impl is shadowed: {shown(attr(svm, '_impl'))}, not {own_impl!r}")
     kernel = attr(svm, "kernel")  # its name or function: validation/callables.py
     # A callable kernel predicts from the kernel matrix, like "precomputed": no vectors kept.
-    precomputed = callable(kernel) or kernel == "precomputed"
+    precomputed = callable(kernel) or is_text(kernel, "precomputed")
     support = array(support, "support_", ndim=1)
     n_sv = support.shape[0]
     n_support = array(attr(svm, "_n_support"), "_n_support", ndim=1)
@@ -34,9 +34,7 @@ def _visit_libsvm(ctx: Context, svm: Any) -> None:
         raise Invalid(f"_n_support has {n_class} entries, expected at least 2")
     pairs = n_class * (n_class - 1) // 2
     # _impl is a class attribute (an instance may shadow it): read it the way predict does.
-    if getattr(svm, "_impl", None) in ("c_svc", "nu_svc") and (
-        n_support.min() < 0 or int(n_support.sum()) != n_sv
-    ):
+    if own_impl in ("c_svc", "nu_svc") and (n_support.min() < 0 or int(n_support.sum()) != n_sv):
         raise Invalid(f"_n_support {shown(n_support)} does not add up to {n_sv} support vectors")
     shape_fit = attr(svm, "shape_fit_")
     if not isinstance(shape_fit, tuple) or len(shape_fit) != 2:

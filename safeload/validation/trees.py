@@ -213,7 +213,7 @@ def _visit_bagging(ctx: Context, bagging: Any) -> None:
         or len(features) != len(estimators)
     ):
         raise Invalid("estimators_ and estimators_features_ are not lists of the same length")
-    subsample = attr(bagging, "_max_features") != n_in
+    subsample = integer(attr(bagging, "_max_features"), "_max_features") != n_in
     lengths = attr(bagging, "_decision_path_lengths")
     averages = attr(bagging, "_average_path_length_per_tree")
     for name, per_tree in (
