@@ -77,3 +77,25 @@ def test_an_array_in_a_name_slot_is_refused_or_harmless(
         validate_model(model)
     except MalformedArtifactError:
         pass  # refused, as it should be where a check reads the name
+
+
+def test_a_linkage_of_strings_is_refused_not_converted() -> None:
+    from sklearn.cluster import HDBSCAN
+
+    model = HDBSCAN().fit(X)
+    tree = model._single_linkage_tree_
+    fields = [(n, "<U8" if n == "left_node" else tree.dtype[n]) for n in tree.dtype.names]
+    crafted = np.zeros(tree.shape, dtype=fields)
+    for name in tree.dtype.names:
+        crafted[name] = tree[name] if name != "left_node" else "x"
+    model._single_linkage_tree_ = crafted
+    with pytest.raises(MalformedArtifactError, match="not sklearn's linkage"):
+        validate_model(model)
+
+
+def test_ragged_classes_are_refused_or_harmless() -> None:
+    model = RidgeClassifier().fit(X, y)
+    model.classes_ = [np.array([0, 1]), [[1], [2, 3]]]
+    model.n_classes_ = [2, 2]
+    with pytest.raises(MalformedArtifactError, match="n_classes_ does not count"):
+        validate_model(model)

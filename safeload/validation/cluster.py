@@ -75,10 +75,11 @@ def _visit_hdbscan(ctx: Context, hdbscan: Any) -> None:
     linkage = attr(hdbscan, "_single_linkage_tree_")
     if linkage is None:
         return
+    from sklearn.cluster._hdbscan._tree import HIERARCHY_dtype
+
     linkage = array(linkage, "_single_linkage_tree_", ndim=1)
-    names = linkage.dtype.names or ()
-    if not {"left_node", "right_node"} <= set(names):
-        raise Invalid(f"_single_linkage_tree_ has dtype {linkage.dtype}, not a linkage record")
+    if linkage.dtype != HIERARCHY_dtype:
+        raise Invalid(f"_single_linkage_tree_ has dtype {linkage.dtype}, not sklearn's linkage")
     n = linkage.shape[0] + 1
     labels = array(attr(hdbscan, "labels_"), "labels_", ndim=1)
     if labels.shape[0] != n:

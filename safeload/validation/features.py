@@ -48,7 +48,7 @@ def _visit_classes(ctx: Context, obj: Any) -> None:
             if int(n_classes) != classes.shape[0]:
                 raise Invalid(f"n_classes_={n_classes} but classes_ has {classes.shape[0]}")
     elif isinstance(classes, list) and isinstance(n_classes, (list, np.ndarray)):
-        counts = [np.shape(c)[0] if np.ndim(c) == 1 else -1 for c in classes]
+        counts = [c.shape[0] if isinstance(c, np.ndarray) and c.ndim == 1 else -1 for c in classes]
         if list(np.asarray(n_classes).reshape(-1)) != counts:
             raise Invalid(
                 f"n_classes_ does not count the classes_ of each of {len(classes)} outputs"
