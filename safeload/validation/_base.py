@@ -73,3 +73,8 @@ def array(value: Any, what: str, *, ndim: int | None = None) -> np.ndarray:
     if ndim is not None and value.ndim != ndim:
         raise Invalid(f"{what} has {value.ndim} dimension(s), expected {ndim}")
     return value
+
+
+def is_text(value: Any, *texts: str) -> bool:
+    """``value`` is a str among ``texts`` (never ``==`` on a file's object: arrays broadcast)."""
+    return isinstance(value, str) and value in texts
