@@ -168,7 +168,7 @@ CRAFTED: dict[str, tuple[Callable[[], Any], str]] = {
     "poly_degrees_reversed": (lambda: edited("poly3", _min_degree=4), "0 <= min <= max"),
     "poly_degree_not_int": (lambda: edited("poly3", _max_degree=3.0), "not an integer"),
     "poly_flag_not_bool": (lambda: edited("poly3", interaction_only="yes"), "not a bool"),
-    "poly_no_inputs": (lambda: edited("poly3", n_features_in_=0), "not positive"),
+    "poly_no_inputs": (lambda: edited("poly3", n_features_in_=0), "is not a positive count"),
     "spline_out_count": (lambda: edited("spline", n_features_out_=10**12), "n_features_out_"),
     "spline_count": (lambda: edited("spline", bsplines_=LEGIT["spline"]().bsplines_[:2]), "list"),
     "one_hot_outs": (lambda: edited("one_hot", _n_features_outs=[1, 1]), "_n_features_outs"),
