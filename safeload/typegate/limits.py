@@ -69,6 +69,10 @@ class ScanLimits:
             spend on one input value: the characters copied per text position for n-gram
             lengths ``min_n..max_n`` (their sum), PolynomialFeatures' degree passes. Real
             settings cost tens (n-grams up to 44 characters long, degrees up to 1024, fit).
+        max_predict_iterations: solver iterations a model's settings may make each
+            ``transform`` run (NMF's ``_transform_max_iter``, LDA's ``max_doc_update_iter``,
+            dictionary learning's ``transform_max_iter``). Defaults are 100 to 1,000; a
+            setting of 10**12 is a model that never answers.
     """
 
     max_opcodes: int = 50_000_000
@@ -88,6 +92,7 @@ class ScanLimits:
     max_skops_nodes: int = 1_000_000
     max_output_features: int = 1 << 24
     max_work_per_value: int = 1024
+    max_predict_iterations: int = 100_000
 
 
 class Deadline:

@@ -32,6 +32,7 @@ from safeload.validation import (
     preprocessing,
     probabilistic,
     selection,
+    settings,
     sparse,
     svm,
     text,
@@ -73,6 +74,7 @@ _SPEC: Checks = [
     *text.CHECKS,
     *selection.CHECKS,
     *meta.CHECKS,
+    *settings.CHECKS,
 ]
 _NATIVE = (
     "It was refused before use because native code would trust these values; re-create the "
