@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import pickle
 import time
 import warnings
 from pathlib import Path
@@ -201,6 +202,37 @@ def test_the_signed_gate_loads_old_protocols(
         assert set(got) == set(expected) and expected, name
         for method, value in expected.items():
             assert_same_output(value, got[method], f"{name}.{method}")
+
+
+def _values() -> dict[str, Any]:
+    """Values fitted state holds, each pickled differently below protocol 3."""
+    return {
+        "empty numpy str": np.str_(""),  # scalar(dtype, bytes()): empty bytes are bytes()
+        "empty numpy bytes": np.bytes_(b""),
+        "empty void": np.void(b""),
+        "bytes": b"\x00\xff" * 3000,  # _codecs.encode of a long text
+        "empty bytes": b"",
+        "numpy scalars": [np.float64(1.5), np.int64(-3), np.bool_(True), np.complex128(1j)],
+        "text": "h\xe9llo \u2713 \U0001f600",
+        "sets": ({1, 2}, frozenset({"a"}), set()),
+        "slice and complex": (slice(1, None, 2), 1 + 2j),
+        "ordered dict": __import__("collections").OrderedDict(a=1),
+        "random states": (np.random.RandomState(0), np.random.default_rng(0)),
+        "dtypes": (np.dtype([("a", "<f8"), ("b", "<i4")]), np.float64),
+        "datetimes": (np.datetime64("2020-01-01"), np.array(["2020-01-01"], dtype="M8[D]")),
+        "object array": np.array(["a", None, 1.5], dtype=object),
+        "masked array": np.ma.masked_array([1, 2], mask=[0, 1]),
+        "big int": 2**100,
+    }
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_values_fitted_state_holds_load_at_every_protocol(protocol: int) -> None:
+    for name, value in _values().items():
+        for data in (pickle.dumps(value, protocol=protocol), _dump(value, protocol)):
+            loaded = _both_walls(data)
+            expected = joblib.load(io.BytesIO(data))
+            assert_same_state(loaded, expected, f"{name}@{protocol}", set())
 
 
 def test_the_walls_are_quick_at_protocol_0(models: dict[str, tuple[Any, Any]]) -> None:

@@ -372,6 +372,8 @@ class _Stream(_Containers):
                         return text.encode("latin-1")
                     except UnicodeEncodeError:
                         return _OBJ  # the loader fails here
+            if kind == "bytes" and items == ():
+                return b""  # an empty numpy scalar's raw bytes, at protocols 0-2
             if kind in ("reconstructor", "newobj", "newobj_ex") and items:
                 cls = items[0]
                 if type(cls) is _Global and cls.kind in ("naw", "dtype", "dtype_other"):

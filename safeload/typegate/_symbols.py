@@ -287,7 +287,8 @@ _KINDS: dict[TypeName, str] = {
     ("builtins", "object"): "object",
     ("builtins", "set"): "set",
     ("builtins", "frozenset"): "frozenset",
-    # Protocols 0-2 spell bytes as _codecs.encode(text, "latin1"); dtype states contain bytes.
+    # Protocols 0-2 spell bytes as _codecs.encode(text, "latin1"), empty ones as bytes().
+    ("builtins", "bytes"): "bytes",
     ("_codecs", "encode"): "encode",
     ("codecs", "encode"): "encode",
 }
