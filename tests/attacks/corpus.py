@@ -1855,6 +1855,24 @@ def py2_copy_reg_reconstructor_runs_an_init(marker: Path) -> bytes:
 @attack(
     "call-rule",
     "never",
+    bomb=True,
+    policy=("copy_reg:_reconstructor",),
+    expect=r"calls copyreg\._reconstructor with other than \(<class>, object, None\)",
+)
+def py2_user_trusted_the_copy_reg_spelling(marker: Path) -> bytes:
+    """A user trusts the written name copy_reg._reconstructor: the loader imports copyreg's.
+
+    The translated name is the one judged, under its rule; judging the written one (trusted,
+    no rule of its own: any arguments) would run csr.__init__ on (2**50, 1).
+    """
+    del marker
+    csr = global_op("scipy.sparse._csr", "csr_matrix")
+    return wrap(_py2_reconstructor(csr, csr, tup(binint(HUGE), binint(1))), 0)
+
+
+@attack(
+    "call-rule",
+    "never",
     references=("logging:FileHandler",),
     expect=r"calls copyreg\._reconstructor to construct logging\.FileHandler, which the policy "
     r"trusts only as a reference",
