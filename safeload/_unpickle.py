@@ -6,7 +6,8 @@ have passed, on the very bytes that were verified (and by :mod:`safeload.convert
 scan). It enforces the policy on its own, so that a scanner bug alone cannot run code, allocate
 without bound or corrupt memory:
 
-* ``find_class`` resolves only the policy's exact names;
+* ``find_class`` resolves only the policy's exact names, judged after the translation of
+  Python 2 names that ``pickle`` itself makes below protocol 3 (``copy_reg`` -> ``copyreg``);
 * every call the stream makes (``REDUCE``, ``NEWOBJ``, ``NEWOBJ_EX``, ``OBJ``, ``INST``) must
   be to an object ``find_class`` returned for a name the policy lets the stream *call*, in the
   form that name's rule allows (``_reconstruct`` only with shape ``(0,)``, an estimator class
@@ -228,7 +229,6 @@ def _resolve(proto: int, module: str, name: str) -> Any:
     ``super().find_class`` would translate it a second time (``anydbm`` -> ``dbm`` ->
     ``dbm.ndbm``): the policy would have judged another name than the one imported.
     """
-    sys.audit("pickle.find_class", module, name)
     __import__(module, level=0)
     if proto >= 4:
         return pickle._getattribute(sys.modules[module], name)[0]  # type: ignore[attr-defined]
@@ -274,8 +274,11 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
         The name is first translated as the stdlib does (``fix_imports``: below protocol 3,
         Python 2 spellings such as ``copy_reg._reconstructor``, ``__builtin__.object`` or
         ``exceptions.*`` name their Python 3 objects), so that the policy judges the object the
-        unpickler would actually import; it is then resolved without a second translation.
+        unpickler would actually import; it is then resolved without a second translation. A
+        nested object-array pickle translates by the outermost stream's protocol: joblib's reader
+        gives it the outer unpickler's ``find_class``.
         """
+        sys.audit("pickle.find_class", module, name)  # as pickle does, with the written name
         namer = self._namer or self
         module, name = _python3_name(namer.proto, namer.fix_imports, module, name)
         if not self._policy.allows(module, name):

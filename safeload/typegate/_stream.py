@@ -15,6 +15,10 @@ form numpy itself pickles them: a dtype state is rebuilt from safe parts and com
 numpy would write (:func:`rebuild_dtype`, which the restricted unpickler runs too), because
 ``dtype.__setstate__`` trusts its flags and sizes blindly.
 
+Below protocol 3 the loader's ``find_class`` translates Python 2 names (``copy_reg``,
+``__builtin__``, ...; ``fix_imports``): the scanner follows PROTO wherever it appears and judges,
+and reports, the translated name (:func:`_py3_spelling`).
+
 Names are not all equal: a stream may *store* any trusted name, but it may only *call* the
 names the policy marks callable, each in the one form its rule allows (``_reconstruct`` with
 shape ``(0,)``, an estimator class by ``NEWOBJ`` without arguments, ...; see
