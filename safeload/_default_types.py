@@ -61,11 +61,14 @@ protocols also write ``bytes`` as ``_codecs.encode(text, 'latin1')`` and plain o
 
 Consequences worth knowing (see ``tests/test_all_estimators.py`` for the measured list):
 
-* ``BisectingKMeans`` stores the private Cython routine ``_kmeans_single_lloyd`` (or
-  ``_kmeans_single_elkan``) as an attribute. Called by a stream with inconsistent arrays it
-  writes out of bounds, so it is not here; loading a ``BisectingKMeans`` needs an explicit
-  ``extend(["sklearn.cluster._kmeans:_kmeans_single_lloyd"])`` by someone who trusts the signer
-  (``callable=False`` suffices: the model only stores it).
+* ``BisectingKMeans`` stores the private k-means routine ``_kmeans_single_lloyd`` (or
+  ``_kmeans_single_elkan``) as an attribute. Called with inconsistent arrays it writes out of
+  bounds, so both are references only: no stream may call them (no rule in either wall), and
+  :mod:`safeload.validation.callables` accepts them only in a ``BisectingKMeans``'s own
+  ``_kmeans_single`` field, which ``fit`` alone calls (and refits recompute the arrays).
+* Trusted to be *stored* is not trusted to be *called* by scikit-learn later:
+  ``FunctionTransformer(func=...)``, a callable ``metric`` or ``kernel`` are judged after
+  loading against :data:`safeload.callsafe.SAFE_TO_CALL` (see ``validation/callables.py``).
 * ``HistGradientBoosting*`` with categorical features stores
   ``functools.partial(sklearn.utils.validation.check_array, ...)``; ``functools.partial`` is
   never trusted by default, so such a model needs an explicit extension as well.
@@ -460,6 +463,13 @@ DEFAULT_TYPES: tuple[str, ...] = (
     "numpy:sqrt",
     "numpy:square",
     "numpy:mean",
+    # More of what users give FunctionTransformer and pooling_func, all on
+    # safeload.callsafe.SAFE_TO_CALL (called on the caller's data with bounded keyword
+    # arguments); references only. The rest of that list loads with an explicit extension.
+    *(
+        f"numpy:{n}"
+        for n in "log2 log10 absolute sign reciprocal tanh clip round median sum max min".split()
+    ),
     # ---- scipy -----------------------------------------------------------------------------------
     # Sparse matrices and arrays in the formats fitted state holds (SparseRandomProjection's
     # components, SVC/KNN fitted on sparse input, SpectralEmbedding's affinity): plain classes
@@ -585,6 +595,10 @@ DEFAULT_TYPES: tuple[str, ...] = (
     "sklearn.cluster._birch:_CFNode",
     "sklearn.cluster._birch:_CFSubcluster",
     "sklearn.cluster._bisect_k_means:_BisectingTree",
+    # BisectingKMeans' ``_kmeans_single``: the routine fit chose. References only (called with
+    # inconsistent arrays it writes out of bounds); validation admits them in that field alone.
+    "sklearn.cluster._kmeans:_kmeans_single_lloyd",
+    "sklearn.cluster._kmeans:_kmeans_single_elkan",
     "sklearn.gaussian_process._gpc:_BinaryGaussianProcessClassifierLaplace",
     "sklearn.multiclass:_ConstantPredictor",
     "sklearn.neural_network._stochastic_optimizers:AdamOptimizer",

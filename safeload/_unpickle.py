@@ -69,6 +69,7 @@ if TYPE_CHECKING:
 from safeload.policy import TypeName, TypePolicy, format_type_name
 from safeload.typegate.callrules import RULES
 from safeload.typegate.dtypes import DtypeFormError, dtype_form, rebuild_dtype
+from safeload.typegate.limits import Deadline, ScanLimits
 
 # Safety nets of their own (the scanner's ScanLimits bound the same things first, by default to
 # the same values): no legitimate model comes near them.
@@ -98,12 +99,20 @@ def _refuse(message: str) -> MalformedArtifactError:
 
 
 class _Budget:
-    """Hashing work left for one load (nested object-array pickles share it)."""
+    """Hashing work and time left for one load (nested object-array pickles share it)."""
 
-    __slots__ = ("left",)
+    __slots__ = ("deadline", "left", "ticks")
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: Deadline) -> None:
         self.left = _MAX_HASH_WORK
+        self.deadline = deadline
+        self.ticks = 0
+
+    def tick(self) -> None:
+        """One costly step (a call, a BUILD, a batch of keys): ask the clock every 256."""
+        self.ticks += 1
+        if self.ticks & 255 == 1:  # the first step too: no load starts late
+            self.deadline.check("deserializing the model")
 
     def spend(self, work: int) -> None:
         self.left -= work
@@ -250,7 +259,7 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
     ) -> None:
         self._buffer = buffer
         self._policy = policy
-        self._budget = budget or _Budget()
+        self._budget = budget or _Budget(Deadline(ScanLimits().max_seconds))
         # joblib reads an object array's nested pickle with the outer unpickler's find_class:
         # the outermost stream's protocol (and fix_imports) decides how its names translate.
         self._namer = namer
@@ -314,6 +323,7 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
 
     def _check_call(self, how: str, func: object, args: object, kwargs: object) -> str:
         """Refuse the call unless its rule allows it; return the rule."""
+        self._budget.tick()
         entry = self._globals.get(id(func))
         if entry is None or entry[0] is not func:
             raise _refuse(
@@ -433,6 +443,7 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
 
         Then the comparing work: ``values`` go into ``target`` (``None``: a new container).
         """
+        self._budget.tick()
         kinds = set(map(type, values))
         if kinds <= _FLAT_KEYS:  # the common case, at C speed
             self._budget.spend(len(values))
@@ -634,6 +645,7 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
         Never one found on the instance, and only with a state that shadows nothing the
         machine calls.
         """
+        self._budget.tick()
         parts = [state]
         if type(state) is tuple and len(state) == 2:
             parts = list(state)
@@ -728,13 +740,17 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
         return array
 
 
-def unpickle_verified(buffer: bytes | bytearray | memoryview, policy: TypePolicy) -> Any:
+def unpickle_verified(
+    buffer: bytes | bytearray | memoryview, policy: TypePolicy, deadline: Deadline | None = None
+) -> Any:
     """Deserialize ``buffer`` (already verified and scanned) under ``policy``.
 
+    ``deadline`` is the gate's clock, started before the scan (a fresh one otherwise).
     Only :mod:`safeload.loading` may call this, and only after the gate has passed.
     """
     view = memoryview(buffer)
-    unpickler = _RestrictedUnpickler(view, policy)
+    clock = deadline or Deadline(ScanLimits().max_seconds)
+    unpickler = _RestrictedUnpickler(view, policy, budget=_Budget(clock))
     try:
         obj = unpickler.load()
     except SafeloadError:
@@ -752,7 +768,11 @@ def unpickle_verified(buffer: bytes | bytearray | memoryview, policy: TypePolicy
     return obj
 
 
-def load_skops_verified(buffer: bytes | bytearray | memoryview, trusted_types: list[str]) -> Any:
+def load_skops_verified(
+    buffer: bytes | bytearray | memoryview,
+    trusted_types: list[str],
+    deadline: Deadline | None = None,
+) -> Any:
     """Construct a skops file (already verified, zip-checked and type-checked).
 
     ``trusted_types`` is the exact list of names skops asks for, each already checked against
@@ -761,8 +781,12 @@ def load_skops_verified(buffer: bytes | bytearray | memoryview, trusted_types: l
     """
     import skops.io
 
+    # skops' loader cannot be interrupted: its work was bounded by the schema walk of the scan,
+    # and the clock is asked before and after.
+    clock = deadline or Deadline(ScanLimits().max_seconds)
+    clock.check("deserializing the model")
     try:
-        return skops.io.loads(bytes(buffer), trusted=list(trusted_types))
+        model = skops.io.loads(bytes(buffer), trusted=list(trusted_types))
     except Exception as exc:
         from skops.io.exceptions import UntrustedTypesFoundException
 
@@ -771,10 +795,12 @@ def load_skops_verified(buffer: bytes | bytearray | memoryview, trusted_types: l
                 f"skops refused types at load time: {exc}", types=[str(exc)]
             ) from exc
         raise MalformedArtifactError(f"skops could not construct the model: {exc}") from exc
+    clock.check("deserializing the model")
+    return model
 
 
 def deserialize_checked(checked: TypeChecked, policy: TypePolicy) -> Any:
     """Deserialize a file that passed :func:`safeload.typegate.check_types`, by its format."""
     if checked.format == "skops":
-        return load_skops_verified(checked.payload, list(checked.skops_trusted))
-    return unpickle_verified(checked.payload, policy)
+        return load_skops_verified(checked.payload, list(checked.skops_trusted), checked.deadline)
+    return unpickle_verified(checked.payload, policy, checked.deadline)

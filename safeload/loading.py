@@ -196,7 +196,13 @@ def load_artifact(
         _check_identity(verified.metadata, name, version, verified.path)
         # Step 5: the very bytes that were hashed and scanned, never the path again.
         model = _unpickle.deserialize_checked(verified.checked, opts.types)
-        validate_model(model)
+        # Before anything calls the model (the contract below runs its predictions).
+        validate_model(
+            model,
+            limits=opts.scan_limits,
+            deadline=verified.checked.deadline,
+            safe_to_call=tuple(opts.safe_to_call),
+        )
     # Step 6: the contract recorded at save time.
     _check_versions(verified.metadata, opts.versions)
     sample = verified.metadata.get("sample")
@@ -251,6 +257,7 @@ def load_file(
     unsafe_allow_unsigned: bool = False,
     policy: TypePolicy | Iterable[str] | None = None,
     scan_limits: ScanLimits | None = None,
+    safe_to_call: Iterable[str] = (),
 ) -> Any:
     """Load a bare ``.skops`` or joblib file that carries no signature. Dangerous by name.
 
@@ -274,5 +281,5 @@ def load_file(
     types = resolve_policy(policy)
     checked = check_types(read_model_file(source), types, limits=scan_limits, path=str(source))
     model = _unpickle.deserialize_checked(checked, types)
-    validate_model(model)
+    validate_model(model, limits=scan_limits, deadline=checked.deadline, safe_to_call=safe_to_call)
     return model

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from safeload.layout import ReadLimits
-from safeload.policy import TypePolicy, resolve_policy
+from safeload.policy import TypePolicy, parse_type_name, resolve_policy
 from safeload.typegate import ScanLimits
 
 VERSION_POLICIES = ("warn", "strict", "ignore")
@@ -26,20 +26,30 @@ class LoadOptions:
         policy: the trusted-type policy (default :meth:`TypePolicy.default`), or extra exact
             names on top of the default.
         read_limits: file count and sizes, checked from the directory listing before reading.
-        scan_limits: bounds on the static type scan and decompression, for every format.
+        scan_limits: bounds on the static type scan and decompression, for every format, and
+            the predict-time budgets structural validation holds fitted values to.
         versions: ``"warn"`` (default), ``"strict"`` (a different scikit-learn version is a
             :class:`~safeload.ContractError`) or ``"ignore"``.
+        safe_to_call: exact ``module:qualname`` names of functions you vouch scikit-learn may
+            call on your data with the model's arguments (a custom ``FunctionTransformer``
+            func, a callable ``metric``), on top of :data:`safeload.callsafe.SAFE_TO_CALL`.
+            Their names must also be in ``policy`` (as references) for the file to hold them.
     """
 
     policy: TypePolicy | Iterable[str] | None = None
     read_limits: ReadLimits = field(default_factory=ReadLimits)
     scan_limits: ScanLimits = field(default_factory=ScanLimits)
     versions: str = "warn"
+    safe_to_call: Iterable[str] = ()
 
     def __post_init__(self) -> None:
         if self.versions not in VERSION_POLICIES:
             raise ValueError(f"versions must be one of {', '.join(map(repr, VERSION_POLICIES))}")
         object.__setattr__(self, "policy", resolve_policy(self.policy))
+        if isinstance(self.safe_to_call, str):
+            raise TypeError("safe_to_call must be a list of 'module:qualname' names")
+        exact = tuple(":".join(parse_type_name(n)) for n in self.safe_to_call)
+        object.__setattr__(self, "safe_to_call", exact)
 
     @property
     def types(self) -> TypePolicy:

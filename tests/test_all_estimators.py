@@ -51,18 +51,9 @@ from safeload.policy import TypePolicy
 from safeload.validation import validate_model
 
 # name -> why it cannot pass the default policy (kept to at most 1% of the estimators tried).
-KNOWN_EXCEPTIONS: dict[str, str] = {
-    "BisectingKMeans": (
-        "stores the private Cython routine sklearn.cluster._kmeans._kmeans_single_lloyd as "
-        "an attribute; called from a stream with inconsistent arrays it writes out of "
-        "bounds, so it is not trusted by default (the model loads once a user extends the "
-        "policy with that exact name)"
-    ),
-}
+KNOWN_EXCEPTIONS: dict[str, str] = {}
 # The exact names that make each known exception load, to show the documented way out works.
-EXTENSIONS: dict[str, list[str]] = {
-    "BisectingKMeans": ["sklearn.cluster._kmeans:_kmeans_single_lloyd"],
-}
+EXTENSIONS: dict[str, list[str]] = {}
 
 N_SAMPLES = 48
 N_FEATURES = 4

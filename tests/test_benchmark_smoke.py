@@ -39,3 +39,15 @@ def test_bench_gate_steps_smoke() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("| text")]
     assert len(rows) == 1 and rows[0].count("|") == 6
+
+
+def test_bench_cost_bounds_smoke() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_cost_bounds.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert len(rows) == 2 + 6 and all(row.count("|") == 9 for row in rows)

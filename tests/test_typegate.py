@@ -66,7 +66,7 @@ def door(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     real = typegate._examine
 
     def spy(*args: object) -> object:
-        passes.append(args[-1])  # type: ignore[arg-type]
+        passes.append(args[4])  # type: ignore[arg-type]
         return real(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(typegate, "_examine", spy)

@@ -44,6 +44,7 @@ import safeload
 from safeload._unpickle import unpickle_verified
 from safeload.errors import MalformedArtifactError
 from safeload.policy import TypePolicy
+from safeload.typegate.limits import ScanLimits
 from safeload.validation import validate_model
 
 X, y = make_classification(
@@ -608,6 +609,14 @@ def test_walk_is_cycle_safe_and_bounded(tree_clf: DecisionTreeClassifier) -> Non
         validate_model([[i] for i in range(100)], max_objects=50)
     with pytest.raises(MalformedArtifactError, match="more than 50 objects"):
         validate_model(np.array([[i] for i in range(100)] + [None], dtype=object), max_objects=50)
+
+
+def test_walk_bound_follows_the_callers_opcode_limit() -> None:
+    """Every object a stream builds cost an opcode: a vocabulary of 2.5M terms is a model."""
+    vocabulary = dict.fromkeys(map(str, range(2_500_000)), 0)
+    validate_model({"vocabulary_": vocabulary})
+    with pytest.raises(MalformedArtifactError, match="more than 1000000 objects"):
+        validate_model({"vocabulary_": vocabulary}, limits=ScanLimits(max_opcodes=1_000_000))
 
 
 def test_crafted_tree_in_an_object_array(tree_clf: DecisionTreeClassifier) -> None:

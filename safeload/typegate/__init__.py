@@ -36,7 +36,7 @@ from safeload.errors import ArtifactNotFoundError, MalformedArtifactError, Safel
 from safeload.policy import TypePolicy, resolve_policy
 from safeload.typegate._stream import scan_payload
 from safeload.typegate.compression import decompress
-from safeload.typegate.limits import ScanLimits
+from safeload.typegate.limits import Deadline, ScanLimits
 from safeload.typegate.report import ScanReport, make_report
 from safeload.typegate.skops import scan_skops
 
@@ -62,17 +62,26 @@ class TypeChecked:
     report: ScanReport
     payload: Buffer = field(repr=False)
     skops_trusted: tuple[str, ...] = ()
+    #: The gate's one clock, started before the scan: deserializing and validating this file
+    #: spend what is left of the same ``ScanLimits.max_seconds``.
+    deadline: Deadline = field(default_factory=lambda: Deadline(ScanLimits().max_seconds))
 
 
 def _examine(
-    data: Buffer, policy: TypePolicy, limits: ScanLimits, path: str | None, format: str | None
+    data: Buffer,
+    policy: TypePolicy,
+    limits: ScanLimits,
+    path: str | None,
+    format: str | None,
+    deadline: Deadline | None = None,
 ) -> TypeChecked:
     """The one verdict: sort the format, then scan; problems are reported, never raised."""
     view = byte_view(data)
+    deadline = deadline or Deadline(limits.max_seconds)
     is_skops = format == "skops" if format is not None else bytes(view[:4]) in _ZIP_MAGICS
     if is_skops:
-        report, trusted = scan_skops(view, policy, path, limits)
-        return TypeChecked("skops", report, view, tuple(trusted))
+        report, trusted = scan_skops(view, policy, path, limits, deadline)
+        return TypeChecked("skops", report, view, tuple(trusted), deadline)
     try:
         compression, payload = decompress(view, limits=limits)
     except MalformedArtifactError as exc:
@@ -80,9 +89,16 @@ def _examine(
         report = make_report(
             path=path, fmt=fmt, compression=None, policy=policy, problems=[str(exc)]
         )
-        return TypeChecked("joblib", report, view)
-    report = scan_payload(payload, policy=policy, limits=limits, compression=compression, path=path)
-    return TypeChecked("joblib", report, payload)
+        return TypeChecked("joblib", report, view, deadline=deadline)
+    report = scan_payload(
+        payload,
+        policy=policy,
+        limits=limits,
+        compression=compression,
+        path=path,
+        deadline=deadline,
+    )
+    return TypeChecked("joblib", report, payload, deadline=deadline)
 
 
 def scan_bytes(
@@ -118,18 +134,22 @@ def check_types(
     format: str | None = None,
     limits: ScanLimits | None = None,
     path: str | None = None,
+    deadline: Deadline | None = None,
 ) -> TypeChecked:
     """The verdict of :func:`scan_bytes`, raised if it is a refusal.
 
     Returns the buffer to deserialize: a joblib file's decompressed stream (never copied when
-    raw), or the skops zip with the exact trusted list skops asks for.
+    raw), or the skops zip with the exact trusted list skops asks for, and the gate's clock
+    (``deadline``, started here unless given) for the steps that follow.
 
     Raises:
         UntrustedTypeError: the file names globals outside the policy.
         MalformedArtifactError: anything else the scan could not accept.
     """
     try:
-        checked = _examine(data, policy, limits or ScanLimits(), path, format)
+        chosen = limits or ScanLimits()
+        clock = deadline or Deadline(chosen.max_seconds)
+        checked = _examine(data, policy, chosen, path, format, clock)
     except SafeloadError:
         raise
     except Exception as exc:  # hostile bytes must never escape as a bare traceback

@@ -92,7 +92,7 @@ from safeload.typegate._symbols import (
 )
 from safeload.typegate.callrules import RULES
 from safeload.typegate.dtypes import _Unsure, plain_code
-from safeload.typegate.limits import ScanLimits
+from safeload.typegate.limits import Deadline, ScanLimits
 from safeload.typegate.report import ScanReport, make_report
 
 
@@ -663,6 +663,7 @@ def scan_payload(
     limits: ScanLimits | None = None,
     compression: str | None = None,
     path: str | None = None,
+    deadline: Deadline | None = None,
 ) -> ScanReport:
     """Scan an already-decompressed pickle or joblib stream, without copying it.
 
@@ -671,7 +672,8 @@ def scan_payload(
     chosen = resolve_policy(policy)
     limits = limits or ScanLimits()
     view = byte_view(payload)
-    scan = _Scan(view, chosen, limits, time.monotonic() + limits.max_seconds)
+    clock = deadline or Deadline(limits.max_seconds)
+    scan = _Scan(view, chosen, limits, clock.expires)
     try:
         _scan_all(scan)
     except _Fatal as exc:

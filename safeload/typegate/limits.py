@@ -48,7 +48,9 @@ class ScanLimits:
             every level of every joblib compressor); zlib reaches ~1032x and lz4 ~255x on runs
             of zeros, so a bomb stops after about ``ratio_floor_bytes`` of output.
         ratio_floor_bytes: output size below which ``max_ratio`` is not enforced.
-        max_seconds: wall-clock time for one scan (checked every few thousand opcodes).
+        max_seconds: wall-clock time for one file's whole gate: the scan, the deserialization
+            and the structural validation share one :class:`Deadline`, started before the scan
+            (asked every few thousand opcodes, calls or objects).
         max_string_bytes: longest string whose value the scanner tracks; a longer string used
             as a global name is refused as unresolvable.
         max_zip_entries: entries in a skops (zip) file.
@@ -56,6 +58,17 @@ class ScanLimits:
             read or parsed.
         max_skops_nodes: nodes skops' walks visit in a skops file, shared nodes counted at
             every place they are used (real models: a few thousand per estimator).
+        max_output_features: widest row a fitted model may make predict produce or hold per
+            sample (output columns, or a per-sample intermediate such as PolynomialCountSketch's
+            ``degree * n_components``), derived from its fitted state by structural validation;
+            the input width (``n_features_in_``) of the transformers it checks, too.
+            A degree or ``n_components`` is a few bytes in the file but sizes every later
+            prediction. 2**24 is 16x scikit-learn's widest default (HashingVectorizer's 2**20)
+            and above real vocabularies; a dense float64 row that wide is already 128 MiB.
+        max_work_per_value: steps a fitted model's settings (not its input) may make predict
+            spend on one input value: the characters copied per text position for n-gram
+            lengths ``min_n..max_n`` (their sum), PolynomialFeatures' degree passes. Real
+            settings cost tens (n-grams up to 44 characters long, degrees up to 1024, fit).
     """
 
     max_opcodes: int = 50_000_000
@@ -73,6 +86,8 @@ class ScanLimits:
     max_zip_entries: int = 100_000
     max_skops_schema_bytes: int = 256 * _MIB
     max_skops_nodes: int = 1_000_000
+    max_output_features: int = 1 << 24
+    max_work_per_value: int = 1024
 
 
 class Deadline:

@@ -20,7 +20,7 @@ from safeload.errors import MalformedArtifactError, shown
 from safeload.gcpause import paused_gc
 from safeload.policy import TypeName, TypePolicy, format_type_name
 from safeload.typegate.callrules import skops_call_problem
-from safeload.typegate.limits import ScanLimits
+from safeload.typegate.limits import Deadline, ScanLimits
 from safeload.typegate.report import ScanReport
 from safeload.typegate.skops_schema import SchemaNode, SkopsSchema, parse_schema, read_schema_bytes
 
@@ -233,6 +233,7 @@ def scan_skops(
     policy: TypePolicy,
     path: str | None,
     limits: ScanLimits,
+    deadline: Deadline | None = None,
 ) -> tuple[ScanReport, list[str]]:
     """Scan a skops file; return the report and, if safe, the exact list for skops' loader."""
     problems: list[str] = []
@@ -240,7 +241,7 @@ def scan_skops(
     untrusted: list[str] = []
     skops_list: list[str] = []
     try:
-        schema = parse_schema(*check_zip(data, limits), limits)
+        schema = parse_schema(*check_zip(data, limits), limits, deadline)
         found = skops_types(schema)
         names = sorted({format_type_name(n.type_name) for n in found})
         untrusted = untrusted_skops_types(found, policy)

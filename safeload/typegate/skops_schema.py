@@ -17,7 +17,6 @@ with an id wins), and refuses what it does not understand:
 
 from __future__ import annotations
 
-import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from typing import Any, Union
 from safeload import strictjson
 from safeload.errors import MalformedArtifactError
 from safeload.gcpause import paused_gc
-from safeload.typegate.limits import ScanLimits
+from safeload.typegate.limits import Deadline, ScanLimits
 
 # The skops protocol this walk mirrors; older ones switch some loaders to skops' ``old/``
 # modules, whose layouts safeload does not know.
@@ -86,17 +85,19 @@ def read_schema_bytes(archive: zipfile.ZipFile, limits: ScanLimits) -> bytes:
     return raw
 
 
-def parse_schema(raw: bytes, names: set[str], limits: ScanLimits) -> SkopsSchema:
+def parse_schema(
+    raw: bytes, names: set[str], limits: ScanLimits, deadline: Deadline | None = None
+) -> SkopsSchema:
     """Parse and walk ``schema.json`` once; any doubt is a :class:`MalformedArtifactError`.
 
     The collector is paused: the walk makes no garbage cycles, and its full passes over the
     parsed document cost more than the walk itself (3 s of 3.5 s for 200,000 states).
     """
     with paused_gc():
-        return _parse(raw, names, limits)
+        return _parse(raw, names, limits, deadline or Deadline(limits.max_seconds))
 
 
-def _parse(raw: bytes, names: set[str], limits: ScanLimits) -> SkopsSchema:
+def _parse(raw: bytes, names: set[str], limits: ScanLimits, deadline: Deadline) -> SkopsSchema:
     document = strictjson.loads(raw, "the skops schema.json")
     if not isinstance(document, dict):
         raise MalformedArtifactError("the skops schema.json is not a JSON object")
@@ -106,7 +107,7 @@ def _parse(raw: bytes, names: set[str], limits: ScanLimits) -> SkopsSchema:
             f"the skops file declares protocol {protocol!r}; safeload reads only protocol "
             f"{SKOPS_PROTOCOL} (skops 0.16): re-save the model with this skops version"
         )
-    walk = _Walk(names, limits)
+    walk = _Walk(names, limits, deadline)
     root = walk.state(document, 0)
     return SkopsSchema(root, tuple(walk.nodes), walk.expanded)
 
@@ -114,11 +115,11 @@ def _parse(raw: bytes, names: set[str], limits: ScanLimits) -> SkopsSchema:
 class _Walk:
     """One pre-order pass in skops' own order, with skops' ``__id__`` memo."""
 
-    def __init__(self, names: set[str], limits: ScanLimits) -> None:
+    def __init__(self, names: set[str], limits: ScanLimits, deadline: Deadline) -> None:
         self.names = names
         self.limits = limits
         self.max_depth = min(limits.max_depth, _MAX_SKOPS_DEPTH)
-        self.deadline = time.monotonic() + limits.max_seconds
+        self.deadline = deadline
         self.memo: dict[int, tuple[SchemaNode, dict[str, Any]]] = {}
         self.nodes: list[SchemaNode] = []
         self.expanded = 0
@@ -131,7 +132,7 @@ class _Walk:
                 f"the skops schema expands to more than {self.limits.max_skops_nodes} nodes: "
                 "refused (raise ScanLimits.max_skops_nodes for a model this large)"
             )
-        if before >> 10 != self.expanded >> 10 and time.monotonic() > self.deadline:
+        if before >> 10 != self.expanded >> 10 and self.deadline.passed():
             raise MalformedArtifactError(
                 f"walking the skops schema took over {self.limits.max_seconds} seconds: refused"
             )

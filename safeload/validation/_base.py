@@ -21,24 +21,29 @@ class Invalid(Exception):
     ``where`` locates it below the object being visited (``"estimators_[3].tree_"``).
     """
 
-    def __init__(self, message: str, where: str = "") -> None:
+    def __init__(self, message: str, where: str = "", advice: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.where = where
+        self.advice = advice  # what the user can do, when it is not "re-create the artifact"
 
     def within(self, where: str) -> Invalid:
         """The same problem, located one step further up."""
         inner = self.where
         joined = where + (inner if not inner or inner.startswith("[") else "." + inner)
-        return Invalid(self.message, joined)
+        return Invalid(self.message, joined, self.advice)
 
 
 class Context:
     """What a check may use of the walk: the caller's limits, and a memo (check shared once)."""
 
-    def __init__(self, limits: ScanLimits, deadline: Deadline) -> None:
+    def __init__(
+        self, limits: ScanLimits, deadline: Deadline, safe_to_call: tuple[str, ...] = ()
+    ) -> None:
         self.limits = limits
         self.deadline = deadline
+        # Exact names the caller vouches are safe to call on its data (never the artifact's).
+        self.safe_to_call = safe_to_call
         self.memo: dict[tuple[str, int], Any] = {}
 
 
@@ -68,3 +73,8 @@ def array(value: Any, what: str, *, ndim: int | None = None) -> np.ndarray:
     if ndim is not None and value.ndim != ndim:
         raise Invalid(f"{what} has {value.ndim} dimension(s), expected {ndim}")
     return value
+
+
+def is_text(value: Any, *texts: str) -> bool:
+    """``value`` is a str among ``texts`` (never ``==`` on a file's object: arrays broadcast)."""
+    return isinstance(value, str) and value in texts

@@ -17,12 +17,33 @@ import numpy as np
 
 from safeload.errors import MalformedArtifactError, shown
 from safeload.typegate.limits import Deadline, ScanLimits
-from safeload.validation import cluster, hist_boosting, neighbors, sparse, svm, trees
+from safeload.validation import (
+    bisecting,
+    callables,
+    cluster,
+    decomposition,
+    dummy,
+    features,
+    hist_boosting,
+    kernel_approximation,
+    linear,
+    meta,
+    neighbors,
+    patterns,
+    preprocessing,
+    probabilistic,
+    selection,
+    sparse,
+    svm,
+    text,
+    trees,
+)
 from safeload.validation._base import Check, Checks, Context, Invalid
 from safeload.validation.sparse import check_sparse
 
-#: Upper bound on the objects (and object-array elements) one validation visits.
-MAX_OBJECTS = 2_000_000
+#: Upper bound on the objects (and object-array elements) one validation visits, unless the
+#: caller's limits say otherwise (``validate_model`` uses ``ScanLimits.max_opcodes``).
+MAX_OBJECTS = ScanLimits().max_opcodes
 
 _PRIMITIVES = (str, bytes, bytearray, int, float, complex, bool, type(None), np.generic)
 _OPAQUE = (
@@ -35,13 +56,30 @@ _OPAQUE = (
     np.dtype,
 )
 _SPEC: Checks = [
+    *features.CHECKS,
     *trees.CHECKS,
     *hist_boosting.CHECKS,
     *neighbors.CHECKS,
     *svm.CHECKS,
     *sparse.CHECKS,
     *cluster.CHECKS,
+    *linear.CHECKS,
+    *decomposition.CHECKS,
+    *probabilistic.CHECKS,
+    *dummy.CHECKS,
+    *bisecting.CHECKS,
+    *callables.CHECKS,
+    *patterns.CHECKS,
+    *preprocessing.CHECKS,
+    *kernel_approximation.CHECKS,
+    *text.CHECKS,
+    *selection.CHECKS,
+    *meta.CHECKS,
 ]
+_NATIVE = (
+    "It was refused before use because native code would trust these values; re-create the "
+    "artifact from the original training run"
+)
 _REGISTRY_CACHE: dict[frozenset[str], list[tuple[tuple[type, ...], Check]]] = {}
 
 
@@ -76,8 +114,14 @@ def _render(path: _Path) -> str:
 
 
 class Walker(Context):
-    def __init__(self, max_objects: int, limits: ScanLimits, deadline: Deadline) -> None:
-        super().__init__(limits, deadline)
+    def __init__(
+        self,
+        max_objects: int,
+        limits: ScanLimits,
+        deadline: Deadline,
+        safe_to_call: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(limits, deadline, safe_to_call)
         self.max_objects = max_objects
         self.visited = 0
         self.seen: set[int] = set()
@@ -89,16 +133,14 @@ class Walker(Context):
         while self.stack:
             path, obj = self.stack.pop()
             steps += 1
-            if not steps & 1023:
+            if steps & 1023 == 1:  # the first step too: no walk starts late
                 self.deadline.check("validating the model")
             try:
                 self.visit(path, obj)
             except Invalid as exc:
                 raise MalformedArtifactError(
                     f"the model is structurally invalid at {_join(_render(path), exc.where)}: "
-                    f"{exc.message}. It was refused "
-                    "before use because native code would trust these values; re-create the "
-                    "artifact from the original training run."
+                    f"{exc.message}. {exc.advice or _NATIVE}."
                 ) from None
 
     def push(self, path: _Path, obj: Any) -> None:

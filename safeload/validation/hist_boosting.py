@@ -79,11 +79,28 @@ def _visit_hist_gradient_boosting(ctx: Context, hgb: Any) -> None:
         raise Invalid(
             f"_bin_mapper.is_categorical_ has {is_cat.shape[0]} entries for n_features_in_={n_in}"
         )
+    thresholds = attr(mapper, "bin_thresholds_")
+    if not isinstance(thresholds, list) or len(thresholds) != n_in:
+        raise Invalid(f"_bin_mapper.bin_thresholds_ is not a list of {n_in} arrays")
+    per_iteration = integer(attr(hgb, "n_trees_per_iteration_"), "n_trees_per_iteration_")
+    classes = attr(hgb, "classes_")
+    if classes is not None:
+        n_classes = array(classes, "classes_", ndim=1).shape[0]
+        if n_classes < 2 or per_iteration != (1 if n_classes == 2 else n_classes):
+            raise Invalid(f"n_trees_per_iteration_={per_iteration} for {n_classes} classes")
+    elif per_iteration < 1:
+        raise Invalid(f"n_trees_per_iteration_={per_iteration} is not a positive count")
+    baseline = array(attr(hgb, "_baseline_prediction"), "_baseline_prediction", ndim=2)
+    if baseline.shape != (1, per_iteration) or baseline.dtype.kind != "f":
+        raise Invalid(
+            f"_baseline_prediction has shape {baseline.shape} and dtype {baseline.dtype}, "
+            f"expected (1, {per_iteration}) floats"
+        )
     if not isinstance(predictors, list):
         raise Invalid("_predictors is not a list")
     for i, per_iter in enumerate(predictors):
-        if not isinstance(per_iter, list):
-            raise Invalid("not a list", f"_predictors[{i}]")
+        if not isinstance(per_iter, list) or len(per_iter) != per_iteration:
+            raise Invalid(f"not a list of {per_iteration} predictors", f"_predictors[{i}]")
         for k, pred in enumerate(per_iter):
             try:
                 _check_predictor(pred, n_in, is_cat)

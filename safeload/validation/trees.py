@@ -174,12 +174,23 @@ def _visit_forest(ctx: Context, forest: Any) -> None:
     n_in = integer(n_in, "n_features_in_")
     if not isinstance(estimators, list):
         raise Invalid(f"estimators_ is {type(estimators).__name__}, not a list")
+    n_out = attr(forest, "n_outputs_")
+    n_cls = attr(forest, "n_classes_")
+    expected = None if n_cls is None else np.atleast_1d(np.asarray(n_cls, dtype=np.int64))
     for i, est in enumerate(estimators):
         facts = _sub_tree(ctx, est, f"estimators_[{i}]")
         if facts.n_features != n_in:
             raise Invalid(
                 f"built for {facts.n_features} features, but the forest checks its input "
                 f"against n_features_in_={n_in}",
+                f"estimators_[{i}]",
+            )
+        # predict_proba sums each tree's output into arrays sized by the forest's counts
+        if n_out is not None and facts.n_outputs != integer(n_out, "n_outputs_"):
+            raise Invalid(f"{facts.n_outputs} outputs, the forest {n_out}", f"estimators_[{i}]")
+        if expected is not None and not np.array_equal(expected, facts.n_classes):
+            raise Invalid(
+                f"n_classes {shown(facts.n_classes)}, the forest {shown(expected)}",
                 f"estimators_[{i}]",
             )
 
@@ -202,7 +213,15 @@ def _visit_bagging(ctx: Context, bagging: Any) -> None:
         or len(features) != len(estimators)
     ):
         raise Invalid("estimators_ and estimators_features_ are not lists of the same length")
-    subsample = attr(bagging, "_max_features") != n_in
+    subsample = integer(attr(bagging, "_max_features"), "_max_features") != n_in
+    lengths = attr(bagging, "_decision_path_lengths")
+    averages = attr(bagging, "_average_path_length_per_tree")
+    for name, per_tree in (
+        ("_decision_path_lengths", lengths),
+        ("_average_path_length_per_tree", averages),
+    ):
+        if not isinstance(per_tree, (list, tuple)) or len(per_tree) != len(estimators):
+            raise Invalid(f"{name} does not hold one array per tree")
     for i, (est, cols) in enumerate(zip(estimators, features, strict=True)):
         facts = _sub_tree(ctx, est, f"estimators_[{i}]")
         cols = array(cols, f"estimators_features_[{i}]", ndim=1)
@@ -212,6 +231,16 @@ def _visit_bagging(ctx: Context, bagging: Any) -> None:
                 f"built for {facts.n_features} features but applied to {width}",
                 f"estimators_[{i}]",
             )
+        if cols.size and (cols.dtype.kind not in "iu" or cols.min() < 0 or cols.max() >= n_in):
+            raise Invalid(f"selects features outside [0, {n_in})", f"estimators_features_[{i}]")
+        # score_samples indexes both with the leaf ids tree.apply returns
+        nodes = integer(est.tree_.node_count, "node_count")
+        for name, per_tree in (
+            ("_decision_path_lengths", lengths),
+            ("_average_path_length_per_tree", averages),
+        ):
+            if array(per_tree[i], f"{name}[{i}]").shape != (nodes,):
+                raise Invalid(f"has shape {per_tree[i].shape} for {nodes} nodes", f"{name}[{i}]")
 
 
 def _visit_gradient_boosting(ctx: Context, gb: Any) -> None:
