@@ -44,13 +44,20 @@ What an entry may be:
 
 What is never here: anything that imports, evaluates or compiles, reads or writes files, the
 network or the OS, returns attributes or arbitrary callables (``getattr``, ``attrgetter``,
-``methodcaller``), binds or defers calls (``functools.partial``, ``copyreg._reconstructor``),
-loads nested pickles or ``.npy`` data (``pickle.loads``, ``numpy.load``, joblib's loaders), or
-decodes text with a caller-chosen codec (``builtins.str``/``bytearray`` with an encoding argument,
-``_codecs.encode``: a codec lookup imports ``encodings.*`` modules). Some reconstructors call an
-argument they are given (``__bit_generator_ctor``, ``__generator_ctor``, ``newObj``,
-``_mareconstruct``, ``__pyx_unpickle_*``): their rules fix which exact names that argument may
-be, so they cannot launder a call to a reference-only name.
+``methodcaller``), binds or defers calls (``functools.partial``), loads nested pickles or
+``.npy`` data (``pickle.loads``, ``numpy.load``, joblib's loaders), or decodes text with a
+caller-chosen codec (``builtins.str``/``bytearray`` with an encoding argument; ``_codecs.encode``
+only ever with ``'latin1'``: a codec lookup imports ``encodings.*`` modules). Some
+reconstructors call an argument they are given (``__bit_generator_ctor``, ``__generator_ctor``,
+``newObj``, ``_mareconstruct``, ``__pyx_unpickle_*``, ``copyreg._reconstructor``): their rules
+fix which exact names that argument may be, so they cannot launder a call to a reference-only
+name.
+
+Protocols 0 to 2 name some of these by their Python 2 spelling (``copy_reg._reconstructor``,
+``__builtin__.object``); both walls translate a name as the unpickler's ``fix_imports`` does
+(below protocol 3 only) and judge the translated one, which is what is listed here. Those
+protocols also write ``bytes`` as ``_codecs.encode(text, 'latin1')`` and plain objects as
+``copyreg._reconstructor(cls, object, None)``: each is callable in exactly that form.
 
 Consequences worth knowing (see ``tests/test_all_estimators.py`` for the measured list):
 
@@ -69,9 +76,6 @@ Consequences worth knowing (see ``tests/test_all_estimators.py`` for the measure
   object array of ``str`` (no pandas type); a pickled DataFrame or Series is rebuilt through
   version-specific pandas internals (block managers, extension arrays, Cython reconstructors)
   that are a large, moving surface and that no estimator's fitted state needs.
-* Only protocol-2+ streams whose bytes are written with ``BINBYTES`` (protocols 3-5, what
-  joblib and ``pickle`` write by default) load: protocol 0-2 encode ``bytes`` through
-  ``_codecs.encode``, which is refused.
 
 scikit-learn moves classes between private modules across releases; the estimator entries are
 those of the version above. Regenerate (and review) the list when the supported versions move.
@@ -97,9 +101,24 @@ MODULE_CLASS = "module_class"  # newObj(<a trusted class of newObj's own module>
 PYX_UNPICKLE = "pyx_unpickle"  # __pyx_unpickle_X(<module:X>, <checksum int>, <state>)
 TREE = "tree"  # Tree(n_features >= 0, n_classes: 1-d int array of n_outputs, n_outputs >= 1)
 HASHED = "hashed"  # set/frozenset(<list or tuple>): its items are hashed (bounded like keys)
-COPYREG_RECONSTRUCTOR = "copyreg_reconstructor"  # (<callable class>, object | <callable>, state)
+COPYREG_RECONSTRUCTOR = (
+    "copyreg_reconstructor"  # (<class>, object, None), (<namedtuple>, tuple, ..)
+)
 COPYREG_NEWOBJ = "copyreg_newobj"  # __newobj__(<class>, *args): the NEWOBJ rule of <class>
 COPYREG_NEWOBJ_EX = "copyreg_newobj_ex"  # __newobj_ex__(<class>, args, kwargs): NEWOBJ_EX's
+ENCODE = "encode"  # _codecs.encode(<str>, 'latin1'): bytes at protocols 0-2 (one byte per char)
+
+#: namedtuple classes fitted state holds, and their fields: each is created by NEWOBJ with
+#: exactly one value per field (its own __new__ only stores them), under a rule of its own.
+NAMEDTUPLES: dict[str, tuple[str, ...]] = {
+    "sklearn.impute._iterative:_ImputerTriplet": ("feat_idx", "neighbor_feat_idx", "estimator"),
+}
+
+
+def namedtuple_rule(name: str) -> str:
+    """The call rule of the namedtuple class ``name`` (a key of :data:`NAMEDTUPLES`)."""
+    return f"namedtuple {name}"
+
 
 RULES = frozenset(
     {
@@ -120,6 +139,8 @@ RULES = frozenset(
         COPYREG_RECONSTRUCTOR,
         COPYREG_NEWOBJ,
         COPYREG_NEWOBJ_EX,
+        ENCODE,
+        *(namedtuple_rule(n) for n in NAMEDTUPLES),
     }
 )
 
@@ -480,7 +501,18 @@ DEFAULT_TYPES: tuple[str, ...] = (
     "builtins:int",
     "builtins:bool",
     "builtins:object",
+    "builtins:tuple",
+    "builtins:dict",
+    "builtins:bytes",
     "collections:OrderedDict",
+    # Protocols 0-2 (see the module docstring): bytes are _codecs.encode(text, 'latin1') (the
+    # text is already in the stream; latin-1 makes one byte per character), empty bytes are
+    # bytes(), and objects without a reduce of their own are copyreg._reconstructor(cls,
+    # object, None), i.e. object.__new__(cls); for a dict class (Bunch) its base is dict and
+    # the dict's items are copied in, for a namedtuple tuple.__new__(cls, values). tuple and
+    # dict are references only: _reconstructor's base argument.
+    "_codecs:encode",
+    "copyreg:_reconstructor",
     # ---- scikit-learn: every estimator of all_estimators() ------------------------------------
     *_ESTIMATORS,
     # ---- scikit-learn: helper classes fitted estimators pickle ---------------------------------
@@ -572,6 +604,7 @@ DEFAULT_TYPES: tuple[str, ...] = (
     "sklearn.neural_network._stochastic_optimizers:AdamOptimizer",
     "sklearn.neural_network._stochastic_optimizers:SGDOptimizer",
     "sklearn.utils._bunch:Bunch",
+    *NAMEDTUPLES,
     "sklearn.utils._metadata_requests:MetadataRequest",
     "sklearn.utils._metadata_requests:MethodMetadataRequest",
     # Gaussian-process kernels: parameter holders; evaluating one is numpy arithmetic
@@ -708,6 +741,9 @@ DEFAULT_CALLS: dict[str, str] = {
     "builtins:frozenset": HASHED,
     "builtins:complex": ANY,
     "collections:OrderedDict": NO_ARGS,
+    "builtins:bytes": NO_ARGS,
+    "_codecs:encode": ENCODE,
+    "copyreg:_reconstructor": COPYREG_RECONSTRUCTOR,
     # scikit-learn: estimators, then the helper classes their fitted state holds.
     **dict.fromkeys(_ESTIMATORS, NEW),
     # Tree(n_features, n_classes, n_outputs) allocates n_outputs entries and reads n_classes.
@@ -766,6 +802,7 @@ DEFAULT_CALLS: dict[str, str] = {
     "sklearn.neural_network._stochastic_optimizers:AdamOptimizer": NEW,
     "sklearn.neural_network._stochastic_optimizers:SGDOptimizer": NEW,
     "sklearn.utils._bunch:Bunch": NEW,
+    **{name: namedtuple_rule(name) for name in NAMEDTUPLES},
     "sklearn.utils._metadata_requests:MetadataRequest": NEW,
     "sklearn.utils._metadata_requests:MethodMetadataRequest": NEW,
     "sklearn.gaussian_process.kernels:CompoundKernel": NEW,
@@ -803,9 +840,10 @@ DEFAULT_CALLS: dict[str, str] = {
 
 #: The argument rule of every callable safeload knows, default or not: a rule describes what
 #: the function does, so it holds in any policy that lets a stream call the function (a name
-#: a user adds that is not here may be called with any arguments). copyreg's helpers are never
-#: trusted by default; if a user trusts them, the class they are given must itself be callable
-#: in the policy, and is held to its own rule.
+#: a user adds that is not here may be called with any arguments). copyreg's helpers (only
+#: ``_reconstructor`` is trusted by default) construct the class they are given: it must itself
+#: be callable in the policy, and is held to its own rule. Python 2 spellings are translated
+#: before a rule is looked up, so they have none of their own.
 CALL_RULES: dict[str, str] = {
     **DEFAULT_CALLS,
     # Other spellings of numpy.dtype (no pickle writes them; trusted only by a user's choice).
@@ -813,9 +851,6 @@ CALL_RULES: dict[str, str] = {
     "numpy.core:dtype": DTYPE,
     "numpy._core.multiarray:dtype": DTYPE,
     "numpy.core.multiarray:dtype": DTYPE,
-    "copyreg:_reconstructor": COPYREG_RECONSTRUCTOR,
-    "copy_reg:_reconstructor": COPYREG_RECONSTRUCTOR,
     "copyreg:__newobj__": COPYREG_NEWOBJ,
-    "copy_reg:__newobj__": COPYREG_NEWOBJ,
     "copyreg:__newobj_ex__": COPYREG_NEWOBJ_EX,
 }

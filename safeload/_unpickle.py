@@ -6,7 +6,8 @@ have passed, on the very bytes that were verified (and by :mod:`safeload.convert
 scan). It enforces the policy on its own, so that a scanner bug alone cannot run code, allocate
 without bound or corrupt memory:
 
-* ``find_class`` resolves only the policy's exact names;
+* ``find_class`` resolves only the policy's exact names, judged after the translation of
+  Python 2 names that ``pickle`` itself makes below protocol 3 (``copy_reg`` -> ``copyreg``);
 * every call the stream makes (``REDUCE``, ``NEWOBJ``, ``NEWOBJ_EX``, ``OBJ``, ``INST``) must
   be to an object ``find_class`` returned for a name the policy lets the stream *call*, in the
   form that name's rule allows (``_reconstruct`` only with shape ``(0,)``, an estimator class
@@ -41,6 +42,7 @@ through this same restricted unpickler rather than a plain one.
 
 from __future__ import annotations
 
+import _compat_pickle
 import io
 import math
 import pickle
@@ -215,6 +217,33 @@ def _class_attribute_of(cls: type, name: str) -> Any:
     return None
 
 
+def _python3_name(proto: int, fix_imports: bool, module: str, name: str) -> TypeName:
+    """The name ``pickle._Unpickler.find_class`` imports: its ``fix_imports`` step, exactly.
+
+    Only below protocol 3 (a stream without PROTO is protocol 0, and a PROTO anywhere changes
+    it), NAME_MAPPING before IMPORT_MAPPING, one translation only.
+    """
+    if proto < 3 and fix_imports:
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            mapped: TypeName = _compat_pickle.NAME_MAPPING[(module, name)]
+            return mapped
+        if module in _compat_pickle.IMPORT_MAPPING:
+            return _compat_pickle.IMPORT_MAPPING[module], name
+    return module, name
+
+
+def _resolve(proto: int, module: str, name: str) -> Any:
+    """The rest of ``pickle._Unpickler.find_class``, on an already translated (and trusted) name.
+
+    ``super().find_class`` would translate it a second time (``anydbm`` -> ``dbm`` ->
+    ``dbm.ndbm``): the policy would have judged another name than the one imported.
+    """
+    __import__(module, level=0)
+    if proto >= 4:
+        return pickle._getattribute(sys.modules[module], name)[0]  # type: ignore[attr-defined]
+    return getattr(sys.modules[module], name)
+
+
 class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
     """joblib's unpickler with exact-name ``find_class``, guarded calls, and zero-copy arrays."""
 
@@ -226,10 +255,14 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
         policy: TypePolicy,
         start: int = 0,
         budget: _Budget | None = None,
+        namer: _RestrictedUnpickler | None = None,
     ) -> None:
         self._buffer = buffer
         self._policy = policy
         self._budget = budget or _Budget(Deadline(ScanLimits().max_seconds))
+        # joblib reads an object array's nested pickle with the outer unpickler's find_class:
+        # the outermost stream's protocol (and fix_imports) decides how its names translate.
+        self._namer = namer
         # id -> (object, names it was found under, call rule or None): everything find_class
         # returned, kept alive so that ids stay unique.
         self._globals: dict[int, tuple[Any, set[TypeName], str | None]] = {}
@@ -245,13 +278,25 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
     # -- names ---------------------------------------------------------------------------------
 
     def find_class(self, module: str, name: str) -> Any:
+        """``pickle._Unpickler.find_class`` on the policy's exact names, and only those.
+
+        The name is first translated as the stdlib does (``fix_imports``: below protocol 3,
+        Python 2 spellings such as ``copy_reg._reconstructor``, ``__builtin__.object`` or
+        ``exceptions.*`` name their Python 3 objects), so that the policy judges the object the
+        unpickler would actually import; it is then resolved without a second translation. A
+        nested object-array pickle translates by the outermost stream's protocol: joblib's reader
+        gives it the outer unpickler's ``find_class``.
+        """
+        sys.audit("pickle.find_class", module, name)  # as pickle does, with the written name
+        namer = self._namer or self
+        module, name = _python3_name(namer.proto, namer.fix_imports, module, name)
         if not self._policy.allows(module, name):
             found = format_type_name((module, name))
             raise UntrustedTypeError(
                 untrusted_types_message([found], _WHERE),
                 types=[found],
             )
-        obj = super().find_class(module, name)
+        obj = _resolve(namer.proto, module, name)
         rule = self._policy.call_rule(module, name)
         entry = self._globals.get(id(obj))
         if entry is None:
@@ -656,7 +701,9 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
         handle: BufferReader = self.file_handle
         dtype = np.dtype(wrapper.dtype)
         if dtype.hasobject:
-            inner = _RestrictedUnpickler(self._buffer, self._policy, handle.tell(), self._budget)
+            inner = _RestrictedUnpickler(
+                self._buffer, self._policy, handle.tell(), self._budget, self._namer or self
+            )
             array = inner.load()
             handle.seek(inner.file_handle.tell())
             if not isinstance(array, np.ndarray):

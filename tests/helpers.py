@@ -3,6 +3,7 @@ the globals a real unpickler resolves."""
 
 from __future__ import annotations
 
+import _compat_pickle
 import io
 import json
 import warnings
@@ -49,7 +50,15 @@ class _Recorder(NumpyUnpickler):  # type: ignore[misc]
         self.seen: set[str] = set()
 
     def find_class(self, module: str, name: str) -> Any:
-        self.seen.add(f"{module}.{name}")
+        # The name pickle's find_class goes on to import: below protocol 3 it first translates
+        # Python 2 spellings (fix_imports), NAME_MAPPING before IMPORT_MAPPING.
+        imported = (module, name)
+        if self.proto < 3 and self.fix_imports:
+            if imported in _compat_pickle.NAME_MAPPING:
+                imported = _compat_pickle.NAME_MAPPING[imported]
+            elif module in _compat_pickle.IMPORT_MAPPING:
+                imported = (_compat_pickle.IMPORT_MAPPING[module], name)
+        self.seen.add(".".join(imported))
         return super().find_class(module, name)
 
 

@@ -621,13 +621,7 @@ def test_known_exceptions_have_a_way_out() -> None:
 
 # Estimators the default policy should load but does not: each a finding, kept as a strict xfail
 # so the suite stays green while it is open and fails (XPASS) the moment it is fixed.
-FINDINGS: dict[str, str] = {
-    "IterativeImputer": (
-        "a fitted IterativeImputer stores sklearn.impute._iterative._ImputerTriplet (a "
-        "namedtuple of plain data), which the default policy does not name: it cannot be "
-        "saved or loaded without an extension"
-    ),
-}
+FINDINGS: dict[str, str] = {}
 
 
 def _estimator_params() -> list[Any]:
@@ -663,3 +657,23 @@ def test_estimator_loads_under_default_policy(name: str, tmp_path: Path) -> None
     assert set(got) == set(expected)
     for method, value in expected.items():
         assert_same_output(value, got[method], f"{name}.{method}")
+    for protocol in OLD_PROTOCOLS:
+        assert_loads_at_protocol(fitted, protocol, policy, name)
+
+
+# Protocol 0 (text opcodes, copy_reg._reconstructor for plain objects) and 2 (Python 2 names,
+# bytes through _codecs.encode): joblib.dump(model, protocol=...) must load too. The model is
+# already fitted here, so each costs a dump, a scan and an unpickling (tens of ms in all).
+OLD_PROTOCOLS = (0, 2)
+
+
+def assert_loads_at_protocol(fitted: Any, protocol: int, policy: TypePolicy, name: str) -> None:
+    """Both walls accept the protocol's bytes and build what plain joblib.load builds."""
+    handle = io.BytesIO()
+    joblib.dump(fitted, handle, protocol=protocol)
+    data = handle.getvalue()
+    report = safeload.scan_bytes(data, policy=policy)
+    assert report.safe, (protocol, report.to_dict())
+    loaded = unpickle_verified(bytearray(data), policy)
+    validate_model(loaded)
+    assert_same_state(loaded, joblib.load(io.BytesIO(data)), f"{name}@{protocol}", set())

@@ -63,7 +63,10 @@ def test_unknown_rule_is_refused_by_every_wall() -> None:
 
 # --- the skops wall, rule by rule --------------------------------------------------------------
 
-_NEVER_IN_SKOPS = sorted(rules.RULES - {rules.ANY, rules.NEW, rules.NO_ARGS, rules.TREE})
+_NAMEDTUPLE_RULES = {rules.namedtuple_rule(n) for n in rules.NAMEDTUPLES}
+_NEVER_IN_SKOPS = sorted(
+    rules.RULES - {rules.ANY, rules.NEW, rules.NO_ARGS, rules.TREE} - _NAMEDTUPLE_RULES
+)
 
 
 @pytest.mark.parametrize("rule", _NEVER_IN_SKOPS)
@@ -301,5 +304,52 @@ def test_a_tuple_node_naming_another_class_is_a_call_held_to_its_rule(
         "numpy.ndarray (TupleNode)" in p and "stored reference" in p for p in report.problems
     ), report
     with pytest.raises(safeload.MalformedArtifactError, match="numpy.ndarray"):
+        _load(tmp_path, key, evil)
+    assert unreachable == []
+
+
+# --- the namedtuple rule in the skops wall -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def imputer_skops() -> bytes:
+    """A fitted IterativeImputer: its imputation_sequence_ holds _ImputerTriplet namedtuples."""
+    from sklearn.experimental import enable_iterative_imputer  # noqa: F401
+    from sklearn.impute import IterativeImputer
+
+    X = np.random.RandomState(0).normal(size=(30, 3))
+    X[::4, 1] = np.nan
+    return skops.io.dumps(IterativeImputer(max_iter=2, random_state=0).fit(X))
+
+
+def _triplets(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    return [n for n in _nodes(schema) if n.get("__class__") == "_ImputerTriplet"]
+
+
+def test_a_genuine_skops_namedtuple_loads(
+    tmp_path: Path, key: safeload.SigningKey, imputer_skops: bytes
+) -> None:
+    report = safeload.scan_bytes(imputer_skops)
+    assert report.safe, report.to_dict()
+    path = write_signed_artifact(
+        tmp_path / "ok", {"model.skops": imputer_skops, "safeload.json": METADATA}, key=key
+    )
+    model = safeload.load(path, trusted=safeload.Keyring.of([key]))
+    assert type(model.imputation_sequence_[0]).__name__ == "_ImputerTriplet"
+
+
+def test_a_namedtuple_with_another_field_count_is_refused_by_skops_wall(
+    tmp_path: Path, key: safeload.SigningKey, unreachable: list[str], imputer_skops: bytes
+) -> None:
+    """skops calls the class on the TupleNode's items: one per field, or it is refused."""
+
+    def edit(schema: dict[str, Any]) -> None:
+        node = _triplets(schema)[0]
+        node["content"].append(node["content"][0])
+
+    evil = edit_skops_schema(imputer_skops, edit)
+    why = "with other than its 3 field values"
+    assert any(why in p for p in safeload.scan_bytes(evil).problems)
+    with pytest.raises(safeload.MalformedArtifactError, match=why):
         _load(tmp_path, key, evil)
     assert unreachable == []

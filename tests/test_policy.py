@@ -353,15 +353,30 @@ KNOWN_DANGEROUS = [
 ]
 
 
+#: Dangerous with the file's arguments, trusted by default only under a rule that fixes the one
+#: harmless form protocols 0-2 write them in: bytes as ``_codecs.encode(text, 'latin1')``, empty
+#: bytes as ``bytes()``, plain objects as ``copyreg._reconstructor(cls, object, None)``.
+RULED_DANGEROUS = {
+    "_codecs:encode": rules.ENCODE,
+    "builtins:bytes": rules.NO_ARGS,
+    "copyreg:_reconstructor": rules.COPYREG_RECONSTRUCTOR,
+}
+
+
 def test_default_policy_has_no_known_dangerous_name() -> None:
     policy = TypePolicy.default()
     present = [n for n in KNOWN_DANGEROUS if policy.allows(*parse_type_name(n))]
-    assert present == []
-    assert not set(KNOWN_DANGEROUS) & set(DEFAULT_TYPES)
+    assert sorted(present) == sorted(RULED_DANGEROUS)
+    for name, rule in RULED_DANGEROUS.items():
+        assert policy.call_rule(*parse_type_name(name)) == rule, name
+    assert set(KNOWN_DANGEROUS) & set(DEFAULT_TYPES) == set(RULED_DANGEROUS)
 
 
 #: The only builtins the default trusts, each justified in ``_default_types.py``.
-ALLOWED_BUILTINS = {"slice", "set", "frozenset", "complex", "float", "int", "bool", "object"}
+ALLOWED_BUILTINS = {
+    *("slice", "set", "frozenset", "complex", "float", "int", "bool", "object", "tuple", "dict"),
+    "bytes",
+}
 FORBIDDEN_MODULE_ROOTS = {
     "os",
     "posix",
@@ -405,7 +420,7 @@ def test_default_policy_shape() -> None:
     assert list(DEFAULT_TYPES) == [n.strip() for n in DEFAULT_TYPES]
     for name in DEFAULT_TYPES:
         module, qualname = name.split(":")
-        assert module.split(".")[0] not in FORBIDDEN_MODULE_ROOTS, name
+        assert module.split(".")[0] not in FORBIDDEN_MODULE_ROOTS or name in RULED_DANGEROUS, name
         if module == "builtins":
             assert qualname in ALLOWED_BUILTINS, name
         if module == "collections":

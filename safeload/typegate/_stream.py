@@ -15,6 +15,10 @@ form numpy itself pickles them: a dtype state is rebuilt from safe parts and com
 numpy would write (:func:`rebuild_dtype`, which the restricted unpickler runs too), because
 ``dtype.__setstate__`` trusts its flags and sizes blindly.
 
+Below protocol 3 the loader's ``find_class`` translates Python 2 names (``copy_reg``,
+``__builtin__``, ...; ``fix_imports``): the scanner follows PROTO wherever it appears and judges,
+and reports, the translated name (:func:`_py3_spelling`).
+
 Names are not all equal: a stream may *store* any trusted name, but it may only *call* the
 names the policy marks callable, each in the one form its rule allows (``_reconstruct`` with
 shape ``(0,)``, an estimator class by ``NEWOBJ`` without arguments, ...; see
@@ -45,6 +49,7 @@ The walker reads opcodes with the unframer's exact rules, keeps a symbolic stack
 
 from __future__ import annotations
 
+import _compat_pickle
 import time
 from collections.abc import Iterable
 from typing import Any, NoReturn
@@ -89,6 +94,20 @@ from safeload.typegate.callrules import RULES
 from safeload.typegate.dtypes import _Unsure, plain_code
 from safeload.typegate.limits import Deadline, ScanLimits
 from safeload.typegate.report import ScanReport, make_report
+
+
+def _py3_spelling(module: str, name: str) -> tuple[str, str]:
+    """What the loader's ``find_class`` imports for a Python 2 name, below protocol 3.
+
+    The unpickler's ``fix_imports`` (on in every loader safeload models): an exact pair of
+    NAME_MAPPING first, else the module alone through IMPORT_MAPPING, translated once. The
+    policy judges, and the report shows, the translated name.
+    """
+    pair = _compat_pickle.NAME_MAPPING.get((module, name))
+    if pair is not None:
+        return str(pair[0]), str(pair[1])
+    return str(_compat_pickle.IMPORT_MAPPING.get(module, module)), name
+
 
 # --- following one pickle stream ------------------------------------------------------------
 
@@ -175,8 +194,11 @@ class _Scan:
 class _Stream(_Containers):
     """One pickle stream: the symbolic twin of ``pickle._Unpickler`` over the shared buffer."""
 
-    def __init__(self, scan: _Scan, start: int, depth: int) -> None:
+    def __init__(self, scan: _Scan, start: int, depth: int, top: _Stream | None = None) -> None:
         self.scan = scan
+        # joblib reads an object array's nested pickle with the outer unpickler's find_class,
+        # so the outermost stream's protocol decides how the nested one's names translate.
+        self.top = top
         self.buf = scan.buf
         self.n = scan.n
         self.depth = depth
@@ -325,6 +347,8 @@ class _Stream(_Containers):
                 "so the file is refused"
             )
             return _UNRESOLVED
+        if (self.top or self).proto < 3:
+            module, name = _py3_spelling(module, name)
         return self.scan.global_(module, name, self.op_pos)
 
     # -- calls -------------------------------------------------------------------------------
@@ -352,6 +376,8 @@ class _Stream(_Containers):
                         return text.encode("latin-1")
                     except UnicodeEncodeError:
                         return _OBJ  # the loader fails here
+            if kind == "bytes" and items == ():
+                return b""  # an empty numpy scalar's raw bytes, at protocols 0-2
             if kind in ("reconstructor", "newobj", "newobj_ex") and items:
                 cls = items[0]
                 if type(cls) is _Global and cls.kind in ("naw", "dtype", "dtype_other"):
@@ -582,7 +608,7 @@ class _Stream(_Containers):
                     "(ScanLimits.max_nesting)"
                 )
             # The loader starts a fresh unpickler here and continues where it stopped.
-            self.p = _Stream(self.scan, self.p, self.depth + 1).run()
+            self.p = _Stream(self.scan, self.p, self.depth + 1, self.top or self).run()
             return _ARRAY
         align = attrs.get("numpy_array_alignment_bytes", _MISSING)
         if align is _OBJ or align is _UNRESOLVED or type(align) is _Made:

@@ -280,16 +280,15 @@ _KINDS: dict[TypeName, str] = {
     ("numpy.core", "dtype"): "dtype",
     ("numpy._core.multiarray", "dtype"): "dtype",
     ("numpy.core.multiarray", "dtype"): "dtype",
+    # Python 2 spellings (copy_reg, __builtin__) are translated before a kind is looked up.
     ("copyreg", "_reconstructor"): "reconstructor",
-    ("copy_reg", "_reconstructor"): "reconstructor",
     ("copyreg", "__newobj__"): "newobj",
-    ("copy_reg", "__newobj__"): "newobj",
     ("copyreg", "__newobj_ex__"): "newobj_ex",
     ("builtins", "object"): "object",
     ("builtins", "set"): "set",
     ("builtins", "frozenset"): "frozenset",
-    ("__builtin__", "object"): "object",
-    # Protocols 0-2 spell bytes as _codecs.encode(text, "latin1"); dtype states contain bytes.
+    # Protocols 0-2 spell bytes as _codecs.encode(text, "latin1"), empty ones as bytes().
+    ("builtins", "bytes"): "bytes",
     ("_codecs", "encode"): "encode",
     ("codecs", "encode"): "encode",
 }

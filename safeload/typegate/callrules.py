@@ -31,14 +31,17 @@ import numpy as np
 from numpy.random.bit_generator import BitGenerator
 
 from safeload import _default_types as rules
-from safeload.policy import TypeName, format_type_name
+from safeload.policy import TypeName, format_type_name, parse_type_name
 from safeload.typegate._symbols import (
     _ARRAY,
     _BIT_GENERATOR_CTOR,
     _BIT_GENERATORS,
     _BYTES,
+    _DICT_CLASSES,
+    _LONG_STR,
     _OBJ,
     _ZERO_SHAPE_DTYPES,
+    _Dict,
     _Dtype,
     _falsy,
     _Global,
@@ -94,6 +97,11 @@ class CallRule:
 
 
 _NEWOBJ_OPS = ("NEWOBJ", "NEWOBJ_EX")
+_NAMEDTUPLE_RULES = frozenset(rules.namedtuple_rule(n) for n in rules.NAMEDTUPLES)
+_RECONSTRUCTOR_FORMS = (
+    "with other than (<class>, object, None), (<dict class>, dict, <dict>) or "
+    "(<namedtuple>, tuple, <values>)"
+)
 
 
 # --- the scanner's wall: symbolic values ------------------------------------------------------
@@ -272,14 +280,55 @@ def _check_hashed(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | No
 
 
 def _check_copyreg_reconstructor(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | None:
+    """Protocols 0-1 write ``(cls, object, None)``; for a dict or tuple class, that base.
+
+    ``dict.__new__(cls, d)`` then ``dict.__init__(obj, d)`` copies a dict the stream built (its
+    keys already hashed and charged) into a class whose item assignment is dict's own (what
+    SETITEMS may fill at protocol 2); ``tuple.__new__(cls, values)`` is a namedtuple's NEWOBJ.
+    Any other base would run its own ``__new__(cls, state)`` and ``__init__(obj, state)``.
+    """
     if len(items) != 3:
         return "with other than (class, base, state)"
-    cls, base = items[0], items[1]
-    if type(base) is _Global and base.kind == "object":  # object.__new__(cls)
+    cls, base, state = items
+    if type(base) is not _Global or type(cls) is not _Global:
+        return _RECONSTRUCTOR_FORMS
+    if base.kind == "object" and state is None:  # object.__new__(cls)
         return s.copyreg_target(cls, "NEWOBJ", ())
-    # base.__new__(cls, state) and base.__init__(obj, state): both must be callable freely.
-    why = s.copyreg_target(base, "REDUCE", None)
-    return why if why is not None else s.copyreg_target(cls, "NEWOBJ", ())
+    if (base.module, base.name) == ("builtins", "dict") and (cls.module, cls.name) in _DICT_CLASSES:
+        if type(state) is not _Dict:
+            return "with a state for a dict class that is not a dict the stream built"
+        return s.copyreg_target(cls, "NEWOBJ", ())
+    if (base.module, base.name) == ("builtins", "tuple") and cls.rule in _NAMEDTUPLE_RULES:
+        if type(state) is not _Tuple or state.items is None:
+            return "with a namedtuple's values the scanner cannot read"
+        return s.copyreg_target(cls, "NEWOBJ", state.items)  # tuple.__new__(cls, values)
+    return _RECONSTRUCTOR_FORMS
+
+
+def _check_encode(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | None:
+    """``(text, 'latin1')``: what pickle writes for bytes; one byte per character of the file."""
+    if len(items) != 2 or type(items[1]) is not str or items[1] != "latin1":
+        return "with other than (<str>, 'latin1') (another codec would be looked up and run)"
+    if type(items[0]) is not str and items[0] is not _LONG_STR:
+        return "on something other than a str from the file"
+    return None
+
+
+def _symbolic_namedtuple(fields: int) -> SymbolicCheck:
+    """``cls.__new__(cls, *values)`` with one value per field: it only stores them."""
+
+    def symbolic(
+        s: _Stream, func: _Global, how: str, items: tuple[Any, ...] | None, kwargs: object
+    ) -> str | None:
+        if kwargs is not None and not _falsy(kwargs):
+            return "with keyword arguments"
+        if how not in _NEWOBJ_OPS:
+            return f"by {how} (pickles create it with NEWOBJ and its field values)"
+        if items is None or len(items) != fields:
+            return f"with other than its {fields} field values"
+        return None
+
+    return symbolic
 
 
 def _check_copyreg_newobj(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | None:
@@ -505,14 +554,23 @@ def _real_copyreg(rule: str) -> ConcreteArgs:
             return "without a class"
         how, cls_args, kwargs = "NEWOBJ", args[1:], None
         if rule == rules.COPYREG_RECONSTRUCTOR:
+            # object.__new__(cls), or tuple.__new__(cls, values) for a namedtuple; any other
+            # base would run base.__new__(cls, state) and base.__init__(obj, state).
             if len(args) != 3:
                 return "with other than (class, base, state)"
-            base = args[1]
-            if base is not object:
-                is_global, base_rule = site.rule_of(base)
-                if not is_global or base_rule != rules.ANY:
-                    return "with a base class the policy does not let the file call freely"
-            cls_args = ()
+            cls, base, state = args
+            if base is object and state is None:
+                cls_args = ()
+            elif base is dict and type(state) is dict:
+                if not (isinstance(cls, type) and issubclass(cls, dict)):
+                    return "with base dict for a class that is not a dict"
+                cls_args = ()
+            elif base is tuple and type(state) is tuple:
+                if site.rule_of(args[0])[1] not in _NAMEDTUPLE_RULES:
+                    return "with base tuple for a class that is not a namedtuple the policy names"
+                cls_args = state
+            else:
+                return _RECONSTRUCTOR_FORMS
         elif rule == rules.COPYREG_NEWOBJ_EX:
             if len(args) != 3:
                 return "with other than (class, args, kwargs)"
@@ -525,6 +583,42 @@ def _real_copyreg(rule: str) -> ConcreteArgs:
         return None if why is None else f"to construct a class {why}"
 
     return check
+
+
+def _real_encode(
+    site: ConcreteSite, func: object, names: set[TypeName], args: tuple[Any, ...]
+) -> str | None:
+    if len(args) == 2 and type(args[0]) is str and type(args[1]) is str and args[1] == "latin1":
+        return None
+    return "with other than (<str>, 'latin1')"
+
+
+def _concrete_namedtuple(name: str, fields: tuple[str, ...]) -> ConcreteCheck:
+    """NEWOBJ with one value per field, on the class whose real fields are the policy's."""
+    pair = parse_type_name(name)
+
+    def concrete(
+        site: ConcreteSite,
+        how: str,
+        func: object,
+        names: set[TypeName],
+        args: object,
+        kwargs: object,
+    ) -> str | None:
+        if kwargs:
+            return "with keyword arguments"
+        if type(args) is not tuple:
+            return "with arguments that are not a tuple"
+        if how not in _NEWOBJ_OPS:
+            return f"by {how} (pickles create it with NEWOBJ and its field values)"
+        real = vars(func).get("_fields") if isinstance(func, type) else None
+        if pair not in names or real != fields:
+            return f"as {format_type_name(pair)}, whose fields are not {fields}"
+        if len(args) != len(fields):
+            return f"with other than its {len(fields)} field values"
+        return None
+
+    return concrete
 
 
 # --- the skops wall: skops' node tree ---------------------------------------------------------
@@ -596,6 +690,18 @@ def _skops_tree(how: str, args: SchemaNode | None) -> str | None:
     if items[1].kind != "NdArrayNode":
         return "with class counts that are not an array"
     return None
+
+
+def _skops_namedtuple(fields: int) -> SkopsCheck:
+    """A TupleNode naming a namedtuple: skops calls the class on its items, one per field."""
+
+    def skops(how: str, args: SchemaNode | None) -> str | None:
+        items = _skops_items(args)
+        if how != "REDUCE" or items is None or len(items) != fields:
+            return f"by {how} with other than its {fields} field values"
+        return None
+
+    return skops
 
 
 def skops_call_problem(rule: str | None, how: str, args: SchemaNode | None) -> str | None:
@@ -693,6 +799,21 @@ RULES: dict[str, CallRule] = {
             _symbolic_reduce(_check_copyreg_newobj_ex),
             _concrete_reduce(_real_copyreg(rules.COPYREG_NEWOBJ_EX)),
             _skops_never,
+        ),
+        CallRule(
+            rules.ENCODE,
+            _symbolic_reduce(_check_encode),
+            _concrete_reduce(_real_encode),
+            _skops_never,
+        ),
+        *(
+            CallRule(
+                rules.namedtuple_rule(name),
+                _symbolic_namedtuple(len(fields)),
+                _concrete_namedtuple(name, fields),
+                _skops_namedtuple(len(fields)),
+            )
+            for name, fields in rules.NAMEDTUPLES.items()
         ),
     )
 }

@@ -821,7 +821,11 @@ def functools_partial_reduce_p2(marker: Path) -> bytes:
     return wrap(part + EMPTY_TUPLE + REDUCE, 2)
 
 
-@attack("gadget", expect=named("copyreg._reconstructor"))
+@attack(
+    "gadget",
+    expect=r"calls copyreg\._reconstructor with other than \(<class>, object, None\)",
+    second_wall_expect=named("logging.FileHandler"),
+)
 def copyreg_reconstructor_filehandler(marker: Path) -> bytes:
     """copyreg._reconstructor(FileHandler, FileHandler, marker): base.__init__ opens the file."""
     handler = g("logging", "FileHandler", 2)
@@ -1257,19 +1261,19 @@ def proto5_framed_payload(marker: Path) -> bytes:
     return proto(5) + frame(g("builtins", "exec", 5) + _eval_tail(marker) + STOP)
 
 
-@attack("opcode", expect=named("__builtin__.eval"))
+@attack("opcode", expect=named("builtins.eval"))
 def global_py2_builtin_eval(marker: Path) -> bytes:
     """GLOBAL '__builtin__' 'eval': fix_imports maps it to builtins.eval below protocol 3."""
     return wrap(call(global_op("__builtin__", "eval"), s(py_src(marker), 2)), 2)
 
 
-@attack("opcode", expect=named("commands.getoutput"))
+@attack("opcode", expect=named("subprocess.getoutput"))
 def global_py2_commands_getoutput(marker: Path) -> bytes:
     """GLOBAL 'commands' 'getoutput': fix_imports maps the py2 module to subprocess."""
     return wrap(call(global_op("commands", "getoutput"), unicode0(shell_cmd(marker))), 0)
 
 
-@attack("opcode", expect=named("cPickle.loads"))
+@attack("opcode", expect=named("pickle.loads"))
 def global_py2_cpickle_loads(marker: Path) -> bytes:
     """GLOBAL 'cPickle' 'loads' (mapped to pickle.loads) on a nested malicious pickle."""
     text = inner_pickle(marker).decode("latin-1")
@@ -1778,13 +1782,10 @@ def rule_reconstruct_by_obj(marker: Path) -> bytes:
     "call-rule",
     "never",
     bomb=True,
-    policy=("copyreg:_reconstructor",),
-    expect=r"calls copyreg\._reconstructor to construct scipy\.sparse\._csr\.csr_matrix by REDUCE",
-    second_wall_expect=r"calls copyreg\._reconstructor with a base class the policy does not let "
-    r"the file call freely",
+    expect=r"calls copyreg\._reconstructor with other than \(<class>, object, None\)",
 )
 def copyreg_reconstructor_runs_an_init(marker: Path) -> bytes:
-    """A user trusts copyreg._reconstructor: (csr, csr, (2**50, 1)) runs csr.__init__ on it."""
+    """copyreg._reconstructor(csr, csr, (2**50, 1)) runs csr.__init__ on the file's shape."""
     del marker
     csr = g("scipy.sparse._csr", "csr_matrix", 4)
     fn = g("copyreg", "_reconstructor", 4)
@@ -1822,6 +1823,183 @@ def copyreg_newobj_ex_reference_only_class(marker: Path) -> bytes:
     del marker
     fn = g("copyreg", "__newobj_ex__", 4)
     return wrap(call(fn, _ndarray(), tup(lit((HUGE,))), EMPTY_DICT), 4)
+
+
+# --- Python 2 spellings: protocols 0-2 ----------------------------------------------------------
+# Below protocol 3 (the stream's latest PROTO; none: 0) the loader's find_class translates Python 2
+# names (copy_reg, __builtin__, cPickle, UserDict, ...) with fix_imports, once, NAME_MAPPING first.
+# Each wall must judge the name the loader imports, follow PROTO wherever it appears (nested and
+# trailing pickles start again at 0), and hold a translated name to its rule like any other.
+
+_LINEAR = global_op("sklearn.linear_model._base", "LinearRegression")
+
+
+def _py2_reconstructor(cls: bytes, base: bytes, state: bytes) -> bytes:
+    """copy_reg._reconstructor(cls, base, state), spelled as protocols 0-1 write it."""
+    return call(global_op("copy_reg", "_reconstructor"), cls, base, state)
+
+
+@attack(
+    "call-rule",
+    "never",
+    bomb=True,
+    expect=r"calls copyreg\._reconstructor with other than \(<class>, object, None\)",
+)
+def py2_copy_reg_reconstructor_runs_an_init(marker: Path) -> bytes:
+    """copy_reg._reconstructor(csr, csr, (2**50, 1)) at protocol 0: csr.__init__ allocates."""
+    del marker
+    csr = global_op("scipy.sparse._csr", "csr_matrix")
+    return wrap(_py2_reconstructor(csr, csr, tup(binint(HUGE), binint(1))), 0)
+
+
+@attack(
+    "call-rule",
+    "never",
+    bomb=True,
+    policy=("copy_reg:_reconstructor",),
+    expect=r"calls copyreg\._reconstructor with other than \(<class>, object, None\)",
+)
+def py2_user_trusted_the_copy_reg_spelling(marker: Path) -> bytes:
+    """A user trusts the written name copy_reg._reconstructor: the loader imports copyreg's.
+
+    The translated name is the one judged, under its rule; judging the written one (trusted,
+    no rule of its own: any arguments) would run csr.__init__ on (2**50, 1).
+    """
+    del marker
+    csr = global_op("scipy.sparse._csr", "csr_matrix")
+    return wrap(_py2_reconstructor(csr, csr, tup(binint(HUGE), binint(1))), 0)
+
+
+@attack(
+    "call-rule",
+    "never",
+    references=("logging:FileHandler",),
+    expect=r"calls copyreg\._reconstructor to construct logging\.FileHandler, which the policy "
+    r"trusts only as a reference",
+    second_wall_expect=r"calls copyreg\._reconstructor to construct a class the policy does not "
+    r"let the file call",
+)
+def py2_copy_reg_reconstructor_reference_only_class(marker: Path) -> bytes:
+    """copy_reg._reconstructor(FileHandler, object, None): a class trusted only as a value."""
+    del marker
+    handler = global_op("logging", "FileHandler")
+    return wrap(_py2_reconstructor(handler, global_op("__builtin__", "object"), NONE), 0)
+
+
+@attack(
+    "call-rule",
+    "never",
+    bomb=True,
+    isolate=True,
+    expect=r"calls copyreg\._reconstructor with a state for a dict class that is not a dict",
+    second_wall_expect=r"calls copyreg\._reconstructor with other than \(<class>, object, None\)",
+)
+def py2_copy_reg_reconstructor_dict_of_a_hash_bomb(marker: Path) -> bytes:
+    """(Bunch, dict, [(tuple DAG, 1)]): dict.__init__ would hash a 2**64-step key, uncharged."""
+    del marker
+    bunch = global_op("sklearn.utils._bunch", "Bunch")
+    pairs = MARK + tup(_tuple_dag(64), binint(1)) + LIST
+    return wrap(_py2_reconstructor(bunch, global_op("__builtin__", "dict"), pairs), 2)
+
+
+@attack(
+    "call-rule",
+    "never",
+    expect=r"calls _codecs\.encode with other than \(<str>, 'latin1'\)",
+)
+def py2_codecs_encode_other_codec(marker: Path) -> bytes:
+    """_codecs.encode(text, 'unicode_escape'): up to 10 bytes a character, a codec looked up."""
+    del marker
+    text = s("\U0010ffff" * 64, 2)
+    return wrap(call(global_op("_codecs", "encode"), text, s("unicode_escape", 2)), 2)
+
+
+@attack(
+    "call-rule",
+    "never",
+    expect=r"calls _codecs\.encode on something other than a str from the file",
+    second_wall_expect=r"calls _codecs\.encode with other than \(<str>, 'latin1'\)",
+)
+def py2_codecs_encode_of_a_made_value(marker: Path) -> bytes:
+    """_codecs.encode(<a value a call made>, 'latin1'): only the stream's own text is encoded."""
+    del marker
+    made = _LINEAR + EMPTY_TUPLE + NEWOBJ
+    return wrap(call(global_op("_codecs", "encode"), made, s("latin1", 2)), 2)
+
+
+@attack(
+    "call-rule",
+    "never",
+    expect=r"calls sklearn\.impute\._iterative\._ImputerTriplet with other than its 3 field values",
+)
+def rule_namedtuple_field_count(marker: Path) -> bytes:
+    """_ImputerTriplet.__new__ with 4 values: a namedtuple is made with one value per field."""
+    del marker
+    cls = g("sklearn.impute._iterative", "_ImputerTriplet", 4)
+    return wrap(cls + lit((1, 2, 3, 4)) + NEWOBJ, 4)
+
+
+@attack("opcode", "never", expect=named("copy_reg._reconstructor"))
+def proto3_names_copy_reg(marker: Path) -> bytes:
+    """PROTO 3, then copy_reg._reconstructor: never translated from protocol 3 on."""
+    del marker
+    return wrap(_py2_reconstructor(_LINEAR, global_op("__builtin__", "object"), NONE), 3)
+
+
+@attack("opcode", "never", expect=named("copy_reg._reconstructor"))
+def proto_switch_to_3_mid_stream(marker: Path) -> bytes:
+    """PROTO 2, a value, then PROTO 3 before copy_reg._reconstructor: the latest PROTO counts."""
+    del marker
+    body = _py2_reconstructor(_LINEAR, global_op("__builtin__", "object"), NONE)
+    return wrap(binint(1) + POP + proto(3) + body, 2)
+
+
+@attack("opcode", expect=named("builtins.eval"))
+def proto_switch_to_2_mid_stream(marker: Path) -> bytes:
+    """PROTO 4, then PROTO 2 before GLOBAL __builtin__ eval: translated again (builtins.eval)."""
+    return wrap(proto(2) + call(global_op("__builtin__", "eval"), s(py_src(marker), 2)), 4)
+
+
+@attack("opcode", "never", expect=named("collections.UserDict"))
+def py2_userdict_maps_to_collections(marker: Path) -> bytes:
+    """GLOBAL UserDict UserDict at protocol 2 is collections.UserDict (NAME_MAPPING)."""
+    del marker
+    return wrap(global_op("UserDict", "UserDict") + EMPTY_TUPLE + NEWOBJ, 2)
+
+
+@attack("opcode", "never", expect=named("exceptions.eval"))
+def py2_exceptions_maps_only_its_names(marker: Path) -> bytes:
+    """exceptions.eval: only the exception names of exceptions are translated, not the module."""
+    return wrap(call(global_op("exceptions", "eval"), s(py_src(marker), 2)), 2)
+
+
+@attack("joblib", "joblib", expect=named("builtins.eval"))
+def joblib_nested_pickle_named_at_the_outer_protocol(marker: Path) -> bytes:
+    """Outer PROTO 2, nested PROTO 4: joblib names nested globals with the outer find_class."""
+    header = array_wrapper((1,), _dtype_op(*O8), aligned=False)
+    nested = call(global_op("__builtin__", "eval"), s(py_src(marker), 4))
+    return wrap(header + wrap(nested, 4), 2)
+
+
+@attack("joblib", "never", expect=named("copy_reg._reconstructor"))
+def joblib_nested_copy_reg_under_outer_protocol_4(marker: Path) -> bytes:
+    """Outer PROTO 4, nested without PROTO: copy_reg is not translated (the outer protocol)."""
+    del marker
+    header = array_wrapper((1,), _dtype_op(*O8), aligned=False)
+    body = _py2_reconstructor(_LINEAR, global_op("__builtin__", "object"), NONE)
+    return wrap(header + body + STOP, 4)
+
+
+@attack(
+    "opcode",
+    "multi-load",
+    expect=named("builtins.eval"),
+    second_wall_expect=r"\d+ unexpected byte\(s\) after the end of the model stream",
+)
+def py2_pickle_after_stop(marker: Path) -> bytes:
+    """A protocol-4 pickle, then one without PROTO naming __builtin__.eval (protocol 0 again)."""
+    trailing = call(global_op("__builtin__", "eval"), unicode0(py_src(marker))) + STOP
+    return pickle.dumps({"coef": [1.0, 2.0]}, protocol=4) + trailing
 
 
 # === 7. compression: joblib's decompressors run before any scan of the stream ================
