@@ -529,3 +529,23 @@ def test_scorer_metric_and_its_arguments() -> None:
     search.scorer_._kwargs = {"average": "macro"}
     search.scorer_._score_func = np.random.SeedSequence
     refused(search, "._score_func", "SeedSequence")
+
+
+# ---- splitters kept by searches ----------------------------------------------------------------
+
+
+def test_repeated_splitters_keep_their_splitter_class() -> None:
+    """``RepeatedKFold.cv`` is the KFold class, called by ``split`` at fit time only."""
+    from sklearn.model_selection import (
+        GridSearchCV,
+        KFold,
+        RepeatedKFold,
+        RepeatedStratifiedKFold,
+    )
+
+    for splitter in (RepeatedKFold(n_splits=2, n_repeats=1), RepeatedStratifiedKFold(n_splits=2)):
+        search = GridSearchCV(LinearRegression(), {"fit_intercept": [True]}, cv=splitter)
+        validate_model(search.fit(X, y))
+    crossed = RepeatedStratifiedKFold(n_splits=2)
+    crossed.cv = KFold  # the other splitter's class: not what this one keeps
+    refused(crossed, "model.cv", "KFold")

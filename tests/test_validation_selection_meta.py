@@ -171,3 +171,24 @@ def test_dummy_outputs_exhaust_memory_in_a_child(tmp_path: Path) -> None:
     assert fate != "survived", fate
     with pytest.raises(MalformedArtifactError, match="n_outputs_"):
         validate_model(crafted)
+
+
+def test_temperature_calibration_has_one_calibrator_for_all_classes() -> None:
+    """Temperature scaling fits one calibrator for every class; one-vs-rest methods one each."""
+    rng = np.random.default_rng(1)
+    X3 = rng.normal(size=(90, 4))
+    y3 = np.arange(90) % 3
+    model = CalibratedClassifierCV(LogisticRegression(), method="temperature").fit(X3, y3)
+    validate_model(model)
+    loaded = unpickle_verified(joblib_dump(model), TypePolicy.default())
+    validate_model(loaded)
+    crafted = copy.deepcopy(model)
+    crafted.calibrated_classifiers_[0].method = "sigmoid"  # now it needs one per class
+    with pytest.raises(MalformedArtifactError, match="1 calibrators for 3 classes"):
+        validate_model(crafted)
+
+
+def joblib_dump(model: Any) -> bytes:
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    return buffer.getvalue()

@@ -134,6 +134,13 @@ REFERENCES: dict[tuple[str, str], Callable[[Any], bool]] = {
         "sklearn.cluster._kmeans:_kmeans_single_elkan",
     ),
     ("*", "dtype"): _dtype_class,
+    # A repeated splitter builds its one-shot splitter class in split(), at fit time only.
+    ("sklearn.model_selection._split:RepeatedKFold", "cv"): _is(
+        "sklearn.model_selection._split:KFold"
+    ),
+    ("sklearn.model_selection._split:RepeatedStratifiedKFold", "cv"): _is(
+        "sklearn.model_selection._split:StratifiedKFold"
+    ),
     ("sklearn.compose._column_transformer:make_column_selector", "dtype_include"): _dtype_class,
     ("sklearn.compose._column_transformer:make_column_selector", "dtype_exclude"): _dtype_class,
     **{

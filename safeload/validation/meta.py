@@ -129,7 +129,9 @@ def _visit_calibrated(ctx: Context, est: Any) -> None:
     if calibrators is None or classes is None:
         return
     n_classes = len(array(classes, "classes", ndim=1))
-    expected = 1 if n_classes == 2 else n_classes
+    # Temperature scaling fits one calibrator for all classes; the one-vs-rest methods one per
+    # class (one for a binary problem).
+    expected = 1 if n_classes == 2 or attr(est, "method") == "temperature" else n_classes
     if _count(calibrators, "calibrators") != expected:
         raise Invalid(f"{len(calibrators)} calibrators for {n_classes} classes")
 
