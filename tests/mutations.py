@@ -469,7 +469,7 @@ def gate(data: bytes, policy: Any) -> Any:
 
     checked = check_types(bytearray(data), policy, format="joblib")
     model = _unpickle.deserialize_checked(checked, policy)
-    validate_model(model)
+    validate_model(model, deadline=checked.deadline)  # as safeload.loading does
     return model
 
 
