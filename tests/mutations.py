@@ -85,7 +85,8 @@ class Site:
     """One mutable value in the model graph: its path, its kind and a priority (lower first)."""
 
     path: tuple[Step, ...]
-    kind: str  # "int", "float", "other", "struct", "field-int", "field-float", "scalar"
+    kind: str  # "int", "float", "other", "struct", "field-int", "field-float", "scalar",
+    # "state-tuple"
     ndim: int
     priority: int
     size: int = 1
@@ -103,6 +104,8 @@ class Site:
                 out += f"[{key!r}]"
             elif step == "args":
                 out += f".<args>[{key}]"
+            elif step == "state" and key == "*":
+                out += ".<state>"
             elif step == "state":
                 out += f".<state>[{key[1] if isinstance(key, tuple) else key!r}]"
             else:
@@ -191,6 +194,8 @@ def find_sites(model: Any) -> list[Site]:
                     for key, value in state.items():
                         visit(value, (*path, ("state", key)), True, depth + 1)
                 elif isinstance(state, tuple):
+                    # The state's form itself: a compiled __setstate__ may index it unchecked.
+                    sites.append(Site((*path, ("state", "*")), "state-tuple", 1, 0, len(state)))
                     names = _STATE_NAMES.get(len(state), ()) if "Tree" in type(obj).__name__ else ()
                     for i, value in enumerate(state):
                         step = ("state", (i, names[i])) if names else ("state", i)
@@ -330,12 +335,19 @@ ARRAY_MUTATIONS: dict[str, list[tuple[str, Callable[[np.ndarray, random.Random],
 }
 _ELEMENT_MUTATIONS = ("index_high", "index_negative", "nan", "inf")
 SCALAR_MUTATIONS: list[tuple[str, int]] = [("huge", HUGE), ("minus_one", -1)]
+# A Cython object's whole state tuple, shortened (BinaryTree writes 13 items, DistanceMetric 3).
+STATE_MUTATIONS: dict[str, Callable[[tuple[Any, ...]], tuple[Any, ...]]] = {
+    "truncate_half": lambda state: state[: len(state) // 2],
+    "drop_last": lambda state: state[:-1],
+}
 
 
 def applicable(site: Site) -> list[str]:
     """The mutations that make sense for a site, in priority order."""
     if site.kind == "scalar":
         return [name for name, _ in SCALAR_MUTATIONS]
+    if site.kind == "state-tuple":
+        return list(STATE_MUTATIONS) if site.size else []
     names = []
     for name, _ in ARRAY_MUTATIONS[site.kind]:
         if name in ("drop_col", "add_col", "fortran") and site.ndim < 2:
@@ -415,7 +427,9 @@ def _replace(obj: Any, path: tuple[Step, ...], fn: Callable[[Any], Any]) -> Any:
         return _Reduced(cls, tuple(items), state)
     if isinstance(key, tuple):
         key = key[0]
-    if isinstance(state, dict):
+    if key == "*":
+        state = _replace(state, rest, fn)
+    elif isinstance(state, dict):
         state = dict(state)
         state[key] = _replace(state[key], rest, fn)
     else:
@@ -432,6 +446,8 @@ def mutate(model: Any, site: Site, mutation: str, rng: random.Random) -> Any:
 
         def fn(old: Any) -> Any:
             return type(old)(value) if isinstance(old, np.integer) else value
+    elif site.kind == "state-tuple":
+        fn = STATE_MUTATIONS[mutation]
     else:
         op = dict(ARRAY_MUTATIONS[site.kind])[mutation]
 

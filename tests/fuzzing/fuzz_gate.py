@@ -54,7 +54,7 @@ def test_one_input(data: bytes) -> None:
 def main() -> None:
     """libFuzzer's command line; an empty (or missing) first corpus directory gets the seeds."""
     corpora = [a for a in sys.argv[1:] if not a.startswith("-")]
-    if corpora and not any(Path(corpora[0]).glob("*")):
+    if corpora and Path(corpora[0]).is_dir() and not any(Path(corpora[0]).iterdir()):
         from tests.fuzzing.seeds import write_seeds
 
         write_seeds(Path(corpora[0]))
