@@ -462,6 +462,7 @@ def mutate(model: Any, site: Site, mutation: str, rng: random.Random) -> Any:
 def reproduction(estimator: str, site: Site, mutation: str) -> str:
     """A one-line hint to reproduce a finding by hand."""
     return (
+        "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=. "
         f"python -m tests.mutations --only {estimator} --site {site.where!r} --mutation {mutation}"
     )
 
