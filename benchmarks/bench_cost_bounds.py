@@ -6,8 +6,8 @@ cap, for streams built to be as costly per byte as the policy lets them be, next
 
 * ``1-byte opcodes``: ``NONE POP`` repeated, the most opcodes a byte can hold;
 * ``memo churn``: ``EMPTY_LIST MEMOIZE POP``, one memo entry per 3 bytes;
-* ``list items``: one ``APPENDS`` of single-byte items, the most objects per byte;
-* ``int dict keys``: one ``SETITEMS`` of distinct ints, hashing and collision bookkeeping;
+* ``list items``: ``APPENDS`` of single-byte items, the most objects per byte;
+* ``int dict keys``: ``SETITEMS`` of distinct ints, hashing and collision bookkeeping;
 * a random forest and a large-vocabulary text pipeline, as ``joblib.dump`` writes them.
 
 For each: the scan (``check_types``), the restricted unpickler, structural validation and, for
@@ -51,14 +51,24 @@ def memo_churn(size: int) -> bytes:
     return _PROTO + b"]\x940" * (size // 3) + b"N."
 
 
+# Items come in batches of 1000 per MARK, as pickle itself writes them (and the stack limit wants).
+_BATCH = 1000
+
+
 def list_items(size: int) -> bytes:
-    return _PROTO + b"](" + b"N" * size + b"e."
+    batches = max(1, size // (_BATCH + 2))
+    return _PROTO + b"]" + (b"(" + b"N" * _BATCH + b"e") * batches + b"."
 
 
 def int_keys(size: int) -> bytes:
-    n = size // 6
-    body = b"".join(b"J" + struct.pack("<i", i) + b"N" for i in range(n))
-    return _PROTO + b"}(" + body + b"u."
+    batches = max(1, size // (6 * _BATCH + 2))
+    body = b"".join(
+        b"("
+        + b"".join(b"J" + struct.pack("<i", k * _BATCH + i) + b"N" for i in range(_BATCH))
+        + b"u"
+        for k in range(batches)
+    )
+    return _PROTO + b"}" + body + b"."
 
 
 def joblib_bytes(model: Any) -> bytes:
