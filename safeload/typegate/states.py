@@ -22,8 +22,10 @@ shapes read from their ``.npy`` headers).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -42,9 +44,7 @@ from safeload.typegate._symbols import (
     _Tuple,
 )
 from safeload.typegate.dtypes import _Unsure
-
-if TYPE_CHECKING:
-    pass
+from safeload.typegate.skops_schema import SchemaNode
 
 __all__ = ["FORMS", "NO_STATE", "OWN_CHECKS", "concrete_problem", "skops_problem"]
 
@@ -264,9 +264,9 @@ def _described(element: Element) -> str:
     return f"a dict of {sorted(element.fields)}"
 
 
-def _refusal(cls: TypeName, why: str) -> str:
+def _refusal(cls: TypeName, why: str, who: str = "BUILD") -> str:
     return (
-        f"BUILD restores a {format_type_name(cls)} whose {why}; its compiled __setstate__ "
+        f"{who} restores a {format_type_name(cls)} whose {why}; its compiled __setstate__ "
         "reads the state without checking it (a short tuple or a wrong element crashes the "
         "interpreter), so only the exact form its own pickles have is accepted"
     )
@@ -479,3 +479,88 @@ def symbolic_problem(inst: _Made, state: object) -> str | None:
         return None
     why = _symbolic(form, state, "state ")
     return None if why is None else _refusal(cls, why)
+
+
+# --- the skops wall's check, on the state skops' loader hands to __setstate__ ---------------
+
+ArrayHeader = Callable[[str], "tuple[np.dtype[Any], int] | None"]
+_JSON_KINDS = {int: "int", float: "float", str: "str"}
+
+
+def _skops(element: Element, node: SchemaNode, header: ArrayHeader, where: str) -> str | None:
+    kind, name = node.kind, (node.module, node.name)
+    if isinstance(element, Maybe):
+        if kind == "JsonNode" and node.content == "null":
+            return None
+        return _skops(element.item, node, header, where)
+    if isinstance(element, Arr):
+        found = header(node.content) if kind == "NdArrayNode" and node.content else None
+        if found is None or name != ("numpy", "ndarray"):
+            return f"{where}is not a .npy array of {_described(element)}"
+        dtype, ndim = found
+        if ndim != element.ndim or dtype != element.dtype:
+            return f"{where}is a {ndim}-d {dtype.name} array, not {_described(element)}"
+        return None
+    if isinstance(element, Scalar):
+        value: object = None
+        if kind == "JsonNode" and node.content is not None:
+            try:
+                value = json.loads(node.content)
+            except ValueError:
+                value = None
+        return None if type(value) is element.kind else f"{where}is not {_described(element)}"
+    if isinstance(element, Instance):
+        ok = kind == "ObjectNode" and name in element.names
+        return None if ok else f"{where}is not {_described(element)}"
+    if isinstance(element, TupleOf):
+        items = node.children.get("content")
+        if kind != "TupleNode" or name != ("builtins", "tuple") or type(items) is not list:
+            return f"{where}is not {_described(element)}"
+        if len(items) != len(element.items):
+            return f"{where}is a tuple of {len(items)}, not {_described(element)}"
+        for i, (item, got) in enumerate(zip(element.items, items, strict=True)):
+            why = _skops(item, got, header, f"{where.rstrip()}[{i}] ")
+            if why is not None:
+                return why
+        return None
+    content = node.children.get("content")
+    key_types = node.children.get("key_types")
+    str_keys = isinstance(key_types, SchemaNode) and all(
+        (k.kind, k.module, k.name) == ("TypeNode", "builtins", "str")
+        for k in key_types.child_nodes()
+    )
+    if kind != "DictNode" or type(content) is not dict or not str_keys:
+        return f"{where}is not {_described(element)} with str keys"
+    if set(content) != set(element.fields):
+        return f"{where}has keys {shown(sorted(content))}, not {_described(element)}"
+    for key, item in element.fields.items():
+        why = _skops(item, content[key], header, f"{where.rstrip()}[{key!r}] ")
+        if why is not None:
+            return why
+    return None
+
+
+_SKOPS = "the skops file"
+# skops' loaders that hand a state to ``__setstate__``, and the child holding it.
+_SKOPS_STATE_CHILD = {"ObjectNode": "content", "TreeNode": "attrs"}
+
+
+def skops_problem(node: SchemaNode, header: ArrayHeader) -> str | None:
+    """Why skops must not hand this node's state to its class's ``__setstate__``, or ``None``.
+
+    ``header(file)``: the dtype and ndim an ``.npy`` entry's header declares (``None``: not
+    readable).
+    """
+    child = _SKOPS_STATE_CHILD.get(node.kind)
+    cls = (node.module, node.name)
+    if child is None or (cls not in FORMS and cls not in NO_STATE):
+        return None
+    state = node.children.get(child)
+    if cls in NO_STATE:
+        if state is None:
+            return None
+        return _refusal(cls, "state is restored at all, which its own files never do", _SKOPS)
+    if not isinstance(state, SchemaNode):
+        return _refusal(cls, "state is missing", _SKOPS)
+    why = _skops(FORMS[cls], state, header, "state ")
+    return None if why is None else _refusal(cls, why, _SKOPS)
