@@ -219,7 +219,7 @@ def state_problems(data: bytes | bytearray | memoryview, schema: SkopsSchema) ->
                         shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
                     else:
                         return None
-            except Exception:  # noqa: BLE001 - an unreadable header is refused, whatever the cause
+            except Exception:
                 return None
             return dtype, len(shape)
 
