@@ -349,10 +349,20 @@ _CLASS_ARGUMENT_RULES = frozenset(
         rules.COPYREG_NEWOBJ_EX,
     }
 )
+_FACTORY_RULES = _CLASS_ARGUMENT_RULES | {rules.BIT_GENERATOR, rules.RNG}
 _RNG_MADE = {
     "__randomstate_ctor": ("numpy.random.mtrand", "RandomState"),
     "__generator_ctor": ("numpy.random._generator", "Generator"),
 }
+
+
+# What a reconstructor does is a fact of its name, not of the caller's policy (which may not
+# trust it, and then reports it as untrusted): the default table's rule, else the policy's.
+_DEFAULT_RULES = {parse_type_name(n): r for n, r in rules.CALL_RULES.items()}
+
+
+def _rule_of(func: _Global) -> str | None:
+    return _DEFAULT_RULES.get((func.module, func.name), func.rule)
 
 
 def made_class(made: _Made) -> TypeName | None:
@@ -360,20 +370,18 @@ def made_class(made: _Made) -> TypeName | None:
     func = made.cls
     if func is None:
         return None
-    if made.via == "new" or func.rule not in _CLASS_ARGUMENT_RULES | {
-        rules.BIT_GENERATOR,
-        rules.RNG,
-    }:
+    rule = _rule_of(func)
+    if made.via == "new" or rule not in _FACTORY_RULES:
         return (func.module, func.name)  # a class called (or NEWOBJ'd) makes an instance of itself
     args = made.args
     if args is None:
         return None
-    if func.rule == rules.RNG:
+    if rule == rules.RNG:
         return _RNG_MADE.get(func.name)
     first = args[0] if args else None
     if type(first) is _Global:
         return (first.module, first.name)
-    if func.rule == rules.BIT_GENERATOR:
+    if rule == rules.BIT_GENERATOR:
         if first is None:
             return _MT19937  # numpy's default
         if type(first) is str:
@@ -390,10 +398,8 @@ def _symbolic_array(value: object) -> tuple[np.dtype[Any] | None, int | None] | 
         return value.dtype, value.ndim
     if type(value) is not _Made or value.cls is None:
         return None
-    rule = value.cls.rule
-    if (
-        rule == rules.RECONSTRUCT
-    ):  # _reconstruct(ndarray, (0,), b'b') then BUILD (1, shape, dtype, ...)
+    rule = _rule_of(value.cls)
+    if rule == rules.RECONSTRUCT:  # _reconstruct(ndarray, (0,), b'b'), BUILD (1, shape, dtype, ..)
         state = value.state
         items = state.items if type(state) is _Tuple else None
         if items is None or len(items) != 5:
