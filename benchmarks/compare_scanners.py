@@ -410,6 +410,8 @@ def render(
         lines += ["", f"Not installed, skipped: {', '.join(missing)}."]
     lines += [
         "",
+        f"![Attacks stopped and legitimate files refused, per tool]({CHART_NAME})",
+        "",
         "Total time is the sum of the per-file wall-clock times over all "
         f"{len(samples)} files, run one after the other; the fixed cost is the median time "
         "to judge a 2-byte pickle (interpreter start-up and imports, for the command-line "
@@ -504,6 +506,43 @@ def render(
     return "\n".join(lines)
 
 
+CHART_NAME = "img/comparison.svg"
+
+
+def draw_chart(verdicts: dict[str, dict[str, dict[str, Any]]], path: Path) -> None:
+    """Bars per tool from the verdicts (the ``--json`` document): what a CI gate would do."""
+    import matplotlib
+
+    matplotlib.use("svg")
+    import matplotlib.pyplot as plt
+
+    def share(tool: str, kind: str, outcomes: tuple[str, ...]) -> float:
+        rows = [v for v in verdicts[tool].values() if v["kind"] == kind]
+        return 100.0 * sum(v["outcome"] in outcomes for v in rows) / max(1, len(rows))
+
+    tools = list(verdicts)
+    bars = [
+        ("attacks flagged", "attack", ("flagged",)),
+        ("attacks stopped (flagged or errored)", "attack", ("flagged", "error")),
+        ("legitimate models refused", "legit", ("flagged", "error")),
+        ("look-alikes refused", "benign", ("flagged", "error")),
+    ]
+    fig, ax = plt.subplots(figsize=(8, 1.6 + 0.75 * len(tools)))
+    height = 0.8 / len(bars)
+    for k, (label, kind, outcomes) in enumerate(bars):
+        ys = [i + (k - (len(bars) - 1) / 2) * height for i in range(len(tools))]
+        ax.barh(ys, [share(t, kind, outcomes) for t in tools], height, label=label)
+    ax.set_yticks(range(len(tools)), tools)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("% of the files of each kind")
+    ax.set_title("Scanners on one corpus: attacks stopped, legitimate files refused")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, metadata={"Date": None})
+
+
 def _version(dist: str) -> str:
     import importlib.metadata
 
@@ -526,7 +565,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, default=ROOT / "docs" / "comparison.md")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per file and tool")
     parser.add_argument("--json", type=Path, help="also write every verdict as JSON here")
+    parser.add_argument(
+        "--redraw", type=Path, metavar="JSON", help="only redraw the chart from a --json file"
+    )
     args = parser.parse_args(argv)
+    chart = args.report.parent / CHART_NAME
+    if args.redraw:
+        draw_chart(json.loads(args.redraw.read_text()), chart)
+        print(f"wrote {chart}", file=sys.stderr)
+        return 0
 
     with contextlib.ExitStack() as stack:
         corpus = args.corpus or Path(stack.enter_context(tempfile.TemporaryDirectory()))
@@ -558,6 +605,20 @@ def main(argv: list[str] | None = None) -> int:
                 for t in tools
             }
             args.json.write_text(json.dumps(doc, indent=1, sort_keys=True))
+        try:
+            draw_chart(
+                {
+                    t.name: {
+                        s.name: {"kind": s.kind, "outcome": t.results[s.name].outcome}
+                        for s in samples
+                    }
+                    for t in tools
+                },
+                chart,
+            )
+            print(f"wrote {chart}", file=sys.stderr)
+        except ImportError:
+            print("matplotlib is not installed: the chart was not redrawn", file=sys.stderr)
     return 0
 
 

@@ -1,0 +1,1 @@
+"""Coverage-guided fuzzing of the gate (atheris); see fuzz_gate.py."""
