@@ -70,6 +70,7 @@ from safeload.policy import TypeName, TypePolicy, format_type_name
 from safeload.typegate.callrules import RULES
 from safeload.typegate.dtypes import DtypeFormError, dtype_form, rebuild_dtype
 from safeload.typegate.limits import Deadline, ScanLimits
+from safeload.typegate.states import concrete_problem
 
 # Safety nets of their own (the scanner's ScanLimits bound the same things first, by default to
 # the same values): no legitimate model comes near them.
@@ -660,6 +661,9 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
                             "looks up on the instance and calls: a stored reference would be "
                             "called with the file's arguments"
                         )
+        why = concrete_problem(inst, state)  # compiled __setstate__ trusts its state's form
+        if why is not None:
+            raise _refuse(why)
         raw = _class_attribute_of(type(inst), "__setstate__")
         if raw is not None:
             bind = getattr(type(raw), "__get__", None)  # the descriptor protocol, as the type does

@@ -40,26 +40,10 @@ ONLY = [n for n in os.environ.get("SAFELOAD_MUTATIONS_ONLY", "").split(",") if n
 # suite, so an entry goes as its fix merges. The first run found 11 estimators (KMeans'
 # _n_threads=-1 killing the process in libgomp; integers such as n_outputs_,
 # n_trees_per_iteration_, _n_out_full, n_features_out_ or a sparse _shape sizing allocations);
-# the "native" and "budget" sweeps fixed them all. Open now: the short BUILD state of the
-# neighbors trees (found by tests/fuzzing, then added here as the "state-tuple" mutation).
-_SHORT_STATE = (
-    "a KDTree/BallTree (or its DistanceMetric) whose BUILD state is a shorter tuple than "
-    "__getstate__ writes: the compiled __setstate__ indexes past it (boundscheck off) and "
-    "segfaults while unpickling, before validation runs (shared-findings/harness.md, URGENT)"
-)
-FINDINGS: dict[str, str] = {
-    "Isomap": _SHORT_STATE,
-    "KNeighborsClassifier": _SHORT_STATE,
-    "KNeighborsRegressor": _SHORT_STATE,
-    "KNeighborsTransformer": _SHORT_STATE,
-    "KernelDensity": _SHORT_STATE,
-    "LocalOutlierFactor": _SHORT_STATE,
-    "LocallyLinearEmbedding": _SHORT_STATE,
-    "NearestNeighbors": _SHORT_STATE,
-    "RadiusNeighborsClassifier": _SHORT_STATE,
-    "RadiusNeighborsRegressor": _SHORT_STATE,
-    "RadiusNeighborsTransformer": _SHORT_STATE,
-}
+# the "native" and "budget" sweeps fixed them all, and the short BUILD state of the neighbors
+# trees (found by tests/fuzzing, then the "state-tuple" mutation) is refused by both walls
+# (typegate/states.py, tests/test_build_states.py).
+FINDINGS: dict[str, str] = {}
 
 # Outcomes that fail an estimator: the three the issue names, plus a gate that raised something
 # other than a SafeloadError and a harness that could not judge a mutant.

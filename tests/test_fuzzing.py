@@ -19,12 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 REGRESSIONS = ROOT / "tests" / "fuzzing" / "regressions"
 # Inputs the fuzzer found that still fail (file name -> why), as strict xfails until fixed.
-OPEN: dict[str, str] = {
-    "kdtree-short-build-state.joblib": (
-        "KDTree BUILD with a 3-item state: KDTree.__setstate__ indexes past the tuple and "
-        "segfaults while unpickling (shared-findings/harness.md, URGENT)"
-    ),
-}
+OPEN: dict[str, str] = {}
 SECONDS = int(os.environ.get("SAFELOAD_FUZZ_SECONDS", "60"))
 
 

@@ -62,7 +62,6 @@ from safeload.policy import TypeName, TypePolicy, format_type_name, resolve_poli
 from safeload.typegate._containers import _Containers
 from safeload.typegate._opcodes import DISPATCH
 from safeload.typegate._symbols import (
-    _ARRAY,
     _BYTES,
     _JOBLIB_WRAPPER,
     _KINDS,
@@ -81,6 +80,7 @@ from safeload.typegate._symbols import (
     _falsy,
     _Fatal,
     _Global,
+    _JoblibArray,
     _List,
     _Made,
     _Opaque,
@@ -94,6 +94,7 @@ from safeload.typegate.callrules import RULES
 from safeload.typegate.dtypes import _Unsure, plain_code
 from safeload.typegate.limits import Deadline, ScanLimits
 from safeload.typegate.report import ScanReport, make_report
+from safeload.typegate.states import symbolic_problem
 
 
 def _py3_spelling(module: str, name: str) -> tuple[str, str]:
@@ -388,7 +389,7 @@ class _Stream(_Containers):
             self.not_a_global(func)
         if _tainted(func) or _tainted(args):
             self.desync("passed to a call")
-        return _Made(func if type(func) is _Global else None)
+        return _Made(func if type(func) is _Global else None, items)
 
     # -- who may be called, and how ----------------------------------------------------------
 
@@ -509,7 +510,7 @@ class _Stream(_Containers):
             self.not_a_global(cls)
         if _tainted(cls) or _tainted(args) or _tainted(kwargs):
             self.desync("passed to a constructor")
-        return _Made(cls if type(cls) is _Global else None)
+        return _Made(cls if type(cls) is _Global else None, items, "new")
 
     # -- BUILD -------------------------------------------------------------------------------
 
@@ -528,7 +529,7 @@ class _Stream(_Containers):
                 "pickles never do this"
             )
             return
-        if inst is _ARRAY:
+        if kind is _JoblibArray:
             self.problem("BUILD replaces the state of a joblib array, which joblib never writes")
             return
         if _tainted(inst) or _tainted(state):
@@ -536,11 +537,15 @@ class _Stream(_Containers):
             return
         if kind is _Made:
             inst.builds += 1  # type: ignore[attr-defined]
+            inst.state = state  # type: ignore[attr-defined]
             if inst.builds > 1:  # type: ignore[attr-defined]
                 self.problem(
                     "BUILD restores one object a second time, which the pickler never writes "
                     "(the second BUILD would see what the first stored on the instance)"
                 )
+            why = symbolic_problem(inst, state)  # type: ignore[arg-type]
+            if why is not None:
+                self.problem(why)
         parts = [state]
         if type(state) is _Tuple and state.items is not None and len(state.items) == 2:
             parts = list(state.items)
@@ -609,7 +614,9 @@ class _Stream(_Containers):
                 )
             # The loader starts a fresh unpickler here and continues where it stopped.
             self.p = _Stream(self.scan, self.p, self.depth + 1, self.top or self).run()
-            return _ARRAY
+            shape = attrs.get("shape", _MISSING)
+            known = shape.items if type(shape) is _Tuple else None
+            return _JoblibArray(dtype, None if known is None else len(known))
         align = attrs.get("numpy_array_alignment_bytes", _MISSING)
         if align is _OBJ or align is _UNRESOLVED or type(align) is _Made:
             self.fatal("the array wrapper's alignment is not a value the scanner can read")
@@ -640,7 +647,7 @@ class _Stream(_Containers):
                 "the file"
             )
         self.p += nbytes
-        return _ARRAY
+        return _JoblibArray(dtype, len(items))
 
     def array_dtype(self, value: object) -> np.dtype[Any]:
         try:

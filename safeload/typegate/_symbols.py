@@ -47,24 +47,45 @@ _UNRESOLVED = _Opaque("an unresolvable global")  # reported where it was made
 _LONG_STR = _Opaque("a long string")
 _BYTES = _Opaque("a long bytes value")
 _BIG_INT = _Opaque("a very large int")
-_ARRAY = _Opaque("a joblib array")
 _MISSING = _Opaque("missing")
 
 
 class _Made(_Opaque):
     """One object a call to a named global made (what it is inside is not tracked).
 
-    ``cls``: the global called; ``builds``: BUILDs on it so far (the pickler writes one);
-    ``hashes``: keys stored in it by SETITEMS, by hash, when it is a dict-like object.
+    ``cls``: the global called; ``args``: its arguments (``None``: not readable); ``via``:
+    ``"new"`` for NEWOBJ (``cls.__new__(cls)``), ``"call"`` otherwise; ``builds``: BUILDs on it
+    so far (the pickler writes one) and ``state`` the last one's; ``hashes``: keys stored in it
+    by SETITEMS, by hash, when it is a dict-like object. ``args`` and ``state`` let the BUILD
+    state check (``typegate.states``) tell which class it is and read arrays' dtypes.
     """
 
-    __slots__ = ("builds", "cls", "hashes")
+    __slots__ = ("args", "builds", "cls", "hashes", "state", "via")
 
-    def __init__(self, cls: _Global | None) -> None:
+    def __init__(
+        self, cls: _Global | None, args: tuple[Any, ...] | None = None, via: str = "call"
+    ) -> None:
         super().__init__("an object made by a call")
         self.cls = cls
+        self.args = args
+        self.via = via
         self.builds = 0
+        self.state: Any = None
         self.hashes: dict[object, list[Any]] = {}
+
+
+class _JoblibArray(_Opaque):
+    """An array joblib writes after its wrapper: the dtype and ndim the wrapper declared.
+
+    ``None`` for a part the wrapper did not declare readably (object arrays' shapes).
+    """
+
+    __slots__ = ("dtype", "ndim")
+
+    def __init__(self, dtype: np.dtype[Any] | None, ndim: int | None) -> None:
+        super().__init__("a joblib array")
+        self.dtype = dtype
+        self.ndim = ndim
 
 
 class _Global:
@@ -178,7 +199,7 @@ class _Dtype:
 
 
 _CONTAINERS = (_Tuple, _List, _Dict, _Set)
-_PLAIN = (str, int, float, bool, bytes, type(None), _Opaque, _Made)
+_PLAIN = (str, int, float, bool, bytes, type(None), _Opaque, _Made, _JoblibArray)
 _NATIVE_KEYS = (str, int, float, bool, bytes, type(None))
 _KEEP_ITEMS = 4096  # containers longer than this are tracked for taint only
 

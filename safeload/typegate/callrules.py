@@ -33,7 +33,6 @@ from numpy.random.bit_generator import BitGenerator
 from safeload import _default_types as rules
 from safeload.policy import TypeName, format_type_name, parse_type_name
 from safeload.typegate._symbols import (
-    _ARRAY,
     _BIT_GENERATOR_CTOR,
     _BIT_GENERATORS,
     _BYTES,
@@ -45,6 +44,7 @@ from safeload.typegate._symbols import (
     _Dtype,
     _falsy,
     _Global,
+    _JoblibArray,
     _List,
     _Made,
     _Tuple,
@@ -258,7 +258,7 @@ def _check_tree(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | None
         return "with a feature count that is not a non-negative int"
     if type(n_outputs) is not int or n_outputs < 1:
         return "with an output count that is not a positive int"
-    if n_classes is not _ARRAY and not _made(n_classes):
+    if type(n_classes) is not _JoblibArray and not _made(n_classes):
         return "with class counts that are not an array"
     return None
 

@@ -14,6 +14,9 @@ import io
 import re
 import zipfile
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from safeload._default_types import NO_ARGS, PYX_UNPICKLE
 from safeload.errors import MalformedArtifactError, shown
@@ -23,6 +26,7 @@ from safeload.typegate.callrules import skops_call_problem
 from safeload.typegate.limits import Deadline, ScanLimits
 from safeload.typegate.report import ScanReport
 from safeload.typegate.skops_schema import SchemaNode, SkopsSchema, parse_schema, read_schema_bytes
+from safeload.typegate.states import skops_problem
 
 ZIP_MAGIC = b"PK\x03\x04"
 
@@ -196,6 +200,36 @@ def call_problems(found: list[SkopsNode], policy: TypePolicy) -> list[str]:
     return sorted(problems)
 
 
+def state_problems(data: bytes | bytearray | memoryview, schema: SkopsSchema) -> list[str]:
+    """The states skops would hand to a compiled ``__setstate__`` in a form its class never has.
+
+    See :mod:`safeload.typegate.states`; arrays are judged by their ``.npy`` headers (read with
+    numpy's header parser, which evaluates literals only and bounds the header's size).
+    """
+    problems: set[str] = set()
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as archive:
+
+        def header(entry: str) -> tuple[np.dtype[Any], int] | None:
+            try:
+                with archive.open(entry) as stream:
+                    version = np.lib.format.read_magic(stream)
+                    if version == (1, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+                    elif version == (2, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+                    else:
+                        return None
+            except Exception:
+                return None
+            return dtype, len(shape)
+
+        for node in schema.nodes:
+            why = skops_problem(node, header)
+            if why is not None:
+                problems.add(why)
+    return sorted(problems)
+
+
 def untrusted_skops_types(found: list[SkopsNode], policy: TypePolicy) -> list[str]:
     """The named types that neither a plain-container loader nor the policy accepts."""
     bad: set[str] = set()
@@ -246,6 +280,7 @@ def scan_skops(
         names = sorted({format_type_name(n.type_name) for n in found})
         untrusted = untrusted_skops_types(found, policy)
         problems.extend(call_problems(found, policy))
+        problems.extend(state_problems(data, schema))
         # What skops itself will ask to trust (it declares some names, such as a Generator's
         # bit generator, only there): every one of those must be an exact policy entry too.
         skops_list = trusted_list_for_skops(data, schema)

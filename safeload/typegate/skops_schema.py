@@ -47,7 +47,8 @@ class SchemaNode:
     module: str
     name: str
     children: dict[str, Child] = field(default_factory=dict)
-    content: str | None = None  # JsonNode: its JSON text; MethodNode: the method's name
+    content: str | None = None  # JsonNode: its JSON text; MethodNode: the method's name;
+    # NdArrayNode (.npy data): its file's name
 
     def child_nodes(self) -> Iterator[SchemaNode]:
         """Every child node, in skops' order (shared ones as often as they are referred to)."""
@@ -312,6 +313,7 @@ def _operator(walk: _Walk, node: SchemaNode, state: dict[str, Any], depth: int) 
 def _ndarray(walk: _Walk, node: SchemaNode, state: dict[str, Any], depth: int) -> None:
     if state["type"] == "numpy":
         walk.file(state)
+        node.content = state["file"]  # the .npy entry, whose header typegate.states reads
     elif state["type"] == "json":
         _sequence(walk, node, state, depth)
         node.children["shape"] = walk.state(state["shape"], depth)

@@ -2738,4 +2738,54 @@ BOUNDED: dict[str, Bounded] = {
 }
 
 
+def _with_state(target: object, state: object) -> bytes:
+    """``target`` pickled by joblib's pickler with ``state`` in place of its own BUILD state."""
+    from joblib.numpy_pickle import NumpyPickler
+
+    def override(self: object, obj: object) -> Any:
+        if obj is target:
+            func, args = obj.__reduce__()[:2]  # type: ignore[misc]
+            return (func, args, state)
+        return NotImplemented
+
+    handle = io.BytesIO()
+    type("Crafting", (NumpyPickler,), {"reducer_override": override})(handle, protocol=4).dump(
+        target
+    )
+    return handle.getvalue()
+
+
+@attack(
+    "memory",
+    "never",
+    isolate=True,
+    expect=r"restores a sklearn\.neighbors\._kd_tree\.KDTree whose state is not a tuple of 13",
+    second_wall_expect=r"KDTree whose state is a tuple of 3, not a tuple of 13",
+)
+def kdtree_short_build_state(marker: Path) -> bytes:
+    """A KDTree whose BUILD state is a 3-tuple: its Cython __setstate__ reads state[12]: SIGSEGV."""
+    del marker
+    from sklearn.neighbors import KDTree
+
+    tree = KDTree(np.arange(12.0).reshape(6, 2))
+    return _with_state(tree, tree.__getstate__()[:3])
+
+
+@attack(
+    "memory",
+    "never",
+    isolate=True,
+    expect=r"restores a sklearn\.metrics\._dist_metrics\.EuclideanDistance64 whose state is "
+    r"not a tuple of 3",
+    second_wall_expect=r"EuclideanDistance64 whose state is a tuple of 1, not a tuple of 3",
+)
+def distance_metric_short_build_state(marker: Path) -> bytes:
+    """A distance metric whose BUILD state is (p,): its Cython __setstate__ reads state[2]."""
+    del marker
+    from sklearn.metrics import DistanceMetric
+
+    metric = DistanceMetric.get_metric("euclidean")
+    return _with_state(metric, (2.0,))
+
+
 CATEGORIES: tuple[str, ...] = tuple(dict.fromkeys(info.category for info in INFO.values()))
