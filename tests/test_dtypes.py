@@ -329,16 +329,21 @@ def test_shared_tuple_graphs_in_a_state_are_refused_quickly() -> None:
     assert time.monotonic() - start < 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (fail-closed): MAX_DTYPE_DEPTH counts tuple levels of the picture, not "
-    "dtypes: a real record nested four deep is refused as 'too deeply nested'",
-)
-def test_a_record_nested_four_deep_rebuilds() -> None:
+@pytest.mark.parametrize("levels", [4, 8, MAX_DTYPE_DEPTH - 1])
+def test_a_record_nested_deep_rebuilds(levels: int) -> None:
+    """Depth counts records, not the containers each record level pictures."""
     dtype = np.dtype("<f8")
-    for _ in range(4):
+    for _ in range(levels):
         dtype = np.dtype([("a", dtype)])
     assert rebuild_dtype(*reduced(dtype)) == dtype
+
+
+def test_a_record_nested_past_the_bound_is_refused() -> None:
+    dtype = np.dtype("<f8")
+    for _ in range(MAX_DTYPE_DEPTH + 2):
+        dtype = np.dtype([("a", dtype)])
+    with pytest.raises(DtypeFormError, match="too deeply nested"):
+        rebuild_dtype(*reduced(dtype))
 
 
 # --- plain codes and the constructor call -----------------------------------------------------
@@ -397,3 +402,22 @@ def test_anything_else_is_not_a_plain_code(code: object) -> None:
 )
 def test_dtype_calls_numpy_never_pickles(items: tuple[Any, ...]) -> None:
     assert isinstance(dtype_call_problem(items), str)
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_a_deep_record_array_passes_both_walls(protocol: int) -> None:
+    import pickle
+
+    from safeload._unpickle import unpickle_verified
+    from safeload.policy import TypePolicy
+    from safeload.typegate import scan_bytes
+
+    dtype = np.dtype("<f8")
+    for _ in range(8):
+        dtype = np.dtype([("a", dtype), ("b", "<i4")])
+    value = np.zeros(3, dtype=dtype)
+    data = pickle.dumps(value, protocol=protocol)
+    report = scan_bytes(data)
+    assert report.safe, report.problems
+    loaded = unpickle_verified(data, TypePolicy.default())
+    assert loaded.dtype == dtype and loaded.tobytes() == value.tobytes()

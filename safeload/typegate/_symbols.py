@@ -17,7 +17,7 @@ import numpy as np
 from safeload import _default_types as rules
 from safeload.policy import TypeName, format_type_name, parse_type_name
 from safeload.typegate.dtypes import (
-    MAX_DTYPE_DEPTH,
+    MAX_PICTURE_DEPTH,
     DtypeFormError,
     Parts,
     _Unsure,
@@ -352,7 +352,7 @@ class _Stopped(Exception):
 
 def _realize(value: object, depth: int, parts: Parts) -> Any:
     """The real value a symbolic one stands for, or ``_Unsure`` if any part is not certain."""
-    if depth > MAX_DTYPE_DEPTH:
+    if depth > MAX_PICTURE_DEPTH:
         raise _Unsure("too deeply nested")
     parts.take()
     kind = type(value)
@@ -380,7 +380,7 @@ def _resolve_dtype(sym: _Dtype, depth: int = 0) -> np.dtype[Any]:
     sym.used = True  # relied upon from now on: a later BUILD on it is refused
     if sym.dtype is not None:
         return sym.dtype
-    if sym.busy or depth > MAX_DTYPE_DEPTH:
+    if sym.busy or depth > MAX_PICTURE_DEPTH:
         raise _Unsure("self-referential or too deeply nested dtype")
     args = sym.args
     if args is None:

@@ -21,7 +21,12 @@ PLAIN_DTYPE = re.compile(r"[<>=|]?[A-Za-z?][0-9]{0,9}")
 _DATETIME_UNITS = frozenset(
     ["Y", "M", "W", "D", "h", "m", "s", "ms", "us", "ns", "ps", "fs", "as", "generic"]
 )
+#: Records nested in records, as deep as one dtype may go.
 MAX_DTYPE_DEPTH = 16
+# A dtype's picture nests containers inside each record level: its state tuple, the fields
+# dict, each field's (dtype, offset) tuple. Depth is counted in those levels, so the bound is
+# MAX_DTYPE_DEPTH records, not MAX_DTYPE_DEPTH containers (a record four deep is a real model).
+MAX_PICTURE_DEPTH = 4 * MAX_DTYPE_DEPTH
 # Values looked at to picture one dtype's arguments and state. A real dtype needs a few per
 # field; a memo-shared tuple graph in a state is tiny in the file and exponential when walked.
 MAX_DTYPE_PARTS = 100_000
@@ -54,7 +59,7 @@ class Parts:
 
 def _real_key(value: object, depth: int = 0, parts: Parts | None = None) -> tuple[Any, ...]:
     """A type-tagged, hashable picture of a value numpy puts in a dtype's ``__reduce__``."""
-    if depth > MAX_DTYPE_DEPTH:
+    if depth > MAX_PICTURE_DEPTH:
         raise _Unsure("too deeply nested")
     parts = parts or Parts()
     parts.take()
