@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from safeload.errors import shown
+from safeload.typegate.dtypes import NUMERIC_SCALARS
 
 #: A keyword argument's rule: why the value is refused, or ``None``.
 ArgRule = Callable[[Any], "str | None"]
@@ -189,21 +190,7 @@ DTYPE_CLASSES: tuple[str, ...] = (
     *(
         f"numpy:{n}"
         for n in (
-            "bool",
-            "bool_",
-            "int8",
-            "int16",
-            "int32",
-            "int64",
-            "uint8",
-            "uint16",
-            "uint32",
-            "uint64",
-            "float16",
-            "float32",
-            "float64",
-            "complex64",
-            "complex128",
+            *NUMERIC_SCALARS,
             "object_",
             "number",
             "integer",

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import copy
-import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pytest
 from sklearn.kernel_approximation import (
@@ -20,11 +17,10 @@ from sklearn.kernel_approximation import (
 )
 
 from safeload import ScanLimits
-from safeload._unpickle import unpickle_verified
 from safeload.errors import MalformedArtifactError
-from safeload.policy import TypePolicy
 from safeload.validation import validate_model
 from tests.crafted_child import predict_in_child
+from tests.validation_cases import edited_copy, passes_both_ways
 
 X = np.random.default_rng(0).random((30, 3))
 
@@ -41,18 +37,11 @@ LEGIT: dict[str, Callable[[], Any]] = {
 
 @pytest.mark.parametrize("name", sorted(LEGIT))
 def test_legit_models_pass(name: str) -> None:
-    model = LEGIT[name]()
-    validate_model(model)
-    buffer = io.BytesIO()
-    joblib.dump(model, buffer)
-    validate_model(unpickle_verified(bytearray(buffer.getvalue()), TypePolicy.default()))
+    passes_both_ways(LEGIT[name]())
 
 
 def edited(name: str, **changes: Any) -> Any:
-    model = copy.deepcopy(LEGIT[name]())
-    for key, value in changes.items():
-        setattr(model, key, value)
-    return model
+    return edited_copy(LEGIT[name](), **changes)
 
 
 CRAFTED: dict[str, tuple[Callable[[], Any], str]] = {

@@ -40,12 +40,11 @@ from sklearn.preprocessing import (
 
 import safeload
 from safeload import ScanLimits
-from safeload._unpickle import unpickle_verified
 from safeload.errors import MalformedArtifactError
-from safeload.policy import TypePolicy
 from safeload.saving import write_signed_artifact
 from safeload.validation import validate_model
 from tests.crafted_child import predict_in_child
+from tests.validation_cases import edited_copy, passes_both_ways
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(60, 3))
@@ -132,19 +131,14 @@ LEGIT = legit_models()
 def test_legit_models_pass(name: str) -> None:
     model = LEGIT[name]()
     validate_model(model)
-    buffer = io.BytesIO()
-    joblib.dump(make_pipeline(model), buffer)
-    validate_model(unpickle_verified(bytearray(buffer.getvalue()), TypePolicy.default()))
+    passes_both_ways(make_pipeline(model))
 
 
 # ---- crafted: each edit makes a fitted count disagree, or leave the budget -------------------
 
 
 def edited(name: str, **changes: Any) -> Any:
-    model = copy.deepcopy(LEGIT[name]())
-    for key, value in changes.items():
-        setattr(model, key, value)
-    return model
+    return edited_copy(LEGIT[name](), **changes)
 
 
 def objects(*items: Any) -> np.ndarray:

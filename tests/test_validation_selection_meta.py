@@ -29,6 +29,7 @@ from safeload.errors import MalformedArtifactError
 from safeload.policy import TypePolicy
 from safeload.validation import validate_model
 from tests.crafted_child import predict_in_child
+from tests.validation_cases import edited_copy, passes_both_ways
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(60, 4))
@@ -73,18 +74,11 @@ LEGIT: dict[str, Callable[[], Any]] = {
 
 @pytest.mark.parametrize("name", sorted(LEGIT))
 def test_legit_models_pass(name: str) -> None:
-    model = LEGIT[name]()
-    validate_model(model)
-    buffer = io.BytesIO()
-    joblib.dump(model, buffer)
-    validate_model(unpickle_verified(bytearray(buffer.getvalue()), TypePolicy.default()))
+    passes_both_ways(LEGIT[name]())
 
 
 def edited(name: str, **changes: Any) -> Any:
-    model = copy.deepcopy(LEGIT[name]())
-    for key, value in changes.items():
-        setattr(model, key, value)
-    return model
+    return edited_copy(LEGIT[name](), **changes)
 
 
 def calibrated_with_one_calibrator() -> Any:

@@ -21,6 +21,25 @@ PLAIN_DTYPE = re.compile(r"[<>=|]?[A-Za-z?][0-9]{0,9}")
 _DATETIME_UNITS = frozenset(
     ["Y", "M", "W", "D", "h", "m", "s", "ms", "us", "ns", "ps", "fs", "as", "generic"]
 )
+#: numpy's concrete numeric scalar classes (and ``bool``), by name in the ``numpy`` module: plain
+#: data classes that both the skops wall and the stored-dtype rule name.
+NUMERIC_SCALARS = (
+    "bool",
+    "bool_",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+)
 #: Records nested in records, as deep as one dtype may go.
 MAX_DTYPE_DEPTH = 16
 # A dtype's picture nests containers inside each record level: its state tuple, the fields

@@ -23,6 +23,7 @@ from safeload.errors import MalformedArtifactError, shown
 from safeload.gcpause import paused_gc
 from safeload.policy import TypeName, TypePolicy, format_type_name
 from safeload.typegate.callrules import skops_call_problem
+from safeload.typegate.dtypes import NUMERIC_SCALARS
 from safeload.typegate.limits import Deadline, ScanLimits
 from safeload.typegate.report import ScanReport
 from safeload.typegate.skops_schema import SchemaNode, SkopsSchema, parse_schema, read_schema_bytes
@@ -52,22 +53,8 @@ _CONTAINER_LOADERS = {
 # ``NdArrayNode`` reads ``.npy`` data with ``allow_pickle=False``; it names numpy's array or
 # scalar types. Scalar types are plain data classes.
 _NUMPY_SCALARS = {
-    "bool",
-    "bool_",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-    "uint16",
-    "uint32",
-    "uint64",
-    "float16",
-    "float32",
-    "float64",
+    *NUMERIC_SCALARS,
     "longdouble",
-    "complex64",
-    "complex128",
     "clongdouble",
     "str_",
     "bytes_",
