@@ -25,7 +25,6 @@ import io
 import pickle
 import struct
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from safeload.typegate import check_types
 from safeload.validation import validate_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_gate_steps import forest, text_pipeline
+from bench_gate_steps import fastest, forest, text_pipeline
 
 _PROTO = b"\x80\x04"
 
@@ -75,15 +74,6 @@ def joblib_bytes(model: Any) -> bytes:
     buffer = io.BytesIO()
     joblib.dump(model, buffer)
     return buffer.getvalue()
-
-
-def fastest(step: Callable[[], object], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        step()
-        best = min(best, time.perf_counter() - started)
-    return best
 
 
 def measure(name: str, data: bytes, repeat: int, plain: Callable[[], object]) -> dict[str, Any]:

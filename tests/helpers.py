@@ -101,3 +101,21 @@ def edit_skops_schema(data: bytes, edit: Callable[[dict[str, Any]], None]) -> by
                 )
                 dst.writestr(info.filename, body)
     return out.getvalue()
+
+
+#: BinaryTree.__getstate__ (KDTree, BallTree), by position.
+BINARY_TREE_STATE = (
+    "data",
+    "idx_array",
+    "node_data",
+    "node_bounds",
+    "leaf_size",
+    "n_levels",
+    "n_nodes",
+    "n_trims",
+    "n_leaves",
+    "n_splits",
+    "n_calls",
+    "dist_metric",
+    "sample_weight",
+)

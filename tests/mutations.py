@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from tests.helpers import BINARY_TREE_STATE
+
 # Outcomes: the first three are acceptable, the last three fail the test.
 ACCEPTABLE = ("refused", "ok", "raised")
 FAILURES = ("crash", "hang", "memory")
@@ -134,23 +136,7 @@ def _reduce(obj: Any) -> tuple[Any, tuple[Any, ...], Any]:
 
 
 # BinaryTree.__getstate__ (KDTree, BallTree), by position: for readable finding paths.
-_STATE_NAMES = {
-    13: (
-        "data",
-        "idx_array",
-        "node_data",
-        "node_bounds",
-        "leaf_size",
-        "n_levels",
-        "n_nodes",
-        "n_trims",
-        "n_leaves",
-        "n_splits",
-        "n_calls",
-        "dist_metric",
-        "sample_weight",
-    )
-}
+_STATE_NAMES = {13: BINARY_TREE_STATE}
 MAX_ITEMS = 2  # members of a list, dict or object array to walk into (the rest are alike)
 
 

@@ -25,7 +25,7 @@ import io
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -624,17 +624,22 @@ def test_known_exceptions_have_a_way_out() -> None:
 FINDINGS: dict[str, str] = {}
 
 
-def _estimator_params() -> list[Any]:
+def params_with_findings(names: Iterable[str], findings: dict[str, str]) -> list[Any]:
+    """One pytest param per name, each open finding a strict xfail carrying its reason."""
     return [
         pytest.param(
             name,
             id=name,
-            marks=[pytest.mark.xfail(strict=True, reason=f"FINDING: {FINDINGS[name]}")]
-            if name in FINDINGS
+            marks=[pytest.mark.xfail(strict=True, reason=f"FINDING: {findings[name]}")]
+            if name in findings
             else [],
         )
-        for name in sorted(_CASES)
+        for name in sorted(names)
     ]
+
+
+def _estimator_params() -> list[Any]:
+    return params_with_findings(_CASES, FINDINGS)
 
 
 @pytest.mark.parametrize("name", _estimator_params())

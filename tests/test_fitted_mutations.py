@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from tests import mutations
-from tests.test_all_estimators import _CASES
+from tests.test_all_estimators import _CASES, params_with_findings
 from tests.test_all_estimators import FINDINGS as LOAD_FINDINGS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,16 +98,7 @@ def _describe(rows: list[dict[str, Any]]) -> str:
 
 
 def _params() -> list[Any]:
-    return [
-        pytest.param(
-            name,
-            id=name,
-            marks=[pytest.mark.xfail(strict=True, reason=f"FINDING: {FINDINGS[name]}")]
-            if name in FINDINGS
-            else [],
-        )
-        for name in sorted(_CASES)
-    ]
+    return params_with_findings(_CASES, FINDINGS)
 
 
 @pytest.mark.parametrize("name", _params())

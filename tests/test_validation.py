@@ -46,6 +46,7 @@ from safeload.errors import MalformedArtifactError
 from safeload.policy import TypePolicy
 from safeload.typegate.limits import ScanLimits
 from safeload.validation import validate_model
+from tests.helpers import BINARY_TREE_STATE
 
 X, y = make_classification(
     n_samples=120, n_features=5, n_informative=4, n_redundant=0, n_classes=3, random_state=0
@@ -460,21 +461,7 @@ def test_hgb_bitsets_and_dtype(hgb: HistGradientBoostingClassifier) -> None:
 
 
 def rebuilt_binary_tree(tree: Any, **changes: Any) -> Any:
-    names = [
-        "data",
-        "idx_array",
-        "node_data",
-        "node_bounds",
-        "leaf_size",
-        "n_levels",
-        "n_nodes",
-        "n_trims",
-        "n_leaves",
-        "n_splits",
-        "n_calls",
-        "dist_metric",
-        "sample_weight",
-    ]
+    names = BINARY_TREE_STATE
     state = dict(zip(names, tree.__getstate__(), strict=True))
     state.update(changes)
     cls: Any = type(tree)
