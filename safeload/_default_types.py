@@ -44,10 +44,10 @@ What an entry may be:
 
 What is never here: anything that imports, evaluates or compiles, reads or writes files, the
 network or the OS, returns attributes or arbitrary callables (``getattr``, ``attrgetter``,
-``methodcaller``), binds or defers calls (``functools.partial``), loads nested pickles or
-``.npy`` data (``pickle.loads``, ``numpy.load``, joblib's loaders), or decodes text with a
-caller-chosen codec (``builtins.str``/``bytearray`` with an encoding argument; ``_codecs.encode``
-only ever with ``'latin1'``: a codec lookup imports ``encodings.*`` modules). Some
+``methodcaller``), binds or defers calls (``functools.partial``, but for its one exact form
+below), loads nested pickles or ``.npy`` data (``pickle.loads``, ``numpy.load``, joblib's
+loaders), or decodes text with a caller-chosen codec (``builtins.str``/``bytearray`` with an
+encoding argument; ``_codecs.encode`` only ever with ``'latin1'``: a codec lookup imports ``encodings.*`` modules). Some
 reconstructors call an argument they are given (``__bit_generator_ctor``, ``__generator_ctor``,
 ``newObj``, ``_mareconstruct``, ``__pyx_unpickle_*``, ``copyreg._reconstructor``): their rules
 fix which exact names that argument may be, so they cannot launder a call to a reference-only
@@ -70,8 +70,10 @@ Consequences worth knowing (see ``tests/test_all_estimators.py`` for the measure
   ``FunctionTransformer(func=...)``, a callable ``metric`` or ``kernel`` are judged after
   loading against :data:`safeload.callsafe.SAFE_TO_CALL` (see ``validation/callables.py``).
 * ``HistGradientBoosting*`` with categorical features stores
-  ``functools.partial(sklearn.utils.validation.check_array, ...)``; ``functools.partial`` is
-  never trusted by default, so such a model needs an explicit extension as well.
+  ``functools.partial(sklearn.utils.validation.check_array, ...)``. ``functools.partial`` is
+  callable only under its exact rule (:mod:`safeload.typegate.partialrule`): it binds nothing
+  but ``check_array`` (itself a reference only), with keyword arguments of ``check_array``
+  holding plain data; a partial of anything else is refused by both walls.
 * pandas objects are not here. A model fitted on a DataFrame stores its column names as an
   object array of ``str`` (no pandas type); a pickled DataFrame or Series is rebuilt through
   version-specific pandas internals (block managers, extension arrays, Cython reconstructors)
@@ -107,6 +109,9 @@ COPYREG_RECONSTRUCTOR = (
 COPYREG_NEWOBJ = "copyreg_newobj"  # __newobj__(<class>, *args): the NEWOBJ rule of <class>
 COPYREG_NEWOBJ_EX = "copyreg_newobj_ex"  # __newobj_ex__(<class>, args, kwargs): NEWOBJ_EX's
 ENCODE = "encode"  # _codecs.encode(<str>, 'latin1'): bytes at protocols 0-2 (one byte per char)
+PARTIAL = (
+    "partial"  # partial(check_array), then BUILD (check_array, (), {<its kwarg>: <data>}, None)
+)
 
 #: namedtuple classes fitted state holds, and their fields: each is created by NEWOBJ with
 #: exactly one value per field (its own __new__ only stores them), under a rule of its own.
@@ -140,6 +145,7 @@ RULES = frozenset(
         COPYREG_NEWOBJ,
         COPYREG_NEWOBJ_EX,
         ENCODE,
+        PARTIAL,
         *(namedtuple_rule(n) for n in NAMEDTUPLES),
     }
 )
@@ -513,6 +519,8 @@ DEFAULT_TYPES: tuple[str, ...] = (
     # dict are references only: _reconstructor's base argument.
     "_codecs:encode",
     "copyreg:_reconstructor",
+    "functools:partial",
+    "sklearn.utils.validation:check_array",  # a reference only: bound by partial, never called
     # ---- scikit-learn: every estimator of all_estimators() ------------------------------------
     *_ESTIMATORS,
     # ---- scikit-learn: helper classes fitted estimators pickle ---------------------------------
@@ -744,6 +752,8 @@ DEFAULT_CALLS: dict[str, str] = {
     "builtins:bytes": NO_ARGS,
     "_codecs:encode": ENCODE,
     "copyreg:_reconstructor": COPYREG_RECONSTRUCTOR,
+    # HistGradientBoosting's categorical preprocessor: partial(check_array, dtype=.., ...).
+    "functools:partial": PARTIAL,
     # scikit-learn: estimators, then the helper classes their fitted state holds.
     **dict.fromkeys(_ESTIMATORS, NEW),
     # Tree(n_features, n_classes, n_outputs) allocates n_outputs entries and reads n_classes.

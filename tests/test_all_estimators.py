@@ -493,14 +493,6 @@ def assert_same_output(a: Any, b: Any, where: str) -> None:
 
 # ---- pipelines on pandas DataFrames ------------------------------------------------------------
 
-# Configurations (not estimator classes) that the default policy refuses, and the exact names
-# that make them load. HistGradientBoosting with categorical features keeps
-# ``functools.partial(check_array, ...)`` in its preprocessor; ``functools.partial`` is never
-# trusted by default.
-PANDAS_EXTENSIONS: dict[str, list[str]] = {
-    "HGB native categorical": ["functools:partial", "sklearn.utils.validation:check_array"],
-}
-
 
 def pandas_cases() -> dict[str, tuple[Any, Any, np.ndarray]]:
     """Common pipelines on DataFrames with numeric, string and categorical columns (unfitted)."""
@@ -586,13 +578,7 @@ def test_pandas_pipeline_loads(name: str, tmp_path: Path) -> None:
         warnings.simplefilter("ignore")
         fitted = model.fit(frame, target)
     expected = outputs(fitted, frame)
-    policy = TypePolicy.default()
-    if name in PANDAS_EXTENSIONS:
-        with pytest.raises(safeload.errors.UntrustedTypeError) as refused:
-            roundtrip(fitted, tmp_path / "default")
-        assert set(refused.value.types) == {n.replace(":", ".") for n in PANDAS_EXTENSIONS[name]}
-        policy = policy.extend(PANDAS_EXTENSIONS[name])
-    loaded = roundtrip(fitted, tmp_path, policy)
+    loaded = roundtrip(fitted, tmp_path, TypePolicy.default())
     got = outputs(loaded, frame)
     assert set(got) == set(expected) and expected
     for method, value in expected.items():

@@ -355,8 +355,12 @@ KNOWN_DANGEROUS = [
 
 #: Dangerous with the file's arguments, trusted by default only under a rule that fixes the one
 #: harmless form protocols 0-2 write them in: bytes as ``_codecs.encode(text, 'latin1')``, empty
-#: bytes as ``bytes()``, plain objects as ``copyreg._reconstructor(cls, object, None)``.
-RULED_DANGEROUS = {
+#: bytes as ``bytes()``, plain objects as ``copyreg._reconstructor(cls, object, None)``;
+#: ``functools.partial`` only as ``partial(check_array)`` (HistGradientBoosting's categorical
+#: preprocessor), ``check_array`` itself a reference only (``None``: never called by a stream).
+RULED_DANGEROUS: dict[str, str | None] = {
+    "functools:partial": rules.PARTIAL,
+    "sklearn.utils.validation:check_array": None,
     "_codecs:encode": rules.ENCODE,
     "builtins:bytes": rules.NO_ARGS,
     "copyreg:_reconstructor": rules.COPYREG_RECONSTRUCTOR,
@@ -617,6 +621,8 @@ MUST_BE_REFERENCES = [
     # it with inconsistent arrays; validation admits it only in BisectingKMeans._kmeans_single.
     "sklearn.cluster._kmeans:_kmeans_single_lloyd",
     "sklearn.cluster._kmeans:_kmeans_single_elkan",
+    # bound by HistGradientBoosting's partial (its rule names it); called only by scikit-learn.
+    "sklearn.utils.validation:check_array",
 ]
 
 

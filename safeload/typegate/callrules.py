@@ -32,6 +32,7 @@ from numpy.random.bit_generator import BitGenerator
 
 from safeload import _default_types as rules
 from safeload.policy import TypeName, format_type_name, parse_type_name
+from safeload.typegate import partialrule
 from safeload.typegate._symbols import (
     _BIT_GENERATOR_CTOR,
     _BIT_GENERATORS,
@@ -805,6 +806,12 @@ RULES: dict[str, CallRule] = {
             _symbolic_reduce(_check_encode),
             _concrete_reduce(_real_encode),
             _skops_never,
+        ),
+        CallRule(
+            rules.PARTIAL,
+            partialrule.symbolic_call,
+            partialrule.concrete_call,
+            partialrule.skops_call,
         ),
         *(
             CallRule(

@@ -130,6 +130,7 @@ _CALLING_LOADERS: dict[str, tuple[str, str | None]] = {
     "TreeNode": ("REDUCE", "args"),
     "LossNode": ("REDUCE", "args"),
     "ConstructorFromReduceNode": ("REDUCE", "content"),
+    "PartialNode": ("REDUCE", None),  # partial(func, *args, **kwds): the node is its arguments
 }
 
 
@@ -149,6 +150,8 @@ def skops_types(schema: SkopsSchema) -> list[SkopsNode]:
     for node in schema.nodes:
         how, args_child = _CALLING_LOADERS.get(node.kind, (None, None))
         args = node.children.get(args_child) if args_child else None
+        if node.kind == "PartialNode":
+            args = node
         if args is not None and not isinstance(args, SchemaNode):
             raise MalformedArtifactError(f"a skops {node.kind} node has odd arguments")
         type_name = _node_type(node)

@@ -32,6 +32,7 @@ import numpy as np
 from safeload import _default_types as rules
 from safeload.errors import shown
 from safeload.policy import TypeName, format_type_name, parse_type_name
+from safeload.typegate import partialrule
 from safeload.typegate._symbols import (
     _BIG_INT,
     _LONG_STR,
@@ -238,9 +239,12 @@ NO_STATE: frozenset[TypeName] = frozenset(
 # unpacks a fixed argument tuple and checks the data's length against shape and dtype; a
 # dtype's BUILD is held to numpy's own forms by ``typegate.dtypes`` in both walls; Cython's
 # generated ``__setstate_cython__`` (SeedSequence) checks the tuple's type, length and each
-# typed field (measured: a short state raises IndexError, a list TypeError).
+# typed field (measured: a short state raises IndexError, a list TypeError); partial's C
+# ``__setstate__`` checks the tuple's length and parts' types, and both walls hold it to its
+# one form besides (:mod:`safeload.typegate.partialrule`).
 OWN_CHECKS: frozenset[TypeName] = frozenset(
     {
+        partialrule.PARTIAL_CLASS,
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
         ("numpy.random.bit_generator", "SeedSequence"),
@@ -324,6 +328,8 @@ def _real(element: Element, value: object, where: str) -> str | None:
 def concrete_problem(inst: object, state: object) -> str | None:
     """Why the unpickler must not hand ``state`` to ``inst``'s ``__setstate__``, or ``None``."""
     cls = _real_name(inst)
+    if cls == partialrule.PARTIAL_CLASS:
+        return partialrule.concrete_state(inst, state)
     if cls in NO_STATE:
         return _refusal(cls, "state is restored at all, which its own pickles never do")
     form = FORMS.get(cls)
@@ -478,6 +484,8 @@ def symbolic_problem(inst: _Made, state: object) -> str | None:
             "BUILD restores an object whose class the scanner cannot tell, so it cannot check "
             "the state against the form that class's compiled __setstate__ needs"
         )
+    if cls == partialrule.PARTIAL_CLASS:
+        return partialrule.symbolic_state(state)
     if cls in NO_STATE:
         return _refusal(cls, "state is restored at all, which its own pickles never do")
     form = FORMS.get(cls)

@@ -814,7 +814,11 @@ def operator_methodcaller_sys_modules(marker: Path) -> bytes:
     return wrap(call(caller, os_mod), 4)
 
 
-@attack("gadget", expect=named("functools.partial"))
+@attack(
+    "gadget",
+    expect=r"calls functools\.partial with other than \(sklearn\.utils\.validation\.check_array,\)",
+    second_wall_expect=named("os.system"),
+)
 def functools_partial_reduce_p2(marker: Path) -> bytes:
     """functools.partial(os.system, cmd)()."""
     part = call(g("functools", "partial", 2), g("os", "system", 2), s(shell_cmd(marker), 2))
@@ -1192,14 +1196,22 @@ def ext4_only(marker: Path) -> bytes:
     return wrap(ext4(0x7FFFFFF0), 2)
 
 
-@attack("opcode", expect=named("functools.partial"))
+@attack(
+    "opcode",
+    expect=r"calls functools\.partial by NEWOBJ",
+    second_wall_expect=named("builtins.exec"),
+)
 def newobj_functools_partial(marker: Path) -> bytes:
     """NEWOBJ on functools.partial (its __new__ builds the partial), then call it."""
     part = g("functools", "partial", 4) + tup(g("builtins", "exec", 4), s(py_src(marker), 4))
     return wrap(part + NEWOBJ + EMPTY_TUPLE + REDUCE, 4)
 
 
-@attack("opcode", expect=named("functools.partial"))
+@attack(
+    "opcode",
+    expect=r"calls functools\.partial with keyword arguments",
+    second_wall_expect=named("builtins.open"),
+)
 def newobj_ex_functools_partial(marker: Path) -> bytes:
     """NEWOBJ_EX on functools.partial with keyword args, then call it."""
     part = (
@@ -2786,6 +2798,125 @@ def distance_metric_short_build_state(marker: Path) -> bytes:
 
     metric = DistanceMetric.get_metric("euclidean")
     return _with_state(metric, (2.0,))
+
+
+# === functools.partial: callable only as partial(check_array), BUILD in its one form ==========
+
+_PARTIAL_CALL = (
+    r"calls functools\.partial with other than \(sklearn\.utils\.validation\.check_array,\)"
+)
+_PARTIAL_STATE = r"BUILD restores a functools\.partial whose "
+
+
+def _check_array(protocol: int = 2) -> bytes:
+    return g("sklearn.utils.validation", "check_array", protocol)
+
+
+def _seed_sequence(protocol: int = 2) -> bytes:
+    return g("numpy.random.bit_generator", "SeedSequence", protocol)
+
+
+def _partial_with_state(state: bytes) -> bytes:
+    """partial(check_array), then BUILD with ``state`` (pickle's own two steps), then called."""
+    made = call(g("functools", "partial", 2), _check_array())
+    return wrap(made + state + BUILD, 2)
+
+
+def _kwds(*pairs: tuple[str, bytes]) -> bytes:
+    return dct(*((s(k, 2), v) for k, v in pairs))
+
+
+_GOOD_KWDS = _kwds(("dtype", lst(g("numpy", "float64", 2))), ("ensure_all_finite", NEWFALSE))
+
+
+@attack("gadget", "never", expect=_PARTIAL_CALL)
+def partial_binds_another_trusted_callable(marker: Path) -> bytes:
+    """partial(SeedSequence)(): a trusted reference bound, then called by REDUCE."""
+    del marker
+    part = call(g("functools", "partial", 2), _seed_sequence())
+    return wrap(part + EMPTY_TUPLE + REDUCE, 2)
+
+
+@attack("gadget", "never", expect=_PARTIAL_CALL)
+def partial_with_extra_positional_argument(marker: Path) -> bytes:
+    """partial(check_array, <data>): a bound positional argument check_array would get."""
+    del marker
+    return wrap(call(g("functools", "partial", 2), _check_array(), lit(1, 2)), 2)
+
+
+@attack("opcode", "never", expect=r"calls functools\.partial with keyword arguments")
+def partial_with_keywords_at_creation(marker: Path) -> bytes:
+    """NEWOBJ_EX partial(check_array, dtype='object'): keywords given at creation."""
+    del marker
+    part = g("functools", "partial", 4) + tup(_check_array(4))
+    return wrap(part + _kwds(("dtype", s("object", 4))) + NEWOBJ_EX, 4)
+
+
+@attack("gadget", "never", expect=_PARTIAL_STATE + "function is not")
+def partial_build_swaps_the_function(marker: Path) -> bytes:
+    """partial(check_array), then BUILD (SeedSequence, (), {}, None): the bound callable swapped."""
+    del marker
+    return _partial_with_state(tup(_seed_sequence(), EMPTY_TUPLE, NONE, NONE))
+
+
+@attack("gadget", "never", expect=_PARTIAL_STATE + "positional arguments are not")
+def partial_build_adds_positional_arguments(marker: Path) -> bytes:
+    """BUILD (check_array, (1,), {...}, None): positional arguments bound through the state."""
+    del marker
+    return _partial_with_state(tup(_check_array(), tup(lit(1, 2)), _GOOD_KWDS, NONE))
+
+
+@attack("gadget", "never", expect=_PARTIAL_STATE + "keyword 'dtype' is not plain data")
+def partial_build_binds_a_callable_keyword(marker: Path) -> bytes:
+    """BUILD (check_array, (), {'dtype': SeedSequence}, None): a callable as a keyword value."""
+    del marker
+    return _partial_with_state(
+        tup(_check_array(), EMPTY_TUPLE, _kwds(("dtype", _seed_sequence())), NONE)
+    )
+
+
+@attack("gadget", "never", expect=_PARTIAL_STATE + "keyword 'dtype' is not plain data")
+def partial_build_binds_an_object_keyword(marker: Path) -> bytes:
+    """BUILD (check_array, (), {'dtype': OrderedDict()}, None): an object as a keyword value."""
+    del marker
+    made = call(g("collections", "OrderedDict", 2))
+    return _partial_with_state(tup(_check_array(), EMPTY_TUPLE, _kwds(("dtype", made)), NONE))
+
+
+@attack("gadget", "never", expect=_PARTIAL_STATE + "keywords name something")
+def partial_build_foreign_keyword(marker: Path) -> bytes:
+    """BUILD (check_array, (), {'estimator': 1, 'x': 1}, None): a keyword check_array lacks."""
+    del marker
+    return _partial_with_state(tup(_check_array(), EMPTY_TUPLE, _kwds(("x", lit(1, 2))), NONE))
+
+
+@attack("opcode", "never", expect=_PARTIAL_STATE + "state is not a tuple of 4")
+def partial_build_short_state(marker: Path) -> bytes:
+    """BUILD (check_array, (), {...}): three parts where partial writes four."""
+    del marker
+    return _partial_with_state(tup(_check_array(), EMPTY_TUPLE, _GOOD_KWDS))
+
+
+@attack("opcode", "never", expect=_PARTIAL_STATE + "__dict__ is neither None nor empty")
+def partial_build_sets_attributes(marker: Path) -> bytes:
+    """BUILD (check_array, (), {...}, {'func': ...}): the partial's __dict__ filled in."""
+    del marker
+    extra = _kwds(("func", _seed_sequence()))
+    return _partial_with_state(tup(_check_array(), EMPTY_TUPLE, _GOOD_KWDS, extra))
+
+
+@attack(
+    "opcode",
+    "never",
+    expect=r"BUILD restores one object a second time",
+    second_wall_expect=r"BUILD runs twice on one functools\.partial",
+)
+def partial_second_build(marker: Path) -> bytes:
+    """Two BUILDs on one partial, each in the right form: the pickler writes one."""
+    del marker
+    state = tup(_check_array(), EMPTY_TUPLE, _GOOD_KWDS, NONE)
+    made = call(g("functools", "partial", 2), _check_array())
+    return wrap(made + state + BUILD + state + BUILD, 2)
 
 
 CATEGORIES: tuple[str, ...] = tuple(dict.fromkeys(info.category for info in INFO.values()))
