@@ -47,8 +47,8 @@ network or the OS, returns attributes or arbitrary callables (``getattr``, ``att
 ``methodcaller``), binds or defers calls (``functools.partial``, but for its one exact form
 below), loads nested pickles or ``.npy`` data (``pickle.loads``, ``numpy.load``, joblib's
 loaders), or decodes text with a caller-chosen codec (``builtins.str``/``bytearray`` with an
-encoding argument; ``_codecs.encode`` only ever with ``'latin1'``: a codec lookup imports ``encodings.*`` modules). Some
-reconstructors call an argument they are given (``__bit_generator_ctor``, ``__generator_ctor``,
+encoding argument; ``_codecs.encode`` only ever with ``'latin1'``: a codec lookup imports
+``encodings.*`` modules). Some reconstructors call an argument they are given (``__bit_generator_ctor``, ``__generator_ctor``,
 ``newObj``, ``_mareconstruct``, ``__pyx_unpickle_*``, ``copyreg._reconstructor``): their rules
 fix which exact names that argument may be, so they cannot launder a call to a reference-only
 name.
