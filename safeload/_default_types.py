@@ -48,10 +48,10 @@ network or the OS, returns attributes or arbitrary callables (``getattr``, ``att
 below), loads nested pickles or ``.npy`` data (``pickle.loads``, ``numpy.load``, joblib's
 loaders), or decodes text with a caller-chosen codec (``builtins.str``/``bytearray`` with an
 encoding argument; ``_codecs.encode`` only ever with ``'latin1'``: a codec lookup imports
-``encodings.*`` modules). Some reconstructors call an argument they are given (``__bit_generator_ctor``, ``__generator_ctor``,
-``newObj``, ``_mareconstruct``, ``__pyx_unpickle_*``, ``copyreg._reconstructor``): their rules
-fix which exact names that argument may be, so they cannot launder a call to a reference-only
-name.
+``encodings.*`` modules). Some reconstructors call an argument they are given
+(``__bit_generator_ctor``, ``__generator_ctor``, ``newObj``, ``_mareconstruct``,
+``__pyx_unpickle_*``, ``copyreg._reconstructor``): their rules fix which exact names that
+argument may be, so they cannot launder a call to a reference-only name.
 
 Protocols 0 to 2 name some of these by their Python 2 spelling (``copy_reg._reconstructor``,
 ``__builtin__.object``); both walls translate a name as the unpickler's ``fix_imports`` does
