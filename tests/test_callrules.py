@@ -65,7 +65,9 @@ def test_unknown_rule_is_refused_by_every_wall() -> None:
 
 _NAMEDTUPLE_RULES = {rules.namedtuple_rule(n) for n in rules.NAMEDTUPLES}
 _NEVER_IN_SKOPS = sorted(
-    rules.RULES - {rules.ANY, rules.NEW, rules.NO_ARGS, rules.TREE} - _NAMEDTUPLE_RULES
+    rules.RULES
+    - {rules.ANY, rules.NEW, rules.NO_ARGS, rules.TREE, rules.PARTIAL}
+    - _NAMEDTUPLE_RULES
 )
 
 
@@ -73,6 +75,13 @@ _NEVER_IN_SKOPS = sorted(
 @pytest.mark.parametrize("how", ["NEWOBJ", "REDUCE"])
 def test_reconstructor_rules_are_never_a_skops_call(rule: str, how: str) -> None:
     assert skops_call_problem(rule, how, None) == f"by {how}, which skops never writes for it"
+
+
+@pytest.mark.parametrize("how", ["NEWOBJ", "REDUCE"])
+def test_partial_is_a_skops_call_only_as_its_partial_node(how: str) -> None:
+    """skops makes a partial only with its PartialNode (tests/test_partial_rule.py has the rest)."""
+    why = skops_call_problem(rules.PARTIAL, how, None)
+    assert why is not None and "other than a PartialNode" in why
 
 
 def test_reference_only_names_are_never_constructed_by_skops() -> None:
