@@ -809,8 +809,8 @@ RULES: dict[str, CallRule] = {
         ),
         CallRule(
             rules.PARTIAL,
-            partialrule.symbolic_call,
-            partialrule.concrete_call,
+            _symbolic_reduce(partialrule.symbolic_args),
+            _concrete_reduce(partialrule.concrete_args),
             partialrule.skops_call,
         ),
         *(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from safeload.callsafe import DTYPE_CLASSES, is_dtype_class
 from safeload.policy import TypeName, parse_type_name
-from safeload.typegate._symbols import _Dict, _falsy, _Global, _List, _Tuple
+from safeload.typegate._symbols import _Dict, _Global, _List, _Tuple
 
 if TYPE_CHECKING:
     from safeload.typegate._stream import _Stream
@@ -62,15 +62,9 @@ def _is_bound(value: object) -> bool:
     return type(value) is _Global and (value.module, value.name) == _BOUND
 
 
-def symbolic_call(
-    s: _Stream, func: _Global, how: str, items: tuple[Any, ...] | None, kwargs: object
-) -> str | None:
-    """``partial(check_array)`` by REDUCE: the one positional argument, exactly that name."""
-    if kwargs is not None and not _falsy(kwargs):
-        return "with keyword arguments"
-    if how != "REDUCE":
-        return f"by {how}"
-    if items is None or len(items) != 1 or not _is_bound(items[0]):
+def symbolic_args(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | None:
+    """``partial(check_array)`` (by REDUCE): the one positional argument, exactly that name."""
+    if len(items) != 1 or not _is_bound(items[0]):
         return _CALL
     return None
 
@@ -122,16 +116,10 @@ def _real_bound(value: object) -> bool:
     return value is check_array
 
 
-def concrete_call(
-    site: ConcreteSite, how: str, func: object, names: set[TypeName], args: object, kwargs: object
+def concrete_args(
+    site: ConcreteSite, func: object, names: set[TypeName], args: tuple[Any, ...]
 ) -> str | None:
-    """``partial(check_array)`` by REDUCE, ``check_array`` by identity."""
-    if kwargs:
-        return "with keyword arguments"
-    if type(args) is not tuple:
-        return "with arguments that are not a tuple"
-    if how != "REDUCE":
-        return f"by {how}"
+    """``partial(check_array)`` (by REDUCE), ``check_array`` by identity."""
     if len(args) != 1 or not _real_bound(args[0]) or _BOUND not in site.names_of(args[0]):
         return _CALL
     return None
