@@ -353,6 +353,15 @@ def _check_copyreg_newobj_ex(s: _Stream, func: _Global, items: tuple[Any, ...]) 
 ConcreteArgs = Callable[[ConcreteSite, object, "set[TypeName]", "tuple[Any, ...]"], "str | None"]
 
 
+def _positional(args: object, kwargs: object) -> tuple[Any, ...] | str:
+    """The positional arguments, or why not: keyword arguments, or arguments not a tuple."""
+    if kwargs:
+        return "with keyword arguments"
+    if type(args) is not tuple:
+        return "with arguments that are not a tuple"
+    return args
+
+
 def _concrete_reduce(check: ConcreteArgs) -> ConcreteCheck:
     """A rule whose calls are always ``REDUCE`` with a tuple of positional arguments."""
 
@@ -364,10 +373,9 @@ def _concrete_reduce(check: ConcreteArgs) -> ConcreteCheck:
         args: object,
         kwargs: object,
     ) -> str | None:
-        if kwargs:
-            return "with keyword arguments"
-        if type(args) is not tuple:
-            return "with arguments that are not a tuple"
+        args = _positional(args, kwargs)
+        if isinstance(args, str):
+            return args
         if how != "REDUCE":
             return f"by {how}"
         return check(site, func, names, args)
@@ -384,10 +392,9 @@ def _concrete_any(
 def _concrete_new(
     site: ConcreteSite, how: str, func: object, names: set[TypeName], args: object, kwargs: object
 ) -> str | None:
-    if kwargs:
-        return "with keyword arguments"
-    if type(args) is not tuple:
-        return "with arguments that are not a tuple"
+    args = _positional(args, kwargs)
+    if isinstance(args, str):
+        return args
     if how not in _NEWOBJ_OPS:
         return f"by {how}, which would run its constructor on the file's arguments"
     return None if not args else "by NEWOBJ with arguments"
@@ -396,10 +403,9 @@ def _concrete_new(
 def _concrete_no_args(
     site: ConcreteSite, how: str, func: object, names: set[TypeName], args: object, kwargs: object
 ) -> str | None:
-    if kwargs:
-        return "with keyword arguments"
-    if type(args) is not tuple:
-        return "with arguments that are not a tuple"
+    args = _positional(args, kwargs)
+    if isinstance(args, str):
+        return args
     return None if not args else "with arguments"
 
 
@@ -606,10 +612,9 @@ def _concrete_namedtuple(name: str, fields: tuple[str, ...]) -> ConcreteCheck:
         args: object,
         kwargs: object,
     ) -> str | None:
-        if kwargs:
-            return "with keyword arguments"
-        if type(args) is not tuple:
-            return "with arguments that are not a tuple"
+        args = _positional(args, kwargs)
+        if isinstance(args, str):
+            return args
         if how not in _NEWOBJ_OPS:
             return f"by {how} (pickles create it with NEWOBJ and its field values)"
         real = vars(func).get("_fields") if isinstance(func, type) else None
