@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import itertools
 import reprlib
+import sys
 from collections.abc import Iterable
-
-import numpy as np
+from typing import Any
 
 
 class SafeloadError(Exception):
@@ -86,7 +86,15 @@ class ArtifactExistsError(OperationalError):
 
 
 class KeyFileError(OperationalError):
-    """A key file is missing, unreadable, malformed, unsafe, or the passphrase is wrong."""
+    """A key file is missing, unreadable, malformed, unsafe, or the passphrase is wrong.
+
+    ``reason`` is ``"passphrase"`` when an encrypted key was given no passphrase, so that a
+    front end can say how to give one.
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def untrusted_types_message(types: Iterable[str], where: str) -> str:
@@ -119,9 +127,11 @@ class _Bounded(reprlib.Repr):
         self.maxother = 40
 
     def repr1(self, x: object, level: int) -> str:
-        if isinstance(x, np.ndarray):
+        # numpy is looked up, not imported: without it loaded, no value can be one of its own.
+        np: Any = sys.modules.get("numpy")
+        if np is not None and isinstance(x, np.ndarray):
             return _shown_array(x)
-        if isinstance(x, np.generic) and x.dtype.kind in "biufcUS":
+        if np is not None and isinstance(x, np.generic) and x.dtype.kind in "biufcUS":
             return self.repr1(x.item(), level)
         if type(x) not in _SHOWN_TYPES:  # exact types: a subclass may repr itself at length
             return f"<{type(x).__name__[:60]}>"
@@ -166,7 +176,7 @@ class _Bounded(reprlib.Repr):
         return left + ", ".join(shown_items) + more + right
 
 
-def _shown_array(array: np.ndarray) -> str:
+def _shown_array(array: Any) -> str:
     head = [_BOUNDED.repr1(v, 1) for v in itertools.islice(array.flat, 6)]
     more = ", ..." if array.size > 6 else ""
     return f"<ndarray {array.dtype.str} shape {array.shape[:8]}: [{', '.join(head)}{more}]>"

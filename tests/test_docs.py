@@ -58,7 +58,7 @@ def test_mkdocs_build_strict_offline(tmp_path: Path) -> None:
         assert (site / page).is_file(), page
     # The API reference was generated from the docstrings, not left empty.
     api = _text(site / "api" / "loading" / "index.html")
-    assert 'id="safeload.load"' in api and "Verify an artifact and return the model" in api
+    assert 'id="safeload.load"' in api and "Verify an artifact and return the bare model" in api
 
 
 def _test_functions(path: Path) -> set[str]:
