@@ -32,7 +32,8 @@ def _probe_input(model: Any, sample: Any) -> Any:
     if n_features is None or getattr(model, "feature_names_in_", None) is not None:
         raise OperationalError(
             "cannot check the conversion without input: this model expects named columns (or "
-            "does not say how many features it takes). Pass sample= a few input rows."
+            "does not say how many features it takes). Pass sample= a few input rows (on the "
+            "command line: --sample FILE, a CSV or Parquet file of them)."
         )
     return np.random.default_rng(0).normal(size=(8, int(n_features)))
 
