@@ -250,3 +250,31 @@ def test_convert_takes_sample_rows_for_a_dataframe_model(tmp_path: Path) -> None
     assert loaded.metadata["sample"]["predictions"]["predict"]["shape"] == [5]
     missing = run(*args[:2], "out/2.0.0", *args[3:], "--sample", "nope.csv", cwd=tmp_path)
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_verify_takes_several_paths(store: Path) -> None:
+    good = ["models/churn/1.0.0", "models/fraud/2.0.0"]
+    human = run("verify", *good, "--trusted", "keys", cwd=store)
+    assert human.returncode == 0, human.stderr
+    assert human.stdout.count("OK  ") == 2
+    tampered = store / "models" / "churn" / "1.3.0" / "model.joblib"
+    tampered.write_bytes(tampered.read_bytes() + b"x")
+    mixed = run("verify", *good, "models/churn/1.3.0", "--trusted", "keys", cwd=store)
+    assert mixed.returncode == 1
+    assert mixed.stdout.count("OK  ") == 2
+    assert "safeload: refused:" in mixed.stderr and "model.joblib" in mixed.stderr
+    doc = json.loads(
+        run(
+            "verify", *good, "models/churn/1.3.0", "nope", "--trusted", "keys", "--json", cwd=store
+        ).stdout
+    )
+    assert doc["verified"] is False
+    verdicts = [(a["path"], a["verified"], a.get("error")) for a in doc["artifacts"]]
+    assert verdicts == [
+        (str(Path(good[0])), True, None),
+        (str(Path(good[1])), True, None),
+        ("models/churn/1.3.0", False, "refused"),
+        ("nope", False, "error"),
+    ]
+    assert doc["artifacts"][2]["type"] == "TamperedArtifactError"
+    assert run("verify", *good, "nope", "--trusted", "keys", cwd=store).returncode == 2
