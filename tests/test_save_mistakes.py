@@ -191,7 +191,10 @@ def test_signing_a_file_holding_an_unfitted_model_is_refused(
     assert "before dumping it with joblib" in str(caught.value)
     assert _nothing_under(tmp_path / "models")
 
-    # An unsigned artifact directory holding one: not signed either.
+
+def test_signing_a_directory_holding_an_unfitted_model_is_refused(
+    tmp_path: Path, key: safeload.SigningKey, iris: Data
+) -> None:
     folder = tmp_path / "unsigned"
     folder.mkdir()
     joblib.dump(make_pipeline(StandardScaler(), LogisticRegression()), folder / "model.joblib")
