@@ -46,7 +46,7 @@ class ScanReport:
             message = untrusted_types_message(self.untrusted, where)
             if self.problems:
                 message += " Other problems: " + " ".join(self.problems)
-            raise UntrustedTypeError(message, types=self.untrusted)
+            raise UntrustedTypeError(message, types=self.untrusted, where=where)
         if self.problems:
             raise MalformedArtifactError(
                 f"{where} was refused by the static scan; nothing was deserialized. "
