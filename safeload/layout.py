@@ -140,7 +140,7 @@ class ArtifactDir:
             except OSError:
                 continue
             return
-        if _subfolders(self.path):
+        if subfolders(self.path, limit=_MAX_LISTED):
             raise ArtifactNotFoundError(describe_folder(self.path))
 
     def model_file(self) -> tuple[str, str]:
@@ -242,13 +242,17 @@ def version_key(text: str) -> tuple[int, object, str]:
 _MAX_LISTED = 4096
 
 
-def _subfolders(folder: Path) -> list[str]:
-    """Up to ``_MAX_LISTED`` real, plainly named subfolders, ordered as versions."""
+def subfolders(folder: Path, *, limit: int | None = None) -> list[str]:
+    """Real (not symlinked), plainly named subfolders, ordered as versions; [] if unreadable.
+
+    Anything else in the folder is not one of a store's own. ``limit`` stops the listing early
+    (for messages only: a store's own listing must be whole, or "latest" could be wrong).
+    """
     found: list[str] = []
     try:
         with os.scandir(folder) as entries:
             for entry in entries:
-                if len(found) >= _MAX_LISTED:
+                if limit is not None and len(found) >= limit:
                     break
                 if is_plain_name(entry.name) and entry.is_dir(follow_symlinks=False):
                     found.append(entry.name)
@@ -259,7 +263,7 @@ def _subfolders(folder: Path) -> list[str]:
 
 def describe_folder(folder: Path) -> str:
     """What a folder that is not an artifact holds, and which path to give instead."""
-    inner = _subfolders(folder)
+    inner = subfolders(folder, limit=_MAX_LISTED)
     shown_names = ", ".join(inner[-8:]) + (
         f" (and {len(inner) - 8} more)" if len(inner) > 8 else ""
     )
@@ -270,7 +274,7 @@ def describe_folder(folder: Path) -> str:
             f"Pass one version, e.g. {folder / versions[-1]}"
         )
     for model in reversed(inner[-8:]):
-        latest = [v for v in _subfolders(folder / model) if (folder / model / v).is_dir()]
+        latest = subfolders(folder / model, limit=_MAX_LISTED)
         if latest:
             return (
                 f"{folder} is a folder of models ({shown_names}), not an artifact. Pass one "

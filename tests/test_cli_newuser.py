@@ -278,3 +278,35 @@ def test_verify_takes_several_paths(store: Path) -> None:
     ]
     assert doc["artifacts"][2]["type"] == "TamperedArtifactError"
     assert run("verify", *good, "nope", "--trusted", "keys", cwd=store).returncode == 2
+
+
+class Doubler:
+    """A user's own class: not in the default policy."""
+
+    def __init__(self) -> None:
+        self.factor = 2
+
+
+def test_untrusted_types_advice_names_the_cli_option(tmp_path: Path) -> None:
+    joblib.dump(Doubler(), tmp_path / "own.joblib")
+    assert run("keygen", "secrets/t", cwd=tmp_path).returncode == 0
+    result = run("sign", "own.joblib", "--key", "secrets/t.key", "--out", "m/1.0.0", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "tests.test_cli_newuser.Doubler" in result.stderr
+    assert "--allow MODULE:NAME" in result.stderr
+    assert "TypePolicy" not in result.stderr and ".partial" not in result.stderr
+    doc = json.loads(
+        run(
+            "sign",
+            "own.joblib",
+            "--key",
+            "secrets/t.key",
+            "--out",
+            "m/1.0.0",
+            "--json",
+            cwd=tmp_path,
+        ).stdout
+    )
+    assert doc["type"] == "UntrustedTypeError" and "--allow" in doc["message"]
+    assert doc["types"] == ["tests.test_cli_newuser.Doubler"]
+    assert not (tmp_path / "m").exists()

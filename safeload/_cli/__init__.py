@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from safeload._cli import output
-from safeload._cli.checking import EXIT_ERROR, EXIT_REFUSED, error_document
+from safeload._cli.checking import EXIT_ERROR, EXIT_REFUSED, error_document, message_of
 from safeload._cli.parser import build_parser
 from safeload.errors import RefusedError, SafeloadError
 
@@ -57,4 +57,4 @@ def _report_error(args: argparse.Namespace, exc: Exception, kind: str) -> None:
     if getattr(args, "json", False):
         output.print_json(error_document(exc, kind))
     else:
-        output.err().print(f"safeload: {kind}: {exc}", markup=False)
+        output.err().print(f"safeload: {kind}: {message_of(exc)}", markup=False)

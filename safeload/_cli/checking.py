@@ -9,7 +9,12 @@ from typing import Any
 from safeload._cli import args as cli_args
 from safeload._cli import output
 from safeload._cli.output import escape
-from safeload.errors import OperationalError, RefusedError
+from safeload.errors import (
+    OperationalError,
+    RefusedError,
+    UntrustedTypeError,
+    untrusted_types_message,
+)
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 
@@ -41,9 +46,23 @@ def verify_one(path: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+CLI_HOW_TO_TRUST = (
+    "pass --allow MODULE:NAME for each name you trust (or list them in a --policy file)"
+)
+
+
+def message_of(exc: Exception) -> str:
+    """The error's message, with advice given as command-line options rather than Python."""
+    if isinstance(exc, UntrustedTypeError):
+        return untrusted_types_message(
+            exc.types, exc.where, saving=exc.saving, how_to_trust=CLI_HOW_TO_TRUST
+        )
+    return str(exc)
+
+
 def error_document(exc: Exception, kind: str) -> dict[str, Any]:
     """The documented error fields: ``error``, ``type``, ``message`` and the details it carries."""
-    detail: dict[str, Any] = {"error": kind, "type": type(exc).__name__, "message": str(exc)}
+    detail: dict[str, Any] = {"error": kind, "type": type(exc).__name__, "message": message_of(exc)}
     for attr in ("types", "files", "hint"):
         value = getattr(exc, attr, None)
         if value:
