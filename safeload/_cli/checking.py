@@ -19,7 +19,7 @@ def verify_one(path: str, args: argparse.Namespace) -> dict[str, Any]:
     from safeload.loading import verify_artifact
 
     try:
-        with output.progress(not args.json) as progress:
+        with output.progress(args.format == "table") as progress:
             verified = verify_artifact(
                 path, trusted=args.trusted, policy=cli_args.policy(args), progress=progress
             )
@@ -61,6 +61,11 @@ def status_of(results: list[dict[str, Any]]) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     results = [verify_one(path, args) for path in args.paths]
     status = status_of(results)
+    if args.format == "sarif":
+        from safeload._cli.sarif import verify_log
+
+        output.print_sarif(verify_log(results, status))
+        return status
     if args.json:
         if len(results) == 1 and not results[0]["verified"]:
             output.print_json({k: v for k, v in results[0].items() if k not in ("verified",)})
