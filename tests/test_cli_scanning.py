@@ -219,7 +219,7 @@ def test_verify_sarif(tmp_path: Path, artifact: Path, keydir: Path) -> None:
     args = ("verify", good, "tampered", "unsigned", "missing", "--trusted", "keys")
     log = sarif(*args, cwd=tmp_path, code=2)
     assert _results(log) == [
-        ("SL003", "error", "tampered/"),
+        ("SL003", "error", "tampered/model.joblib"),
         ("SL004", "error", "unsigned/"),
     ]
     result = log["runs"][0]["results"][0]
@@ -247,7 +247,7 @@ def test_verify_sarif_untrusted_types(tmp_path: Path, keydir: Path, key: Any) ->
         {"f": os.system}, tmp_path / "art", key=key, name="x", version="1", policy=careless
     )
     log = sarif("verify", "art", "--trusted", "keys", cwd=tmp_path, code=1)
-    assert _results(log) == [("SL001", "error", "art/")]
+    assert _results(log) == [("SL001", "error", "art/model.joblib")]
     result = log["runs"][0]["results"][0]
     assert result["properties"]["type"] == "posix.system"
     assert result["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == "posix.system"
@@ -301,3 +301,15 @@ def test_special_files_are_skipped(tmp_path: Path) -> None:
     assert [(os.path.basename(s.path), s.reason) for s in found.skipped] == [
         ("pipe.pkl", "not a regular file")
     ]
+
+
+def test_sarif_file_names_that_are_not_utf8(tmp_path: Path, marker: Path) -> None:
+    """A hostile checkout's odd file names still make a valid log that names the exact file."""
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "x.pkl").write_bytes(malicious_joblib(marker))
+    os.rename(tmp_path / "t" / "x.pkl", os.fsencode(tmp_path / "t") + b"/b\xff d.pkl")
+    log = sarif("scan", "t", cwd=tmp_path, code=1)
+    (result,) = log["runs"][0]["results"]
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "t/b%FF%20d.pkl"
+    assert result["message"]["text"].startswith("t/b\ufffd d.pkl names the untrusted type")
+    assert not marker.exists()

@@ -86,7 +86,7 @@ def scan_log(document: dict[str, Any], status: int) -> dict[str, Any]:
         for name in report["untrusted"]:
             results.append(_type_result(where, name))
         for problem in report["problems"]:
-            results.append(_result(1, where, problem))
+            results.append(_result(1, where, f"{where}: {problem}"))
     notes = [_note(0, "error", e["path"], e["message"]) for e in document["errors"]]
     notes += [
         _note(1, "warning", s["path"], f"{s['path']} was not scanned: {s['reason']}")
@@ -119,12 +119,14 @@ def verify_log(results_in: Sequence[dict[str, Any]], status: int) -> dict[str, A
         elif entry.get("error") == "refused":
             rule = _RULE_OF_TYPE.get(entry["type"], _FALLBACK)
             if rule == 0 and entry.get("types"):
-                results.extend(
-                    _type_result(where, name, entry["message"]) for name in entry["types"]
-                )
+                model = _model_file(where)
+                results.extend(_type_result(model, n, entry["message"]) for n in entry["types"])
                 continue
             extra = {k: entry[k] for k in ("files", "hint") if entry.get(k)}
-            results.append(_result(rule, where, entry["message"], {"type": entry["type"], **extra}))
+            result = _result(rule, where, entry["message"], {"type": entry["type"], **extra})
+            if entry.get("files"):  # tampered: point at each file that differs
+                result["locations"] = [_location(os.path.join(where, f)) for f in entry["files"]]
+            results.append(result)
         else:
             notes.append(_note(0, "error", where, entry["message"]))
     return _log(results, notes, artifacts, status)
@@ -157,7 +159,34 @@ def _log(
     }
     if artifacts:
         run["artifacts"] = artifacts
-    return {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}
+    log: dict[str, Any] = _clean({"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]})
+    return log
+
+
+def _clean(value: Any) -> Any:
+    """Every string as valid Unicode, which strict SARIF consumers require.
+
+    A file name that is not UTF-8 shows U+FFFD in text; its URI keeps the exact bytes.
+    """
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _model_file(artifact: str) -> str:
+    """The artifact's one model file, where its types are; else the artifact itself."""
+    from safeload.layout import MODEL_FILES
+
+    present = [
+        os.path.join(artifact, name)
+        for name in MODEL_FILES.values()
+        if stat.S_ISREG(_mode(os.path.join(artifact, name)))
+    ]
+    return present[0] if len(present) == 1 else artifact
 
 
 def _descriptor(rule_id: str, name: str, text: str) -> dict[str, Any]:
@@ -225,11 +254,15 @@ def artifact_location(path: str) -> dict[str, str]:
     text = relative.as_posix()
     if text == ".":
         return {"uri": "./", "uriBaseId": SRCROOT}
-    return {"uri": quote(text) + trailing, "uriBaseId": SRCROOT}
+    return {"uri": quote(text, errors="surrogateescape") + trailing, "uriBaseId": SRCROOT}
 
 
 def _is_dir(path: str) -> bool:
+    return stat.S_ISDIR(_mode(path))
+
+
+def _mode(path: str) -> int:
     try:
-        return stat.S_ISDIR(os.lstat(path).st_mode)
+        return os.lstat(path).st_mode
     except OSError:
-        return False
+        return 0
