@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -313,3 +314,39 @@ def test_sarif_file_names_that_are_not_utf8(tmp_path: Path, marker: Path) -> Non
     assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "t/b%FF%20d.pkl"
     assert result["message"]["text"].startswith("t/b\ufffd d.pkl names the untrusted type")
     assert not marker.exists()
+
+
+def _stderr_on_a_terminal(*args: str, cwd: Path) -> tuple[int, str]:
+    """Run with stderr on a pseudo-terminal (stdout piped); return the status and stderr."""
+    import pty
+    import subprocess
+
+    from tests.test_cli import SCRIPT
+
+    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "safeload"]
+    master, slave = pty.openpty()
+    with subprocess.Popen(
+        [*command, *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=slave
+    ) as child:
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        status = child.wait(timeout=120)
+    os.close(master)
+    return status, seen.decode(errors="replace")
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_progress_on_a_terminal_only_for_tables(repo: Path) -> None:
+    status, stderr = _stderr_on_a_terminal("scan", "repo", cwd=repo.parent)
+    assert status == 1 and "scanning repo" in stderr
+    for fmt in ("json", "sarif"):
+        status, stderr = _stderr_on_a_terminal("scan", "repo", "--format", fmt, cwd=repo.parent)
+        assert status == 1 and "scanning" not in stderr and "listing" not in stderr

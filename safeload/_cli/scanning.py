@@ -109,11 +109,12 @@ class _Bar:
 
     def __init__(self, progress: Any) -> None:
         self._progress = progress
+        self._listing: Any = None
 
     def listed(self, path: str) -> Callable[[int], None] | None:
         if self._progress is None:
             return None
-        task = self._progress.add_task(f"listing {path}", total=None)
+        task = self._listing = self._progress.add_task(f"listing {path}", total=None)
 
         def update(count: int) -> None:
             self._progress.update(task, completed=count, description=f"listing {path}: {count}")
@@ -121,7 +122,12 @@ class _Bar:
         return update
 
     def scanning(self, path: str, total: int) -> Callable[[], None]:
-        if self._progress is None or total < 2:
+        if self._progress is None:
+            return lambda: None
+        if self._listing is not None:  # the listing is over: its bar goes
+            self._progress.remove_task(self._listing)
+            self._listing = None
+        if total < 2:
             return lambda: None
         task = self._progress.add_task(f"scanning {path}", total=total)
         return lambda: self._progress.update(task, advance=1)
