@@ -230,6 +230,9 @@ def test_verify_sarif(tmp_path: Path, artifact: Path, keydir: Path) -> None:
     run_ = log["runs"][0]
     assert run_["invocations"][0]["executionSuccessful"] is False
     assert [a["location"]["uri"] for a in run_["artifacts"]] == [good + "/"]
+    human = run(*args, cwd=tmp_path)
+    assert human.returncode == 2 and "safeload: refused: tampered: the artifact" in human.stderr
+    assert "safeload: refused: unsigned: " in human.stderr and good in human.stdout
     # Without the missing path, the same refusals are exit 1 and the run succeeded.
     log = sarif(*args[:4], "--trusted", "keys", cwd=tmp_path, code=1)
     assert log["runs"][0]["invocations"][0]["executionSuccessful"] is True
@@ -350,3 +353,14 @@ def test_progress_on_a_terminal_only_for_tables(repo: Path) -> None:
     for fmt in ("json", "sarif"):
         status, stderr = _stderr_on_a_terminal("scan", "repo", "--format", fmt, cwd=repo.parent)
         assert status == 1 and "scanning" not in stderr and "listing" not in stderr
+
+
+def test_walk_of_the_current_directory_shows_plain_relative_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "m.pkl").write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    (found,) = tree.walk(".").files
+    assert found.path == os.path.join("d", "m.pkl") and found.parts == ("d", "m.pkl")
+    os.close(tree.open_found(found))

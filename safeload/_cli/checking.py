@@ -74,14 +74,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
             output.print_json({**single, "verified": status == EXIT_OK, "artifacts": results})
         return status
     for result in results:
-        _print_verified(result)
+        _print_verified(result, named=len(results) > 1)
     return status
 
 
-def _print_verified(result: dict[str, Any]) -> None:
+def _print_verified(result: dict[str, Any], *, named: bool) -> None:
     path = escape(result["path"])
     if not result["verified"]:
-        output.err().print(f"safeload: {result['error']}: {result['message']}", markup=False)
+        # With several paths, each refusal says which artifact it is about.
+        where = f"{result['path']}: " if named else ""
+        output.err().print(f"safeload: {result['error']}: {where}{result['message']}", markup=False)
         return
     signer = result["signer_name"] or result["signer"][:16]
     output.out().print(

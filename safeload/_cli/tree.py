@@ -179,6 +179,13 @@ def _open_at(name: str, dir_fd: int, flags: int, shown: str) -> int:
         ) from exc
 
 
+def _shown(root: str, parts: tuple[str, ...]) -> str:
+    """How a path under ``root`` is shown: joined to it, without a leading ``./``."""
+    if parts and root in (".", "./"):
+        return os.path.join(*parts)
+    return os.path.join(root, *parts)
+
+
 def _walk_dir(
     fd: int,
     root: str,
@@ -190,7 +197,7 @@ def _walk_dir(
     max_depth: int,
     listed: Callable[[int], None] | None,
 ) -> None:
-    here = os.path.join(root, *parts)
+    here = _shown(root, parts)
     try:
         with os.scandir(fd) as it:
             entries = sorted(it, key=lambda e: e.name)
@@ -208,7 +215,7 @@ def _walk_dir(
         if listed is not None and tree.listed % 1000 == 0:
             listed(tree.listed)
         rel = "/".join((*parts, entry.name))
-        path = os.path.join(here, entry.name)
+        path = _shown(root, (*parts, entry.name))
         if matches(exclude, rel, entry.name):
             continue
         try:
