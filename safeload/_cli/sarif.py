@@ -123,7 +123,8 @@ def verify_log(results_in: Sequence[dict[str, Any]], status: int) -> dict[str, A
                 results.extend(_type_result(model, n, entry["message"]) for n in entry["types"])
                 continue
             extra = {k: entry[k] for k in ("files", "hint") if entry.get(k)}
-            result = _result(rule, where, entry["message"], {"type": entry["type"], **extra})
+            text = f"{where}: {entry['message']}"
+            result = _result(rule, where, text, {"type": entry["type"], **extra})
             if entry.get("files"):  # tampered: point at each file that differs
                 result["locations"] = [_location(os.path.join(where, f)) for f in entry["files"]]
             results.append(result)
@@ -220,8 +221,9 @@ def _result(
         "level": "error",
         "message": {"text": text},
         "locations": [_location(where)],
-        "properties": properties or {},
     }
+    if properties:
+        result["properties"] = properties
     return result
 
 
