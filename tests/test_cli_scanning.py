@@ -107,7 +107,7 @@ def test_include_and_exclude(repo: Path) -> None:
 
 
 def test_symlink_on_the_command_line_is_refused(repo: Path, marker: Path) -> None:
-    for link in ("repo/link.pkl", "repo/a/loop"):
+    for link in ("repo/link.pkl", "repo/a/loop", "repo/a/loop/", "repo/a/loop//"):
         doc = scan_json(link, cwd=repo.parent, code=2)
         assert doc["files"] == [] and "is a symlink" in doc["errors"][0]["message"]
     assert not marker.exists()
@@ -127,6 +127,10 @@ def test_limits_are_errors_not_truncation(repo: Path) -> None:
     doc = scan_json("repo", "repo/a", "--max-files", "12", cwd=cwd, code=2)
     assert doc["errors"][0]["path"] == "repo/a"
     assert run("scan", "repo", "--max-files", "0", cwd=cwd).returncode == 2
+    for i in range(5):  # one directory alone larger than the limit: counted as it is read
+        (repo / "a" / "b" / f"filler{i}").write_bytes(b"")
+    doc = scan_json("repo/a/b", "--max-files", "6", cwd=cwd, code=2)
+    assert doc["files"] == [] and "more than 6 entries" in doc["errors"][0]["message"]
 
 
 def test_format_and_json_must_agree(repo: Path) -> None:

@@ -112,7 +112,7 @@ def open_directory(root: str) -> int:
             f"{root} is a symlink; safeload scans no symlinks, give the real directory"
         )
     try:
-        return os.open(root, _DIR_FLAGS)
+        return os.open(root.rstrip(os.sep) or root, _DIR_FLAGS)
     except OSError as exc:
         raise OperationalError(
             f"cannot open {root} ({exc.strerror or exc}): check the path"
@@ -147,7 +147,7 @@ def open_file(path: str) -> int:
             f"{path} is a symlink; safeload scans no symlinks, give the real path"
         )
     try:
-        return os.open(path, _FILE_FLAGS)
+        return os.open(path.rstrip(os.sep) or path, _FILE_FLAGS)
     except OSError as exc:
         raise OperationalError(
             f"cannot open {path!r} for scanning ({exc.strerror or exc}): check the path."
@@ -156,17 +156,24 @@ def open_file(path: str) -> int:
 
 def is_directory(path: str) -> bool:
     """Whether ``path`` itself (not a symlink's target) is a directory."""
-    try:
-        return stat.S_ISDIR(os.lstat(path).st_mode)
-    except OSError:
-        return False
+    return stat.S_ISDIR(_lmode(path))
 
 
 def _is_symlink(path: str) -> bool:
+    return stat.S_ISLNK(_lmode(path))
+
+
+def _lmode(path: str) -> int:
+    """The mode of the last component itself, even when written ``link/``.
+
+    A trailing slash would make the system resolve a symlink to the directory it names; the
+    check is on the name without it, as ``pathlib`` (and so the library's artifact checks)
+    sees it.
+    """
     try:
-        return stat.S_ISLNK(os.lstat(path).st_mode)
+        return os.lstat(path.rstrip(os.sep) or path).st_mode
     except OSError:
-        return False  # opening it reports the error
+        return 0  # opening it reports the error
 
 
 def _open_at(name: str, dir_fd: int, flags: int, shown: str) -> int:
@@ -198,22 +205,26 @@ def _walk_dir(
     listed: Callable[[int], None] | None,
 ) -> None:
     here = _shown(root, parts)
+    entries: list[os.DirEntry[str]] = []
     try:
         with os.scandir(fd) as it:
-            entries = sorted(it, key=lambda e: e.name)
+            for entry in it:  # counted as read: one huge directory is bounded too
+                tree.listed += 1
+                if tree.listed > max_entries:
+                    raise OperationalError(
+                        f"{root} holds more than {max_entries} entries: nothing under it was "
+                        "scanned, since the listing would be incomplete; raise --max-files or "
+                        "--exclude what is not models"
+                    )
+                if listed is not None and tree.listed % 1000 == 0:
+                    listed(tree.listed)
+                entries.append(entry)
     except OSError as exc:
         tree.errors.append((here, f"cannot list {here} ({exc.strerror or exc})"))
         return
+    entries.sort(key=lambda e: e.name)
     subdirs: list[str] = []
     for entry in entries:
-        tree.listed += 1
-        if tree.listed > max_entries:
-            raise OperationalError(
-                f"{root} holds more than {max_entries} entries: nothing was scanned, since the "
-                "listing would be incomplete; raise --max-files or --exclude what is not models"
-            )
-        if listed is not None and tree.listed % 1000 == 0:
-            listed(tree.listed)
         rel = "/".join((*parts, entry.name))
         path = _shown(root, (*parts, entry.name))
         if matches(exclude, rel, entry.name):
@@ -236,7 +247,7 @@ def _walk_dir(
         if len(parts) + 1 > max_depth:
             raise OperationalError(
                 f"{os.path.join(here, name)} is more than {max_depth} directories below {root}: "
-                "nothing was scanned; raise --max-depth or --exclude it"
+                "nothing under it was scanned; raise --max-depth or --exclude it"
             )
         try:
             child = os.open(name, _DIR_FLAGS, dir_fd=fd)
