@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from safeload._cli import output
 from safeload._cli.checking import EXIT_ERROR, EXIT_REFUSED, error_document, message_of
-from safeload._cli.parser import build_parser
+from safeload._cli.parser import build_parser, resolve_format
 from safeload.errors import RefusedError, SafeloadError
 
 __all__ = ["build_parser", "main"]
@@ -26,6 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        resolve_format(args)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code) if isinstance(exc.code, int) else EXIT_ERROR
     try:

@@ -24,7 +24,7 @@ def verify_one(path: str, args: argparse.Namespace) -> dict[str, Any]:
     from safeload.loading import verify_artifact
 
     try:
-        with output.progress(not args.json) as progress:
+        with output.progress(args.format == "table") as progress:
             verified = verify_artifact(
                 path, trusted=args.trusted, policy=cli_args.policy(args), progress=progress
             )
@@ -80,6 +80,11 @@ def status_of(results: list[dict[str, Any]]) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     results = [verify_one(path, args) for path in args.paths]
     status = status_of(results)
+    if args.format == "sarif":
+        from safeload._cli.sarif import verify_log
+
+        output.print_sarif(verify_log(results, status))
+        return status
     if args.json:
         if len(results) == 1 and not results[0]["verified"]:
             output.print_json({k: v for k, v in results[0].items() if k not in ("verified",)})
@@ -88,14 +93,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
             output.print_json({**single, "verified": status == EXIT_OK, "artifacts": results})
         return status
     for result in results:
-        _print_verified(result)
+        _print_verified(result, named=len(results) > 1)
     return status
 
 
-def _print_verified(result: dict[str, Any]) -> None:
+def _print_verified(result: dict[str, Any], *, named: bool) -> None:
     path = escape(result["path"])
     if not result["verified"]:
-        output.err().print(f"safeload: {result['error']}: {result['message']}", markup=False)
+        # With several paths, each refusal says which artifact it is about.
+        where = f"{result['path']}: " if named else ""
+        output.err().print(f"safeload: {result['error']}: {where}{result['message']}", markup=False)
         return
     signer = result["signer_name"] or result["signer"][:16]
     output.out().print(

@@ -71,6 +71,11 @@ def print_json(payload: dict[str, Any]) -> None:
     print(json.dumps({"schema": JSON_SCHEMA_VERSION, **payload}, indent=2, sort_keys=True))
 
 
+def print_sarif(log: dict[str, Any]) -> None:
+    """A SARIF log on stdout: no ``schema`` key, the SARIF schema allows none of its own."""
+    print(json.dumps(log, indent=2, sort_keys=True))
+
+
 def size(n: int) -> str:
     """A byte count for people."""
     value = float(n)
@@ -111,3 +116,21 @@ def progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
             bar.update(bars[name], completed=done)
 
         yield update
+
+
+@contextmanager
+def counter(enabled: bool) -> Iterator[Any]:
+    """A rich ``Progress`` on a terminal for walking and scanning trees, else ``None``."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err(),
+        transient=True,
+    ) as bar:
+        yield bar

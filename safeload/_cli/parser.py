@@ -5,7 +5,23 @@ from __future__ import annotations
 import argparse
 
 from safeload import __version__
-from safeload._cli import checking, listing, scanning, signing
+from safeload._cli import checking, listing, scanning, signing, tree
+
+FORMATS = ("table", "json", "sarif")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _natural(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
 
 
 def _common(p: argparse.ArgumentParser, *, allow: bool = True, key: bool = False) -> None:
@@ -24,6 +40,29 @@ def _common(p: argparse.ArgumentParser, *, allow: bool = True, key: bool = False
             "--passphrase-env", metavar="VAR", help="read the key's passphrase from $VAR"
         )
         p.add_argument("--prompt", action="store_true", help="prompt for the passphrase")
+
+
+def _format(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="table (default), json (as --json), or sarif (SARIF 2.1.0 for code scanning)",
+    )
+    p.set_defaults(verb_parser=p)
+
+
+def resolve_format(args: argparse.Namespace) -> None:
+    """Settle ``args.format`` from ``--format`` and ``--json``; a disagreement is a usage error.
+
+    Raises:
+        SystemExit: 2, after printing the verb's usage, when the two disagree.
+    """
+    chosen = getattr(args, "format", None)
+    as_json = getattr(args, "json", False)
+    if chosen is not None and as_json and chosen != "json":
+        args.verb_parser.error(f"--json and --format {chosen} disagree: give one of them")
+    args.format = chosen or ("json" if as_json else "table")
+    args.json = args.format == "json"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="path")
     p.add_argument("--trusted", required=True, help="folder of trusted *.pub keys")
     _common(p)
+    _format(p)
     p.set_defaults(func=checking.cmd_verify)
 
     p = sub.add_parser("inspect", help="show signer, files, metadata and types; no loading")
@@ -61,9 +101,38 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=checking.cmd_inspect)
 
-    p = sub.add_parser("scan", help="statically scan pickle, joblib or skops files")
-    p.add_argument("paths", nargs="+")
+    p = sub.add_parser(
+        "scan", help="statically scan pickle, joblib or skops files, or the model files of trees"
+    )
+    p.add_argument("paths", nargs="+", metavar="path", help="a file, or a directory to walk")
+    p.add_argument(
+        "--include",
+        action="append",
+        metavar="GLOB",
+        help="in directories, also scan files whose relative path or name matches (repeatable)",
+    )
+    p.add_argument(
+        "--exclude",
+        action="append",
+        metavar="GLOB",
+        help="in directories, skip files and directories that match; wins over --include",
+    )
+    p.add_argument(
+        "--max-files",
+        type=_positive,
+        default=tree.MAX_ENTRIES,
+        metavar="N",
+        help=f"entries the walk may list in all, or exit 2 (default {tree.MAX_ENTRIES:,})",
+    )
+    p.add_argument(
+        "--max-depth",
+        type=_natural,
+        default=tree.MAX_DEPTH,
+        metavar="N",
+        help=f"directory levels below each directory given, or exit 2 (default {tree.MAX_DEPTH})",
+    )
     _common(p)
+    _format(p)
     p.set_defaults(func=scanning.cmd_scan)
 
     p = sub.add_parser("convert", help="convert a joblib file into a signed skops artifact")
