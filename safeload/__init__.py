@@ -45,6 +45,7 @@ from safeload.errors import (
     SafeloadError,
     SignatureError,
     TamperedArtifactError,
+    TrustFileError,
     UnsignedArtifactError,
     UntrustedSignerError,
     UntrustedTypeError,
@@ -52,6 +53,7 @@ from safeload.errors import (
 
 if TYPE_CHECKING:
     from safeload.convert import convert
+    from safeload.cosigning import cosign
     from safeload.inspecting import (
         InspectReport,
         inspect,
@@ -90,6 +92,7 @@ __version__ = "0.1.0"
 # Where each public name lives; imported on first access (PEP 562).
 _LAZY = {
     "convert": "safeload.convert",
+    "cosign": "safeload.cosigning",
     "InspectReport": "safeload.inspecting",
     "inspect": "safeload.inspecting",
     "Keyring": "safeload.keys",
@@ -150,6 +153,7 @@ __all__ = [
     "SigningKey",
     "Store",
     "TamperedArtifactError",
+    "TrustFileError",
     "TypePolicy",
     "UnsafeUnsignedLoadWarning",
     "UnsignedArtifactError",
@@ -159,6 +163,7 @@ __all__ = [
     "VersionMismatchWarning",
     "__version__",
     "convert",
+    "cosign",
     "generate_key",
     "inspect",
     "load",

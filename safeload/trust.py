@@ -161,7 +161,7 @@ def _parse_keys(table: Any, source: str) -> dict[str, KeyEntry]:
         file = body.get("file")
         if not isinstance(file, str) or not file.endswith(".pub") or not is_plain_name(file):
             raise TrustFileError(
-                f"{source}: {where} needs file = \"NAME.pub\", the plain name of a public key "
+                f'{source}: {where} needs file = "NAME.pub", the plain name of a public key '
                 "in the same folder"
             )
         if file in files:

@@ -359,6 +359,24 @@ def _too_few(
     )
 
 
+def check_rule_name(
+    statement: VerifiedStatement, metadata: Mapping[str, Any], keyring: Keyring
+) -> None:
+    """The name trust rules matched (the signed statement's) must be the metadata's name.
+
+    Otherwise one signer could sign ``misc/1`` with ``name: churn`` inside, pass as a model no
+    rule covers, and be served as ``churn``, whose rule needs more signers.
+    """
+    if keyring.trust is None or not keyring.trust.rules:
+        return
+    if metadata.get("name") != statement.model_name:
+        raise SignatureError(
+            f"the signed statement names model {shown(statement.model_name)} but "
+            f"safeload.json names {shown(metadata.get('name'))}: trust rules are matched on "
+            "the signed name, so both must agree. Do not load this artifact."
+        )
+
+
 def check_file_set(statement: VerifiedStatement, present: Mapping[str, int]) -> None:
     """Step 3a, before any file is read: the names on disk are exactly the signed names.
 
@@ -403,6 +421,16 @@ def get_unverified_claims(data: bytes | bytearray | memoryview) -> tuple[str, Ma
     bundle = _get_unverified_bundle(data)
     _, manifest = _parse_statement(bundle.payload)
     return bundle.hint, manifest
+
+
+def parse_bundle(data: bytes | bytearray | memoryview) -> tuple[UnverifiedBundle, str, Manifest]:
+    """The bundle and the subject name and manifest it claims: NOT authenticated.
+
+    For ``cosign``, which re-derives the statement from the files before signing it again.
+    """
+    bundle = _get_unverified_bundle(data)
+    subject_name, manifest = _parse_statement(bundle.payload)
+    return bundle, subject_name, manifest
 
 
 def describe_signatures(

@@ -9,7 +9,7 @@ from typing import Any
 from safeload._cli import args as cli_args
 from safeload._cli import output
 from safeload._cli.output import escape
-from safeload.errors import OperationalError, RefusedError
+from safeload.errors import OperationalError, RefusedError, UntrustedSignerError
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 
@@ -38,16 +38,20 @@ def verify_one(path: str, args: argparse.Namespace) -> dict[str, Any]:
         "format": verified.format,
         "files": verified.statement.manifest.files(),
         "types": list(verified.scan.globals),
+        "signatures": [c.to_dict() for c in verified.statement.signatures],
     }
 
 
 def error_document(exc: Exception, kind: str) -> dict[str, Any]:
     """The documented error fields: ``error``, ``type``, ``message`` and the details it carries."""
     detail: dict[str, Any] = {"error": kind, "type": type(exc).__name__, "message": str(exc)}
-    for attr in ("types", "files", "hint"):
+    for attr in ("types", "files", "hint", "missing"):
         value = getattr(exc, attr, None)
         if value:
             detail[attr] = list(value) if isinstance(value, tuple) else value
+    if isinstance(exc, UntrustedSignerError) and exc.signatures:
+        detail["found"], detail["needed"] = exc.found, exc.needed
+        detail["signatures"] = [{"hint": h, "name": n, "status": s} for h, n, s in exc.signatures]
     return detail
 
 
@@ -78,7 +82,8 @@ def _print_verified(result: dict[str, Any]) -> None:
     if not result["verified"]:
         output.err().print(f"safeload: {result['error']}: {result['message']}", markup=False)
         return
-    signer = result["signer_name"] or result["signer"][:16]
+    signers = [s["name"] or s["hint"][:16] for s in result["signatures"] if s["status"] == "valid"]
+    signer = ", ".join(signers) or result["signer_name"] or result["signer"][:16]
     output.out().print(
         f"{output.verdict(True)}  {path}: "
         f"{escape(str(result['name']))} {escape(str(result['version']))} "
@@ -115,6 +120,17 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK if report.verdict == "verified" else EXIT_REFUSED
 
 
+_STATUS = {
+    "valid": "valid",
+    "unknown": "unknown key",
+    "invalid": "[red]INVALID[/]",
+    "revoked": "[red]REVOKED[/]",
+    "expired": "EXPIRED",
+    "duplicate": "duplicate (counted once)",
+    "unchecked": "not checked",
+}
+
+
 def _print_inspect(report: Any) -> None:
     out = output.out()
     out.print(f"[bold]{escape(report.path)}[/]")
@@ -124,6 +140,11 @@ def _print_inspect(report: Any) -> None:
     trusted = {True: "trusted", False: "NOT trusted", None: "not checked"}[report.signer_trusted]
     valid = {True: "valid", False: "INVALID", None: "not checked"}[report.signature_valid]
     out.print(f"signer     {escape(signer)}, {trusted}, signature {valid}")
+    if len(report.signatures) > 1 or any(s.status != "valid" for s in report.signatures):
+        for check in report.signatures:
+            who = check.hint[:16] + (f" ({check.name})" if check.name else "")
+            status = _STATUS.get(check.status, check.status)
+            out.print(f"signature  {escape(who)}: {status}")
     files = output.table(("file", "size", "sha256", "matches signed"), title="files")
     for entry in report.files:
         files.add_row(
