@@ -79,13 +79,6 @@ class Rule:
         """fnmatch, case-sensitive on every platform (``fnmatchcase``)."""
         return any(fnmatchcase(model_name, pattern) for pattern in self.models)
 
-    def describe(self) -> str:
-        """The rule as a person would write it, for messages."""
-        return (
-            f"rule {self.index} (models {', '.join(self.models)}: {self.threshold} of "
-            f"{', '.join(self.signers)})"
-        )
-
 
 @dataclass(frozen=True)
 class TrustFile:

@@ -339,10 +339,11 @@ def _too_few(
         have = {c.name for c in counted}
         missing = tuple(s for s in rule.signers if s not in have)
         names = ", ".join(str(c.name) for c in counted) or "none"
+        source = keyring.trust.source if keyring.trust else "trust.toml"
         head = (
-            f"model {shown(model)} needs {needed} valid signature(s) by {', '.join(rule.signers)}"
-            f" ({rule.describe()} of {keyring.trust.source if keyring.trust else 'trust.toml'}); "
-            f"found {len(counted)} ({names}); missing: {', '.join(missing)}"
+            f"model {shown(model)} needs {needed} of {', '.join(rule.signers)} (rule "
+            f"{rule.index} of {source}, models {', '.join(rule.models)}); found {len(counted)} "
+            f"({names}); missing: {', '.join(missing)}"
         )
     parts = [head]
     if others:

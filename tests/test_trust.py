@@ -10,7 +10,12 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import os
+import re
+import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -568,3 +573,52 @@ def test_cli_names_revoked_and_expired_signers(tmp_path: Path, pipeline: Pipelin
     assert "trainer (expired)" in result.stderr and "old-ci (revoked)" in result.stderr
     shown = run("inspect", str(artifact), "--trusted", "keys", cwd=tmp_path)
     assert "(trainer): EXPIRED" in shown.stdout and "(old-ci): REVOKED" in shown.stdout
+
+
+# -- the guide --------------------------------------------------------------------------------
+
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "guides" / "team-signing.md"
+
+
+def _shown_lines_match(shown: list[str], output: str, command: str) -> None:
+    """Each output line the guide shows appears in the real output (``...`` matches anything)."""
+    real = output.splitlines()
+    for line in shown:
+        pattern = ".*".join(re.escape(part) for part in line.split("..."))
+        assert any(re.fullmatch(pattern, r.rstrip()) for r in real), (
+            f"{command!r} did not print {line!r}; it printed:\n{output}"
+        )
+
+
+def test_team_signing_guide_runs(tmp_path: Path) -> None:
+    """Every command, trust file and Python block of the guide, in order, in an empty folder."""
+    env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    blocks = re.findall(r"```(\w+)\n(.*?)```", GUIDE.read_text(encoding="utf-8"), re.S)
+    assert [kind for kind, _ in blocks].count("toml") == 3
+    for kind, body in blocks:
+        if kind == "toml":
+            (tmp_path / "keys" / "trust.toml").write_text(body)
+        elif kind == "python":
+            done = subprocess.run(
+                [sys.executable, "-c", body], cwd=tmp_path, capture_output=True, text=True,
+                timeout=120,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+        else:
+            assert kind == "console", kind
+            steps = re.split(r"^\$ ", body, flags=re.M)[1:]
+            for step in steps:
+                command, *shown = step.rstrip("\n").split("\n")
+                line, _, expected = command.partition("  # exit ")
+                argv = shlex.split(line)
+                if argv[0] == "safeload":
+                    result = run(*argv[1:], cwd=tmp_path)
+                else:
+                    result = subprocess.run(
+                        ["bash", "-c", line], cwd=tmp_path, capture_output=True, text=True,
+                        env={**os.environ, **env}, timeout=60,
+                    )  # fmt: skip
+                assert result.returncode == int(expected or 0), (
+                    f"{line}: exit {result.returncode}\n{result.stdout}{result.stderr}"
+                )
+                _shown_lines_match(shown, result.stdout + result.stderr, line)
