@@ -44,7 +44,8 @@ class UntrustedSignerError(RefusedError):
     ``found`` and ``needed`` count distinct trusted keys; ``missing`` names the signers a rule
     of ``trust.toml`` still needs; ``signatures`` holds ``(hint, name, status)`` for every
     signature of the bundle (status ``valid``, ``revoked``, ``expired``, ``unknown`` or
-    ``duplicate``); ``hint`` is the first unknown signer's key hint.
+    ``duplicate``); ``hint`` is the first unknown signer's key hint. A rule is only looked up
+    once a trusted signature vouches for the signed model name: with none, ``needed`` is 1.
     """
 
     def __init__(
