@@ -40,6 +40,7 @@ if os.name == "posix":
 
 _OPEN_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO swapped in is not waited on
 
 
 def cosign(
@@ -130,7 +131,7 @@ def _replace_signature(target: Path, old: bytes, new: bytes) -> None:
     try:
         if os.name == "posix":
             fcntl.flock(dir_fd, fcntl.LOCK_EX)  # released when dir_fd is closed
-        fd = os.open(SIGNATURE_FILE, os.O_RDONLY | _NOFOLLOW, dir_fd=dir_fd)
+        fd = os.open(SIGNATURE_FILE, os.O_RDONLY | _NOFOLLOW | _NONBLOCK, dir_fd=dir_fd)
         with os.fdopen(fd, "rb") as handle:
             info = os.fstat(handle.fileno())
             current = handle.read(len(old) + 1) if stat.S_ISREG(info.st_mode) else b""
