@@ -284,6 +284,22 @@ def test_cosign_refuses_a_key_that_already_signed(tmp_path: Path, pipeline: Pipe
         safeload.cosign(artifact, keys["reviewer"])
 
 
+def test_cosign_refuses_to_vouch_next_to_a_signature_that_does_not_verify(
+    tmp_path: Path, pipeline: Pipeline
+) -> None:
+    keys = team(tmp_path)
+    artifact = save(tmp_path, pipeline, keys["trainer"])
+    doc = bundle(artifact)
+    sig = bytearray(base64.b64decode(doc["dsseEnvelope"]["signatures"][0]["sig"]))
+    sig[5] ^= 1
+    doc["dsseEnvelope"]["signatures"][0]["sig"] = base64.b64encode(bytes(sig)).decode()
+    write_bundle(artifact, doc)
+    before = (artifact / "model.sig").read_bytes()
+    with pytest.raises(safeload.SignatureError, match="by trainer does not verify"):
+        safeload.cosign(artifact, keys["reviewer"], trusted=ring(tmp_path))
+    assert (artifact / "model.sig").read_bytes() == before
+
+
 # -- signatures that do not verify, unknown signers, bounds ---------------------------------
 
 
