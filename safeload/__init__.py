@@ -46,6 +46,7 @@ from safeload.errors import (
     SignatureError,
     StoreLayoutError,
     TamperedArtifactError,
+    TrustFileError,
     UnfittedModelError,
     UnsignedArtifactError,
     UntrustedSignerError,
@@ -54,6 +55,7 @@ from safeload.errors import (
 
 if TYPE_CHECKING:
     from safeload.convert import convert
+    from safeload.cosigning import cosign
     from safeload.inspecting import (
         InspectReport,
         inspect,
@@ -92,6 +94,7 @@ __version__ = "0.1.0"
 # Where each public name lives; imported on first access (PEP 562).
 _LAZY = {
     "convert": "safeload.convert",
+    "cosign": "safeload.cosigning",
     "InspectReport": "safeload.inspecting",
     "inspect": "safeload.inspecting",
     "Keyring": "safeload.keys",
@@ -153,6 +156,7 @@ __all__ = [
     "Store",
     "StoreLayoutError",
     "TamperedArtifactError",
+    "TrustFileError",
     "TypePolicy",
     "UnfittedModelError",
     "UnsafeUnsignedLoadWarning",
@@ -163,6 +167,7 @@ __all__ = [
     "VersionMismatchWarning",
     "__version__",
     "convert",
+    "cosign",
     "generate_key",
     "inspect",
     "load",

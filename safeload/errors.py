@@ -39,11 +39,31 @@ class UnsignedArtifactError(RefusedError):
 
 
 class UntrustedSignerError(RefusedError):
-    """The signature was made by a key that is not in the trusted keyring."""
+    """Not enough trusted signatures: an unknown signer, or fewer than a trust rule requires.
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    ``found`` and ``needed`` count distinct trusted keys; ``missing`` names the signers a rule
+    of ``trust.toml`` still needs; ``signatures`` holds ``(hint, name, status)`` for every
+    signature of the bundle (status ``valid``, ``revoked``, ``expired``, ``unknown`` or
+    ``duplicate``); ``hint`` is the first unknown signer's key hint. A rule is only looked up
+    once a trusted signature vouches for the signed model name: with none, ``needed`` is 1.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        found: int = 0,
+        needed: int = 1,
+        missing: Iterable[str] = (),
+        signatures: Iterable[tuple[str, str | None, str]] = (),
+    ) -> None:
         super().__init__(message)
         self.hint = hint
+        self.found = found
+        self.needed = needed
+        self.missing: tuple[str, ...] = tuple(missing)
+        self.signatures: tuple[tuple[str, str | None, str], ...] = tuple(signatures)
 
 
 class SignatureError(RefusedError):
@@ -108,6 +128,10 @@ class KeyFileError(OperationalError):
     def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class TrustFileError(KeyFileError):
+    """``trust.toml`` is malformed or inconsistent with the key files beside it."""
 
 
 class UnfittedModelError(OperationalError):

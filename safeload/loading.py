@@ -35,7 +35,13 @@ from safeload.policy import TypePolicy, resolve_policy
 from safeload.reading import read_artifact
 from safeload.typegate import ScanLimits, ScanReport, TypeChecked, check_types
 from safeload.validation import validate_model
-from safeload.verifying import VerifiedStatement, check_file_set, check_manifest, verify_signature
+from safeload.verifying import (
+    VerifiedStatement,
+    check_file_set,
+    check_manifest,
+    check_rule_name,
+    verify_signature,
+)
 
 
 @dataclass
@@ -89,6 +95,7 @@ def verify_artifact(
     # Step 3: every byte of every file, hashed once while it was read.
     check_manifest(statement, files.digests)
     metadata = files.metadata()
+    check_rule_name(statement, metadata, keyring)
     # Step 4: types, on the verified bytes.
     checked = check_types(
         files.model, opts.types, format=files.format, limits=opts.scan_limits, path=files.path

@@ -42,7 +42,7 @@ from safeload.errors import (
 from safeload.fitted import check_fitted
 from safeload.gcpause import paused_gc
 from safeload.joblibwriter import Unsupported, joblib_pieces
-from safeload.keys import SigningKey
+from safeload.keys import Keyring, SigningKey, resolve_keyring
 from safeload.layout import (
     METADATA_FILE,
     MODEL_FILES,
@@ -399,6 +399,7 @@ def save(
     policy: TypePolicy | Iterable[str] | None = None,
     sample: Any = None,
     training_data: Any = None,
+    trusted: Keyring | str | os.PathLike[str] | None = None,
 ) -> Path:
     """Save a fitted model (the whole Pipeline) as a signed artifact directory at ``path``.
 
@@ -415,9 +416,13 @@ def save(
     predictions the model gives on it, and re-checked at load; ``training_data`` gives the
     schema's dtypes and a SHA-256 fingerprint. A failed save leaves nothing behind, not even
     the parent folders it created.
+    ``trusted`` (a keyring or keys folder with its ``trust.toml``) refuses a key that is
+    retired, revoked, expired or not trusted there, before anything is written.
     """
     if not isinstance(key, SigningKey):
         raise TypeError("key must be a safeload.SigningKey (see safeload.generate_key)")
+    if trusted is not None:
+        resolve_keyring(trusted).check_signer(key)
     if format not in MODEL_FILES:
         raise ValueError(f"unknown format {format!r}; supported: 'joblib', 'skops'")
     check_fitted(obj)

@@ -85,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="artifact directory to create (when PATH is a file)")
     p.add_argument("--name")
     p.add_argument("--version")
+    p.add_argument(
+        "--add", action="store_true", help="add a signature to an already signed artifact"
+    )
+    p.add_argument(
+        "--trusted", help="keys folder whose trust.toml must allow this key (refuses retired)"
+    )
     _common(p, key=True)
     p.set_defaults(func=signing.cmd_sign)
 
