@@ -31,6 +31,7 @@ from safeload.signing import BUNDLE_MEDIA_TYPE, PAYLOAD_TYPE, PREDICATE_TYPE, ST
 from safeload.trust import (
     DUPLICATE,
     INVALID,
+    REVOKED,
     UNKNOWN,
     VALID,
     Rule,
@@ -280,9 +281,10 @@ def verify_signature(data: bytes | bytearray | memoryview, keyring: Keyring) -> 
     """Step 2: verify every signature, then require enough distinct trusted signers.
 
     A signature that does not verify against a trusted key it names refuses the artifact
-    outright (the bundle was altered). Unknown, revoked, expired and duplicate signatures do
-    not count. The payload is read only once a counted signature vouched for it; the signed
-    model name then picks the first matching rule of ``trust.toml`` (none: one signature).
+    outright (the bundle was altered), and so does a valid signature by a revoked key (nothing
+    a compromised key signed loads). Unknown, expired and duplicate signatures do not count.
+    The payload is read only once a counted signature vouched for it; the signed model name
+    then picks the first matching rule of ``trust.toml`` (none: one signature).
     """
     bundle = _get_unverified_bundle(data)
     checks = check_signatures(bundle, keyring)
@@ -292,6 +294,18 @@ def verify_signature(data: bytes | bytearray | memoryview, keyring: Keyring) -> 
             f"the signature does not verify (signer {_who(invalid[0])}): model.sig was altered, "
             "or was made for other content. Do not load this artifact; obtain a fresh copy from "
             "its publisher."
+        )
+    revoked = [c for c in checks if c.status == REVOKED]
+    if revoked:
+        # The key was compromised: whoever holds it may have signed this, with or without the
+        # other signers' knowledge. The issue's rule: nothing it signed loads, whatever the date.
+        raise UntrustedSignerError(
+            f"the artifact carries a signature by revoked key {_who(revoked[0])}: nothing a "
+            "revoked key signed loads, whatever other keys signed. If the model is still "
+            "wanted, have it reviewed again and signed anew without that key (remove "
+            "model.sig, then 'safeload sign' and 'safeload sign --add' with current keys). "
+            f"Signatures: {', '.join(f'{_who(c)} ({c.status})' for c in checks)}",
+            signatures=[(c.hint, c.name, c.status) for c in checks],
         )
     counted = [c for c in checks if c.status == VALID]
     if not counted:
