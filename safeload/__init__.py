@@ -34,10 +34,13 @@ from safeload.errors import (
     KeyFileError,
     MalformedArtifactError,
     OperationalError,
+    PolicyError,
+    PolicyFileError,
     RefusedError,
     SafeloadError,
     SignatureError,
     TamperedArtifactError,
+    UnsafePolicyError,
     UnsignedArtifactError,
     UntrustedSignerError,
     UntrustedTypeError,
@@ -56,7 +59,7 @@ from safeload.loading import (
     verify_artifact,
 )
 from safeload.options import LoadOptions
-from safeload.policy import TypePolicy
+from safeload.policy import TypePolicy, UnsafePolicyWarning
 from safeload.saving import save
 from safeload.store import Store
 from safeload.typegate import ScanLimits, ScanReport, scan, scan_bytes
@@ -74,6 +77,8 @@ __all__ = [
     "LoadedArtifact",
     "MalformedArtifactError",
     "OperationalError",
+    "PolicyError",
+    "PolicyFileError",
     "ReadLimits",
     "RefusedError",
     "SafeloadError",
@@ -84,6 +89,8 @@ __all__ = [
     "Store",
     "TamperedArtifactError",
     "TypePolicy",
+    "UnsafePolicyError",
+    "UnsafePolicyWarning",
     "UnsafeUnsignedLoadWarning",
     "UnsignedArtifactError",
     "UntrustedSignerError",
