@@ -24,6 +24,7 @@ code or the OS (:mod:`safeload.unsafenames`) needs ``unsafe = true`` on its entr
 from __future__ import annotations
 
 import os
+import re
 import stat
 import sys
 import threading
@@ -96,8 +97,8 @@ def _read(key: str, where: str, path: str | os.PathLike[str]) -> tuple[tuple[int
         fd = os.open(key, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as exc:
         raise PolicyFileError(_cannot_read(where, path, exc)) from exc
-    with os.fdopen(fd, "rb") as handle:
-        st = os.fstat(handle.fileno())
+    try:
+        st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise PolicyFileError(f"the policy file {where} is not a regular file")
         if os.name == "posix" and st.st_mode & stat.S_IWOTH:
@@ -110,7 +111,9 @@ def _read(key: str, where: str, path: str | os.PathLike[str]) -> tuple[tuple[int
                 f"the policy file {where} is {st.st_size} bytes, over the limit of "
                 f"{MAX_POLICY_BYTES}: a policy lists names, it is never that big"
             )
-        data = handle.read(MAX_POLICY_BYTES + 1)
+        data = _read_at_most(fd, MAX_POLICY_BYTES + 1)
+    finally:
+        os.close(fd)
     if len(data) > MAX_POLICY_BYTES:  # it grew while being read
         raise PolicyFileError(f"the policy file {where} is over {MAX_POLICY_BYTES} bytes")
     try:
@@ -119,10 +122,27 @@ def _read(key: str, where: str, path: str | os.PathLike[str]) -> tuple[tuple[int
         raise PolicyFileError(f"the policy file {where} is not UTF-8: {exc.reason}") from exc
 
 
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = os.read(fd, min(1 << 16, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 def _line_of(text: str, key: str) -> str:
-    """``line N: `` for the first line that spells ``key`` quoted, or nothing."""
+    """``line N: `` for the first line that spells ``key`` as a key or table, or nothing.
+
+    tomllib keeps no positions; a key is found again in the text (quoted or bare, before
+    ``=``, ``]`` or ``.``), which is exact for every file a person writes.
+    """
+    spelled = re.compile(rf"""(^|[\[\s.,{{])(["']?){re.escape(key)}\2\s*[=\].]""")
     for number, line in enumerate(text.splitlines(), start=1):
-        if f'"{key}"' in line or f"'{key}'" in line:
+        if spelled.search(line):
             return f"line {number}: "
     return ""
 
@@ -208,12 +228,8 @@ def _build(entries: dict[str, list[_Entry]], text: str, where: str) -> TypePolic
     names, callables = set(base.names), set(base.callables)
     unsafe: set[TypeName] = set()
     for table, listed in entries.items():
-        seen: set[TypeName] = set()
-        for entry in listed:
+        for entry in listed:  # keys are exact and TOML keys unique: no name comes twice
             key = f"{entry.name[0]}:{entry.name[1]}"
-            if entry.name in seen:
-                raise PolicyFileError(f"the policy file {where}: [{table}] lists {key!r} twice")
-            seen.add(entry.name)
             why = unsafe_reason(*entry.name)
             if why is not None and not entry.unsafe:
                 raise UnsafePolicyError(

@@ -18,7 +18,8 @@ that is one of those doors, judged by what the name is rather than by a list of 
    ``x.__class__``, ``__globals__``, ``__subclasses__``, ``__import__``) is the interpreter's
    attribute machinery, never a class or function a model is made of.
 3. **Re-exports**: a qualname that walks through a door module's name (``numpy:os.system``,
-   ``sklearn:utils.sys.modules``) reaches that module whatever the first module is.
+   ``sklearn:utils.sys.modules``) reaches that module whatever the first module is, and a
+   global named like one (``numpy.testing._private.utils:os``) is that module.
 4. **Door names, in any module**: functions whose last component says they load serialized
    objects (``load``, ``loads``, ``loadtxt``, ``read_pickle``, ``Unpickler``), evaluate text
    (``eval``, ``exec``, ``compile``, ``runstring``), import (``import_module``, ``reload``),
@@ -130,6 +131,16 @@ _DOOR_NAMES: dict[str, str] = {n: why for why, ns in DOOR_NAMES.items() for n in
 _WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 _LOADER_WORDS = frozenset({"load", "loads", "pickle", "unpickler"})
 _SPAWN = re.compile(r"^(spawn|posix_spawn)|^exec[lv]p?e?$|^fetch_|^download")
+#: Callers of a callable they are given: numpy's ``*_ctor`` reconstructors (``__randomstate_ctor
+#: (name, ctor)`` calls ``ctor``) and scikit-learn's Python-function metric wrappers.
+_TRAMPOLINE = re.compile(r"_ctor$|^PyFunc")
+
+#: Door modules whose name is no ordinary word: a global by that very name is the module
+#: re-exported (``numpy.testing._private.utils.os``, ``numpy._core._internal._ctypes``).
+DOOR_MODULE_NAMES = _words(
+    "builtins cffi cloudpickle cPickle ctypes dill importlib marshal nt os pickle posix pty "
+    "runpy shutil socket subprocess sys"
+)
 
 #: Builtins beyond rule 4 that reach the interpreter or the terminal.
 DOOR_BUILTINS = frozenset(
@@ -176,6 +187,10 @@ def _name_door(module: str, qualname: str) -> str | None:
         if part in _DOOR_ATTRS:
             return f"it reaches the module `{part}` through `{module}`"
     last = parts[-1].lstrip("_")
+    if last in DOOR_MODULE_NAMES:
+        return f"`{parts[-1]}` is the module `{last}` re-exported by `{module}`"
+    if _TRAMPOLINE.search(last):
+        return f"`{parts[-1]}` calls the callable it is given"
     why = _DOOR_NAMES.get(last)
     if why is not None:
         return f"`{parts[-1]}` {why}, in whatever module it is found"
