@@ -30,6 +30,7 @@ resolved. Where the policy comes from when a caller passes none: :func:`resolve_
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Iterable, Iterator
@@ -37,9 +38,11 @@ from dataclasses import dataclass
 
 from safeload._default_types import CALL_RULES, DEFAULT_CALLS, DEFAULT_TYPES
 from safeload.errors import UnsafePolicyError
+from safeload.policyfile import PolicyEntries, read_policy_file
+from safeload.typenames import TypeName as TypeName
+from safeload.typenames import format_type_name as format_type_name
+from safeload.typenames import parse_type_name as parse_type_name
 from safeload.unsafenames import unsafe_message, unsafe_reason
-
-TypeName = tuple[str, str]
 
 #: The environment variable naming a policy file used when a caller passes no policy.
 POLICY_ENV = "SAFELOAD_POLICY"
@@ -47,28 +50,6 @@ POLICY_ENV = "SAFELOAD_POLICY"
 
 class UnsafePolicyWarning(UserWarning):
     """A policy trusts names that let a file run code or reach the OS (``unsafe=True``)."""
-
-
-def parse_type_name(text: str) -> TypeName:
-    """Split ``module:qualname`` (or ``module.qualname``) into its exact pair.
-
-    Every dotted part must be a Python identifier: nothing else can name a global, and a
-    stray space or newline would otherwise make a name that looks like one but is not.
-    """
-    text = text.strip()
-    if ":" in text:
-        module, _, qualname = text.partition(":")
-    else:
-        module, _, qualname = text.rpartition(".")
-    parts = [*module.split("."), *qualname.split(".")]
-    if not module or not qualname or not all(p.isidentifier() for p in parts):
-        raise ValueError(f"not a type name: {text!r} (expected 'module:qualname')")
-    return module, qualname
-
-
-def format_type_name(name: TypeName) -> str:
-    """Render a pair the way users read it: ``module.qualname``."""
-    return f"{name[0]}.{name[1]}"
 
 
 @dataclass(frozen=True)
@@ -132,9 +113,7 @@ class TypePolicy:
         and the problem; :class:`~safeload.errors.UnsafePolicyError` for a door that the file
         does not mark ``unsafe = true``.
         """
-        from safeload.policyfile import load_policy_file
-
-        policy = load_policy_file(path)
+        policy = _from_entries(read_policy_file(path))
         warn_if_unsafe(policy, os.fspath(path))
         return policy
 
@@ -254,19 +233,53 @@ def resolve_policy(policy: PolicySource, *, warn: bool = True) -> TypePolicy:
     """
     if isinstance(policy, TypePolicy):
         return policy
-    from safeload.policyfile import load_policy_file
-
     if policy is None:
         env = os.environ.get(POLICY_ENV, "")
         if not env:
             return _DEFAULT
-        chosen = load_policy_file(env, source=f"${POLICY_ENV}")
+        chosen = _from_entries(read_policy_file(env, source=f"${POLICY_ENV}"))
         where = f"${POLICY_ENV}={env}"
     elif isinstance(policy, (str, os.PathLike)):
-        chosen = load_policy_file(policy)
+        chosen = _from_entries(read_policy_file(policy))
         where = os.fspath(policy)
     else:
         return _DEFAULT.extend(policy)
     if warn:
         warn_if_unsafe(chosen, where)
     return chosen
+
+
+@functools.lru_cache(maxsize=16)
+def _from_entries(entries: PolicyEntries) -> TypePolicy:
+    """The default policy plus a policy file's entries (the same object while they are)."""
+    return TypePolicy(
+        _DEFAULT.names | entries.names,
+        _DEFAULT.callables | entries.callables,
+        entries.unsafe,
+        entries.safe_to_call,
+    )
+
+
+def cli_policy(
+    allow: Iterable[str] | None = None,
+    unsafe_allow: Iterable[str] | None = None,
+    policy_file: str | os.PathLike[str] | None = None,
+) -> TypePolicy | None:
+    """The policy a CLI verb's ``--policy FILE``, ``--allow`` and ``--unsafe-allow`` ask for.
+
+    ``None`` when none is given, so that the entry point falls back to ``$SAFELOAD_POLICY``
+    (or the default). Otherwise the base is the file (or the default policy: an explicit
+    option wins over the variable), extended with ``--allow`` names (callable; doors refused
+    with :class:`~safeload.errors.UnsafePolicyError`) and ``--unsafe-allow`` names (doors
+    accepted, with an :class:`UnsafePolicyWarning`). Bad names raise ``ValueError``; file
+    problems :class:`~safeload.errors.PolicyFileError`.
+    """
+    allowed, insisted = list(allow or ()), list(unsafe_allow or ())
+    if policy_file is None and not allowed and not insisted:
+        return None
+    policy = _DEFAULT if policy_file is None else TypePolicy.from_file(policy_file)
+    if allowed:
+        policy = policy.extend(allowed)
+    if insisted:
+        policy = policy.extend(insisted, unsafe=True)
+    return policy

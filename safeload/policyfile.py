@@ -28,11 +28,11 @@ import re
 import stat
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import NamedTuple, NoReturn
 
 from safeload.errors import PolicyFileError, UnsafePolicyError
-from safeload.policy import TypeName, TypePolicy, parse_type_name
+from safeload.typenames import TypeName, parse_type_name
 from safeload.unsafenames import unsafe_message, unsafe_reason
 
 if sys.version_info >= (3, 11):
@@ -48,7 +48,17 @@ MAX_POLICY_ENTRIES = 10_000
 _TABLES = ("types", "safe_to_call")
 _ENTRY_KEYS = {"types": {"why", "call", "unsafe"}, "safe_to_call": {"why", "unsafe"}}
 
-_cache: dict[str, tuple[tuple[int, ...], TypePolicy]] = {}
+
+class PolicyEntries(NamedTuple):
+    """What a policy file adds to the default policy (``TypePolicy``'s fields, file part)."""
+
+    names: frozenset[TypeName]
+    callables: frozenset[TypeName]
+    unsafe: frozenset[TypeName]
+    safe_to_call: frozenset[TypeName]
+
+
+_cache: dict[str, tuple[tuple[int, ...], PolicyEntries]] = {}
 _cache_lock = threading.Lock()
 _CACHE_SIZE = 16
 
@@ -57,8 +67,10 @@ def _identity(st: os.stat_result) -> tuple[int, ...]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def load_policy_file(path: str | os.PathLike[str], *, source: str | None = None) -> TypePolicy:
-    """The default policy plus the file's names; cached while the file is unchanged.
+def read_policy_file(path: str | os.PathLike[str], *, source: str | None = None) -> PolicyEntries:
+    """The file's entries, checked; cached while the file is unchanged.
+
+    ``TypePolicy.from_file`` and ``resolve_policy`` put them on top of the default policy.
 
     ``source`` says where the path came from (``$SAFELOAD_POLICY``) for messages. The file is
     stat-ed on every call and re-read when its identity, size or times change, so a server
@@ -75,12 +87,12 @@ def load_policy_file(path: str | os.PathLike[str], *, source: str | None = None)
     if hit is not None and hit[0] == before:
         return hit[1]
     identity, text = _read(key, where, path)
-    policy = parse_policy(text, where)
+    entries = parse_policy(text, where)
     with _cache_lock:
         if len(_cache) >= _CACHE_SIZE:
             _cache.clear()
-        _cache[key] = (identity, policy)
-    return policy
+        _cache[key] = (identity, entries)
+    return entries
 
 
 def _cannot_read(where: str, path: str | os.PathLike[str], exc: OSError) -> str:
@@ -186,8 +198,8 @@ def _kind(value: object) -> str:
     )
 
 
-def parse_policy(text: str, where: str = "<policy>") -> TypePolicy:
-    """The default policy plus the names of a policy file's ``text`` (``where`` for messages)."""
+def parse_policy(text: str, where: str = "<policy>") -> PolicyEntries:
+    """The entries of a policy file's ``text`` (``where`` names it in messages)."""
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -223,9 +235,9 @@ def _parse_entry(text: str, where: str, table: str, key: str, value: object) -> 
     return _entry(table, key, value, fail)
 
 
-def _build(entries: dict[str, list[_Entry]], text: str, where: str) -> TypePolicy:
-    base = TypePolicy.default()
-    names, callables = set(base.names), set(base.callables)
+def _build(entries: dict[str, list[_Entry]], text: str, where: str) -> PolicyEntries:
+    names: set[TypeName] = set()
+    callables: set[TypeName] = set()
     unsafe: set[TypeName] = set()
     for table, listed in entries.items():
         for entry in listed:  # keys are exact and TOML keys unique: no name comes twice
@@ -243,29 +255,4 @@ def _build(entries: dict[str, list[_Entry]], text: str, where: str) -> TypePolic
             if entry.call:
                 callables.add(entry.name)
     safe = frozenset(e.name for e in entries.get("safe_to_call", []))
-    return TypePolicy(frozenset(names), frozenset(callables), frozenset(unsafe), safe)
-
-
-def cli_policy(
-    allow: Iterable[str] | None = None,
-    unsafe_allow: Iterable[str] | None = None,
-    policy_file: str | os.PathLike[str] | None = None,
-) -> TypePolicy | None:
-    """The policy a CLI verb's ``--policy FILE``, ``--allow`` and ``--unsafe-allow`` ask for.
-
-    ``None`` when none is given, so that the entry point falls back to ``$SAFELOAD_POLICY``
-    (or the default). Otherwise the base is the file (or the default policy: an explicit
-    option wins over the variable), extended with ``--allow`` names (callable; doors refused
-    with :class:`~safeload.errors.UnsafePolicyError`) and ``--unsafe-allow`` names (doors
-    accepted, with an :class:`~safeload.policy.UnsafePolicyWarning`). Bad names raise
-    ``ValueError``; file problems :class:`~safeload.errors.PolicyFileError`.
-    """
-    allowed, insisted = list(allow or ()), list(unsafe_allow or ())
-    if policy_file is None and not allowed and not insisted:
-        return None
-    policy = TypePolicy.default() if policy_file is None else TypePolicy.from_file(policy_file)
-    if allowed:
-        policy = policy.extend(allowed)
-    if insisted:
-        policy = policy.extend(insisted, unsafe=True)
-    return policy
+    return PolicyEntries(frozenset(names), frozenset(callables), frozenset(unsafe), safe)

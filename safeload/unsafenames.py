@@ -48,8 +48,7 @@ import re
 import unicodedata
 
 from safeload._default_types import CALL_RULES, DEFAULT_TYPES
-
-TypeName = tuple[str, str]
+from safeload.typenames import TypeName
 
 
 def _words(text: str) -> frozenset[str]:
