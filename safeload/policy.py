@@ -197,9 +197,9 @@ def warn_if_unsafe(policy: TypePolicy, where: str, *, stacklevel: int = 2) -> No
         listed = ", ".join(_colon(n) for n in sorted(policy.unsafe)[:10])
         more = f" and {len(policy.unsafe) - 10} more" if len(policy.unsafe) > 10 else ""
         warnings.warn(
-            f"the type policy from {where} trusts {listed}{more}, which let a model file run "
-            "code or reach the OS: only the signature stands between such a file and this "
-            "process",
+            f"the type policy from {where} trusts {listed}{more}, which can let a model file "
+            "run code or reach the OS: for these names, only the signature stands between a "
+            "file and this process",
             UnsafePolicyWarning,
             stacklevel=stacklevel + 1,
         )

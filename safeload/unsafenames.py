@@ -32,11 +32,11 @@ that is one of those doors, judged by what the name is rather than by a list of 
    beyond those rule 4 already names.
 
 Python 2 spellings (``__builtin__``, ``cPickle``, ``commands``) are judged both as written and
-as ``pickle`` translates them. The reviewed names of the default policy and of ``CALL_RULES``
-(``functools.partial``, ``copyreg._reconstructor``, ``copyreg.__newobj__``...) are outside
-this rule: the call rules fix the one harmless form a stream may call them in, and
-``tests/test_policy_file.py`` shows that no default name trips it anyway except those two
-``copyreg`` constructors. A caller who really means a door passes ``unsafe=True``
+as ``pickle`` translates them. The names of the default policy and of ``CALL_RULES`` were
+reviewed with their call rules, which fix the one harmless form a stream may call them in; the
+rule is for names a caller adds and passes them (the few it would otherwise catch, such as
+``functools.partial`` and ``copyreg._reconstructor``, are pinned in
+``tests/test_policy_file.py``). A caller who really means a door passes ``unsafe=True``
 (``--unsafe-allow``, ``unsafe = true`` in a policy file) and is warned each time.
 """
 

@@ -521,7 +521,12 @@ def test_parse_type_name(text: str, expected: tuple[str, str]) -> None:
     assert parse_type_name(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "ndarray", ":ndarray", "numpy:", "a:b:c", ".x", "x.", " : "])
+@pytest.mark.parametrize(
+    "text",
+    # every dotted part must be an identifier: a space, newline or empty part names no global
+    ["", "ndarray", ":ndarray", "numpy:", "a:b:c", ".x", "x.", " : ", "os :system", "os\n:system",
+     "a..b:C", "a.b:C.", "a.b:C.<locals>.f", "a-b:C", "1a:C"],
+)  # fmt: skip
 def test_parse_type_name_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_type_name(text)

@@ -177,6 +177,9 @@ def test_safe_to_call_from_the_file_reaches_validation(
     policy = TypePolicy.from_file(policy_file)
     assert policy.allows(*CLIP.split(":")) and not policy.may_call(*CLIP.split(":"))
     assert policy.may_call(*RATIO.split(":"))
+    # the same through the API: extend(..., safe_to_call=True) vouches on top of trusting
+    vouched = TypePolicy.default().extend([CLIP], callable=False, safe_to_call=True)
+    assert LoadOptions(policy=vouched).safe_to_call == (CLIP,)
 
 
 def test_file_entries_keep_the_default_and_mean_what_they_say(policy_file: Path) -> None:
