@@ -16,6 +16,8 @@ def parse_type_name(text: str) -> TypeName:
     Every dotted part must be a Python identifier: nothing else can name a global, and a
     stray space or newline would otherwise make a name that looks like one but is not.
     """
+    if not isinstance(text, str):
+        raise TypeError(f"a type name is a 'module:qualname' string, not {type(text).__name__}")
     text = text.strip()
     if ":" in text:
         module, _, qualname = text.partition(":")

@@ -420,6 +420,8 @@ def test_names_that_are_not_identifiers_are_refused() -> None:
             TypePolicy.default().extend([text])
     with pytest.raises(TypeError, match="not one string"):
         TypePolicy.default().extend("os:system")
+    with pytest.raises(TypeError, match="not bytes"):
+        TypePolicy.default().extend([b"os:system"])  # type: ignore[list-item]
 
 
 def test_no_default_name_trips_the_rule_and_the_reviewed_doors_are_pinned() -> None:
