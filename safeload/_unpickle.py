@@ -296,6 +296,7 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
             raise UntrustedTypeError(
                 untrusted_types_message([found], _WHERE),
                 types=[found],
+                where=_WHERE,
             )
         obj = _resolve(namer.proto, module, name)
         rule = self._policy.call_rule(module, name)

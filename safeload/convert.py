@@ -16,10 +16,11 @@ import numpy as np
 
 from safeload import _unpickle, contract
 from safeload.errors import OperationalError
+from safeload.fitted import check_fitted
 from safeload.keys import SigningKey
 from safeload.layout import read_model_file
 from safeload.policy import TypePolicy, resolve_policy
-from safeload.saving import save
+from safeload.saving import _identity, save
 from safeload.typegate import check_types
 from safeload.validation import validate_model
 
@@ -32,7 +33,8 @@ def _probe_input(model: Any, sample: Any) -> Any:
     if n_features is None or getattr(model, "feature_names_in_", None) is not None:
         raise OperationalError(
             "cannot check the conversion without input: this model expects named columns (or "
-            "does not say how many features it takes). Pass sample= a few input rows."
+            "does not say how many features it takes). Pass sample= a few input rows (on the "
+            "command line: --sample FILE, a CSV or Parquet file of them)."
         )
     return np.random.default_rng(0).normal(size=(8, int(n_features)))
 
@@ -49,12 +51,17 @@ def convert(
     metrics: dict[str, Any] | None = None,
     config: dict[str, Any] | None = None,
 ) -> Path:
-    """Turn a joblib file into a signed skops artifact at ``path``; refuse untrusted types."""
+    """Turn a joblib file into a signed skops artifact at ``path``; refuse untrusted types.
+
+    An unfitted model is refused once loaded and validated, before its predictions are taken.
+    """
+    _identity(Path(path), name, version)  # a name/version the path contradicts: refuse first
     types = resolve_policy(policy)
     src = Path(source)
     checked = check_types(read_model_file(src), types, format="joblib", path=str(src))
     model = _unpickle.deserialize_checked(checked, types)
     validate_model(model, deadline=checked.deadline)
+    check_fitted(model, source=str(src))
 
     probe = _probe_input(model, sample)
     before = contract.record_predictions(model, probe)

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import itertools
 import reprlib
+import sys
 from collections.abc import Iterable
-
-import numpy as np
+from typing import Any
 
 
 class SafeloadError(Exception):
@@ -63,11 +63,24 @@ class MalformedArtifactError(RefusedError):
 
 
 class UntrustedTypeError(RefusedError):
-    """The model names types (globals) outside the trusted-type policy."""
+    """The model names types (globals) outside the trusted-type policy.
 
-    def __init__(self, message: str, *, types: Iterable[str] = ()) -> None:
+    ``types``, ``where`` and ``saving`` are what :func:`untrusted_types_message` was given, so
+    that a front end (the CLI) can re-render the same refusal with its own advice.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        types: Iterable[str] = (),
+        where: str = "the model",
+        saving: bool = False,
+    ) -> None:
         super().__init__(message)
         self.types: tuple[str, ...] = tuple(types)
+        self.where = where
+        self.saving = saving
 
 
 class ContractError(RefusedError):
@@ -86,7 +99,37 @@ class ArtifactExistsError(OperationalError):
 
 
 class KeyFileError(OperationalError):
-    """A key file is missing, unreadable, malformed, unsafe, or the passphrase is wrong."""
+    """A key file is missing, unreadable, malformed, unsafe, or the passphrase is wrong.
+
+    ``reason`` is ``"passphrase"`` when an encrypted key was given no passphrase, so that a
+    front end can say how to give one.
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class UnfittedModelError(OperationalError):
+    """``save`` (or signing, converting) was given a model that was never fitted.
+
+    Signing it would only move the failure to production, as a ``NotFittedError`` at the
+    first ``predict``. ``type_name`` is the unfitted estimator's class, ``steps`` the names of
+    the Pipeline steps leading to it, outermost first (empty when it is the model itself).
+    """
+
+    def __init__(self, message: str, *, type_name: str, steps: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.type_name = type_name
+        self.steps: tuple[str, ...] = tuple(steps)
+
+
+class StoreLayoutError(OperationalError):
+    """``save`` was given a name or version that contradicts its ``ROOT/NAME/VERSION`` path.
+
+    A :class:`~safeload.Store` loads ``ROOT/NAME/VERSION`` only if the artifact is signed as
+    that name and version, so such an artifact would be refused (as a swap) at every load.
+    """
 
 
 class PolicyError(OperationalError):
@@ -105,15 +148,57 @@ class UnsafePolicyError(PolicyError):
     """A name that lets a file run code or reach the OS was trusted without ``unsafe=True``."""
 
 
-def untrusted_types_message(types: Iterable[str], where: str) -> str:
-    """Build the one message used for untrusted types, wherever they are found."""
+_MAX_LISTED = 20
+
+
+def _listed(names: list[str]) -> str:
+    listed = ", ".join(n if len(n) <= 200 else shown(n) for n in names[:_MAX_LISTED])
+    more = f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else ""
+    return listed + more
+
+
+def _extend_call(names: list[str]) -> str:
+    quoted = ", ".join(repr(n) if len(n) <= 200 else shown(n) for n in names[:_MAX_LISTED])
+    more = ", ..." if len(names) > _MAX_LISTED else ""
+    return f"safeload.TypePolicy.default().extend([{quoted}{more}])"
+
+
+def untrusted_types_message(
+    types: Iterable[str],
+    where: str,
+    *,
+    saving: bool = False,
+    how_to_trust: str | None = None,
+) -> str:
+    """Build the one message used for untrusted types, wherever they are found.
+
+    ``where`` names what holds the types: a file at load time, "the model being saved to
+    DIR" at save time (never the staging directory: the user never sees it). ``saving``
+    switches the wording from "do not load this file" to what to pass to ``save``.
+    ``how_to_trust`` completes "If you trust these exact names, ..." and replaces the
+    library's advice, so that the CLI can say ``--allow`` instead of ``TypePolicy``.
+    """
     names = sorted(set(types))
-    listed = ", ".join(n if len(n) <= 200 else shown(n) for n in names[:20])
-    more = f" and {len(names) - 20} more" if len(names) > 20 else ""
+    head = f"{where} names {len(names)} type(s) outside the trusted-type policy: {_listed(names)}."
+    if saving:
+        advice = how_to_trust or (
+            f"pass policy={_extend_call(names)} to save, and the same policy when loading"
+        )
+        message = f"{head} Nothing was saved. If you trust these exact names, {advice}."
+        local = [n for n in names if "<lambda>" in n or "<locals>" in n]
+        if local:
+            message += (
+                f" {_listed(local)} cannot be imported by name (a lambda, or a function defined "
+                "inside another), so no policy makes it loadable: define it at module level "
+                "in an importable module."
+            )
+        return message
+    advice = how_to_trust or (
+        "add them to the policy (safeload.TypePolicy.default().extend([...]))"
+    )
     return (
-        f"{where} names {len(names)} type(s) outside the trusted-type policy: {listed}{more}. "
-        "Nothing was deserialized. If you trust these exact names, add them to the policy "
-        "(safeload.TypePolicy.default().extend([...])); otherwise do not load this file."
+        f"{head} Nothing was deserialized. If you trust these exact names, {advice}; "
+        "otherwise do not load this file."
     )
 
 
@@ -135,9 +220,11 @@ class _Bounded(reprlib.Repr):
         self.maxother = 40
 
     def repr1(self, x: object, level: int) -> str:
-        if isinstance(x, np.ndarray):
+        # numpy is looked up, not imported: without it loaded, no value can be one of its own.
+        np: Any = sys.modules.get("numpy")
+        if np is not None and isinstance(x, np.ndarray):
             return _shown_array(x)
-        if isinstance(x, np.generic) and x.dtype.kind in "biufcUS":
+        if np is not None and isinstance(x, np.generic) and x.dtype.kind in "biufcUS":
             return self.repr1(x.item(), level)
         if type(x) not in _SHOWN_TYPES:  # exact types: a subclass may repr itself at length
             return f"<{type(x).__name__[:60]}>"
@@ -182,7 +269,7 @@ class _Bounded(reprlib.Repr):
         return left + ", ".join(shown_items) + more + right
 
 
-def _shown_array(array: np.ndarray) -> str:
+def _shown_array(array: Any) -> str:
     head = [_BOUNDED.repr1(v, 1) for v in itertools.islice(array.flat, 6)]
     more = ", ..." if array.size > 6 else ""
     return f"<ndarray {array.dtype.str} shape {array.shape[:8]}: [{', '.join(head)}{more}]>"

@@ -67,6 +67,8 @@ class InspectReport:
     metadata: dict[str, Any] | None = None
     metadata_verified: bool = False
     scan: dict[str, Any] | None = None
+    error_type: str | None = field(default=None, repr=False)
+    """With verdict ``error``: the class name of the :class:`~safeload.OperationalError`."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, stable keys (the ``--json`` output of ``safeload inspect``)."""
@@ -175,6 +177,7 @@ def inspect(
         report.reasons.append(str(exc))
     except SafeloadError as exc:
         report.verdict = "error"
+        report.error_type = type(exc).__name__
         report.reasons.append(str(exc))
         return report
     report.metadata_verified = bool(

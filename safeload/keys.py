@@ -131,6 +131,7 @@ def load_signing_key(
     models your servers trust. Fix it with ``chmod 600 PATH``.
     """
     key_path = Path(path)
+    _refuse_public_key(key_path)
     try:
         mode = key_path.stat().st_mode
     except FileNotFoundError as exc:
@@ -148,7 +149,9 @@ def load_signing_key(
         key = serialization.load_pem_private_key(data, password=secret)
     except TypeError as exc:
         if secret is None:
-            raise KeyFileError(f"{key_path} is encrypted: a passphrase is required") from exc
+            raise KeyFileError(
+                f"{key_path} is encrypted: a passphrase is required", reason="passphrase"
+            ) from exc
         raise KeyFileError(f"{key_path} is not encrypted: do not give a passphrase") from exc
     except (ValueError, UnsupportedAlgorithm) as exc:
         if secret is not None and b"ENCRYPTED" in data:
@@ -157,6 +160,20 @@ def load_signing_key(
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyFileError(f"{key_path} holds a {type(key).__name__}; safeload signs with Ed25519")
     return SigningKey(key)
+
+
+def _refuse_public_key(path: Path) -> None:
+    """A ``.pub`` given where the private key belongs: say so, not "chmod 600"."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(64)
+    except OSError:
+        return  # the caller reports a missing or unreadable file
+    if head.lstrip().startswith(b"-----BEGIN PUBLIC KEY-----"):
+        raise KeyFileError(
+            f"{path} is a public key; signing needs the private key (STEM.key, kept secret by "
+            "whoever signs). Public keys go in the trusted folder of whoever loads."
+        )
 
 
 def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:

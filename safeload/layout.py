@@ -108,6 +108,7 @@ class ArtifactDir:
         with os.scandir(self._fd) as entries:
             for entry in entries:
                 if len(sizes) >= self.limits.max_files:
+                    self._refuse_wrong_folder()
                     raise MalformedArtifactError(
                         f"{self.path} holds more than {self.limits.max_files} entries"
                     )
@@ -119,11 +120,28 @@ class ArtifactDir:
                         "files only"
                     )
                 if not stat.S_ISREG(info.st_mode):
+                    if stat.S_ISDIR(info.st_mode):
+                        self._refuse_wrong_folder()
                     raise MalformedArtifactError(
                         f"{entry.name} in {self.path} is not a regular file"
                     )
                 sizes[entry.name] = info.st_size
         return sizes
+
+    def _refuse_wrong_folder(self) -> None:
+        """A model folder or a store given instead of one version: a usage error, not a refusal.
+
+        Only when the folder holds none of an artifact's own file names: a subfolder or extra
+        entries next to ``model.sig`` stay a refusal (something was added to an artifact).
+        """
+        for name in (SIGNATURE_FILE, METADATA_FILE, *MODEL_FILES.values()):
+            try:
+                os.stat(name, dir_fd=self._fd, follow_symlinks=False)
+            except OSError:
+                continue
+            return
+        if subfolders(self.path, limit=_MAX_LISTED):
+            raise ArtifactNotFoundError(describe_folder(self.path))
 
     def model_file(self) -> tuple[str, str]:
         """The artifact's format and model file name; exactly one model file must exist."""
@@ -209,6 +227,63 @@ class ArtifactDir:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def version_key(text: str) -> tuple[int, object, str]:
+    """Order folder names as versions (PEP 440: ``1.10.0`` after ``1.9.0``), others first."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return (1, Version(text), text)
+    except InvalidVersion:
+        return (0, text, text)
+
+
+_MAX_LISTED = 4096
+
+
+def subfolders(folder: Path, *, limit: int | None = None) -> list[str]:
+    """Real (not symlinked), plainly named subfolders, ordered as versions; [] if unreadable.
+
+    Anything else in the folder is not one of a store's own. ``limit`` stops the listing early
+    (for messages only: a store's own listing must be whole, or "latest" could be wrong).
+    """
+    found: list[str] = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if limit is not None and len(found) >= limit:
+                    break
+                if is_plain_name(entry.name) and entry.is_dir(follow_symlinks=False):
+                    found.append(entry.name)
+    except OSError:
+        return []
+    return sorted(found, key=version_key)
+
+
+def describe_folder(folder: Path) -> str:
+    """What a folder that is not an artifact holds, and which path to give instead."""
+    inner = subfolders(folder, limit=_MAX_LISTED)
+    shown_names = ", ".join(inner[-8:]) + (
+        f" (and {len(inner) - 8} more)" if len(inner) > 8 else ""
+    )
+    versions = [v for v in inner if (folder / v / SIGNATURE_FILE).is_file()]
+    if versions:
+        return (
+            f"{folder} is a model folder, not an artifact: it holds versions {shown_names}. "
+            f"Pass one version, e.g. {folder / versions[-1]}"
+        )
+    for model in reversed(inner[-8:]):
+        latest = subfolders(folder / model, limit=_MAX_LISTED)
+        if latest:
+            return (
+                f"{folder} is a folder of models ({shown_names}), not an artifact. Pass one "
+                f"version, e.g. {folder / model / latest[-1]} ('safeload ls {folder}' lists them)"
+            )
+    return (
+        f"{folder} is not an artifact: it holds folders ({shown_names}) and none of "
+        f"{SIGNATURE_FILE}, {METADATA_FILE} or a model file. Pass an artifact directory"
+    )
 
 
 def read_fd(

@@ -12,7 +12,6 @@ Trust (keys and types) always comes from the caller, never from the artifact.
 
 from __future__ import annotations
 
-import logging
 import os
 import warnings
 from collections.abc import Iterable
@@ -37,8 +36,6 @@ from safeload.reading import read_artifact
 from safeload.typegate import ScanLimits, ScanReport, TypeChecked, check_types
 from safeload.validation import validate_model
 from safeload.verifying import VerifiedStatement, check_file_set, check_manifest, verify_signature
-
-_log = logging.getLogger("safeload")
 
 
 @dataclass
@@ -133,7 +130,12 @@ class VersionMismatchWarning(UserWarning):
 
 @dataclass
 class LoadedArtifact:
-    """A verified model with its metadata; its prediction methods check input first."""
+    """A verified model with its metadata; its prediction methods check input first.
+
+    What :func:`load_checked` returns: serve this, not ``.model``, so that a batch whose
+    columns, order or types differ from the schema saved with the model is refused with a
+    :class:`ContractError` naming the column, instead of being predicted on silently.
+    """
 
     model: Any
     metadata: dict[str, JSONValue]
@@ -158,13 +160,23 @@ class LoadedArtifact:
         self.check_input(data)
         return self.model.predict_proba(data)
 
+    def predict_log_proba(self, data: Any) -> Any:
+        """``model.predict_log_proba`` after checking the input against the schema."""
+        self.check_input(data)
+        return self.model.predict_log_proba(data)
+
+    def decision_function(self, data: Any) -> Any:
+        """``model.decision_function`` after checking the input against the schema."""
+        self.check_input(data)
+        return self.model.decision_function(data)
+
     def transform(self, data: Any) -> Any:
         """``model.transform`` after checking the input against the schema."""
         self.check_input(data)
         return self.model.transform(data)
 
 
-def load_artifact(
+def load_checked(
     path: str | os.PathLike[str],
     *,
     trusted: Keyring | str | os.PathLike[str],
@@ -176,7 +188,13 @@ def load_artifact(
     read_limits: ReadLimits | None = None,
     scan_limits: ScanLimits | None = None,
 ) -> LoadedArtifact:
-    """The whole gate (steps 1 to 6); returns the model with its metadata and input checks.
+    """Load for production: the whole gate, then a model whose predictions check their input.
+
+    Runs every gate step (1 to 6) and returns a :class:`LoadedArtifact`: its ``predict``,
+    ``predict_proba``, ``predict_log_proba``, ``decision_function`` and ``transform`` first
+    check each input against the schema saved with the model (columns, order, types, feature
+    count) and raise :class:`ContractError` on a mismatch; ``.model`` is the bare estimator,
+    ``.metadata`` the signed record. ``load_artifact`` is the same function.
 
     ``name``/``version``, when given, must equal the signed ones. ``options``
     (:class:`LoadOptions`) carries the type policy, the read and scan limits (lower them for
@@ -228,13 +246,18 @@ def load(
     read_limits: ReadLimits | None = None,
     scan_limits: ScanLimits | None = None,
 ) -> Any:
-    """Verify an artifact and return the model it holds; refuses with a SafeloadError otherwise.
+    """Verify an artifact and return the bare model it holds: a drop-in for ``joblib.load``.
+
+    The gate is the same as :func:`load_checked`'s, but the estimator returned does NOT check
+    its input against the schema saved with it: a DataFrame with a text column where a number
+    was saved is predicted on without complaint. To serve predictions, use
+    :func:`load_checked`, whose methods refuse such input. Refuses with a SafeloadError.
 
     ``trusted`` is a :class:`Keyring` or a folder of ``*.pub`` keys; ``policy`` is the
     trusted-type policy (default: :meth:`TypePolicy.default`), or extra exact names on top of it.
-    See :func:`load_artifact` for ``options``, ``name``, ``version`` and ``versions``.
+    See :func:`load_checked` for ``options``, ``name``, ``version`` and ``versions``.
     """
-    return load_artifact(
+    return load_checked(
         path,
         trusted=trusted,
         options=options,
@@ -247,8 +270,16 @@ def load(
     ).model
 
 
+load_artifact = load_checked
+"""The name :func:`load_checked` had first; the same function."""
+
+
 class UnsafeUnsignedLoadWarning(UserWarning):
     """A model file was loaded without any signature check, on the caller's explicit request."""
+
+
+# Every unsigned load is worth a line, not only the first one from each call site.
+warnings.simplefilter("always", UnsafeUnsignedLoadWarning)
 
 
 def load_file(
@@ -264,7 +295,8 @@ def load_file(
     Nothing vouches for who made the file or that it is intact; only the type gate (zip limits,
     static scan, exact-name policy), the restricted unpickler and structural validation stand
     between the file and your process. Refused unless ``unsafe_allow_unsigned=True``, and every
-    use logs a warning. Prefer signed artifacts and :func:`load`.
+    use warns, once, with :class:`UnsafeUnsignedLoadWarning` (shown each time, not once per
+    call site; ``logging.captureWarnings(True)`` sends it to your logs). Prefer signed artifacts.
     """
     source = Path(path)
     if not unsafe_allow_unsigned:
@@ -276,7 +308,6 @@ def load_file(
         f"loading {source} WITHOUT any signature check (unsafe_allow_unsigned=True): only the "
         "type gate protects this process"
     )
-    _log.warning(message)
     warnings.warn(message, UnsafeUnsignedLoadWarning, stacklevel=2)
     types = resolve_policy(policy)
     checked = check_types(read_model_file(source), types, limits=scan_limits, path=str(source))

@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any
 
 import joblib
+from packaging.version import InvalidVersion, Version
 
 from safeload import strictjson
 from safeload.errors import (
@@ -34,7 +35,11 @@ from safeload.errors import (
     MalformedArtifactError,
     OperationalError,
     SafeloadError,
+    StoreLayoutError,
+    UntrustedTypeError,
+    untrusted_types_message,
 )
+from safeload.fitted import check_fitted
 from safeload.gcpause import paused_gc
 from safeload.joblibwriter import Unsupported, joblib_pieces
 from safeload.keys import SigningKey
@@ -57,7 +62,7 @@ from safeload.metadata import JSONValue, build_metadata
 from safeload.policy import TypePolicy, resolve_policy
 from safeload.reading import read_artifact
 from safeload.signing import build_statement, sign_statement
-from safeload.typegate import ScanLimits, check_types
+from safeload.typegate import TypeChecked, check_types
 
 
 class _HashingWriter(io.RawIOBase):
@@ -106,10 +111,18 @@ class _HashingWriter(io.RawIOBase):
 
 
 class _Staging:
-    """A temporary sibling directory that becomes the artifact on :meth:`commit`."""
+    """A temporary sibling directory that becomes the artifact on :meth:`commit`.
+
+    A save that fails leaves nothing behind: neither the staging directory nor the parent
+    folders it had to create (``models/churn`` for ``models/churn/1.0.0``), which would
+    otherwise show up in a Store as a model without versions. Only folders this save created,
+    and that are still empty, are removed.
+    """
 
     def __init__(self, target: str | os.PathLike[str]) -> None:
         self.target = Path(target)
+        self.committed = False
+        self.created: list[Path] = []  # parent folders this save made, deepest first
         if self.target.exists() or self.target.is_symlink():
             raise ArtifactExistsError(
                 f"{self.target} already exists; saved versions are never overwritten. "
@@ -122,6 +135,10 @@ class _Staging:
                 f"cannot save to {self.target}: the last path component must be a plain name "
                 "(letters, digits, '.', '_', '-'), such as a version like 1.2.0"
             ) from exc
+        folder = self.target.parent
+        while not os.path.lexists(folder) and folder != folder.parent:
+            self.created.append(folder)
+            folder = folder.parent
         try:
             self.target.parent.mkdir(parents=True, exist_ok=True)
             self.dir = Path(
@@ -135,7 +152,11 @@ class _Staging:
             os.umask(umask)
             os.chmod(self.dir, 0o777 & ~umask)
         except OSError as exc:
+            self._remove_created()
             raise OperationalError(f"cannot create {self.target}: {exc}") from exc
+        except BaseException:
+            self._remove_created()
+            raise
         self.digests: dict[str, tuple[str, ...]] = {}
         self.sizes: dict[str, int] = {}
 
@@ -163,7 +184,16 @@ class _Staging:
             raise ArtifactExistsError(
                 f"{self.target} appeared while saving; versions are never overwritten"
             ) from exc
+        self.committed = True
         return self.target
+
+    def _remove_created(self) -> None:
+        """Remove the parent folders this save created, deepest first, while still empty."""
+        for folder in self.created:
+            try:
+                os.rmdir(folder)  # fails on a folder that is no longer empty: keep it
+            except OSError:
+                return
 
     def __enter__(self) -> _Staging:
         return self
@@ -176,10 +206,12 @@ class _Staging:
     ) -> None:
         if self.dir.exists():
             shutil.rmtree(self.dir, ignore_errors=True)
+        if not self.committed:
+            self._remove_created()
 
 
 def _write_joblib(
-    obj: Any, path: Path, compress: int | bool | tuple[str, int], policy: TypePolicy
+    obj: Any, path: Path, compress: int | bool | tuple[str, int], policy: TypePolicy, where: str
 ) -> tuple[tuple[str, ...], int]:
     """Write ``obj`` in joblib's format to a new file, type-checked; return digests and size.
 
@@ -198,7 +230,7 @@ def _write_joblib(
         if pieces is not None:
 
             def check() -> None:
-                _check_model_file(path, policy, None)
+                _check_model_file(path, policy, where)
 
             return _write_pieces(raw, pieces, check), raw.tell()
         writer = _HashingWriter(raw)
@@ -211,7 +243,7 @@ def _write_joblib(
         finally:
             digests = writer.digests()
         raw.flush()
-    _check_model_file(path, policy, None)
+    _check_model_file(path, policy, where)
     return digests, path.stat().st_size
 
 
@@ -273,8 +305,11 @@ def _write_all(fd: int, pieces: list[bytes | memoryview]) -> None:
 _IOV_MAX = 512
 
 
-def _check_model_file(path: Path, policy: TypePolicy, limits: ScanLimits | None) -> None:
-    """Scan the file just written: an artifact that the gate would refuse is never produced."""
+def _check_model_file(path: Path, policy: TypePolicy, where: str) -> None:
+    """Scan the file just written: an artifact that the gate would refuse is never produced.
+
+    Refusals name ``where`` (the model and its target), not the staging file's path.
+    """
     with path.open("rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         if size == 0:
@@ -282,14 +317,16 @@ def _check_model_file(path: Path, policy: TypePolicy, limits: ScanLimits | None)
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
             view = memoryview(mapped)
             try:
-                checked = check_types(view, policy, format="joblib", limits=limits, path=str(path))
+                checked = check_types(view, policy, format="joblib", path=where)
                 if isinstance(checked.payload, memoryview):
                     checked.payload.release()  # a raw stream is a view on the mapping
             finally:
                 view.release()
 
 
-def _skops_bytes(obj: Any, compress: int | bool | tuple[str, int], policy: TypePolicy) -> bytes:
+def _skops_bytes(
+    obj: Any, compress: int | bool | tuple[str, int], policy: TypePolicy, where: str
+) -> bytes:
     """Serialize with skops and refuse, before writing, what the gate would refuse."""
     import zipfile
 
@@ -306,16 +343,46 @@ def _skops_bytes(obj: Any, compress: int | bool | tuple[str, int], policy: TypeP
             data = skops.io.dumps(obj)
     except Exception as exc:
         raise OperationalError(f"skops could not serialize the model: {exc}") from exc
-    check_types(data, policy, format="skops", path="the model to save")
+    check_types(data, policy, format="skops", path=where)
     return data
 
 
 def _identity(target: Path, name: str | None, version: str | None) -> tuple[str, str]:
-    """Name and version default to the parent folder's and the folder's own name."""
+    """Name and version default to the parent folder's and the folder's own name.
+
+    When the folder's name is a version (PEP 440), the path is a Store layout
+    ``ROOT/NAME/VERSION``, and a given name or version must be the path's: a Store loads that
+    path only if the artifact is signed as that name and version, so an artifact saved there
+    under another identity would be refused (as a swap) at every load.
+    """
+    parent = target.parent.name
+    if parent and _is_version(target.name):
+        if (name is not None and name != parent) or (
+            version is not None and version != target.name
+        ):
+            given_name = parent if name is None else name
+            given_version = target.name if version is None else version
+            raise StoreLayoutError(
+                f"cannot save to {target} as name={given_name[:80]!r}, "
+                f"version={given_version[:80]!r}: the path is a Store layout ROOT/NAME/VERSION "
+                f"(its last folder is a version), which names the model {parent!r}, version "
+                f"{target.name!r}, and a Store would refuse the artifact there at every load, "
+                f"as swapped. Save to {target.parent.parent / given_name / given_version}, or "
+                f"pass name={parent!r}, version={target.name!r} (or leave them out: they "
+                "default to the path's)."
+            )
     return (
-        name if name is not None else target.parent.name or target.name,
+        name if name is not None else parent or target.name,
         version if version is not None else target.name,
     )
+
+
+def _is_version(text: str) -> bool:
+    try:
+        Version(text)
+    except InvalidVersion:
+        return False
+    return True
 
 
 def save(
@@ -336,15 +403,24 @@ def save(
     """Save a fitted model (the whole Pipeline) as a signed artifact directory at ``path``.
 
     ``name`` and ``version`` default to the parent folder's and the folder's own name
-    (``models/churn/1.2.0``). The model's types are scanned against ``policy`` before the
-    artifact is signed, so an artifact that ``load`` would refuse is never written.
-    ``sample`` (a few input rows) is stored with the predictions the model gives on it, and
-    re-checked at load; ``training_data`` gives the schema's dtypes and a SHA-256 fingerprint.
+    (``models/churn/1.2.0``). When the folder's name is a version (PEP 440), the path is read
+    as a :class:`~safeload.Store` layout ``ROOT/NAME/VERSION`` and a ``name`` or ``version``
+    given must be the path's (:class:`~safeload.errors.StoreLayoutError` otherwise): a Store
+    would refuse, as swapped, an artifact signed under another identity than its path.
+
+    A model that is not fitted (nor any step of a Pipeline) is refused first
+    (:class:`~safeload.UnfittedModelError`), before ``sample`` is used. The model's types are
+    scanned against ``policy`` before the artifact is signed, so an artifact that ``load``
+    would refuse is never written. ``sample`` (a few input rows) is stored with the
+    predictions the model gives on it, and re-checked at load; ``training_data`` gives the
+    schema's dtypes and a SHA-256 fingerprint. A failed save leaves nothing behind, not even
+    the parent folders it created.
     """
     if not isinstance(key, SigningKey):
         raise TypeError("key must be a safeload.SigningKey (see safeload.generate_key)")
     if format not in MODEL_FILES:
         raise ValueError(f"unknown format {format!r}; supported: 'joblib', 'skops'")
+    check_fitted(obj)
     target = Path(path)
     name, version = _identity(target, name, version)
     trusted_types = resolve_policy(policy)
@@ -362,15 +438,26 @@ def save(
     except ValueError as exc:
         raise OperationalError(f"cannot record metadata: {exc}") from exc
     model_name = MODEL_FILES[format]
-    with paused_gc(), _Staging(target) as staging:
-        if format == "skops":
-            staging.write(model_name, _skops_bytes(obj, compress, trusted_types))
+    where = f"The model being saved to {target}"
+    try:
+        with paused_gc(), _Staging(target) as staging:
+            if format == "skops":
+                staging.write(model_name, _skops_bytes(obj, compress, trusted_types, where))
+            else:
+                model_path = staging.dir / model_name
+                written = _write_joblib(obj, model_path, compress, trusted_types, where)
+                staging.record(model_name, *written)
             staging.write(METADATA_FILE, strictjson.dumps(metadata))
             return staging.commit(key, subject_name=f"{name}/{version}")
-        model_path = staging.dir / model_name
-        staging.record(model_name, *_write_joblib(obj, model_path, compress, trusted_types))
-        staging.write(METADATA_FILE, strictjson.dumps(metadata))
-        return staging.commit(key, subject_name=f"{name}/{version}")
+    except UntrustedTypeError as exc:
+        # The scan's refusal speaks of loading a file; here nothing is loaded, and the advice
+        # is what to pass to save.
+        raise UntrustedTypeError(
+            untrusted_types_message(exc.types, where, saving=True),
+            types=exc.types,
+            where=where,
+            saving=True,
+        ) from None
 
 
 def write_signed_artifact(
@@ -405,14 +492,18 @@ def pack_model_file(
 ) -> Path:
     """Turn a file written by ``joblib.dump`` elsewhere into a signed artifact.
 
-    The file is scanned first and never deserialized: signing vouches for it, so a file naming
-    untrusted types is refused rather than signed.
+    Signing vouches for the file, so it goes through the gate a load would: a file naming
+    untrusted types is refused rather than signed, and only then is it deserialized (restricted
+    unpickler, structural validation) to refuse an unfitted model, as ``save`` does.
     """
     src = Path(source)
-    data = read_model_file(src)
-    check_types(data, resolve_policy(policy), format="joblib", path=str(src))
     target = Path(path)
     name, version = _identity(target, name, version)
+    data = read_model_file(src)
+    trusted_types = resolve_policy(policy)
+    checked = check_types(data, trusted_types, format="joblib", path=str(src))
+    _refuse_unfitted_file(checked, trusted_types, str(src))
+    del checked
     metadata = build_metadata(None, format="joblib", name=name, version=version)
     return write_signed_artifact(
         target,
@@ -420,6 +511,20 @@ def pack_model_file(
         key=key,
         subject_name=f"{name}/{version}",
     )
+
+
+def _refuse_unfitted_file(checked: TypeChecked, policy: TypePolicy, source: str) -> None:
+    """Deserialize a file that passed the type scan, as a load would, and refuse it if unfitted.
+
+    Only the restricted unpickler builds the object, and it is validated before anything looks
+    at it; the object is dropped afterwards (what is signed is the file's bytes).
+    """
+    from safeload import _unpickle
+    from safeload.validation import validate_model
+
+    model = _unpickle.deserialize_checked(checked, policy)
+    validate_model(model, deadline=checked.deadline)
+    check_fitted(model, source=source)
 
 
 def sign_directory(
@@ -430,7 +535,9 @@ def sign_directory(
 ) -> Path:
     """Sign an unsigned artifact directory in place (``model.*`` + ``safeload.json``).
 
-    The model file is scanned first: a file naming untrusted types is refused, not signed.
+    The model file goes through the gate a load would: a file naming untrusted types is
+    refused, not signed; then it is deserialized (restricted unpickler, validation) to refuse
+    an unfitted model.
     ``model.sig`` is created exclusively, so an existing signature is never replaced.
     """
     target = Path(path)
@@ -444,12 +551,11 @@ def sign_directory(
 
     files = read_artifact(target, unsigned_only)
     metadata = files.metadata(OperationalError)
-    check_types(
-        files.model,
-        resolve_policy(policy),
-        format=files.format,
-        path=str(target / str(files.model_name)),
-    )
+    trusted_types = resolve_policy(policy)
+    model_path = str(target / str(files.model_name))
+    checked = check_types(files.model, trusted_types, format=files.format, path=model_path)
+    _refuse_unfitted_file(checked, trusted_types, model_path)
+    del checked
     sizes = {name: data.nbytes for name, data in files.buffers.items()}
     resources = resources_for(files.digests, sizes, SHARD_SIZE)
     bundle = sign_statement(

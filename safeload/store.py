@@ -13,34 +13,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
-
 from safeload.errors import ArtifactNotFoundError
 from safeload.keys import Keyring, SigningKey
-from safeload.layout import ReadLimits, check_name, is_plain_name
-from safeload.loading import LoadedArtifact, load_artifact
+from safeload.layout import ReadLimits, check_name, subfolders
+from safeload.loading import LoadedArtifact, load_checked
 from safeload.options import LoadOptions
 from safeload.policy import TypePolicy
 from safeload.saving import save
 from safeload.typegate import ScanLimits
-
-
-def _version_key(text: str) -> tuple[int, Any, str]:
-    try:
-        return (1, Version(text), text)
-    except InvalidVersion:
-        return (0, text, text)
-
-
-def _subfolders(folder: Path) -> list[str]:
-    """Real subfolders whose names the store can use: anything else is not one of its own."""
-    if not folder.is_dir():
-        return []
-    return [
-        p.name
-        for p in folder.iterdir()
-        if p.is_dir() and not p.is_symlink() and is_plain_name(p.name)
-    ]
 
 
 class Store:
@@ -56,12 +36,12 @@ class Store:
 
     def names(self) -> list[str]:
         """Model names in the store, sorted."""
-        return sorted(_subfolders(self.root))
+        return sorted(subfolders(self.root))
 
     def versions(self, name: str) -> list[str]:
         """Versions of ``name``, oldest first, ordered as versions (PEP 440), not as strings."""
         check_name(name)
-        return sorted(_subfolders(self.root / name), key=_version_key)
+        return subfolders(self.root / name)
 
     def resolve(self, name: str, version: str = "latest") -> str:
         """The concrete version: ``latest`` is the highest version present."""
@@ -85,7 +65,7 @@ class Store:
             raise ValueError("'latest' is not a version; give a concrete version")
         return save(obj, self.path(name, version), key=key, name=name, version=version, **options)
 
-    def load_artifact(
+    def load_checked(
         self,
         name: str,
         version: str = "latest",
@@ -97,9 +77,13 @@ class Store:
         read_limits: ReadLimits | None = None,
         scan_limits: ScanLimits | None = None,
     ) -> LoadedArtifact:
-        """Load through the gate, checking that the signed name and version are the ones asked."""
+        """Load for production: the whole gate, then input-checked predictions.
+
+        As :func:`~safeload.load_checked`, also checking that the signed name and version are
+        the ones asked for.
+        """
         concrete = self.resolve(name, version)
-        return load_artifact(
+        return load_checked(
             self.path(name, concrete),
             trusted=trusted,
             options=options or self.options,
@@ -123,8 +107,8 @@ class Store:
         read_limits: ReadLimits | None = None,
         scan_limits: ScanLimits | None = None,
     ) -> Any:
-        """Like :meth:`load_artifact`, returning the bare model."""
-        return self.load_artifact(
+        """Like :meth:`load_checked`, returning the bare model (no input checks)."""
+        return self.load_checked(
             name,
             version,
             trusted=trusted,
@@ -134,3 +118,5 @@ class Store:
             read_limits=read_limits,
             scan_limits=scan_limits,
         ).model
+
+    load_artifact = load_checked

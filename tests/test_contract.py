@@ -204,6 +204,20 @@ def test_schema_violations(
         loaded.predict_proba(mutate(X))
 
 
+def test_load_checked_refuses_text_where_a_number_was_saved_and_load_does_not(
+    frame_artifact: tuple[Path, pd.DataFrame], ring: safeload.Keyring
+) -> None:
+    """The issue's case: the bare estimator predicts on a text column; load_checked refuses."""
+    path, X = frame_artifact
+    texty = X.head(5).assign(income=X["income"].head(5).astype(str))
+    checked = safeload.load_checked(path, trusted=ring)
+    for method in ("predict", "predict_proba", "predict_log_proba", "decision_function"):
+        with pytest.raises(safeload.ContractError, match="income"):
+            getattr(checked, method)(texty)
+    assert len(safeload.load(path, trusted=ring).predict(texty)) == 5
+    assert safeload.load_artifact is safeload.load_checked
+
+
 def test_array_schema_violations(
     tmp_path: Path, key: safeload.SigningKey, iris: tuple[np.ndarray, np.ndarray]
 ) -> None:

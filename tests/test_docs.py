@@ -58,7 +58,7 @@ def test_mkdocs_build_strict_offline(tmp_path: Path) -> None:
         assert (site / page).is_file(), page
     # The API reference was generated from the docstrings, not left empty.
     api = _text(site / "api" / "loading" / "index.html")
-    assert 'id="safeload.load"' in api and "Verify an artifact and return the model" in api
+    assert 'id="safeload.load"' in api and "Verify an artifact and return the bare model" in api
 
 
 def _test_functions(path: Path) -> set[str]:
@@ -163,3 +163,17 @@ def test_quickstart_runs(tmp_path: Path) -> None:
     )
     assert refused.returncode == 1
     assert refused.stderr.strip() in page, refused.stderr
+
+
+def test_production_examples_serve_with_the_schema_checked_load() -> None:
+    """README, Quickstart and the serving guides lead to load_checked, never the bare model."""
+    readme = _text(ROOT / "README.md")
+    production = readme.split("## Production", 1)[1].split("##", 1)[0]
+    assert "safeload.load_checked(" in production and "safeload.load(" not in production
+    quickstart = _text(DOCS / "quickstart.md")
+    serving = re.findall(r"```python\n(.*?)```", quickstart, re.S)[-1]
+    assert "safeload.load_checked(" in serving
+    for guide in ("web-service.md", "batch-job.md"):
+        text = _text(DOCS / "guides" / guide)
+        assert "load_checked(" in text and ".load(" not in text, guide
+    assert "load_checked" in (safeload.load.__doc__ or "")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import operator
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -369,7 +371,6 @@ def test_unsafe_allow_unsigned_warns_and_keeps_the_type_gate(
     iris: tuple[np.ndarray, np.ndarray],
     constructed: list[str],
     marker: Path,
-    caplog: pytest.LogCaptureFixture,
     fmt: str,
 ) -> None:
     import joblib
@@ -379,9 +380,8 @@ def test_unsafe_allow_unsigned_warns_and_keeps_the_type_gate(
         good.write_bytes(skops.io.dumps(pipeline))
     else:
         joblib.dump(pipeline, good)
-    with pytest.warns(safeload.UnsafeUnsignedLoadWarning), caplog.at_level("WARNING", "safeload"):
+    with pytest.warns(safeload.UnsafeUnsignedLoadWarning, match="WITHOUT any signature check"):
         model = safeload.load_file(good, unsafe_allow_unsigned=True)
-    assert "WITHOUT any signature check" in caplog.text
     np.testing.assert_array_equal(model.predict(iris[0]), pipeline.predict(iris[0]))
     constructed.clear()
     evil = tmp_path / f"evil.{fmt}"
@@ -397,3 +397,21 @@ def test_unsafe_allow_unsigned_warns_and_keeps_the_type_gate(
     ):
         safeload.load_file(evil, unsafe_allow_unsigned=True)
     assert constructed == [] and not marker.exists()
+
+
+def test_unsafe_unsigned_load_warns_once_per_use_on_stderr(
+    tmp_path: Path, pipeline: Pipeline
+) -> None:
+    """One line per unsigned load, each time: not a log line and a warning for the same load."""
+    good = tmp_path / "good.skops"
+    good.write_bytes(skops.io.dumps(pipeline))
+    code = (
+        "import safeload, sys\n"
+        "for _ in range(2):\n"
+        "    safeload.load_file(sys.argv[1], unsafe_allow_unsigned=True)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(good)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("WITHOUT any signature check") == 2, result.stderr

@@ -627,7 +627,7 @@ def test_gate_refuses_a_signed_crafted_model(
     def edit(nodes: np.ndarray) -> None:
         nodes["right_child"][first_split(t)] = 10**6
 
-    crafted = make_pipeline(StandardScaler(), with_tree(tree_clf, rebuilt_tree(t, edit)))
+    crafted = make_pipeline(StandardScaler().fit(X), with_tree(tree_clf, rebuilt_tree(t, edit)))
     key = safeload.generate_key()
     key.save(tmp_path / "keys" / "trainer")
     # The signer is trusted and every type is allowed: only structure gives it away.

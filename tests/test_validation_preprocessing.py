@@ -285,7 +285,7 @@ def test_signed_crafted_encoder_with_a_sample_is_refused_by_load(fmt: str, tmp_p
     key.save(tmp_path / "keys" / "trainer")
     saved = safeload.save(
         legit,
-        tmp_path / "legit" / "1",
+        tmp_path / "legit" / "m" / "1",
         key=key,
         format=fmt,
         name="m",

@@ -202,6 +202,23 @@ def scan(
             f"cannot open {name!r} for scanning ({exc.strerror or exc}): check the path."
         ) from exc
     try:
+        return scan_descriptor(fd, name, policy=policy, limits=limits)
+    finally:
+        os.close(fd)
+
+
+def scan_descriptor(
+    fd: int,
+    name: str,
+    *,
+    policy: TypePolicy | None = None,
+    limits: ScanLimits | None = None,
+) -> ScanReport:
+    """Scan a file already opened (by a caller that chose how: ``O_NOFOLLOW``, ``dir_fd``).
+
+    ``fd`` stays open; ``name`` is only shown. Raises as :func:`scan` does.
+    """
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise ArtifactNotFoundError(f"{name!r} is not a regular file: nothing to scan.")
@@ -214,6 +231,4 @@ def scan(
         raise ArtifactNotFoundError(
             f"cannot read {name!r} for scanning ({exc.strerror or exc}): check the path."
         ) from exc
-    finally:
-        os.close(fd)
     return scan_bytes(data, policy=policy, limits=limits, path=name)

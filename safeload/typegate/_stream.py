@@ -663,6 +663,14 @@ class _Stream(_Containers):
         self.fatal("the dtype of a joblib array is not a numpy dtype the scanner can read")
 
 
+_PROTO = 0x80
+_NOT_A_MODEL = (
+    "not a pickle, joblib or skops file: it does not start like one (no pickle protocol "
+    "header, no zip or compression magic) and does not parse as an old (protocol 0-1) "
+    "pickle: refused."
+)
+
+
 def scan_payload(
     payload: Buffer,
     *,
@@ -684,7 +692,10 @@ def scan_payload(
     try:
         _scan_all(scan)
     except _Fatal as exc:
-        scan.problem(str(exc))
+        # No protocol header, no compression or zip magic, and not a valid old pickle
+        # either: most likely not a model file at all (a script, a text, a CSV).
+        not_a_model = compression is None and len(view) > 0 and view[0] != _PROTO
+        scan.problem(_NOT_A_MODEL if not_a_model else str(exc))
     except RecursionError:
         scan.problem("the stream nests too deeply to follow: refused.")
     except MemoryError:

@@ -46,7 +46,7 @@ class ScanReport:
             message = untrusted_types_message(self.untrusted, where)
             if self.problems:
                 message += " Other problems: " + " ".join(self.problems)
-            raise UntrustedTypeError(message, types=self.untrusted)
+            raise UntrustedTypeError(message, types=self.untrusted, where=where)
         if self.problems:
             raise MalformedArtifactError(
                 f"{where} was refused by the static scan; nothing was deserialized. "
@@ -66,6 +66,10 @@ class ScanReport:
         }
 
 
+def _is_python_name(name: TypeName) -> bool:
+    return all(part.isidentifier() for text in name for part in text.split("."))
+
+
 def make_report(
     *,
     path: str | None,
@@ -75,8 +79,19 @@ def make_report(
     names: Iterable[TypeName] = (),
     problems: Iterable[str] = (),
 ) -> ScanReport:
-    """The report for ``names`` found under ``policy``, with ``problems`` in the order found."""
+    """The report for ``names`` found under ``policy``, with ``problems`` in the order found.
+
+    A "name" that is not dotted Python identifiers can never be imported; it is the file's own
+    bytes (a script read as an old pickle, a crafted stream), so it is counted, never echoed.
+    """
     found = set(names)
+    odd = {n for n in found if not _is_python_name(n)}
+    if odd:
+        found -= odd
+        problems = [
+            *problems,
+            f"{len(odd)} global name(s) that are not Python names (dotted identifiers): refused.",
+        ]
     return ScanReport(
         path=path,
         format=fmt,

@@ -77,7 +77,11 @@ def check_zip(data: bytes | bytearray | memoryview, limits: ScanLimits) -> tuple
             names = _check_entries(infos, limits)
             schema = read_schema_bytes(archive, limits)
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, RuntimeError) as exc:
-        raise MalformedArtifactError(f"the skops file is not a valid zip archive: {exc}") from exc
+        # zipfile's messages may quote entry names: the file's own bytes, never echoed.
+        raise MalformedArtifactError(
+            "not a pickle, joblib or skops file: it starts like a skops zip but is not a valid "
+            f"zip archive (truncated or damaged, {type(exc).__name__}): refused."
+        ) from exc
     return schema, names
 
 

@@ -1,0 +1,48 @@
+"""What the verbs read from their arguments: passphrases, the signing key, the type policy."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from typing import Any
+
+from safeload.errors import KeyFileError, OperationalError
+
+
+def passphrase(args: argparse.Namespace, *, confirm: bool = False) -> str | None:
+    """From ``--passphrase-env VAR`` or, with ``--prompt``, from the terminal; never argv."""
+    if getattr(args, "passphrase_env", None):
+        value = os.environ.get(args.passphrase_env)
+        if value is None:
+            raise OperationalError(f"environment variable {args.passphrase_env} is not set")
+        return value
+    if getattr(args, "prompt", False):
+        first = getpass.getpass("Passphrase: ")
+        if confirm and getpass.getpass("Repeat passphrase: ") != first:
+            raise OperationalError("the passphrases differ")
+        return first
+    return None
+
+
+def signing_key(args: argparse.Namespace) -> Any:
+    """The private key of ``--key``; prompts on a terminal when it is encrypted."""
+    from safeload.keys import load_signing_key
+
+    try:
+        return load_signing_key(args.key, passphrase(args))
+    except KeyFileError as exc:
+        if exc.reason != "passphrase":
+            raise
+        if sys.stdin.isatty():
+            return load_signing_key(args.key, getpass.getpass(f"Passphrase for {args.key}: "))
+        raise KeyFileError(
+            f"{args.key} is encrypted: pass --passphrase-env VAR (VAR holds the passphrase) "
+            "or --prompt on a terminal"
+        ) from exc
+
+
+def policy(args: argparse.Namespace) -> Any:
+    """The trusted-type policy the flags ask for; None leaves the library's default."""
+    return getattr(args, "allow", None) or None

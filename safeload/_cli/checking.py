@@ -1,0 +1,196 @@
+"""``verify`` and ``inspect``: the gate without deserializing, for people and for CI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from safeload._cli import args as cli_args
+from safeload._cli import output
+from safeload._cli.output import escape
+from safeload.errors import (
+    OperationalError,
+    RefusedError,
+    UntrustedTypeError,
+    untrusted_types_message,
+)
+
+EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
+
+
+def verify_one(path: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One path through the gate: the ``--json`` document of a verified or a refused artifact."""
+    from safeload.loading import verify_artifact
+
+    try:
+        with output.progress(args.format == "table") as progress:
+            verified = verify_artifact(
+                path, trusted=args.trusted, policy=cli_args.policy(args), progress=progress
+            )
+    except RefusedError as exc:
+        return {"path": path, "verified": False, **error_document(exc, "refused")}
+    except OperationalError as exc:
+        return {"path": path, "verified": False, **error_document(exc, "error")}
+    meta = verified.metadata
+    return {
+        "path": verified.path,
+        "verified": True,
+        "signer": verified.statement.signer_hint,
+        "signer_name": verified.statement.signer_name,
+        "name": meta.get("name"),
+        "version": meta.get("version"),
+        "format": verified.format,
+        "files": verified.statement.manifest.files(),
+        "types": list(verified.scan.globals),
+    }
+
+
+CLI_HOW_TO_TRUST = (
+    "pass --allow MODULE:NAME for each name you trust (or list them in a --policy file)"
+)
+
+
+def message_of(exc: Exception) -> str:
+    """The error's message, with advice given as command-line options rather than Python."""
+    if isinstance(exc, UntrustedTypeError):
+        return untrusted_types_message(
+            exc.types, exc.where, saving=exc.saving, how_to_trust=CLI_HOW_TO_TRUST
+        )
+    return str(exc)
+
+
+def error_document(exc: Exception, kind: str) -> dict[str, Any]:
+    """The documented error fields: ``error``, ``type``, ``message`` and the details it carries."""
+    detail: dict[str, Any] = {"error": kind, "type": type(exc).__name__, "message": message_of(exc)}
+    for attr in ("types", "files", "hint"):
+        value = getattr(exc, attr, None)
+        if value:
+            detail[attr] = list(value) if isinstance(value, tuple) else value
+    return detail
+
+
+def status_of(results: list[dict[str, Any]]) -> int:
+    """2 if any path could not be checked, else 1 if any was refused, else 0."""
+    if any(r.get("error") == "error" for r in results):
+        return EXIT_ERROR
+    return EXIT_OK if all(r["verified"] for r in results) else EXIT_REFUSED
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    results = [verify_one(path, args) for path in args.paths]
+    status = status_of(results)
+    if args.format == "sarif":
+        from safeload._cli.sarif import verify_log
+
+        output.print_sarif(verify_log(results, status))
+        return status
+    if args.json:
+        if len(results) == 1 and not results[0]["verified"]:
+            output.print_json({k: v for k, v in results[0].items() if k not in ("verified",)})
+        else:
+            single = results[0] if len(results) == 1 else {}
+            output.print_json({**single, "verified": status == EXIT_OK, "artifacts": results})
+        return status
+    for result in results:
+        _print_verified(result, named=len(results) > 1)
+    return status
+
+
+def _print_verified(result: dict[str, Any], *, named: bool) -> None:
+    path = escape(result["path"])
+    if not result["verified"]:
+        # With several paths, each refusal says which artifact it is about.
+        where = f"{result['path']}: " if named else ""
+        output.err().print(f"safeload: {result['error']}: {where}{result['message']}", markup=False)
+        return
+    signer = result["signer_name"] or result["signer"][:16]
+    output.out().print(
+        f"{output.verdict(True)}  {path}: "
+        f"{escape(str(result['name']))} {escape(str(result['version']))} "
+        f"({result['format']}), signed by {escape(signer)}, "
+        f"{len(result['files'])} files match, {len(result['types'])} types all trusted"
+    )
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from safeload.inspecting import inspect
+
+    with output.progress(not args.json) as progress:
+        report = inspect(
+            args.path, trusted=args.trusted, policy=cli_args.policy(args), progress=progress
+        )
+    if report.verdict == "error":
+        # Nothing was examined: the error alone, as every verb reports one.
+        message = "; ".join(report.reasons)
+        if args.json:
+            output.print_json(
+                {
+                    "error": "error",
+                    "type": report.error_type or "OperationalError",
+                    "message": message,
+                }
+            )
+        else:
+            output.err().print(f"safeload: error: {message}", markup=False)
+        return EXIT_ERROR
+    if args.json:
+        output.print_json(report.to_dict())
+    else:
+        _print_inspect(report)
+    return EXIT_OK if report.verdict == "verified" else EXIT_REFUSED
+
+
+def _print_inspect(report: Any) -> None:
+    out = output.out()
+    out.print(f"[bold]{escape(report.path)}[/]")
+    signer = report.signer_hint[:16] if report.signer_hint else "none"
+    if report.signer_name:
+        signer += f" ({report.signer_name})"
+    trusted = {True: "trusted", False: "NOT trusted", None: "not checked"}[report.signer_trusted]
+    valid = {True: "valid", False: "INVALID", None: "not checked"}[report.signature_valid]
+    out.print(f"signer     {escape(signer)}, {trusted}, signature {valid}")
+    files = output.table(("file", "size", "sha256", "matches signed"), title="files")
+    for entry in report.files:
+        files.add_row(
+            escape(entry.name),
+            output.size(entry.size),
+            entry.digests[0][:16]
+            + (f" +{len(entry.digests) - 1} shards" if len(entry.digests) > 1 else ""),
+            "yes" if entry.matches else ("not signed" if entry.signed_digests is None else "NO"),
+        )
+    for name in report.missing_files:
+        files.add_row(escape(name), "-", "-", "MISSING")
+    out.print(files)
+    meta = report.metadata or {}
+    if meta:
+        title = "metadata" + ("" if report.metadata_verified else " (unverified)")
+        table = output.table(("field", "value"), title=title, header=False)
+        schema = meta.get("schema") or {}
+        rows = [
+            ("name", meta.get("name")),
+            ("version", meta.get("version")),
+            ("created", meta.get("created_at")),
+            ("format", meta.get("format")),
+            ("estimator", meta.get("estimator")),
+            ("features", schema.get("n_features_in")),
+            ("columns", ", ".join(schema.get("feature_names") or []) or None),
+            ("metrics", json.dumps(meta.get("metrics")) if meta.get("metrics") else None),
+            ("versions", ", ".join(f"{k} {v}" for k, v in (meta.get("versions") or {}).items())),
+            ("sample", "recorded" if meta.get("sample") else None),
+        ]
+        for field_name, value in rows:
+            if value not in (None, ""):
+                table.add_row(field_name, escape(str(value)))
+        out.print(table)
+    scan = report.scan or {}
+    if scan:
+        types = output.table(("type", "policy"), title="types the model names")
+        untrusted = set(scan.get("untrusted", []))
+        for name in scan.get("globals", []):
+            types.add_row(escape(name), "[red]NOT allowed[/]" if name in untrusted else "allowed")
+        out.print(types)
+    ok = report.verdict == "verified"
+    out.print(f"verdict    {output.verdict(ok, 'VERIFIED', report.verdict.upper())}")
+    for reason in report.reasons:
+        out.print(f"  - {escape(reason)}")

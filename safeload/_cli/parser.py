@@ -1,0 +1,168 @@
+"""The argument parser: every verb, its options, and the function that runs it."""
+
+from __future__ import annotations
+
+import argparse
+
+from safeload import __version__
+from safeload._cli import checking, listing, scanning, signing, tree
+
+FORMATS = ("table", "json", "sarif")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _natural(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def _common(p: argparse.ArgumentParser, *, allow: bool = True, key: bool = False) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    if allow:
+        p.add_argument(
+            "--allow",
+            action="append",
+            metavar="MODULE:NAME",
+            help="also trust this exact type (repeatable)",
+        )
+    if key:
+        p.add_argument("--key", required=True, help="private key file (STEM.key)")
+    if key or p.prog.endswith("keygen"):
+        p.add_argument(
+            "--passphrase-env", metavar="VAR", help="read the key's passphrase from $VAR"
+        )
+        p.add_argument("--prompt", action="store_true", help="prompt for the passphrase")
+
+
+def _format(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="table (default), json (as --json), or sarif (SARIF 2.1.0 for code scanning)",
+    )
+    p.set_defaults(verb_parser=p)
+
+
+def resolve_format(args: argparse.Namespace) -> None:
+    """Settle ``args.format`` from ``--format`` and ``--json``; a disagreement is a usage error.
+
+    Raises:
+        SystemExit: 2, after printing the verb's usage, when the two disagree.
+    """
+    chosen = getattr(args, "format", None)
+    as_json = getattr(args, "json", False)
+    if chosen is not None and as_json and chosen != "json":
+        args.verb_parser.error(f"--json and --format {chosen} disagree: give one of them")
+    args.format = chosen or ("json" if as_json else "table")
+    args.json = args.format == "json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, exposed for documentation and tests."""
+    parser = argparse.ArgumentParser(
+        prog="safeload",
+        description="Sign, verify and safely load scikit-learn models.",
+        epilog="exit status: 0 verified/clean, 1 refused/findings, 2 usage or I/O error",
+    )
+    parser.add_argument("--version", action="version", version=f"safeload {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("keygen", help="create an Ed25519 key pair STEM.key / STEM.pub")
+    p.add_argument("stem")
+    _common(p, allow=False)
+    p.set_defaults(func=signing.cmd_keygen)
+
+    p = sub.add_parser("sign", help="sign an artifact directory, or pack a joblib file into one")
+    p.add_argument("path", help="unsigned artifact directory, or a joblib model file")
+    p.add_argument("--out", help="artifact directory to create (when PATH is a file)")
+    p.add_argument("--name")
+    p.add_argument("--version")
+    _common(p, key=True)
+    p.set_defaults(func=signing.cmd_sign)
+
+    p = sub.add_parser("verify", help="run the whole gate without deserializing")
+    p.add_argument("paths", nargs="+", metavar="path")
+    p.add_argument("--trusted", required=True, help="folder of trusted *.pub keys")
+    _common(p)
+    _format(p)
+    p.set_defaults(func=checking.cmd_verify)
+
+    p = sub.add_parser("inspect", help="show signer, files, metadata and types; no loading")
+    p.add_argument("path")
+    p.add_argument("--trusted", help="folder of trusted *.pub keys")
+    _common(p)
+    p.set_defaults(func=checking.cmd_inspect)
+
+    p = sub.add_parser(
+        "scan", help="statically scan pickle, joblib or skops files, or the model files of trees"
+    )
+    p.add_argument("paths", nargs="+", metavar="path", help="a file, or a directory to walk")
+    p.add_argument(
+        "--include",
+        action="append",
+        metavar="GLOB",
+        help="in directories, also scan files whose relative path or name matches (repeatable)",
+    )
+    p.add_argument(
+        "--exclude",
+        action="append",
+        metavar="GLOB",
+        help="in directories, skip files and directories that match; wins over --include",
+    )
+    p.add_argument(
+        "--max-files",
+        type=_positive,
+        default=tree.MAX_ENTRIES,
+        metavar="N",
+        help=f"entries the walk may list in all, or exit 2 (default {tree.MAX_ENTRIES:,})",
+    )
+    p.add_argument(
+        "--max-depth",
+        type=_natural,
+        default=tree.MAX_DEPTH,
+        metavar="N",
+        help=f"directory levels below each directory given, or exit 2 (default {tree.MAX_DEPTH})",
+    )
+    _common(p)
+    _format(p)
+    p.set_defaults(func=scanning.cmd_scan)
+
+    p = sub.add_parser("convert", help="convert a joblib file into a signed skops artifact")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.add_argument("--to", default="skops", choices=["skops"])
+    p.add_argument("--name")
+    p.add_argument("--version")
+    p.add_argument(
+        "--sample",
+        metavar="FILE",
+        help="input rows (CSV or Parquet) to compare predictions on and to record",
+    )
+    p.add_argument(
+        "--sample-rows",
+        type=int,
+        default=signing.SAMPLE_ROWS,
+        metavar="N",
+        help=f"rows of --sample to use (default {signing.SAMPLE_ROWS})",
+    )
+    _common(p, key=True)
+    p.set_defaults(func=signing.cmd_convert)
+
+    p = sub.add_parser("ls", help="list the models and versions of a store folder")
+    p.add_argument("root")
+    p.add_argument("name", nargs="?")
+    _common(p, allow=False)
+    p.set_defaults(func=listing.cmd_ls)
+
+    p = sub.add_parser("demo", help="train, sign, load, and watch three attacks being refused")
+    p.add_argument("--keep", metavar="DIR", help="make the files in DIR and keep them")
+    p.set_defaults(func=listing.cmd_demo, json=False)
+    return parser

@@ -1,0 +1,113 @@
+"""``keygen``, ``sign`` and ``convert``: the verbs that make keys and signed artifacts."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+from typing import Any
+
+from safeload._cli import args as cli_args
+from safeload._cli import output
+from safeload.errors import OperationalError
+
+EXIT_OK = 0
+SAMPLE_ROWS = 100
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from safeload.keys import generate_key
+
+    key = generate_key()
+    private = key.save(args.stem, passphrase=cli_args.passphrase(args, confirm=True))
+    public = Path(str(args.stem) + ".pub")
+    if args.json:
+        output.print_json(
+            {"private_key": str(private), "public_key": str(public), "hint": key.hint}
+        )
+    else:
+        out = output.out()
+        out.print(f"private key  {private}  (mode 0600: keep it secret, never commit it)")
+        out.print(f"public key   {public}  (copy it into the keys/ folder of whoever loads)")
+        out.print(f"key hint     {key.hint}")
+    return EXIT_OK
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    from safeload.saving import pack_model_file, sign_directory
+
+    key = cli_args.signing_key(args)
+    source = Path(args.path)
+    if source.is_dir():
+        out = sign_directory(source, key=key, policy=cli_args.policy(args))
+    elif source.is_file():
+        if args.out is None:
+            raise OperationalError("give --out DIR: the signed artifact directory to create")
+        out = pack_model_file(
+            source,
+            args.out,
+            key=key,
+            name=args.name,
+            version=args.version,
+            policy=cli_args.policy(args),
+        )
+    else:
+        raise OperationalError(f"{source} does not exist")
+    if args.json:
+        output.print_json({"artifact": str(out), "signer": key.hint})
+    else:
+        output.out().print(f"signed {out} (signer {key.hint[:16]})", markup=False)
+    return EXIT_OK
+
+
+def read_sample(path: str, rows: int = SAMPLE_ROWS) -> Any:
+    """The first ``rows`` rows of a CSV or Parquet file, as a DataFrame (needs pandas)."""
+    try:
+        import pandas as pd
+    except ImportError as exc:
+        raise OperationalError("--sample needs pandas: pip install pandas") from exc
+    source = Path(path)
+    if not source.is_file():
+        raise OperationalError(f"--sample {source}: no such file")
+    suffix = source.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(source, nrows=rows)
+        if suffix in (".parquet", ".pq"):
+            # Row batches, so that only the first rows are read, whatever the file's size.
+            pq: Any = importlib.import_module("pyarrow.parquet")
+            with pq.ParquetFile(source) as parquet:
+                batch = next(parquet.iter_batches(batch_size=rows), None)
+            if batch is None:
+                raise OperationalError(f"--sample {source} holds no rows")
+            return batch.to_pandas()
+    except ImportError as exc:
+        raise OperationalError("reading Parquet needs pyarrow: pip install pyarrow") from exc
+    except (ValueError, OSError) as exc:
+        raise OperationalError(f"--sample {source} cannot be read: {exc}") from exc
+    raise OperationalError(f"--sample {source}: give a .csv or .parquet file")
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from safeload.convert import convert
+
+    if args.to != "skops":
+        raise OperationalError("only --to skops is supported")
+    sample = None if args.sample is None else read_sample(args.sample, args.sample_rows)
+    key = cli_args.signing_key(args)
+    out = convert(
+        args.src,
+        args.dst,
+        key=key,
+        name=args.name,
+        version=args.version,
+        policy=cli_args.policy(args),
+        sample=sample,
+    )
+    if args.json:
+        output.print_json({"artifact": str(out), "format": "skops", "signer": key.hint})
+    else:
+        output.out().print(
+            f"converted {args.src} -> {out} (skops, signed, predictions match)", markup=False
+        )
+    return EXIT_OK
