@@ -41,6 +41,8 @@ from safeload.errors import (
     KeyFileError,
     MalformedArtifactError,
     OperationalError,
+    PolicyError,
+    PolicyFileError,
     RefusedError,
     SafeloadError,
     SignatureError,
@@ -48,6 +50,7 @@ from safeload.errors import (
     TamperedArtifactError,
     TrustFileError,
     UnfittedModelError,
+    UnsafePolicyError,
     UnsignedArtifactError,
     UntrustedSignerError,
     UntrustedTypeError,
@@ -79,7 +82,7 @@ if TYPE_CHECKING:
         verify_artifact,
     )
     from safeload.options import LoadOptions
-    from safeload.policy import TypePolicy
+    from safeload.policy import TypePolicy, UnsafePolicyWarning
     from safeload.saving import save
     from safeload.store import Store
     from safeload.typegate import (
@@ -113,6 +116,7 @@ _LAZY = {
     "verify_artifact": "safeload.loading",
     "LoadOptions": "safeload.options",
     "TypePolicy": "safeload.policy",
+    "UnsafePolicyWarning": "safeload.policy",
     "save": "safeload.saving",
     "Store": "safeload.store",
     "ScanLimits": "safeload.typegate",
@@ -146,6 +150,8 @@ __all__ = [
     "LoadedArtifact",
     "MalformedArtifactError",
     "OperationalError",
+    "PolicyError",
+    "PolicyFileError",
     "ReadLimits",
     "RefusedError",
     "SafeloadError",
@@ -159,6 +165,8 @@ __all__ = [
     "TrustFileError",
     "TypePolicy",
     "UnfittedModelError",
+    "UnsafePolicyError",
+    "UnsafePolicyWarning",
     "UnsafeUnsignedLoadWarning",
     "UnsignedArtifactError",
     "UntrustedSignerError",

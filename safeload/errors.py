@@ -156,6 +156,22 @@ class StoreLayoutError(OperationalError):
     """
 
 
+class PolicyError(OperationalError):
+    """The caller's trusted-type policy cannot be used as given (nothing was loaded)."""
+
+    def __init__(self, message: str, *, types: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.types: tuple[str, ...] = tuple(types)
+
+
+class PolicyFileError(PolicyError):
+    """A policy file (``policy=`` path, ``$SAFELOAD_POLICY``) is missing, too big or invalid."""
+
+
+class UnsafePolicyError(PolicyError):
+    """A name that lets a file run code or reach the OS was trusted without ``unsafe=True``."""
+
+
 _MAX_LISTED = 20
 
 

@@ -319,5 +319,6 @@ def load_file(
     types = resolve_policy(policy)
     checked = check_types(read_model_file(source), types, limits=scan_limits, path=str(source))
     model = _unpickle.deserialize_checked(checked, types)
-    validate_model(model, limits=scan_limits, deadline=checked.deadline, safe_to_call=safe_to_call)
+    vouched = (*safe_to_call, *(f"{m}:{q}" for m, q in sorted(types.safe_to_call)))
+    validate_model(model, limits=scan_limits, deadline=checked.deadline, safe_to_call=vouched)
     return model
