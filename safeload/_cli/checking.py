@@ -83,6 +83,7 @@ def status_of(results: list[dict[str, Any]]) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    cli_args.policy(args)  # a bad --policy/--allow is the command's error, before any path
     results = [verify_one(path, args) for path in args.paths]
     status = status_of(results)
     if args.format == "sarif":
