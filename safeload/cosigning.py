@@ -15,7 +15,6 @@ import contextlib
 import os
 import secrets
 import stat
-from collections.abc import Iterable
 from pathlib import Path
 
 from safeload import strictjson
@@ -29,7 +28,7 @@ from safeload.errors import (
 from safeload.keys import Keyring, SigningKey, resolve_keyring
 from safeload.layout import SIGNATURE_FILE, ArtifactDir
 from safeload.manifest import resources_for
-from safeload.policy import TypePolicy, resolve_policy
+from safeload.policy import PolicySource, resolve_policy
 from safeload.reading import read_artifact
 from safeload.signing import append_signature, build_statement
 from safeload.trust import INVALID, REVOKED
@@ -49,7 +48,7 @@ def cosign(
     key: SigningKey,
     *,
     trusted: Keyring | str | os.PathLike[str] | None = None,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
 ) -> Path:
     """Add ``key``'s signature to the signed artifact at ``path``; no other file changes.
 

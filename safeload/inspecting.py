@@ -8,7 +8,6 @@ person or a CI job sees the whole picture. Claims read from an unverified bundle
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +17,7 @@ from safeload.keys import Keyring, resolve_keyring
 from safeload.layout import METADATA_FILE, SIGNATURE_FILE, ArtifactDir, Progress, ReadLimits
 from safeload.manifest import ALGORITHM, resource_algorithm
 from safeload.options import LoadOptions, resolve_options
-from safeload.policy import TypePolicy
+from safeload.policy import PolicySource
 from safeload.reading import ArtifactFiles, read_artifact
 from safeload.typegate import ScanLimits, scan_bytes
 from safeload.verifying import (
@@ -117,7 +116,7 @@ def inspect(
     *,
     trusted: Keyring | str | os.PathLike[str] | None = None,
     options: LoadOptions | None = None,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
     read_limits: ReadLimits | None = None,
     scan_limits: ScanLimits | None = None,
     progress: Progress | None = None,

@@ -31,7 +31,7 @@ from safeload.keys import Keyring, resolve_keyring
 from safeload.layout import SIGNATURE_FILE, ArtifactDir, Progress, ReadLimits, read_model_file
 from safeload.metadata import JSONValue, running_sklearn_version
 from safeload.options import LoadOptions, resolve_options
-from safeload.policy import TypePolicy, resolve_policy
+from safeload.policy import PolicySource, resolve_policy
 from safeload.reading import read_artifact
 from safeload.typegate import ScanLimits, ScanReport, TypeChecked, check_types
 from safeload.validation import validate_model
@@ -65,7 +65,7 @@ def verify_artifact(
     *,
     trusted: Keyring | str | os.PathLike[str],
     options: LoadOptions | None = None,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
     read_limits: ReadLimits | None = None,
     scan_limits: ScanLimits | None = None,
     progress: Progress | None = None,
@@ -188,7 +188,7 @@ def load_checked(
     *,
     trusted: Keyring | str | os.PathLike[str],
     options: LoadOptions | None = None,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
     name: str | None = None,
     version: str | None = None,
     versions: str | None = None,
@@ -246,7 +246,7 @@ def load(
     *,
     trusted: Keyring | str | os.PathLike[str],
     options: LoadOptions | None = None,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
     name: str | None = None,
     version: str | None = None,
     versions: str | None = None,
@@ -293,7 +293,7 @@ def load_file(
     path: str | os.PathLike[str],
     *,
     unsafe_allow_unsigned: bool = False,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
     scan_limits: ScanLimits | None = None,
     safe_to_call: Iterable[str] = (),
 ) -> Any:

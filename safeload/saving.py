@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -59,7 +59,7 @@ from safeload.manifest import (
     split_shards,
 )
 from safeload.metadata import JSONValue, build_metadata
-from safeload.policy import TypePolicy, resolve_policy
+from safeload.policy import PolicySource, TypePolicy, resolve_policy
 from safeload.reading import read_artifact
 from safeload.signing import build_statement, sign_statement
 from safeload.typegate import TypeChecked, check_types
@@ -396,7 +396,7 @@ def save(
     compress: int | bool | tuple[str, int] = 0,
     metrics: Mapping[str, JSONValue] | None = None,
     config: Mapping[str, JSONValue] | None = None,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
     sample: Any = None,
     training_data: Any = None,
     trusted: Keyring | str | os.PathLike[str] | None = None,
@@ -493,7 +493,7 @@ def pack_model_file(
     key: SigningKey,
     name: str | None = None,
     version: str | None = None,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
 ) -> Path:
     """Turn a file written by ``joblib.dump`` elsewhere into a signed artifact.
 
@@ -536,7 +536,7 @@ def sign_directory(
     path: str | os.PathLike[str],
     *,
     key: SigningKey,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
 ) -> Path:
     """Sign an unsigned artifact directory in place (``model.*`` + ``safeload.json``).
 
