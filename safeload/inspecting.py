@@ -15,7 +15,7 @@ from typing import Any
 from safeload import metaschema, strictjson
 from safeload.errors import RefusedError, SafeloadError
 from safeload.keys import Keyring, resolve_keyring
-from safeload.layout import METADATA_FILE, SIGNATURE_FILE, ArtifactDir, Progress, ReadLimits
+from safeload.layout import METADATA_FILE, SIGNATURE_FILE, ListedArtifact, Progress, ReadLimits
 from safeload.manifest import ALGORITHM, resource_algorithm
 from safeload.options import LoadOptions, resolve_options
 from safeload.policy import TypePolicy
@@ -122,7 +122,7 @@ def inspect(
     opts = resolve_options(options, policy=policy, read_limits=read_limits, scan_limits=scan_limits)
     signed: dict[str, tuple[str, ...]] = {}
 
-    def read_claims(artifact: ArtifactDir) -> int | None:
+    def read_claims(artifact: ListedArtifact) -> int | None:
         """Check what can be checked of the signature; return the claimed shard size."""
         if SIGNATURE_FILE not in artifact.sizes:
             report.reasons.append("unsigned: no model.sig")
@@ -156,6 +156,7 @@ def inspect(
             limits=opts.read_limits,
             progress=progress,
             tolerate_no_model=True,
+            storage_options=opts.storage_options,
         )
         _compare_files(report, files, signed)
         if files.model_name is None:

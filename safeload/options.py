@@ -8,8 +8,9 @@ keyring) and identity (name, version) are not options: they are what the caller 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from safeload.layout import ReadLimits
 from safeload.policy import TypePolicy, parse_type_name, resolve_policy
@@ -34,6 +35,8 @@ class LoadOptions:
             call on your data with the model's arguments (a custom ``FunctionTransformer``
             func, a callable ``metric``), on top of :data:`safeload.callsafe.SAFE_TO_CALL`.
             Their names must also be in ``policy`` (as references) for the file to hold them.
+        storage_options: for a URL path (``s3://...``): keyword arguments of its fsspec
+            filesystem (``{"endpoint_url": ...}``, credentials); never read from an artifact.
     """
 
     policy: TypePolicy | Iterable[str] | None = None
@@ -41,6 +44,8 @@ class LoadOptions:
     scan_limits: ScanLimits = field(default_factory=ScanLimits)
     versions: str = "warn"
     safe_to_call: Iterable[str] = ()
+    # Not in repr: it may hold credentials.
+    storage_options: Mapping[str, Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.versions not in VERSION_POLICIES:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from safeload._cli import args as cli_args
 from safeload._cli import output
 from safeload.errors import OperationalError
+
+if TYPE_CHECKING:
+    from safeload.remote import Url
 
 EXIT_OK = 0
 SAMPLE_ROWS = 100
@@ -38,6 +41,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
     key = cli_args.signing_key(args)
     source = Path(args.path)
+    out: Path | Url
     if source.is_dir():
         out = sign_directory(source, key=key, policy=cli_args.policy(args))
     elif source.is_file():
