@@ -521,6 +521,19 @@ def publish(
     return url
 
 
+def put_new(
+    url: Url, name: str, data: bytes, storage_options: StorageOptions | None = None
+) -> None:
+    """Write one new object (``model.sig`` when signing in place); never replace one."""
+    storage = _filesystem(url, storage_options)
+    try:
+        storage.fs.pipe_file(storage.key(name), data, mode="create")
+    except FileExistsError as exc:
+        raise ArtifactExistsError(f"{url} was signed concurrently ({name} exists)") from exc
+    except Exception as exc:
+        raise _storage_error(f"cannot upload {name} to {url}", exc) from exc
+
+
 def _remove(storage: _Storage, names: list[str]) -> None:
     """Delete what a failed save uploaded, the signature first; errors are ignored."""
     for name in sorted(names, key=lambda n: n != SIGNATURE_FILE):

@@ -555,15 +555,16 @@ def sign_directory(
     *,
     key: SigningKey,
     policy: TypePolicy | Iterable[str] | None = None,
-) -> Path:
-    """Sign an unsigned artifact directory in place (``model.*`` + ``safeload.json``).
+    storage_options: remote.StorageOptions | None = None,
+) -> Path | remote.Url:
+    """Sign an unsigned artifact directory (or version prefix, by URL) in place.
 
     The model file goes through the gate a load would: a file naming untrusted types is
     refused, not signed; then it is deserialized (restricted unpickler, validation) to refuse
     an unfitted model.
     ``model.sig`` is created exclusively, so an existing signature is never replaced.
     """
-    target = Path(path)
+    target = remote.local_or_url(path)
 
     def unsigned_only(artifact: ListedArtifact) -> int:
         if SIGNATURE_FILE in artifact.sizes:
@@ -572,7 +573,7 @@ def sign_directory(
             raise OperationalError(f"{target} has no {METADATA_FILE}; pack a model file instead")
         return SHARD_SIZE
 
-    files = read_artifact(target, unsigned_only)
+    files = read_artifact(target, unsigned_only, storage_options=storage_options)
     metadata = files.metadata(OperationalError)
     trusted_types = resolve_policy(policy)
     model_path = str(target / str(files.model_name))
@@ -584,6 +585,9 @@ def sign_directory(
     bundle = sign_statement(
         key, build_statement(f"{metadata['name']}/{metadata['version']}", resources)
     )
+    if isinstance(target, remote.Url):
+        remote.put_new(target, SIGNATURE_FILE, bundle, storage_options)
+        return target
     try:
         fd = os.open(target / SIGNATURE_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError as exc:

@@ -528,3 +528,28 @@ def test_loading_a_local_artifact_imports_no_fsspec(artifact: Path, keydir: Path
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_cli_signs_an_unsigned_prefix_in_place(
+    s3: S3,
+    bucket: str,
+    pipeline: Pipeline,
+    key: safeload.SigningKey,
+    keydir: Path,
+    artifact: Path,
+    tmp_path: Path,
+) -> None:
+    client = s3.client()
+    for name in ("model.joblib", "safeload.json"):
+        client.put_object(
+            Bucket=bucket, Key=f"models/iris/1.0.0/{name}", Body=(artifact / name).read_bytes()
+        )
+    url = f"s3://{bucket}/models/iris/1.0.0"
+    key.save(tmp_path / "trainer")
+    env = {"AWS_ENDPOINT_URL": s3.endpoint}
+    args = ("sign", url, "--key", str(tmp_path / "trainer.key"))
+    done = _console(*args, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    safeload.verify_artifact(url, trusted=keydir, options=_opts(s3))
+    again = _console(*args, env=env, cwd=tmp_path)
+    assert again.returncode == 2 and "already signed" in again.stderr

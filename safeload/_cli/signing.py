@@ -37,13 +37,14 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
+    from safeload.remote import is_url
     from safeload.saving import pack_model_file, sign_directory
 
     key = cli_args.signing_key(args)
     source = Path(args.path)
     out: Path | Url
-    if source.is_dir():
-        out = sign_directory(source, key=key, policy=cli_args.policy(args))
+    if is_url(args.path) or source.is_dir():
+        out = sign_directory(args.path, key=key, policy=cli_args.policy(args))
     elif source.is_file():
         if args.out is None:
             raise OperationalError("give --out DIR: the signed artifact directory to create")
