@@ -179,7 +179,12 @@ class _S3Storage(_Storage):
         while len(entries) <= limit:
             page = self._list_page(limit - len(entries), **token)
             for item in page.get("Contents", []):
-                entries.append(_Entry(item["Key"][start:], int(item["Size"]), item.get("ETag")))
+                key = str(item["Key"])
+                if self.base and not key.startswith(f"{self.base}/"):
+                    raise MalformedArtifactError(
+                        f"the listing of {self.url} holds {shown(key)}, outside the prefix"
+                    )
+                entries.append(_Entry(key[start:], int(item["Size"]), item.get("ETag")))
             if not page.get("IsTruncated"):
                 break
             token = {"ContinuationToken": page["NextContinuationToken"]}
