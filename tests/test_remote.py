@@ -553,3 +553,47 @@ def test_cli_signs_an_unsigned_prefix_in_place(
     safeload.verify_artifact(url, trusted=keydir, options=_opts(s3))
     again = _console(*args, env=env, cwd=tmp_path)
     assert again.returncode == 2 and "already signed" in again.stderr
+
+
+def test_convert_writes_to_a_url(
+    s3: S3,
+    bucket: str,
+    pipeline: Pipeline,
+    key: safeload.SigningKey,
+    keydir: Path,
+    tmp_path: Path,
+    iris: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import joblib
+
+    X, _ = iris
+    joblib.dump(pipeline, tmp_path / "model.joblib")
+    url = f"s3://{bucket}/models/iris/3.0.0"
+    # convert saves through save(): the endpoint comes from the environment here.
+    import fsspec.config
+
+    for name, value in {**CREDENTIALS, "FSSPEC_S3_ENDPOINT_URL": s3.endpoint}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(fsspec.config, "conf", {})
+    fsspec.config.set_conf_env(fsspec.config.conf)
+    assert safeload.convert(tmp_path / "model.joblib", url, key=key, sample=X[:5]) == url
+    assert "models/iris/3.0.0/model.skops" in _keys(s3, bucket)
+    loaded = safeload.load_checked(url, trusted=keydir, options=_opts(s3))
+    np.testing.assert_array_equal(loaded.predict(X[:5]), pipeline.predict(X[:5]))
+
+
+def test_cli_exit_codes_on_urls(
+    s3: S3, bucket: str, pipeline: Pipeline, key: safeload.SigningKey, keydir: Path, tmp_path: Path
+) -> None:
+    """Nothing at the URL: exit 2 (fix the setup); an odd key inside: exit 1 (refused)."""
+    env = {"AWS_ENDPOINT_URL": s3.endpoint}
+    url = f"s3://{bucket}/models/iris/1.0.0"
+    done = _console("verify", url, "--trusted", str(keydir), env=env, cwd=tmp_path)
+    assert done.returncode == 2 and "nothing is stored" in done.stderr
+    _save(s3, pipeline, key, url)
+    s3.client().put_object(Bucket=bucket, Key="models/iris/1.0.0/sub/x", Body=b"x")
+    done = _console("verify", url, "--trusted", str(keydir), env=env, cwd=tmp_path)
+    assert done.returncode == 1 and "odd file name" in done.stderr
+    done = _console("inspect", url, "--trusted", str(keydir), "--json", env=env, cwd=tmp_path)
+    assert done.returncode == 1 and json.loads(done.stdout)["verdict"] == "refused"
