@@ -39,6 +39,8 @@ from safeload.errors import (
     shown,
 )
 from safeload.layout import (
+    METADATA_FILE,
+    MODEL_FILES,
     SIGNATURE_FILE,
     ArtifactDir,
     ListedArtifact,
@@ -358,7 +360,7 @@ class RemoteArtifactDir(ListedArtifact):
                 "model.joblib or model.skops, safeload.json and model.sig)"
             )
         own = [e for e in entries if is_plain_name(e.name) and not e.folder]
-        if len(own) < len(entries) and not _artifact_names(own):
+        if len(own) < len(entries) and not self._holds_artifact_files(own):
             raise ArtifactNotFoundError(
                 f"{url} is not an artifact: it holds folders and none of an artifact's files. "
                 f"Pass one version (e.g. {url.rstrip('/')}/NAME/VERSION; 'safeload ls {url}' "
@@ -384,6 +386,20 @@ class RemoteArtifactDir(ListedArtifact):
                     f"{name} in {url} is {size} bytes, over the {self.limit_for(name)}-byte "
                     "limit for this file"
                 )
+
+    def _holds_artifact_files(self, listed: list[_Entry]) -> bool:
+        """Whether an artifact's own files are here: then extra keys are a refusal, not usage.
+
+        A cut listing may not reach them (keys come sorted), so they are asked for by name.
+        """
+        names = {e.name for e in listed}
+        own = {SIGNATURE_FILE, METADATA_FILE, *MODEL_FILES.values()}
+        if names & own:
+            return True
+        try:
+            return any(self._storage.exists(name) for name in sorted(own))
+        except Exception:
+            return True  # cannot tell: stay a refusal
 
     def read_hashed(
         self, name: str, *, hashing: bool = True, shard_size: int | None = None
@@ -423,13 +439,6 @@ class RemoteArtifactDir(ListedArtifact):
             raise
         except Exception as exc:
             raise _storage_error(f"cannot read {what}", exc) from exc
-
-
-def _artifact_names(entries: list[_Entry]) -> bool:
-    from safeload.layout import METADATA_FILE, MODEL_FILES
-
-    names = {e.name for e in entries}
-    return bool(names & {SIGNATURE_FILE, METADATA_FILE, *MODEL_FILES.values()})
 
 
 def open_artifact(

@@ -597,3 +597,17 @@ def test_cli_exit_codes_on_urls(
     assert done.returncode == 1 and "odd file name" in done.stderr
     done = _console("inspect", url, "--trusted", str(keydir), "--json", env=env, cwd=tmp_path)
     assert done.returncode == 1 and json.loads(done.stdout)["verdict"] == "refused"
+
+
+def test_many_nested_keys_sorted_before_the_artifact_files_are_still_a_refusal(
+    s3: S3, bucket: str, pipeline: Pipeline, key: safeload.SigningKey, keydir: Path
+) -> None:
+    """The listing stops at 17 keys, all of them nested: the artifact's own files are asked
+    for by name, so this is a refusal (something was added), not a usage error."""
+    url = f"s3://{bucket}/models/iris/1.0.0"
+    _save(s3, pipeline, key, url)
+    client = s3.client()
+    for i in range(20):
+        client.put_object(Bucket=bucket, Key=f"models/iris/1.0.0/a{i:02d}/x", Body=b"")
+    with pytest.raises(MalformedArtifactError, match="more than 16 objects"):
+        safeload.load(url, trusted=keydir, options=_opts(s3))
