@@ -196,13 +196,16 @@ class _S3Storage(_Storage):
         start = len(self.base) + 1 if self.base else 0
         found: list[str] = []
         token: dict[str, Any] = {}
-        while len(found) <= limit:
-            page = self._list_page(limit - len(found), Delimiter="/", **token)
-            found.extend(p["Prefix"][start:].rstrip("/") for p in page.get("CommonPrefixes", []))
+        seen = 0  # keys and folders: loose objects count too, so the listing stays bounded
+        while seen <= limit:
+            page = self._list_page(limit - seen, Delimiter="/", **token)
+            folders = [p["Prefix"][start:].rstrip("/") for p in page.get("CommonPrefixes", [])]
+            found.extend(folders)
+            seen += len(folders) + len(page.get("Contents", []))
             if not page.get("IsTruncated"):
-                break
+                return found
             token = {"ContinuationToken": page["NextContinuationToken"]}
-        return found[: limit + 1]
+        return found + [""] * (limit + 1 - len(found))  # over the limit: the caller refuses
 
     def open(self, entry: _Entry) -> Any:
         return _S3Object(self, entry)
@@ -469,7 +472,8 @@ def folders(root: Path | Url, storage_options: StorageOptions | None = None) -> 
         raise _storage_error(f"cannot list {root}", exc) from exc
     if len(found) > MAX_LISTED:
         raise OperationalError(
-            f"{root} holds more than {MAX_LISTED} folders; name the version to load"
+            f"{root} holds more than {MAX_LISTED} entries; a store lists them whole (or "
+            "'latest' could be wrong): load an artifact by its full URL instead"
         )
     return sorted((f for f in found if is_plain_name(f)), key=version_key)
 

@@ -611,3 +611,21 @@ def test_many_nested_keys_sorted_before_the_artifact_files_are_still_a_refusal(
         client.put_object(Bucket=bucket, Key=f"models/iris/1.0.0/a{i:02d}/x", Body=b"")
     with pytest.raises(MalformedArtifactError, match="more than 16 objects"):
         safeload.load(url, trusted=keydir, options=_opts(s3))
+
+
+def test_a_store_listing_is_bounded_and_refuses_beyond_its_limit(
+    s3: S3, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Folders and loose objects both count: a root with a million objects is not paged."""
+    monkeypatch.setattr(remote, "MAX_LISTED", 5)
+    client = s3.client()
+    for i in range(12):
+        client.put_object(Bucket=bucket, Key=f"root/loose{i:02d}", Body=b"")
+    client.put_object(Bucket=bucket, Key="root/zmodel/1.0/model.sig", Body=b"")
+    s3.log.clear()
+    with pytest.raises(OperationalError, match="more than 5 entries"):
+        safeload.Store(f"s3://{bucket}/root", options=_opts(s3)).names()
+    listings = [q for _, q in s3.requests("GET", bucket) if "list-type" in q]
+    assert len(listings) == 1 and listings[0]["max-keys"] == ["6"], listings
+    monkeypatch.setattr(remote, "MAX_LISTED", 20)
+    assert safeload.Store(f"s3://{bucket}/root", options=_opts(s3)).names() == ["zmodel"]
