@@ -41,12 +41,16 @@ from safeload.errors import (
     KeyFileError,
     MalformedArtifactError,
     OperationalError,
+    PolicyError,
+    PolicyFileError,
     RefusedError,
     SafeloadError,
     SignatureError,
     StoreLayoutError,
     TamperedArtifactError,
+    TrustFileError,
     UnfittedModelError,
+    UnsafePolicyError,
     UnsignedArtifactError,
     UntrustedSignerError,
     UntrustedTypeError,
@@ -54,6 +58,7 @@ from safeload.errors import (
 
 if TYPE_CHECKING:
     from safeload.convert import convert
+    from safeload.cosigning import cosign
     from safeload.inspecting import (
         InspectReport,
         inspect,
@@ -77,7 +82,7 @@ if TYPE_CHECKING:
         verify_artifact,
     )
     from safeload.options import LoadOptions
-    from safeload.policy import TypePolicy
+    from safeload.policy import TypePolicy, UnsafePolicyWarning
     from safeload.saving import save
     from safeload.store import Store
     from safeload.typegate import (
@@ -92,6 +97,7 @@ __version__ = "0.1.0"
 # Where each public name lives; imported on first access (PEP 562).
 _LAZY = {
     "convert": "safeload.convert",
+    "cosign": "safeload.cosigning",
     "InspectReport": "safeload.inspecting",
     "inspect": "safeload.inspecting",
     "Keyring": "safeload.keys",
@@ -110,6 +116,7 @@ _LAZY = {
     "verify_artifact": "safeload.loading",
     "LoadOptions": "safeload.options",
     "TypePolicy": "safeload.policy",
+    "UnsafePolicyWarning": "safeload.policy",
     "save": "safeload.saving",
     "Store": "safeload.store",
     "ScanLimits": "safeload.typegate",
@@ -143,6 +150,8 @@ __all__ = [
     "LoadedArtifact",
     "MalformedArtifactError",
     "OperationalError",
+    "PolicyError",
+    "PolicyFileError",
     "ReadLimits",
     "RefusedError",
     "SafeloadError",
@@ -153,8 +162,11 @@ __all__ = [
     "Store",
     "StoreLayoutError",
     "TamperedArtifactError",
+    "TrustFileError",
     "TypePolicy",
     "UnfittedModelError",
+    "UnsafePolicyError",
+    "UnsafePolicyWarning",
     "UnsafeUnsignedLoadWarning",
     "UnsignedArtifactError",
     "UntrustedSignerError",
@@ -163,6 +175,7 @@ __all__ = [
     "VersionMismatchWarning",
     "__version__",
     "convert",
+    "cosign",
     "generate_key",
     "inspect",
     "load",

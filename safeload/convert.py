@@ -8,7 +8,6 @@ from those skops bytes, and its predictions compared with the joblib object's on
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from safeload.errors import OperationalError
 from safeload.fitted import check_fitted
 from safeload.keys import SigningKey
 from safeload.layout import read_model_file
-from safeload.policy import TypePolicy, resolve_policy
+from safeload.policy import PolicySource, resolve_policy
 from safeload.remote import Url, local_or_url, staged_identity
 from safeload.saving import _identity, save
 from safeload.typegate import check_types
@@ -47,7 +46,7 @@ def convert(
     key: SigningKey,
     name: str | None = None,
     version: str | None = None,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
     sample: Any = None,
     metrics: dict[str, Any] | None = None,
     config: dict[str, Any] | None = None,

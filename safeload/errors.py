@@ -39,11 +39,31 @@ class UnsignedArtifactError(RefusedError):
 
 
 class UntrustedSignerError(RefusedError):
-    """The signature was made by a key that is not in the trusted keyring."""
+    """Not enough trusted signatures: an unknown signer, or fewer than a trust rule requires.
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    ``found`` and ``needed`` count distinct trusted keys; ``missing`` names the signers a rule
+    of ``trust.toml`` still needs; ``signatures`` holds ``(hint, name, status)`` for every
+    signature of the bundle (status ``valid``, ``revoked``, ``expired``, ``unknown`` or
+    ``duplicate``); ``hint`` is the first unknown signer's key hint. A rule is only looked up
+    once a trusted signature vouches for the signed model name: with none, ``needed`` is 1.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        found: int = 0,
+        needed: int = 1,
+        missing: Iterable[str] = (),
+        signatures: Iterable[tuple[str, str | None, str]] = (),
+    ) -> None:
         super().__init__(message)
         self.hint = hint
+        self.found = found
+        self.needed = needed
+        self.missing: tuple[str, ...] = tuple(missing)
+        self.signatures: tuple[tuple[str, str | None, str], ...] = tuple(signatures)
 
 
 class SignatureError(RefusedError):
@@ -110,6 +130,10 @@ class KeyFileError(OperationalError):
         self.reason = reason
 
 
+class TrustFileError(KeyFileError):
+    """``trust.toml`` is malformed or inconsistent with the key files beside it."""
+
+
 class UnfittedModelError(OperationalError):
     """``save`` (or signing, converting) was given a model that was never fitted.
 
@@ -130,6 +154,22 @@ class StoreLayoutError(OperationalError):
     A :class:`~safeload.Store` loads ``ROOT/NAME/VERSION`` only if the artifact is signed as
     that name and version, so such an artifact would be refused (as a swap) at every load.
     """
+
+
+class PolicyError(OperationalError):
+    """The caller's trusted-type policy cannot be used as given (nothing was loaded)."""
+
+    def __init__(self, message: str, *, types: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.types: tuple[str, ...] = tuple(types)
+
+
+class PolicyFileError(PolicyError):
+    """A policy file (``policy=`` path, ``$SAFELOAD_POLICY``) is missing, too big or invalid."""
+
+
+class UnsafePolicyError(PolicyError):
+    """A name that lets a file run code or reach the OS was trusted without ``unsafe=True``."""
 
 
 _MAX_LISTED = 20

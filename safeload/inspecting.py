@@ -8,7 +8,6 @@ person or a CI job sees the whole picture. Claims read from an unverified bundle
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,10 +17,17 @@ from safeload.keys import Keyring, resolve_keyring
 from safeload.layout import METADATA_FILE, SIGNATURE_FILE, ListedArtifact, Progress, ReadLimits
 from safeload.manifest import ALGORITHM, resource_algorithm
 from safeload.options import LoadOptions, resolve_options
-from safeload.policy import TypePolicy
+from safeload.policy import PolicySource
 from safeload.reading import ArtifactFiles, read_artifact
 from safeload.typegate import ScanLimits, scan_bytes
-from safeload.verifying import get_unverified_claims, verify_signature
+from safeload.verifying import (
+    SignatureCheck,
+    VerifiedStatement,
+    check_rule_name,
+    describe_signatures,
+    get_unverified_claims,
+    verify_signature,
+)
 
 
 @dataclass
@@ -67,6 +73,8 @@ class InspectReport:
     metadata: dict[str, Any] | None = None
     metadata_verified: bool = False
     scan: dict[str, Any] | None = None
+    signatures: list[SignatureCheck] = field(default_factory=list)
+    """Every signature of the bundle with its signer name and status (see ``SignatureCheck``)."""
     error_type: str | None = field(default=None, repr=False)
     """With verdict ``error``: the class name of the :class:`~safeload.OperationalError`."""
 
@@ -82,6 +90,7 @@ class InspectReport:
                 "trusted": self.signer_trusted,
                 "signature_valid": self.signature_valid,
             },
+            "signatures": [s.to_dict() for s in self.signatures],
             "files": [
                 {
                     "name": f.name,
@@ -107,7 +116,7 @@ def inspect(
     *,
     trusted: Keyring | str | os.PathLike[str] | None = None,
     options: LoadOptions | None = None,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
     read_limits: ReadLimits | None = None,
     scan_limits: ScanLimits | None = None,
     progress: Progress | None = None,
@@ -121,6 +130,7 @@ def inspect(
     report = InspectReport(os.fspath(path))
     opts = resolve_options(options, policy=policy, read_limits=read_limits, scan_limits=scan_limits)
     signed: dict[str, tuple[str, ...]] = {}
+    verified: list[VerifiedStatement] = []
 
     def read_claims(artifact: ListedArtifact) -> int | None:
         """Check what can be checked of the signature; return the claimed shard size."""
@@ -133,14 +143,19 @@ def inspect(
             report.signer_hint, claimed = get_unverified_claims(sig)
             signed.update(claimed.digests())
             shard_size = claimed.shard_size
+            report.signatures = list(describe_signatures(sig, keyring))
         except RefusedError as exc:
             report.reasons.append(str(exc))
         if report.signer_hint and keyring is not None:
             report.signer_trusted = report.signer_hint in keyring
             report.signer_name = keyring.name_of(report.signer_hint)
             try:
-                verify_signature(sig, keyring)
+                statement = verify_signature(sig, keyring)
+                report.signer_hint = statement.signer_hint
+                report.signer_name = statement.signer_name
+                report.signer_trusted = True
                 report.signature_valid = True
+                verified.append(statement)
             except RefusedError as exc:
                 report.signature_valid = False if report.signer_trusted else None
                 report.reasons.append(str(exc))
@@ -159,6 +174,11 @@ def inspect(
             storage_options=opts.storage_options,
         )
         _compare_files(report, files, signed)
+        if verified and keyring is not None and report.metadata is not None:
+            try:
+                check_rule_name(verified[0], report.metadata, keyring)
+            except RefusedError as exc:
+                report.reasons.append(str(exc))
         if files.model_name is None:
             report.reasons.append(str(files.model_problem))
         else:

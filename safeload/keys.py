@@ -8,6 +8,7 @@ PEM SubjectPublicKeyInfo, the value that ``model.sig`` carries in
 
 from __future__ import annotations
 
+import datetime
 import errno
 import hashlib
 import os
@@ -16,12 +17,22 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from safeload.errors import KeyFileError, shown
+from safeload.errors import KeyFileError, TrustFileError, shown
 from safeload.layout import is_plain_name
+from safeload.trust import (
+    TRUST_FILE,
+    UNKNOWN,
+    VALID,
+    KeyEntry,
+    Rule,
+    TrustFile,
+    parse_trust_file,
+    today_utc,
+)
 
 _MAX_KEY_FILE = 64 * 1024
 
@@ -31,6 +42,22 @@ def public_pem(public_key: Ed25519PublicKey) -> bytes:
     return public_key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+
+
+def key_identity(public_key: Ed25519PublicKey) -> bytes:
+    """The key's DER SubjectPublicKeyInfo: one key, one value, however many files hold it."""
+    return public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def verify_with(public_key: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
+    """Whether ``signature`` over ``message`` verifies: the one place a key algorithm is used."""
+    try:
+        public_key.verify(signature, message)
+    except InvalidSignature:
+        return False
+    return True
 
 
 def key_hint(public_key: Ed25519PublicKey) -> str:
@@ -200,10 +227,17 @@ def _parse_public_key(data: bytes, key_path: Path) -> Ed25519PublicKey:
 
 @dataclass(frozen=True)
 class Keyring:
-    """The public keys whose signatures are trusted, found by their hint."""
+    """The public keys whose signatures are trusted, found by their hint.
+
+    ``trust`` is the folder's ``trust.toml`` (None without one: any key here is enough);
+    ``today`` fixes the date expiry and retirement are judged at (None: today, in UTC, at each
+    check). It is the caller's, never the artifact's.
+    """
 
     keys: dict[str, Ed25519PublicKey] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
+    trust: TrustFile | None = None
+    today: datetime.date | None = None
 
     @classmethod
     def of(cls, keys: Iterable[Ed25519PublicKey | SigningKey]) -> Keyring:
@@ -215,39 +249,106 @@ class Keyring:
         return cls(found, {h: h[:16] for h in found})
 
     @classmethod
-    def from_dir(cls, directory: str | os.PathLike[str]) -> Keyring:
-        """Every ``*.pub`` file in ``directory`` (not recursive); private keys are ignored.
+    def from_dir(
+        cls, directory: str | os.PathLike[str], *, today: datetime.date | None = None
+    ) -> Keyring:
+        """Every ``*.pub`` file in ``directory`` (not recursive), and its ``trust.toml`` if any.
 
         Read like an artifact directory: the folder and each file opened without following
         symlinks, regular files only, size-limited; one key under two names is refused, since
-        trust rules name keys.
+        trust rules name keys. With a ``trust.toml`` every ``*.pub`` must be declared in it, and
+        keys are named by their ``[keys.NAME]``. ``today`` is for tests and audits ("would this
+        load on that date"); leave it None in production.
         """
         folder = Path(directory)
         found: dict[str, Ed25519PublicKey] = {}
         names: dict[str, str] = {}
+        files: dict[str, str] = {}
+        trust: TrustFile | None = None
         fd = _open_key_folder(folder)
         try:
-            for name in _pub_names(fd, folder):
+            pub_files, has_trust_file = _pub_names(fd, folder)
+            stems = {name: name[: -len(".pub")] for name in pub_files}
+            if has_trust_file:
+                trust = parse_trust_file(
+                    _read_in_folder(fd, folder, TRUST_FILE), str(folder / TRUST_FILE)
+                )
+                stems = _declared(trust, pub_files, folder)
+            for name, stem in sorted(stems.items()):
                 key = _parse_public_key(_read_in_folder(fd, folder, name), folder / name)
                 hint = key_hint(key)
                 if hint in found:
                     raise KeyFileError(
-                        f"{folder} holds the same public key as {names[hint]}.pub and {name}: "
-                        "keep one file per key (trust rules refer to keys by name)"
+                        f"{folder} holds the same public key as {files[hint]} and {name}: keep "
+                        "one file per key (trust rules refer to keys by name, and one key must "
+                        "never count as two signers)"
                     )
                 found[hint] = key
-                names[hint] = name[: -len(".pub")]
+                names[hint] = stem
+                files[hint] = name
         finally:
             os.close(fd)
-        return cls(found, names)
+        return cls(found, names, trust, today)
 
     def get(self, hint: str) -> Ed25519PublicKey | None:
         """The trusted key with this hint, or None."""
         return self.keys.get(hint)
 
     def name_of(self, hint: str) -> str | None:
-        """The file stem (or short hint) the key was registered under."""
+        """The key's name in ``trust.toml``, else its file stem (or short hint)."""
         return self.names.get(hint)
+
+    def date(self) -> datetime.date:
+        """The date expiry and retirement are judged at."""
+        return self.today if self.today is not None else today_utc()
+
+    def entry(self, hint: str) -> KeyEntry | None:
+        """The key's ``[keys.NAME]`` entry, when a trust file declares it."""
+        name = self.names.get(hint)
+        return None if self.trust is None or name is None else self.trust.keys.get(name)
+
+    def status(self, hint: str) -> str:
+        """``valid``, ``revoked``, ``expired`` (``trust.toml`` at :meth:`date`), ``unknown``."""
+        if hint not in self.keys:
+            return UNKNOWN
+        entry = self.entry(hint)
+        return VALID if entry is None else entry.status(self.date())
+
+    def rule_for(self, model_name: str) -> Rule | None:
+        """The first ``[[require]]`` rule matching the signed model name, or None."""
+        return None if self.trust is None else self.trust.rule_for(model_name)
+
+    def check_signer(self, key: SigningKey) -> None:
+        """Refuse to make new signatures this keyring would not count, or that are retired.
+
+        Called by ``save(..., trusted=...)``, ``cosign`` and ``safeload sign --trusted``: a
+        retired key keeps its old signatures valid (until it expires or is revoked) but signs
+        nothing new from its ``retired`` date on.
+        """
+        hint = key.hint
+        where = "the trust file" if self.trust is None else self.trust.source
+        if hint not in self.keys:
+            raise KeyFileError(
+                f"the signing key {hint[:16]} is not among the trusted keys: artifacts it signs "
+                "would not load there. Add its .pub (and declare it in trust.toml) first.",
+                reason="untrusted",
+            )
+        name = self.names[hint]
+        status = self.status(hint)
+        if status != VALID:
+            raise KeyFileError(
+                f"the signing key {name} is {status} in {where}: its signatures do not count; "
+                "sign with another key",
+                reason=status,
+            )
+        entry = self.entry(hint)
+        if entry is not None and entry.retired_on(self.date()):
+            raise KeyFileError(
+                f"the signing key {name} is retired since {entry.retired} in {where}: it signs "
+                "nothing new (what it signed before stays valid until it expires or is revoked). "
+                "Sign with its successor.",
+                reason="retired",
+            )
 
     def __contains__(self, hint: object) -> bool:
         return hint in self.keys
@@ -257,6 +358,28 @@ class Keyring:
 
     def __len__(self) -> int:
         return len(self.keys)
+
+
+def _declared(trust: TrustFile, pub_files: list[str], folder: Path) -> dict[str, str]:
+    """File name -> key name; every ``*.pub`` present must be declared, every declared present.
+
+    An undeclared ``*.pub`` is refused rather than trusted: a key dropped into the folder must
+    not quietly become a signer for every model no rule names.
+    """
+    by_file = {entry.file: name for name, entry in trust.keys.items()}
+    undeclared = sorted(set(pub_files) - set(by_file))
+    if undeclared:
+        raise TrustFileError(
+            f"{folder} holds {', '.join(undeclared[:5])}, not declared in {TRUST_FILE}: declare "
+            "every key with a [keys.NAME] table (revoked = true to distrust it), or remove it"
+        )
+    absent = sorted(set(by_file) - set(pub_files))
+    if absent:
+        raise TrustFileError(
+            f"{TRUST_FILE} in {folder} names {', '.join(absent[:5])}, which is not a .pub file "
+            "in that folder"
+        )
+    return by_file
 
 
 _MAX_FOLDER_ENTRIES = 4096
@@ -276,13 +399,18 @@ def _open_key_folder(folder: Path) -> int:
         ) from exc
 
 
-def _pub_names(fd: int, folder: Path) -> list[str]:
-    """The ``*.pub`` entries, sorted, each a plain name; other entries are not looked at."""
+def _pub_names(fd: int, folder: Path) -> tuple[list[str], bool]:
+    """The ``*.pub`` entries, sorted, each a plain name, and whether ``trust.toml`` is there.
+
+    Other entries are not looked at.
+    """
     names: list[str] = []
+    has_trust_file = False
     with os.scandir(fd) as entries:
         for count, entry in enumerate(entries):
             if count >= _MAX_FOLDER_ENTRIES:
                 raise KeyFileError(f"{folder} holds more than {_MAX_FOLDER_ENTRIES} entries")
+            has_trust_file = has_trust_file or entry.name == TRUST_FILE
             if not entry.name.endswith(".pub"):
                 continue
             if not is_plain_name(entry.name):
@@ -291,11 +419,11 @@ def _pub_names(fd: int, folder: Path) -> list[str]:
                     "(letters, digits, '.', '_', '-')"
                 )
             names.append(entry.name)
-    return sorted(names)
+    return sorted(names), has_trust_file
 
 
 def _read_in_folder(fd: int, folder: Path, name: str) -> bytes:
-    """One key file, opened relative to the folder without following a symlink."""
+    """One key (or trust) file, opened relative to the folder without following a symlink."""
     try:
         file_fd = os.open(name, _OPEN_FILE, dir_fd=fd)
     except OSError as exc:

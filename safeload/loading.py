@@ -31,11 +31,17 @@ from safeload.keys import Keyring, resolve_keyring
 from safeload.layout import SIGNATURE_FILE, ListedArtifact, Progress, ReadLimits, read_model_file
 from safeload.metadata import JSONValue, running_sklearn_version
 from safeload.options import LoadOptions, resolve_options
-from safeload.policy import TypePolicy, resolve_policy
+from safeload.policy import PolicySource, resolve_policy
 from safeload.reading import read_artifact
 from safeload.typegate import ScanLimits, ScanReport, TypeChecked, check_types
 from safeload.validation import validate_model
-from safeload.verifying import VerifiedStatement, check_file_set, check_manifest, verify_signature
+from safeload.verifying import (
+    VerifiedStatement,
+    check_file_set,
+    check_manifest,
+    check_rule_name,
+    verify_signature,
+)
 
 
 @dataclass
@@ -59,7 +65,7 @@ def verify_artifact(
     *,
     trusted: Keyring | str | os.PathLike[str],
     options: LoadOptions | None = None,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
     read_limits: ReadLimits | None = None,
     scan_limits: ScanLimits | None = None,
     progress: Progress | None = None,
@@ -95,6 +101,7 @@ def verify_artifact(
     # Step 3: every byte of every file, hashed once while it was read.
     check_manifest(statement, files.digests)
     metadata = files.metadata()
+    check_rule_name(statement, metadata, keyring)
     # Step 4: types, on the verified bytes.
     checked = check_types(
         files.model, opts.types, format=files.format, limits=opts.scan_limits, path=files.path
@@ -187,7 +194,7 @@ def load_checked(
     *,
     trusted: Keyring | str | os.PathLike[str],
     options: LoadOptions | None = None,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
     name: str | None = None,
     version: str | None = None,
     versions: str | None = None,
@@ -245,7 +252,7 @@ def load(
     *,
     trusted: Keyring | str | os.PathLike[str],
     options: LoadOptions | None = None,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
     name: str | None = None,
     version: str | None = None,
     versions: str | None = None,
@@ -292,7 +299,7 @@ def load_file(
     path: str | os.PathLike[str],
     *,
     unsafe_allow_unsigned: bool = False,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
     scan_limits: ScanLimits | None = None,
     safe_to_call: Iterable[str] = (),
 ) -> Any:
@@ -318,5 +325,6 @@ def load_file(
     types = resolve_policy(policy)
     checked = check_types(read_model_file(source), types, limits=scan_limits, path=str(source))
     model = _unpickle.deserialize_checked(checked, types)
-    validate_model(model, limits=scan_limits, deadline=checked.deadline, safe_to_call=safe_to_call)
+    vouched = (*safe_to_call, *(f"{m}:{q}" for m, q in sorted(types.safe_to_call)))
+    validate_model(model, limits=scan_limits, deadline=checked.deadline, safe_to_call=vouched)
     return model

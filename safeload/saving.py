@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path, PurePath
 from types import TracebackType
@@ -42,7 +42,7 @@ from safeload.errors import (
 from safeload.fitted import check_fitted
 from safeload.gcpause import paused_gc
 from safeload.joblibwriter import Unsupported, joblib_pieces
-from safeload.keys import SigningKey
+from safeload.keys import Keyring, SigningKey, resolve_keyring
 from safeload.layout import (
     METADATA_FILE,
     MODEL_FILES,
@@ -59,7 +59,7 @@ from safeload.manifest import (
     split_shards,
 )
 from safeload.metadata import JSONValue, build_metadata
-from safeload.policy import TypePolicy, resolve_policy
+from safeload.policy import PolicySource, TypePolicy, resolve_policy
 from safeload.reading import read_artifact
 from safeload.signing import build_statement, sign_statement
 from safeload.typegate import TypeChecked, check_types
@@ -396,9 +396,10 @@ def save(
     compress: int | bool | tuple[str, int] = 0,
     metrics: Mapping[str, JSONValue] | None = None,
     config: Mapping[str, JSONValue] | None = None,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
     sample: Any = None,
     training_data: Any = None,
+    trusted: Keyring | str | os.PathLike[str] | None = None,
     storage_options: remote.StorageOptions | None = None,
 ) -> Path | remote.Url:
     """Save a fitted model (the whole Pipeline) as a signed artifact directory at ``path``.
@@ -421,9 +422,13 @@ def save(
     predictions the model gives on it, and re-checked at load; ``training_data`` gives the
     schema's dtypes and a SHA-256 fingerprint. A failed save leaves nothing behind, not even
     the parent folders it created.
+    ``trusted`` (a keyring or keys folder with its ``trust.toml``) refuses a key that is
+    retired, revoked, expired or not trusted there, before anything is written.
     """
     if not isinstance(key, SigningKey):
         raise TypeError("key must be a safeload.SigningKey (see safeload.generate_key)")
+    if trusted is not None:
+        resolve_keyring(trusted).check_signer(key)
     if format not in MODEL_FILES:
         raise ValueError(f"unknown format {format!r}; supported: 'joblib', 'skops'")
     check_fitted(obj)
@@ -510,7 +515,7 @@ def pack_model_file(
     key: SigningKey,
     name: str | None = None,
     version: str | None = None,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
 ) -> Path | remote.Url:
     """Turn a file written by ``joblib.dump`` elsewhere into a signed artifact (or a URL).
 
@@ -554,7 +559,7 @@ def sign_directory(
     path: str | os.PathLike[str],
     *,
     key: SigningKey,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
     storage_options: remote.StorageOptions | None = None,
 ) -> Path | remote.Url:
     """Sign an unsigned artifact directory (or version prefix, by URL) in place.

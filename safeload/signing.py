@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from safeload.keys import SigningKey
 from safeload.layout import SIGNATURE_FILE
@@ -65,4 +66,16 @@ def sign_statement(key: SigningKey, statement: bytes) -> bytes:
             "signatures": [{"sig": base64.b64encode(signature).decode(), "keyid": ""}],
         },
     }
+    return json.dumps(bundle, indent=2).encode() + b"\n"
+
+
+def append_signature(bundle: dict[str, Any], payload: bytes, key: SigningKey) -> bytes:
+    """Add ``key``'s signature over the same payload to a parsed bundle; nothing else changes.
+
+    The new entry names its key in ``keyid`` (the first signature's key is the bundle's
+    ``publicKey.hint``); the payload string is kept as it was, byte for byte.
+    """
+    signature = key.sign(pae(PAYLOAD_TYPE, payload))
+    entry = {"sig": base64.b64encode(signature).decode(), "keyid": key.hint}
+    bundle["dsseEnvelope"]["signatures"].append(entry)
     return json.dumps(bundle, indent=2).encode() + b"\n"

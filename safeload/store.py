@@ -9,7 +9,6 @@ refused (rollback and swap attacks).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from safeload.keys import Keyring, SigningKey
 from safeload.layout import ReadLimits, check_name
 from safeload.loading import LoadedArtifact, load_checked
 from safeload.options import LoadOptions
-from safeload.policy import TypePolicy
+from safeload.policy import PolicySource
 from safeload.saving import save
 from safeload.typegate import ScanLimits
 
@@ -86,7 +85,7 @@ class Store:
         *,
         trusted: Keyring | str | os.PathLike[str],
         options: LoadOptions | None = None,
-        policy: TypePolicy | Iterable[str] | None = None,
+        policy: PolicySource = None,
         versions: str | None = None,
         read_limits: ReadLimits | None = None,
         scan_limits: ScanLimits | None = None,
@@ -116,7 +115,7 @@ class Store:
         *,
         trusted: Keyring | str | os.PathLike[str],
         options: LoadOptions | None = None,
-        policy: TypePolicy | Iterable[str] | None = None,
+        policy: PolicySource = None,
         versions: str | None = None,
         read_limits: ReadLimits | None = None,
         scan_limits: ScanLimits | None = None,

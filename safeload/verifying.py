@@ -1,7 +1,9 @@
 """Steps 2 and 3 of the gate: the signature over the manifest, then the manifest over the files.
 
 The bundle is parsed strictly and checked field by field before its payload is trusted for
-anything; the payload is only interpreted after the Ed25519 signature over its PAE verified.
+anything; the payload is only interpreted after a trusted key's signature over its PAE verified.
+A bundle may hold several signatures over the one payload; ``trust.toml`` (through the keyring)
+says how many distinct trusted signers a model needs.
 """
 
 from __future__ import annotations
@@ -13,11 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-
 from safeload import strictjson
 from safeload.errors import SignatureError, TamperedArtifactError, UntrustedSignerError, shown
-from safeload.keys import Keyring
+from safeload.keys import Keyring, key_identity, verify_with
 from safeload.layout import SIGNATURE_FILE, check_name
 from safeload.manifest import (
     ALGORITHM,
@@ -28,20 +28,60 @@ from safeload.manifest import (
     subject_digest,
 )
 from safeload.signing import BUNDLE_MEDIA_TYPE, PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE, pae
+from safeload.trust import (
+    DUPLICATE,
+    INVALID,
+    REVOKED,
+    UNKNOWN,
+    VALID,
+    Rule,
+    model_name_of,
+)
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _OFFSET = r"(0|[1-9][0-9]{0,17})"
 _SHARD_NAME = re.compile(rf"([^:]*):{_OFFSET}:{_OFFSET}")
 
 
+MAX_SIGNATURES = 16
+"""Signatures a bundle may hold; more is refused before any is verified."""
+
+
+@dataclass(frozen=True)
+class SignatureCheck:
+    """One signature of the bundle and what became of it.
+
+    ``status``: ``valid`` (counted), ``revoked``, ``expired``, ``unknown`` (key not in the
+    keyring), ``duplicate`` (a key that already signed: counted once), ``invalid`` (does not
+    verify against the trusted key it names), or ``unchecked`` (no keyring given).
+    """
+
+    hint: str
+    name: str | None
+    status: str
+
+    def to_dict(self) -> dict[str, str | None]:
+        """JSON-ready: ``hint``, ``name``, ``status``."""
+        return {"hint": self.hint, "name": self.name, "status": self.status}
+
+
 @dataclass(frozen=True)
 class VerifiedStatement:
-    """What a verified signature vouches for."""
+    """What the verified signatures vouch for.
+
+    ``signer_hint``/``signer_name`` are the first counted signer; ``signatures`` has them all.
+    """
 
     signer_hint: str
     signer_name: str | None
     subject_name: str
     manifest: Manifest
+    signatures: tuple[SignatureCheck, ...] = ()
+
+    @property
+    def model_name(self) -> str:
+        """The signed model name (the subject without its version): what trust rules match."""
+        return model_name_of(self.subject_name)
 
     def digests(self) -> dict[str, tuple[str, ...]]:
         """Signed digests of each file, by name (one, or one per shard)."""
@@ -54,13 +94,21 @@ class VerifiedStatement:
 
 
 @dataclass(frozen=True)
+class UnverifiedSignature:
+    """One DSSE signature and the hint of the key it claims; NOT yet checked."""
+
+    hint: str
+    signature: bytes
+
+
+@dataclass(frozen=True)
 class UnverifiedBundle:
     """The fields of ``model.sig``, checked for shape but NOT yet for authenticity."""
 
     hint: str
     payload_type: str
     payload: bytes
-    signature: bytes
+    signatures: tuple[UnverifiedSignature, ...]
 
 
 def _field(obj: Any, key: str, kind: type, where: str) -> Any:
@@ -95,10 +143,38 @@ def _get_unverified_bundle(data: bytes | bytearray | memoryview) -> UnverifiedBu
         raise SignatureError(f"malformed {SIGNATURE_FILE}: payloadType must be {PAYLOAD_TYPE}")
     payload = _b64(_field(envelope, "payload", str, "dsseEnvelope"), "payload")
     signatures = _field(envelope, "signatures", list, "dsseEnvelope")
-    if len(signatures) != 1:
-        raise SignatureError(f"malformed {SIGNATURE_FILE}: expected exactly one signature")
-    signature = _b64(_field(signatures[0], "sig", str, "signatures[0]"), "signature")
-    return UnverifiedBundle(hint, payload_type, payload, signature)
+    if not 1 <= len(signatures) <= MAX_SIGNATURES:
+        raise SignatureError(
+            f"malformed {SIGNATURE_FILE}: expected 1 to {MAX_SIGNATURES} signatures, "
+            f"found {len(signatures)}"
+        )
+    parsed = tuple(_parse_signature(item, index, hint) for index, item in enumerate(signatures))
+    return UnverifiedBundle(hint, payload_type, payload, parsed)
+
+
+def _parse_signature(item: Any, index: int, bundle_hint: str) -> UnverifiedSignature:
+    """One signature and its key's hint.
+
+    The first signature is by the bundle's ``publicKey.hint`` (its ``keyid`` empty or that
+    hint, as one-signature bundles are written); every further one names its key in ``keyid``.
+    """
+    where = f"signatures[{index}]"
+    signature = _b64(_field(item, "sig", str, where), f"{where}.sig")
+    keyid = item.get("keyid", "")
+    if not isinstance(keyid, str):
+        raise SignatureError(f"malformed {SIGNATURE_FILE}: {where}.keyid is not a string")
+    if index == 0:
+        if keyid not in ("", bundle_hint):
+            raise SignatureError(
+                f"malformed {SIGNATURE_FILE}: the first signature's keyid differs from the "
+                "bundle's publicKey.hint"
+            )
+        return UnverifiedSignature(bundle_hint, signature)
+    if not _HEX64.fullmatch(keyid):
+        raise SignatureError(
+            f"malformed {SIGNATURE_FILE}: {where}.keyid must be its key's hint (hex SHA-256)"
+        )
+    return UnverifiedSignature(keyid, signature)
 
 
 def _parse_serialization(predicate: Any) -> int | None:
@@ -177,26 +253,143 @@ def _parse_statement(payload: bytes) -> tuple[str, Manifest]:
     return subject_name, manifest
 
 
+def check_signatures(bundle: UnverifiedBundle, keyring: Keyring) -> tuple[SignatureCheck, ...]:
+    """Verify every signature whose key is in the keyring; give each its status.
+
+    Counting is by key (its DER SubjectPublicKeyInfo), never by signature: the same key (or the
+    same signature) twice is one signer, the later entries ``duplicate``.
+    """
+    message = pae(bundle.payload_type, bundle.payload)
+    seen: set[bytes] = set()
+    checks = []
+    for item in bundle.signatures:
+        public_key = keyring.get(item.hint)
+        name = keyring.name_of(item.hint)
+        if public_key is None:
+            checks.append(SignatureCheck(item.hint, None, UNKNOWN))
+        elif not verify_with(public_key, item.signature, message):
+            checks.append(SignatureCheck(item.hint, name, INVALID))
+        elif key_identity(public_key) in seen:
+            checks.append(SignatureCheck(item.hint, name, DUPLICATE))
+        else:
+            seen.add(key_identity(public_key))
+            checks.append(SignatureCheck(item.hint, name, keyring.status(item.hint)))
+    return tuple(checks)
+
+
 def verify_signature(data: bytes | bytearray | memoryview, keyring: Keyring) -> VerifiedStatement:
-    """Step 2: find the signer in the keyring and verify the signature over the PAE."""
+    """Step 2: verify every signature, then require enough distinct trusted signers.
+
+    A signature that does not verify against a trusted key it names refuses the artifact
+    outright (the bundle was altered), and so does a valid signature by a revoked key (nothing
+    a compromised key signed loads). Unknown, expired and duplicate signatures do not count.
+    The payload is read only once a counted signature vouched for it; the signed model name
+    then picks the first matching rule of ``trust.toml`` (none: one signature).
+    """
     bundle = _get_unverified_bundle(data)
-    public_key = keyring.get(bundle.hint)
-    if public_key is None:
-        raise UntrustedSignerError(
-            f"the artifact is signed by key {bundle.hint[:16]}…, which is not in the trusted "
-            f"keyring ({len(keyring)} key(s)). Add the signer's .pub file to your keys/ folder "
-            "only if you trust whoever holds its private key.",
-            hint=bundle.hint,
-        )
-    try:
-        public_key.verify(bundle.signature, pae(bundle.payload_type, bundle.payload))
-    except InvalidSignature as exc:
+    checks = check_signatures(bundle, keyring)
+    invalid = [c for c in checks if c.status == INVALID]
+    if invalid:
         raise SignatureError(
-            "the signature does not verify: model.sig was altered, or was made for other "
-            "content. Do not load this artifact; obtain a fresh copy from its publisher."
-        ) from exc
+            f"the signature does not verify (signer {_who(invalid[0])}): model.sig was altered, "
+            "or was made for other content. Do not load this artifact; obtain a fresh copy from "
+            "its publisher."
+        )
+    revoked = [c for c in checks if c.status == REVOKED]
+    if revoked:
+        # The key was compromised: whoever holds it may have signed this, with or without the
+        # other signers' knowledge. The issue's rule: nothing it signed loads, whatever the date.
+        raise UntrustedSignerError(
+            f"the artifact carries a signature by revoked key {_who(revoked[0])}: nothing a "
+            "revoked key signed loads, whatever other keys signed. If the model is still "
+            "wanted, have it reviewed again and signed anew without that key (remove "
+            "model.sig, then 'safeload sign' and 'safeload sign --add' with current keys). "
+            f"Signatures: {', '.join(f'{_who(c)} ({c.status})' for c in checks)}",
+            signatures=[(c.hint, c.name, c.status) for c in checks],
+        )
+    counted = [c for c in checks if c.status == VALID]
+    if not counted:
+        raise _too_few(checks, keyring, None, [], None)
     subject_name, manifest = _parse_statement(bundle.payload)
-    return VerifiedStatement(bundle.hint, keyring.name_of(bundle.hint), subject_name, manifest)
+    rule = keyring.rule_for(model_name_of(subject_name))
+    if rule is not None:
+        counted = [c for c in counted if c.name in rule.signers]
+        if len(counted) < rule.threshold:
+            raise _too_few(checks, keyring, rule, counted, model_name_of(subject_name))
+    first = counted[0]
+    return VerifiedStatement(first.hint, first.name, subject_name, manifest, checks)
+
+
+def _who(check: SignatureCheck) -> str:
+    return check.name or f"key {check.hint[:16]}…"
+
+
+def _too_few(
+    checks: tuple[SignatureCheck, ...],
+    keyring: Keyring,
+    rule: Rule | None,
+    counted: list[SignatureCheck],
+    model: str | None,
+) -> UntrustedSignerError:
+    """The refusal that says what was found, what is needed, and why others did not count."""
+    unknown = next((c.hint for c in checks if c.status == UNKNOWN), None)
+    others = [f"{_who(c)} ({c.status})" for c in checks if c.status not in (VALID, UNKNOWN)]
+    unknown_part = (
+        f"signed by key {unknown[:16]}…, which is not in the trusted keyring "
+        f"({len(keyring)} key(s)). Add the signer's .pub file to your keys/ folder only if you "
+        "trust whoever holds its private key."
+        if unknown is not None
+        else ""
+    )
+    missing: tuple[str, ...] = ()
+    if rule is None:
+        needed = 1
+        head = "the artifact has no signature by a trusted, current key"
+        if unknown is not None and not others:
+            head = "the artifact is " + unknown_part
+            unknown_part = ""
+    else:
+        needed = rule.threshold
+        have = {c.name for c in counted}
+        missing = tuple(s for s in rule.signers if s not in have)
+        names = ", ".join(str(c.name) for c in counted) or "none"
+        source = keyring.trust.source if keyring.trust else "trust.toml"
+        head = (
+            f"model {shown(model)} needs {needed} of {', '.join(rule.signers)} (rule "
+            f"{rule.index} of {source}, models {', '.join(rule.models)}); found {len(counted)} "
+            f"({names}); missing: {', '.join(missing)}"
+        )
+    parts = [head]
+    if others:
+        parts.append("not counted: " + ", ".join(others))
+    if unknown_part:
+        parts.append(unknown_part)
+    return UntrustedSignerError(
+        "; ".join(parts),
+        hint=unknown,
+        found=len(counted),
+        needed=needed,
+        missing=missing,
+        signatures=[(c.hint, c.name, c.status) for c in checks],
+    )
+
+
+def check_rule_name(
+    statement: VerifiedStatement, metadata: Mapping[str, Any], keyring: Keyring
+) -> None:
+    """The name trust rules matched (the signed statement's) must be the metadata's name.
+
+    Otherwise one signer could sign ``misc/1`` with ``name: churn`` inside, pass as a model no
+    rule covers, and be served as ``churn``, whose rule needs more signers.
+    """
+    if keyring.trust is None or not keyring.trust.rules:
+        return
+    if metadata.get("name") != statement.model_name:
+        raise SignatureError(
+            f"the signed statement names model {shown(statement.model_name)} but "
+            f"safeload.json names {shown(metadata.get('name'))}: trust rules are matched on "
+            "the signed name, so both must agree. Do not load this artifact."
+        )
 
 
 def check_file_set(statement: VerifiedStatement, present: Mapping[str, int]) -> None:
@@ -243,3 +436,26 @@ def get_unverified_claims(data: bytes | bytearray | memoryview) -> tuple[str, Ma
     bundle = _get_unverified_bundle(data)
     _, manifest = _parse_statement(bundle.payload)
     return bundle.hint, manifest
+
+
+def parse_bundle(data: bytes | bytearray | memoryview) -> tuple[UnverifiedBundle, str, Manifest]:
+    """The bundle and the subject name and manifest it claims: NOT authenticated.
+
+    For ``cosign``, which re-derives the statement from the files before signing it again.
+    """
+    bundle = _get_unverified_bundle(data)
+    subject_name, manifest = _parse_statement(bundle.payload)
+    return bundle, subject_name, manifest
+
+
+def describe_signatures(
+    data: bytes | bytearray | memoryview, keyring: Keyring | None
+) -> tuple[SignatureCheck, ...]:
+    """For display (``inspect``): every signature's signer and status.
+
+    Never raises for too few signers; without a keyring every signature is ``unchecked``.
+    """
+    bundle = _get_unverified_bundle(data)
+    if keyring is None:
+        return tuple(SignatureCheck(s.hint, None, "unchecked") for s in bundle.signatures)
+    return check_signatures(bundle, keyring)

@@ -94,20 +94,33 @@ def independent_verify(artifact: Path, pub_pem_files: list[Path]) -> dict[str, A
     assert bundle["mediaType"] == BUNDLE_MEDIA_TYPE
     envelope = bundle["dsseEnvelope"]
     assert envelope["payloadType"] == PAYLOAD_TYPE
-    assert len(envelope["signatures"]) == 1
+    assert 1 <= len(envelope["signatures"]) <= 16, "1 to 16 signatures"
 
-    # Step 3: the signer, from the verifier's own keyring (hex SHA-256 of each PEM).
+    # Step 3: each signature's key: the first is publicKey.hint (keyid "" or that hint), every
+    # further one names its key in keyid; looked up in the verifier's own keyring (hex SHA-256
+    # of each PEM). Signatures by keys outside the keyring are skipped; at least one must be in.
     keyring = {hashlib.sha256(p.read_bytes()).hexdigest(): p for p in pub_pem_files}
     hint = bundle["verificationMaterial"]["publicKey"]["hint"]
-    assert hint in keyring, "untrusted signer"
-    public_key = load_pem_public_key(keyring[hint].read_bytes())
-    assert isinstance(public_key, Ed25519PublicKey)
+    signers = []
+    for index, entry in enumerate(envelope["signatures"]):
+        keyid = entry.get("keyid", "")
+        if index == 0:
+            assert keyid in ("", hint), "first keyid differs from publicKey.hint"
+            signers.append((hint, entry["sig"]))
+        else:
+            assert HEX_SHA256.fullmatch(keyid), "a further signature must name its key"
+            signers.append((keyid, entry["sig"]))
+    trusted = [(h, sig) for h, sig in signers if h in keyring]
+    assert trusted, "untrusted signer"
 
-    # Step 4: Ed25519 over PAE(payloadType, payload).
+    # Step 4: Ed25519 over PAE(payloadType, payload), for every signature by a key we hold.
     payload = base64.b64decode(envelope["payload"], validate=True)
-    signature = base64.b64decode(envelope["signatures"][0]["sig"], validate=True)
-    assert len(signature) == 64, "not an Ed25519 signature"
-    public_key.verify(signature, pae(envelope["payloadType"].encode(), payload))
+    for signer, encoded in trusted:
+        public_key = load_pem_public_key(keyring[signer].read_bytes())
+        assert isinstance(public_key, Ed25519PublicKey)
+        signature = base64.b64decode(encoded, validate=True)
+        assert len(signature) == 64, "not an Ed25519 signature"
+        public_key.verify(signature, pae(envelope["payloadType"].encode(), payload))
 
     # Step 5: the statement (section 3).
     statement = strict_json(payload, "statement")
@@ -367,6 +380,28 @@ def test_independent_verifier_rejects_forged_signature(artifact: Path, keydir: P
     sig.write_text(json.dumps(bundle))
     with pytest.raises(InvalidSignature):
         independent_verify(artifact, keys_of(keydir))
+
+
+def test_independent_verifier_checks_every_signature_of_a_cosigned_bundle(
+    artifact: Path, keydir: Path, tmp_path: Path
+) -> None:
+    reviewer = safeload.generate_key()
+    reviewer.save(tmp_path / "reviewer")
+    safeload.cosign(artifact, reviewer)
+    both = [*keys_of(keydir), tmp_path / "reviewer.pub"]
+    independent_verify(artifact, both)
+    independent_verify(artifact, [tmp_path / "reviewer.pub"])  # found by its keyid alone
+    sig = artifact / "model.sig"
+    bundle = json.loads(sig.read_bytes())
+    assert bundle["dsseEnvelope"]["signatures"][1]["keyid"] == reviewer.hint
+    raw = bytearray(base64.b64decode(bundle["dsseEnvelope"]["signatures"][1]["sig"]))
+    raw[-1] ^= 1
+    bundle["dsseEnvelope"]["signatures"][1]["sig"] = base64.b64encode(bytes(raw)).decode()
+    sig.write_text(json.dumps(bundle))
+    with pytest.raises(InvalidSignature):
+        independent_verify(artifact, both)
+    with pytest.raises(safeload.SignatureError):
+        safeload.load(artifact, trusted=safeload.Keyring.of([reviewer]))
 
 
 RESIZE: dict[str, Callable[[bytes], bytes]] = {

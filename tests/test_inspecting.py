@@ -31,6 +31,7 @@ TOP_KEYS = {
     "verdict",
     "reasons",
     "signer",
+    "signatures",
     "files",
     "missing_files",
     "metadata",

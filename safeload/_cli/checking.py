@@ -12,6 +12,7 @@ from safeload._cli.output import escape
 from safeload.errors import (
     OperationalError,
     RefusedError,
+    UntrustedSignerError,
     UntrustedTypeError,
     untrusted_types_message,
 )
@@ -43,6 +44,7 @@ def verify_one(path: str, args: argparse.Namespace) -> dict[str, Any]:
         "format": verified.format,
         "files": verified.statement.manifest.files(),
         "types": list(verified.scan.globals),
+        "signatures": [c.to_dict() for c in verified.statement.signatures],
     }
 
 
@@ -63,10 +65,13 @@ def message_of(exc: Exception) -> str:
 def error_document(exc: Exception, kind: str) -> dict[str, Any]:
     """The documented error fields: ``error``, ``type``, ``message`` and the details it carries."""
     detail: dict[str, Any] = {"error": kind, "type": type(exc).__name__, "message": message_of(exc)}
-    for attr in ("types", "files", "hint"):
+    for attr in ("types", "files", "hint", "missing"):
         value = getattr(exc, attr, None)
         if value:
             detail[attr] = list(value) if isinstance(value, tuple) else value
+    if isinstance(exc, UntrustedSignerError) and exc.signatures:
+        detail["found"], detail["needed"] = exc.found, exc.needed
+        detail["signatures"] = [{"hint": h, "name": n, "status": s} for h, n, s in exc.signatures]
     return detail
 
 
@@ -78,6 +83,7 @@ def status_of(results: list[dict[str, Any]]) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    cli_args.policy(args)  # a bad --policy/--allow is the command's error, before any path
     results = [verify_one(path, args) for path in args.paths]
     status = status_of(results)
     if args.format == "sarif":
@@ -104,7 +110,8 @@ def _print_verified(result: dict[str, Any], *, named: bool) -> None:
         where = f"{result['path']}: " if named else ""
         output.err().print(f"safeload: {result['error']}: {where}{result['message']}", markup=False)
         return
-    signer = result["signer_name"] or result["signer"][:16]
+    signers = [s["name"] or s["hint"][:16] for s in result["signatures"] if s["status"] == "valid"]
+    signer = ", ".join(signers) or result["signer_name"] or result["signer"][:16]
     output.out().print(
         f"{output.verdict(True)}  {path}: "
         f"{escape(str(result['name']))} {escape(str(result['version']))} "
@@ -141,6 +148,17 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK if report.verdict == "verified" else EXIT_REFUSED
 
 
+_STATUS = {
+    "valid": "valid",
+    "unknown": "unknown key",
+    "invalid": "[red]INVALID[/]",
+    "revoked": "[red]REVOKED[/]",
+    "expired": "EXPIRED",
+    "duplicate": "duplicate (counted once)",
+    "unchecked": "not checked",
+}
+
+
 def _print_inspect(report: Any) -> None:
     out = output.out()
     out.print(f"[bold]{escape(report.path)}[/]")
@@ -150,6 +168,11 @@ def _print_inspect(report: Any) -> None:
     trusted = {True: "trusted", False: "NOT trusted", None: "not checked"}[report.signer_trusted]
     valid = {True: "valid", False: "INVALID", None: "not checked"}[report.signature_valid]
     out.print(f"signer     {escape(signer)}, {trusted}, signature {valid}")
+    if len(report.signatures) > 1 or any(s.status != "valid" for s in report.signatures):
+        for check in report.signatures:
+            who = check.hint[:16] + (f" ({check.name})" if check.name else "")
+            status = _STATUS.get(check.status, check.status)
+            out.print(f"signature  {escape(who)}: {status}")
     files = output.table(("file", "size", "sha256", "matches signed"), title="files")
     for entry in report.files:
         files.add_row(

@@ -37,11 +37,16 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
+    from safeload.keys import Keyring
     from safeload.remote import is_url
     from safeload.saving import pack_model_file, sign_directory
 
     key = cli_args.signing_key(args)
     source = Path(args.path)
+    if args.trusted is not None:
+        Keyring.from_dir(args.trusted).check_signer(key)
+    if args.add:
+        return _cosign(args, key, source)
     out: Path | Url
     if is_url(args.path) or source.is_dir():
         out = sign_directory(args.path, key=key, policy=cli_args.policy(args))
@@ -62,6 +67,23 @@ def cmd_sign(args: argparse.Namespace) -> int:
         output.print_json({"artifact": str(out), "signer": key.hint})
     else:
         output.out().print(f"signed {out} (signer {key.hint[:16]})", markup=False)
+    return EXIT_OK
+
+
+def _cosign(args: argparse.Namespace, key: Any, source: Path) -> int:
+    from safeload.cosigning import cosign
+
+    if not source.is_dir():
+        raise OperationalError(f"--add needs a signed artifact directory; {source} is not one")
+    if args.out or args.name or args.version:
+        raise OperationalError(
+            "--add signs the artifact as it is: do not give --out, --name or --version"
+        )
+    out = cosign(source, key, trusted=args.trusted, policy=cli_args.policy(args))
+    if args.json:
+        output.print_json({"artifact": str(out), "signer": key.hint, "added": True})
+    else:
+        output.out().print(f"added a signature to {out} (signer {key.hint[:16]})", markup=False)
     return EXIT_OK
 
 
