@@ -25,7 +25,7 @@ from safeload.errors import (
     TamperedArtifactError,
 )
 from safeload.keys import Keyring, SigningKey, resolve_keyring
-from safeload.layout import SIGNATURE_FILE, ArtifactDir
+from safeload.layout import SIGNATURE_FILE, ListedArtifact
 from safeload.manifest import resources_for
 from safeload.policy import PolicySource, resolve_policy
 from safeload.reading import read_artifact
@@ -64,7 +64,7 @@ def cosign(
     target = Path(path)
     seen: list[bytes] = []
 
-    def signed_only(artifact: ArtifactDir) -> int | None:
+    def signed_only(artifact: ListedArtifact) -> int | None:
         if SIGNATURE_FILE not in artifact.sizes:
             raise OperationalError(f"{target} is not signed yet: sign it first, then cosign")
         artifact.model_file()

@@ -14,7 +14,7 @@ from typing import Any
 from safeload import metaschema, strictjson
 from safeload.errors import RefusedError, SafeloadError
 from safeload.keys import Keyring, resolve_keyring
-from safeload.layout import METADATA_FILE, SIGNATURE_FILE, ArtifactDir, Progress, ReadLimits
+from safeload.layout import METADATA_FILE, SIGNATURE_FILE, ListedArtifact, Progress, ReadLimits
 from safeload.manifest import ALGORITHM, resource_algorithm
 from safeload.options import LoadOptions, resolve_options
 from safeload.policy import PolicySource
@@ -132,7 +132,7 @@ def inspect(
     signed: dict[str, tuple[str, ...]] = {}
     verified: list[VerifiedStatement] = []
 
-    def read_claims(artifact: ArtifactDir) -> int | None:
+    def read_claims(artifact: ListedArtifact) -> int | None:
         """Check what can be checked of the signature; return the claimed shard size."""
         if SIGNATURE_FILE not in artifact.sizes:
             report.reasons.append("unsigned: no model.sig")
@@ -171,6 +171,7 @@ def inspect(
             limits=opts.read_limits,
             progress=progress,
             tolerate_no_model=True,
+            storage_options=opts.storage_options,
         )
         _compare_files(report, files, signed)
         if verified and keyring is not None and report.metadata is not None:

@@ -28,7 +28,7 @@ from safeload.errors import (
 )
 from safeload.gcpause import paused_gc
 from safeload.keys import Keyring, resolve_keyring
-from safeload.layout import SIGNATURE_FILE, ArtifactDir, Progress, ReadLimits, read_model_file
+from safeload.layout import SIGNATURE_FILE, ListedArtifact, Progress, ReadLimits, read_model_file
 from safeload.metadata import JSONValue, running_sklearn_version
 from safeload.options import LoadOptions, resolve_options
 from safeload.policy import PolicySource, resolve_policy
@@ -79,7 +79,7 @@ def verify_artifact(
     keyring = resolve_keyring(trusted)
     signed: list[VerifiedStatement] = []
 
-    def signed_files_only(artifact: ArtifactDir) -> int | None:
+    def signed_files_only(artifact: ListedArtifact) -> int | None:
         # Step 1 (layout) ran when the directory was opened; the model file must be unambiguous.
         artifact.require_signature()
         artifact.model_file()
@@ -90,7 +90,13 @@ def verify_artifact(
         signed.append(statement)
         return statement.shard_size
 
-    files = read_artifact(path, signed_files_only, limits=opts.read_limits, progress=progress)
+    files = read_artifact(
+        path,
+        signed_files_only,
+        limits=opts.read_limits,
+        progress=progress,
+        storage_options=opts.storage_options,
+    )
     statement = signed[0]
     # Step 3: every byte of every file, hashed once while it was read.
     check_manifest(statement, files.digests)

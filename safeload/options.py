@@ -13,8 +13,9 @@ policy and unpickles with another.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from safeload.layout import ReadLimits
 from safeload.policy import (
@@ -47,6 +48,8 @@ class LoadOptions:
             func, a callable ``metric``), on top of :data:`safeload.callsafe.SAFE_TO_CALL`.
             Their names must also be in ``policy`` (as references) for the file to hold them.
             A policy file's ``[safe_to_call]`` names are added here.
+        storage_options: for a URL path (``s3://...``): keyword arguments of its fsspec
+            filesystem (``{"endpoint_url": ...}``, credentials); never read from an artifact.
     """
 
     policy: PolicySource = None
@@ -54,6 +57,8 @@ class LoadOptions:
     scan_limits: ScanLimits = field(default_factory=ScanLimits)
     versions: str = "warn"
     safe_to_call: Iterable[str] = ()
+    # Not in repr: it may hold credentials.
+    storage_options: Mapping[str, Any] | None = field(default=None, repr=False)
     # Set by resolve_options on the copy it makes for one operation (never by a caller).
     _resolved: bool = field(default=False, init=False, repr=False, compare=False)
     # The caller's own safe_to_call, before the policy's are added (kept across replace()).

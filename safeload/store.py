@@ -12,9 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from safeload import remote
 from safeload.errors import ArtifactNotFoundError
 from safeload.keys import Keyring, SigningKey
-from safeload.layout import ReadLimits, check_name, subfolders
+from safeload.layout import ReadLimits, check_name
 from safeload.loading import LoadedArtifact, load_checked
 from safeload.options import LoadOptions
 from safeload.policy import PolicySource
@@ -26,21 +27,23 @@ class Store:
     """Versioned artifacts under one root folder.
 
     ``options`` (:class:`~safeload.LoadOptions`) are the load-time knobs for every load from
-    this store; each load may still override them.
+    this store; each load may still override them. ``root`` may be a URL
+    (``s3://bucket/models``): names and versions then come from a bounded listing, and
+    ``options.storage_options`` configure its filesystem (:mod:`safeload.remote`).
     """
 
     def __init__(self, root: str | os.PathLike[str], *, options: LoadOptions | None = None) -> None:
-        self.root = Path(root)
+        self.root = remote.local_or_url(root)
         self.options = options or LoadOptions()
 
     def names(self) -> list[str]:
         """Model names in the store, sorted."""
-        return sorted(subfolders(self.root))
+        return sorted(remote.folders(self.root, self.options.storage_options))
 
     def versions(self, name: str) -> list[str]:
         """Versions of ``name``, oldest first, ordered as versions (PEP 440), not as strings."""
         check_name(name)
-        return subfolders(self.root / name)
+        return remote.folders(self.root / name, self.options.storage_options)
 
     def resolve(self, name: str, version: str = "latest") -> str:
         """The concrete version: ``latest`` is the highest version present."""
@@ -50,18 +53,29 @@ class Store:
         versions = self.versions(name)
         if not versions:
             raise ArtifactNotFoundError(f"no versions of {name!r} in {self.root}")
+        if isinstance(self.root, remote.Url):
+            # An upload in progress (or failed) has no model.sig yet: it is not "latest".
+            signed = (v for v in reversed(versions) if self._signed(name, v))
+            return next(signed, versions[-1])
         return versions[-1]
 
-    def path(self, name: str, version: str) -> Path:
+    def _signed(self, name: str, version: str) -> bool:
+        path = self.root / name / version
+        return isinstance(path, remote.Url) and remote.is_signed(path, self.options.storage_options)
+
+    def path(self, name: str, version: str) -> Path | remote.Url:
         """Where ``name``/``version`` lives (or would live)."""
         check_name(name)
         check_name(version)
         return self.root / name / version
 
-    def save(self, obj: Any, name: str, version: str, *, key: SigningKey, **options: Any) -> Path:
+    def save(
+        self, obj: Any, name: str, version: str, *, key: SigningKey, **options: Any
+    ) -> Path | remote.Url:
         """Save a new version; an existing version is never overwritten."""
         if version == "latest":
             raise ValueError("'latest' is not a version; give a concrete version")
+        options.setdefault("storage_options", self.options.storage_options)
         return save(obj, self.path(name, version), key=key, name=name, version=version, **options)
 
     def load_checked(
