@@ -4,6 +4,11 @@ Versions are immutable (saving never overwrites), ordered as versions rather tha
 (``1.10.0`` after ``1.9.0``), and every load goes through the full gate with the name and version
 that were asked for, so that an older or a different signed artifact copied to a newer path is
 refused (rollback and swap attacks).
+
+An old artifact is still validly signed as itself, though: remove the newest folder and
+"latest" would serve the version before it. So the Store also remembers the highest version of
+each name it has verified (:mod:`safeload.storestate`) and refuses to serve a lower one as
+"latest"; asking for a version by name is the deliberate way back.
 """
 
 from __future__ import annotations
@@ -13,14 +18,17 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from safeload.errors import ArtifactNotFoundError
+from safeload.errors import ArtifactNotFoundError, RollbackError
 from safeload.keys import Keyring, SigningKey
 from safeload.layout import ReadLimits, check_name, subfolders
 from safeload.loading import LoadedArtifact, load_checked
 from safeload.options import LoadOptions
 from safeload.policy import TypePolicy
 from safeload.saving import save
+from safeload.storestate import STATE_FILE, StoreState, is_lower
 from safeload.typegate import ScanLimits
+
+ROLLBACK_POLICIES = ("refuse", "ignore")
 
 
 class Store:
@@ -28,11 +36,30 @@ class Store:
 
     ``options`` (:class:`~safeload.LoadOptions`) are the load-time knobs for every load from
     this store; each load may still override them.
+
+    ``state`` is the file that records the highest version of each name this store has
+    verified (default ``ROOT/.safeload-state.json``). Keep it where those who can write the
+    models cannot (the serving process's own folder): beside the store, anyone who can delete
+    a version folder can delete the record too. ``rollback="refuse"`` (default) refuses to
+    serve "latest" when it is lower than that record (:class:`~safeload.RollbackError`);
+    ``"ignore"`` neither reads nor writes the record.
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, options: LoadOptions | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        options: LoadOptions | None = None,
+        state: str | os.PathLike[str] | None = None,
+        rollback: str = "refuse",
+    ) -> None:
+        if rollback not in ROLLBACK_POLICIES:
+            raise ValueError(f"rollback must be one of {ROLLBACK_POLICIES}, not {rollback!r}")
         self.root = Path(root)
         self.options = options or LoadOptions()
+        self.state_path = Path(state) if state is not None else self.root / STATE_FILE
+        self.rollback = rollback
+        self._state = StoreState(self.state_path)
 
     def names(self) -> list[str]:
         """Model names in the store, sorted."""
@@ -59,8 +86,30 @@ class Store:
         check_name(version)
         return self.root / name / version
 
+    def highest_served(self, name: str) -> str | None:
+        """The highest version of ``name`` this store has verified, from its record."""
+        check_name(name)
+        served = self._state.highest(name)
+        return served.version if served else None
+
+    def roll_back(self, name: str, version: str) -> None:
+        """Lower the record of ``name`` to ``version``, so that "latest" may serve it again.
+
+        For a deliberate rollback: remove the bad version's folder, then call this (a load
+        pinned to ``version`` needs no call). Nothing is deleted or verified here.
+        """
+        check_name(name)
+        check_name(version)
+        if version not in self.versions(name):
+            raise ArtifactNotFoundError(f"no version {version!r} of {name!r} in {self.root}")
+        self._state.lower(name, version)
+
     def save(self, obj: Any, name: str, version: str, *, key: SigningKey, **options: Any) -> Path:
-        """Save a new version; an existing version is never overwritten."""
+        """Save a new version; an existing version is never overwritten.
+
+        A version lower than the one recorded as served is saved (a backport is legitimate);
+        it is only guarded when served.
+        """
         if version == "latest":
             raise ValueError("'latest' is not a version; give a concrete version")
         return save(obj, self.path(name, version), key=key, name=name, version=version, **options)
@@ -80,11 +129,32 @@ class Store:
         """Load for production: the whole gate, then input-checked predictions.
 
         As :func:`~safeload.load_checked`, also checking that the signed name and version are
-        the ones asked for.
+        the ones asked for. For "latest", the version found must not be lower than the highest
+        one this store has verified (:class:`~safeload.RollbackError`); a version asked for by
+        name is served even if lower. After the load, a version higher than the record raises
+        it.
         """
         concrete = self.resolve(name, version)
-        return load_checked(
-            self.path(name, concrete),
+        path = self.path(name, concrete)
+        guarded = self.rollback == "refuse"
+        if guarded:
+            served = self._state.highest(name)
+            if version == "latest" and served and is_lower(concrete, served.version):
+                raise RollbackError(
+                    f"the newest version of {name!r} in {self.root} is {concrete!r}, but this "
+                    f"store has served {served.version!r} before (recorded in "
+                    f"{self.state_path}): a newer version was removed, or the folder replaced "
+                    "by an older copy. If the rollback is deliberate, ask for the version: "
+                    f"load_checked({name!r}, {concrete!r}, ...), or record it as the newest "
+                    f"with Store.roll_back({name!r}, {concrete!r})",
+                    name=name,
+                    served=served.version,
+                    found=concrete,
+                )
+            if (served is None or is_lower(served.version, concrete)) and path.is_dir():
+                self._state.check_writable()  # before the load's cost, not after it
+        loaded = load_checked(
+            path,
             trusted=trusted,
             options=options or self.options,
             policy=policy,
@@ -94,6 +164,9 @@ class Store:
             read_limits=read_limits,
             scan_limits=scan_limits,
         )
+        if guarded:
+            self._state.raise_to(name, concrete, loaded.signer)
+        return loaded
 
     def load(
         self,
@@ -107,7 +180,7 @@ class Store:
         read_limits: ReadLimits | None = None,
         scan_limits: ScanLimits | None = None,
     ) -> Any:
-        """Like :meth:`load_checked`, returning the bare model (no input checks)."""
+        """Like :meth:`load_checked` (rollback rules included), returning the bare model."""
         return self.load_checked(
             name,
             version,
