@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from safeload import strictjson
-from safeload.errors import StoreStateError, shown
+from safeload.errors import MalformedArtifactError, StoreStateError, shown
 from safeload.layout import is_plain_name, version_key
 
 STATE_FILE = ".safeload-state.json"
@@ -106,7 +106,10 @@ class StoreState:
         return self._parse(data)
 
     def _parse(self, data: bytes) -> dict[str, Served]:
-        doc = strictjson.loads(data, str(self.path), error=StoreStateError)
+        try:
+            doc = strictjson.loads(data, str(self.path))
+        except MalformedArtifactError as exc:
+            raise self._error(f"is not valid strict JSON ({shown(str(exc.__cause__))})") from exc
         if not (
             isinstance(doc, dict)
             and set(doc) == {"format", "schema", "models"}
@@ -167,6 +170,9 @@ class StoreState:
 
     def raise_to(self, name: str, version: str, signer: str) -> None:
         """Record ``version`` for ``name`` if it is higher than the record (never lowers it)."""
+        known = self.highest(name)
+        if known is not None and not is_lower(known.version, version):
+            return  # no lock, no write: a read-only store whose record is current still serves
         with self._locked():
             record = self.read()
             known = record.get(name)
