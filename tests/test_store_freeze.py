@@ -7,6 +7,7 @@ because the newer one went missing. Every store here holds real signed pipelines
 
 from __future__ import annotations
 
+import fcntl
 import json
 import multiprocessing
 import os
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import numpy as np
@@ -280,6 +282,21 @@ def test_a_corrupt_record_is_refused_never_reset(
     assert sorted(p.name for p in root.iterdir()) == before  # nothing rewritten or added
 
 
+def test_a_fifo_fed_a_valid_record_is_still_refused(
+    tmp_path: Path, pipeline: Pipeline, key: safeload.SigningKey, ring: safeload.Keyring
+) -> None:
+    """Only a regular file is a record: a pipe can say something else at every read."""
+    store = _store(tmp_path, pipeline, key, "1.0.0")
+    os.mkfifo(tmp_path / STATE_FILE)
+    writer = os.open(tmp_path / STATE_FILE, os.O_RDWR)  # an open writer: reads get data
+    try:
+        os.write(writer, json.dumps(_valid_doc("0.1")).encode())
+        with pytest.raises(safeload.StoreStateError, match="not a regular file"):
+            store.load("iris", trusted=ring)
+    finally:
+        os.close(writer)
+
+
 def test_the_valid_document_of_the_corrupt_cases_is_accepted(
     tmp_path: Path, pipeline: Pipeline, key: safeload.SigningKey, ring: safeload.Keyring
 ) -> None:
@@ -345,7 +362,7 @@ def test_a_failed_rename_keeps_the_old_record_whole(
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
-VERSIONS = [f"1.{i}.0" for i in range(60)]
+VERSIONS = [f"1.{i}.0" for i in range(100)]
 
 
 def _race_records(state: str, seed: int, failures: multiprocessing.Queue[str]) -> None:
@@ -362,21 +379,60 @@ def _race_records(state: str, seed: int, failures: multiprocessing.Queue[str]) -
 
 
 def test_concurrent_recorders_never_lower_the_record(tmp_path: Path) -> None:
-    """Four processes raising one record at once: without the lock, one process's write of a
-    lower version lands after another's higher one (a lost update)."""
+    """Four processes raising one record at once, watched from here: without the lock, one
+    process's write of a lower version lands after another's higher one (a lost update)."""
     context = multiprocessing.get_context("fork")
     failures: multiprocessing.Queue[str] = context.Queue()
-    state = str(tmp_path / STATE_FILE)
+    state = tmp_path / STATE_FILE
     workers = [
-        context.Process(target=_race_records, args=(state, seed, failures)) for seed in range(4)
+        context.Process(target=_race_records, args=(str(state), seed, failures))
+        for seed in range(4)
     ]
     for worker in workers:
         worker.start()
+    watched, highest = StoreState(state), -1
+    while any(worker.is_alive() for worker in workers):
+        seen = watched.highest("iris")
+        now = -1 if seen is None else VERSIONS.index(seen.version)
+        assert now >= highest, f"the record went down from {VERSIONS[highest]} to {seen}"
+        highest = now
     for worker in workers:
         worker.join(timeout=120)
         assert worker.exitcode == 0
     assert failures.empty(), failures.get()
-    assert _record(tmp_path / STATE_FILE) == {"iris": VERSIONS[-1]}
+    assert _record(state) == {"iris": VERSIONS[-1]}
+
+
+def _hold_the_lock(state: str, held: Event, release: Event) -> None:
+    fd = os.open(f"{state}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    held.set()
+    release.wait(timeout=60)
+
+
+def test_a_record_being_raised_holds_others_off(tmp_path: Path) -> None:
+    """The mutual exclusion itself: while another process holds the lock, a raise waits.
+
+    The holder is a process of its own: a lock taken here would be inherited by the fork."""
+    state = tmp_path / STATE_FILE
+    context = multiprocessing.get_context("fork")
+    held, release = context.Event(), context.Event()
+    holder = context.Process(target=_hold_the_lock, args=(str(state), held, release))
+    holder.start()
+    assert held.wait(timeout=30)
+    raiser = context.Process(target=StoreState(state).raise_to, args=("iris", "2.0.0", "ab"))
+    try:
+        raiser.start()
+        raiser.join(timeout=1.0)
+        assert raiser.is_alive() and not state.exists()  # waiting for the lock
+    finally:
+        release.set()
+        holder.join(timeout=30)
+        raiser.join(timeout=30)
+        for process in (holder, raiser):
+            if process.is_alive():
+                process.kill()
+    assert raiser.exitcode == 0 and _record(state) == {"iris": "2.0.0"}
 
 
 def _race_loads(root: str, version: str, keyfile: str) -> None:
