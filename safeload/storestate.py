@@ -163,7 +163,10 @@ class StoreState:
                 "symlinks are refused)"
             ) from exc
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as exc:  # ENOLCK: a filesystem without locks
+                raise self._error(f"cannot be locked ({exc.strerror})") from exc
             yield
         finally:
             os.close(fd)  # closing releases the lock
@@ -182,11 +185,13 @@ class StoreState:
             self._write(record)
 
     def lower(self, name: str, version: str) -> None:
-        """Set ``name``'s record to ``version`` even if lower: a deliberate rollback."""
+        """Set ``name``'s record to ``version`` even if lower: a deliberate rollback.
+
+        The signer is left empty: nothing was verified, a person decided.
+        """
         with self._locked():
             record = self.read()
-            known = record.get(name)
-            record[name] = Served(version, known.signer if known else "", _now())
+            record[name] = Served(version, "", _now())
             self._write(record)
 
     def _write(self, record: dict[str, Served]) -> None:
