@@ -414,10 +414,19 @@ def test_save_puts_the_signature_last(
 
 
 def test_store_on_a_bucket(
-    s3: S3, bucket: str, pipeline: Pipeline, key: safeload.SigningKey, keydir: Path, iris: Any
+    s3: S3,
+    bucket: str,
+    pipeline: Pipeline,
+    key: safeload.SigningKey,
+    keydir: Path,
+    iris: Any,
+    tmp_path: Path,
 ) -> None:
     X, _ = iris
-    store = safeload.Store(f"s3://{bucket}/registry", options=_opts(s3))
+    unrecorded = safeload.Store(f"s3://{bucket}/registry", options=_opts(s3))
+    store = safeload.Store(
+        f"s3://{bucket}/registry", options=_opts(s3), state=tmp_path / "state.json"
+    )
     for version in ("1.0.0", "1.10.0", "1.9.0"):
         assert (
             store.save(pipeline, "iris", version, key=key)
@@ -429,8 +438,12 @@ def test_store_on_a_bucket(
     assert store.names() == ["iris", "wine"]
     assert store.versions("iris") == ["1.0.0", "1.9.0", "1.10.0", "1.11.0"]
     assert store.resolve("iris") == "1.10.0"
+    # A bucket cannot hold the serving side's rollback record: a guarded load needs state=.
+    with pytest.raises(safeload.StoreStateError, match="state="):
+        unrecorded.load_checked("iris", trusted=keydir)
     loaded = store.load_checked("iris", trusted=keydir)
     assert loaded.metadata["version"] == "1.10.0"
+    assert store.highest_served("iris") == "1.10.0"
     np.testing.assert_array_equal(loaded.predict(X[:5]), pipeline.predict(X[:5]))
     with pytest.raises(UnsignedArtifactError):
         store.load("iris", "1.11.0", trusted=keydir)
