@@ -138,6 +138,8 @@ def test_vocabulary_out_of_range_crashes_transform_in_a_child(
 def test_ngram_range_hangs_transform_in_a_child(tmp_path: Path) -> None:
     crafted = edited("count", analyzer="char", ngram_range=(1, 10**9))
     fate = predict_in_child(crafted, tmp_path, "transform", "['x' * 20000]", timeout=10)
-    assert fate == "hung", fate
+    # All n-grams of a 20,000-character text: the child runs out of time or of its 4 GiB,
+    # whichever comes first on the machine of the day.
+    assert fate == "hung" or fate.endswith("MemoryError"), fate
     with pytest.raises(MalformedArtifactError, match="ngram_range"):
         validate_model(crafted)
