@@ -75,8 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"safeload {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("keygen", help="create an Ed25519 key pair STEM.key / STEM.pub")
+    p = sub.add_parser("keygen", help="create a key pair STEM.key / STEM.pub (Ed25519 default)")
     p.add_argument("stem")
+    p.add_argument(
+        "--algorithm",
+        choices=("ed25519", "ecdsa-p256"),
+        default="ed25519",
+        help="ecdsa-p256: artifacts also verify with OpenSSF model_signing (default ed25519)",
+    )
     _common(p, allow=False)
     p.set_defaults(func=signing.cmd_keygen)
 
