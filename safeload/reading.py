@@ -50,7 +50,10 @@ class ArtifactFiles:
         someone else signed, an operational error for one the caller is about to sign.
         """
         if METADATA_FILE not in self.buffers:
-            raise error(f"{self.path} has no {METADATA_FILE}; every artifact carries its metadata")
+            raise error(
+                f"{self.path} has no {METADATA_FILE}; every artifact carries its metadata (a "
+                "model folder signed by OpenSSF model_signing loads with load_model_signing)"
+            )
         metadata = parse_metadata(self.buffers[METADATA_FILE])
         if metadata["format"] != self.format:
             raise error(

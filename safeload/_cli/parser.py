@@ -103,6 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="run the whole gate without deserializing")
     p.add_argument("paths", nargs="+", metavar="path")
     p.add_argument("--trusted", required=True, help="folder of trusted *.pub keys")
+    p.add_argument(
+        "--model-signing",
+        action="store_true",
+        help="PATH is a model folder signed by OpenSSF model_signing (one model file, no "
+        "safeload.json)",
+    )
+    p.add_argument(
+        "--signature",
+        metavar="FILE",
+        help="with --model-signing: its bundle, when not PATH/model.sig (one PATH only)",
+    )
     _common(p)
     _format(p)
     p.set_defaults(func=checking.cmd_verify)
