@@ -12,6 +12,8 @@ import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import joblib
@@ -398,3 +400,33 @@ def test_keygen_algorithm_and_verify_model_signing_on_the_command_line(
     (folder / "extra.txt").write_text("x")
     doc = run_json(*args, "--model-signing", cwd=tmp_path, code=1)
     assert doc["type"] == "TamperedArtifactError"
+
+
+def test_an_outside_signature_is_read_within_the_limits(
+    tmp_path: Path, ms_folder: tuple[Path, Path]
+) -> None:
+    folder, keys = ms_folder
+    outside = tmp_path / "iris-model.sig"
+    (folder / "model.sig").rename(outside)
+    small = safeload.ReadLimits(max_signature_bytes=64)
+    with pytest.raises(safeload.MalformedArtifactError, match="over the 64-byte limit"):
+        safeload.verify_model_signing(folder, trusted=keys, signature=outside, read_limits=small)
+
+
+def test_an_outside_signature_that_is_a_fifo_is_refused_without_waiting(
+    tmp_path: Path, ms_folder: tuple[Path, Path]
+) -> None:
+    """A FIFO in place of the bundle would block a plain open() forever; it is refused at once."""
+    folder, keys = ms_folder
+    fifo = tmp_path / "bundle.sig"
+    os.mkfifo(fifo)
+    code = (
+        "import safeload\n"
+        "try:\n"
+        f"    safeload.verify_model_signing({str(folder)!r}, trusted={str(keys)!r},"
+        f" signature={str(fifo)!r})\n"
+        "except safeload.MalformedArtifactError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "refused:" in done.stdout and "not a regular file" in done.stdout, done.stderr
