@@ -59,10 +59,10 @@ def algorithm_of(key: PublicKey | PrivateKey) -> str:
         key.curve, ec.SECP256R1
     ):
         return ECDSA_P256
-    what = type(key).__name__
+    what = f"a {type(key).__name__}"
     if isinstance(key, (ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey)):
-        what = f"ECDSA key on curve {key.curve.name}"
-    raise KeyFileError(f"a {what} is not supported: safeload keys are Ed25519 or ECDSA P-256")
+        what = f"an ECDSA key on curve {key.curve.name}"
+    raise KeyFileError(f"{what} is not supported: safeload keys are Ed25519 or ECDSA P-256")
 
 
 def public_pem(public_key: PublicKey) -> bytes:

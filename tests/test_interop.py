@@ -128,6 +128,27 @@ def test_a_p256_artifact_loads_and_a_forged_signature_is_refused(
         safeload.load(artifact, trusted=safeload.Keyring.of([key]))
 
 
+@pytest.mark.parametrize("change", ["empty", "truncated", "trailing-byte", "ed25519-sig"])
+def test_a_malformed_ecdsa_signature_is_a_refusal(
+    tmp_path: Path, pipeline: Pipeline, change: str
+) -> None:
+    key = p256(tmp_path, "signer")
+    artifact = safeload.save(pipeline, tmp_path / "models" / "iris" / "1.0.0", key=key)
+    doc = json.loads((artifact / "model.sig").read_bytes())
+    sig = base64.b64decode(doc["dsseEnvelope"]["signatures"][0]["sig"])
+    payload = base64.b64decode(doc["dsseEnvelope"]["payload"])
+    sig = {
+        "empty": b"",
+        "truncated": sig[:-1],
+        "trailing-byte": sig + b"\x00",
+        "ed25519-sig": safeload.generate_key().sign(pae(PAYLOAD_TYPE, payload)),
+    }[change]
+    doc["dsseEnvelope"]["signatures"][0]["sig"] = base64.b64encode(sig).decode()
+    (artifact / "model.sig").write_text(json.dumps(doc))
+    with pytest.raises(safeload.SignatureError, match="does not verify"):
+        safeload.verify_artifact(artifact, trusted=safeload.Keyring.of([key]))
+
+
 # -- trust.toml with one Ed25519 and one P-256 signer ----------------------------------------
 
 TRUST = """
