@@ -41,13 +41,18 @@ from safeload.errors import (
     KeyFileError,
     MalformedArtifactError,
     OperationalError,
+    PolicyError,
+    PolicyFileError,
     RefusedError,
+    RollbackError,
     SafeloadError,
     SignatureError,
     StoreLayoutError,
+    StoreStateError,
     TamperedArtifactError,
     TrustFileError,
     UnfittedModelError,
+    UnsafePolicyError,
     UnsignedArtifactError,
     UntrustedSignerError,
     UntrustedTypeError,
@@ -84,7 +89,7 @@ if TYPE_CHECKING:
         verify_artifact,
     )
     from safeload.options import LoadOptions
-    from safeload.policy import TypePolicy
+    from safeload.policy import TypePolicy, UnsafePolicyWarning
     from safeload.saving import save
     from safeload.store import Store
     from safeload.typegate import (
@@ -121,6 +126,7 @@ _LAZY = {
     "verify_artifact": "safeload.loading",
     "LoadOptions": "safeload.options",
     "TypePolicy": "safeload.policy",
+    "UnsafePolicyWarning": "safeload.policy",
     "save": "safeload.saving",
     "Store": "safeload.store",
     "ScanLimits": "safeload.typegate",
@@ -154,8 +160,11 @@ __all__ = [
     "LoadedArtifact",
     "MalformedArtifactError",
     "OperationalError",
+    "PolicyError",
+    "PolicyFileError",
     "ReadLimits",
     "RefusedError",
+    "RollbackError",
     "SafeloadError",
     "ScanLimits",
     "ScanReport",
@@ -163,10 +172,13 @@ __all__ = [
     "SigningKey",
     "Store",
     "StoreLayoutError",
+    "StoreStateError",
     "TamperedArtifactError",
     "TrustFileError",
     "TypePolicy",
     "UnfittedModelError",
+    "UnsafePolicyError",
+    "UnsafePolicyWarning",
     "UnsafeUnsignedLoadWarning",
     "UnsignedArtifactError",
     "UntrustedSignerError",

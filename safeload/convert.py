@@ -8,7 +8,6 @@ from those skops bytes, and its predictions compared with the joblib object's on
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,8 @@ from safeload.errors import OperationalError
 from safeload.fitted import check_fitted
 from safeload.keys import SigningKey
 from safeload.layout import read_model_file
-from safeload.policy import TypePolicy, resolve_policy
+from safeload.policy import PolicySource, resolve_policy
+from safeload.remote import Url, local_or_url, staged_identity
 from safeload.saving import _identity, save
 from safeload.typegate import check_types
 from safeload.validation import validate_model
@@ -46,16 +46,18 @@ def convert(
     key: SigningKey,
     name: str | None = None,
     version: str | None = None,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
     sample: Any = None,
     metrics: dict[str, Any] | None = None,
     config: dict[str, Any] | None = None,
-) -> Path:
+) -> Path | Url:
     """Turn a joblib file into a signed skops artifact at ``path``; refuse untrusted types.
 
     An unfitted model is refused once loaded and validated, before its predictions are taken.
     """
-    _identity(Path(path), name, version)  # a name/version the path contradicts: refuse first
+    where_to = local_or_url(path)
+    target = where_to if isinstance(where_to, Path) else staged_identity(where_to)
+    _identity(target, name, version)  # a name/version the path contradicts: refuse first
     types = resolve_policy(policy)
     src = Path(source)
     checked = check_types(read_model_file(src), types, format="joblib", path=str(src))

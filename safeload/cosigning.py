@@ -15,7 +15,6 @@ import contextlib
 import os
 import secrets
 import stat
-from collections.abc import Iterable
 from pathlib import Path
 
 from safeload import strictjson
@@ -24,17 +23,15 @@ from safeload.errors import (
     OperationalError,
     SignatureError,
     TamperedArtifactError,
-    UntrustedSignerError,
 )
 from safeload.keys import Keyring, SigningKey, resolve_keyring
-from safeload.layout import SIGNATURE_FILE, ArtifactDir
+from safeload.layout import SIGNATURE_FILE, ListedArtifact
 from safeload.manifest import resources_for
-from safeload.policy import TypePolicy, resolve_policy
+from safeload.policy import PolicySource, resolve_policy
 from safeload.reading import read_artifact
 from safeload.signing import append_signature, build_statement
-from safeload.trust import INVALID, REVOKED
 from safeload.typegate import check_types
-from safeload.verifying import MAX_SIGNATURES, check_signatures, parse_bundle
+from safeload.verifying import MAX_SIGNATURES, check_signatures, parse_bundle, refuse_broken
 
 if os.name == "posix":
     import fcntl
@@ -49,7 +46,7 @@ def cosign(
     key: SigningKey,
     *,
     trusted: Keyring | str | os.PathLike[str] | None = None,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
 ) -> Path:
     """Add ``key``'s signature to the signed artifact at ``path``; no other file changes.
 
@@ -67,7 +64,7 @@ def cosign(
     target = Path(path)
     seen: list[bytes] = []
 
-    def signed_only(artifact: ArtifactDir) -> int | None:
+    def signed_only(artifact: ListedArtifact) -> int | None:
         if SIGNATURE_FILE not in artifact.sizes:
             raise OperationalError(f"{target} is not signed yet: sign it first, then cosign")
         artifact.model_file()
@@ -80,20 +77,7 @@ def cosign(
         if len(bundle.signatures) >= MAX_SIGNATURES:
             raise OperationalError(f"{target} already holds {MAX_SIGNATURES} signatures")
         if keyring is not None:
-            checks = check_signatures(bundle, keyring)
-            bad = [c for c in checks if c.status == INVALID]
-            if bad:
-                raise SignatureError(
-                    f"{target}: the signature by {bad[0].name} does not verify; do not vouch "
-                    "for this artifact"
-                )
-            revoked = [c for c in checks if c.status == REVOKED]
-            if revoked:
-                raise UntrustedSignerError(
-                    f"{target} carries a signature by revoked key {revoked[0].name}: nothing it "
-                    "signed loads, so another signature cannot vouch for it. Review the model "
-                    "again, remove model.sig, and sign it anew with current keys."
-                )
+            refuse_broken(check_signatures(bundle, keyring), str(target))
         present = {n for n in artifact.sizes if n != SIGNATURE_FILE}
         if present != set(manifest.digests()):
             raise _changed(target)

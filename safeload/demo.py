@@ -77,15 +77,17 @@ def _tell(say: Callable[[str], None], root: Path) -> bool:
     trusted = Keyring.from_dir(root / "keys")
     artifacts = {}
     for fmt in ("joblib", "skops"):
-        artifacts[fmt] = save(
-            pipeline,
-            root / "models" / f"wine-{fmt}" / "1.0.0",
-            key=key,
-            format=fmt,
-            name=f"wine-{fmt}",
-            version="1.0.0",
-            metrics={"accuracy": accuracy},
-            sample=X_test[:5],
+        artifacts[fmt] = Path(
+            save(
+                pipeline,
+                root / "models" / f"wine-{fmt}" / "1.0.0",
+                key=key,
+                format=fmt,
+                name=f"wine-{fmt}",
+                version="1.0.0",
+                metrics={"accuracy": accuracy},
+                sample=X_test[:5],
+            )
         )
         sizes = ", ".join(
             f"{c.name} {c.stat().st_size} B" for c in sorted(artifacts[fmt].iterdir())

@@ -107,6 +107,20 @@ class ContractError(RefusedError):
     """The loaded model does not keep the promises recorded when it was saved."""
 
 
+class RollbackError(ContractError):
+    """A :class:`~safeload.Store` would serve, as "latest", a version lower than one it served.
+
+    ``name`` is the model, ``served`` the highest version verified before, ``found`` the
+    highest version present now. Pinning a version explicitly is the deliberate way back.
+    """
+
+    def __init__(self, message: str, *, name: str, served: str, found: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.served = served
+        self.found = found
+
+
 # --- operational errors ---------------------------------------------------------------------
 
 
@@ -154,6 +168,34 @@ class StoreLayoutError(OperationalError):
     A :class:`~safeload.Store` loads ``ROOT/NAME/VERSION`` only if the artifact is signed as
     that name and version, so such an artifact would be refused (as a swap) at every load.
     """
+
+
+class PolicyError(OperationalError):
+    """The caller's trusted-type policy cannot be used as given (nothing was loaded)."""
+
+    def __init__(self, message: str, *, types: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.types: tuple[str, ...] = tuple(types)
+
+
+class PolicyFileError(PolicyError):
+    """A policy file (``policy=`` path, ``$SAFELOAD_POLICY``) is missing, too big or invalid."""
+
+
+class UnsafePolicyError(PolicyError):
+    """A name that lets a file run code or reach the OS was trusted without ``unsafe=True``."""
+
+
+class StoreStateError(OperationalError):
+    """A :class:`~safeload.Store`'s rollback record cannot be read, locked or written.
+
+    Never treated as an empty record: that would switch rollback protection off. ``path`` is
+    the record file.
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 _MAX_LISTED = 20

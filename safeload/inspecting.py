@@ -8,17 +8,16 @@ person or a CI job sees the whole picture. Claims read from an unverified bundle
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from safeload import metaschema, strictjson
 from safeload.errors import RefusedError, SafeloadError
 from safeload.keys import Keyring, resolve_keyring
-from safeload.layout import METADATA_FILE, SIGNATURE_FILE, ArtifactDir, Progress, ReadLimits
+from safeload.layout import METADATA_FILE, SIGNATURE_FILE, ListedArtifact, Progress, ReadLimits
 from safeload.manifest import ALGORITHM, resource_algorithm
 from safeload.options import LoadOptions, resolve_options
-from safeload.policy import TypePolicy
+from safeload.policy import PolicySource
 from safeload.reading import ArtifactFiles, read_artifact
 from safeload.typegate import ScanLimits, scan_bytes
 from safeload.verifying import (
@@ -117,7 +116,7 @@ def inspect(
     *,
     trusted: Keyring | str | os.PathLike[str] | None = None,
     options: LoadOptions | None = None,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
     read_limits: ReadLimits | None = None,
     scan_limits: ScanLimits | None = None,
     progress: Progress | None = None,
@@ -133,7 +132,7 @@ def inspect(
     signed: dict[str, tuple[str, ...]] = {}
     verified: list[VerifiedStatement] = []
 
-    def read_claims(artifact: ArtifactDir) -> int | None:
+    def read_claims(artifact: ListedArtifact) -> int | None:
         """Check what can be checked of the signature; return the claimed shard size."""
         if SIGNATURE_FILE not in artifact.sizes:
             report.reasons.append("unsigned: no model.sig")
@@ -172,6 +171,7 @@ def inspect(
             limits=opts.read_limits,
             progress=progress,
             tolerate_no_model=True,
+            storage_options=opts.storage_options,
         )
         _compare_files(report, files, signed)
         if verified and keyring is not None and report.metadata is not None:

@@ -14,7 +14,6 @@ safeload does not invent them; predictions are not checked against anything.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from safeload.gcpause import paused_gc
 from safeload.keys import Keyring, resolve_keyring
 from safeload.layout import SIGNATURE_FILE, ArtifactDir, Progress, ReadLimits, read_fd
 from safeload.options import LoadOptions, resolve_options
-from safeload.policy import TypePolicy
+from safeload.policy import PolicySource
 from safeload.typegate import ScanLimits, ScanReport, TypeChecked, check_types
 from safeload.validation import validate_model
 from safeload.verifying import VerifiedStatement, check_file_set, check_manifest, verify_signature
@@ -104,7 +103,7 @@ def verify_model_signing(
     trusted: Keyring | str | os.PathLike[str],
     signature: str | os.PathLike[str] | None = None,
     options: LoadOptions | None = None,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
     read_limits: ReadLimits | None = None,
     scan_limits: ScanLimits | None = None,
     progress: Progress | None = None,
@@ -183,7 +182,7 @@ def load_model_signing(
     trusted: Keyring | str | os.PathLike[str],
     signature: str | os.PathLike[str] | None = None,
     options: LoadOptions | None = None,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
     read_limits: ReadLimits | None = None,
     scan_limits: ScanLimits | None = None,
 ) -> Any:

@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -70,8 +71,90 @@ _OPEN_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLO
 _OPEN_FILE = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
-class ArtifactDir:
+_Listed = TypeVar("_Listed", bound="ListedArtifact")
+
+
+class ListedArtifact:
+    """An artifact opened and listed (names and sizes checked), its files readable by name.
+
+    The rules that need only the listing live here, shared by a local directory
+    (:class:`ArtifactDir`) and a version prefix on object storage
+    (:class:`safeload.remote.RemoteArtifactDir`), so that the gate has one path for both.
+    """
+
+    path: object  # what messages name: a Path, or a URL
+    limits: ReadLimits
+    progress: Progress | None
+    sizes: dict[str, int]
+
+    def model_file(self) -> tuple[str, str]:
+        """The artifact's format and model file name; exactly one model file must exist."""
+        present = [(fmt, name) for fmt, name in MODEL_FILES.items() if name in self.sizes]
+        if len(present) != 1:
+            found = ", ".join(sorted(self.sizes)) or "nothing"
+            raise MalformedArtifactError(
+                f"{self.path} must hold exactly one of {', '.join(MODEL_FILES.values())}; "
+                f"found {found}"
+            )
+        return present[0]
+
+    def require_signature(self) -> None:
+        """Refuse an artifact that carries no ``model.sig``."""
+        if SIGNATURE_FILE not in self.sizes:
+            raise UnsignedArtifactError(
+                f"{self.path} is not signed (no {SIGNATURE_FILE}). Only load artifacts saved "
+                "with safeload.save or signed with 'safeload sign' by a key you trust."
+            )
+
+    def limit_for(self, name: str) -> int:
+        """The size limit that applies to this file name."""
+        if name == SIGNATURE_FILE:
+            return self.limits.max_signature_bytes
+        if name == METADATA_FILE:
+            return self.limits.max_metadata_bytes
+        return self.limits.max_model_bytes
+
+    def read(self, name: str) -> memoryview:
+        """Read one file once, fully, into a fresh writable buffer."""
+        return self.read_hashed(name, hashing=False)[0]
+
+    def read_hashed(
+        self, name: str, *, hashing: bool = True, shard_size: int | None = None
+    ) -> tuple[memoryview, tuple[str, ...] | None]:
+        """Read one file of the artifact once, hashing it while it is read (see read_fd)."""
+        raise NotImplementedError
+
+    def read_all(
+        self, shard_size: int | None
+    ) -> tuple[dict[str, memoryview], dict[str, tuple[str, ...]]]:
+        """Read and hash every file except ``model.sig``: buffers and digests by name."""
+        buffers: dict[str, memoryview] = {}
+        digests: dict[str, tuple[str, ...]] = {}
+        for name in sorted(self.sizes):
+            if name != SIGNATURE_FILE:
+                buffers[name], digest = self.read_hashed(name, shard_size=shard_size)
+                digests[name] = digest or ()
+        return buffers, digests
+
+    def close(self) -> None:
+        """Release what the open artifact holds."""
+
+    def __enter__(self: _Listed) -> _Listed:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class ArtifactDir(ListedArtifact):
     """An open artifact directory: entries listed and checked, files readable by name."""
+
+    path: Path
 
     def __init__(
         self,
@@ -143,37 +226,6 @@ class ArtifactDir:
         if subfolders(self.path, limit=_MAX_LISTED):
             raise ArtifactNotFoundError(describe_folder(self.path))
 
-    def model_file(self) -> tuple[str, str]:
-        """The artifact's format and model file name; exactly one model file must exist."""
-        present = [(fmt, name) for fmt, name in MODEL_FILES.items() if name in self.sizes]
-        if len(present) != 1:
-            found = ", ".join(sorted(self.sizes)) or "nothing"
-            raise MalformedArtifactError(
-                f"{self.path} must hold exactly one of {', '.join(MODEL_FILES.values())}; "
-                f"found {found}"
-            )
-        return present[0]
-
-    def require_signature(self) -> None:
-        """Refuse an artifact that carries no ``model.sig``."""
-        if SIGNATURE_FILE not in self.sizes:
-            raise UnsignedArtifactError(
-                f"{self.path} is not signed (no {SIGNATURE_FILE}). Only load artifacts saved "
-                "with safeload.save or signed with 'safeload sign' by a key you trust."
-            )
-
-    def limit_for(self, name: str) -> int:
-        """The size limit that applies to this file name."""
-        if name == SIGNATURE_FILE:
-            return self.limits.max_signature_bytes
-        if name == METADATA_FILE:
-            return self.limits.max_metadata_bytes
-        return self.limits.max_model_bytes
-
-    def read(self, name: str) -> memoryview:
-        """Read one file once, fully, into a fresh writable buffer."""
-        return self.read_hashed(name, hashing=False)[0]
-
     def read_hashed(
         self, name: str, *, hashing: bool = True, shard_size: int | None = None
     ) -> tuple[memoryview, tuple[str, ...] | None]:
@@ -201,32 +253,9 @@ class ArtifactDir:
         finally:
             os.close(fd)
 
-    def read_all(
-        self, shard_size: int | None
-    ) -> tuple[dict[str, memoryview], dict[str, tuple[str, ...]]]:
-        """Read and hash every file except ``model.sig``: buffers and digests by name."""
-        buffers: dict[str, memoryview] = {}
-        digests: dict[str, tuple[str, ...]] = {}
-        for name in sorted(self.sizes):
-            if name != SIGNATURE_FILE:
-                buffers[name], digest = self.read_hashed(name, shard_size=shard_size)
-                digests[name] = digest or ()
-        return buffers, digests
-
     def close(self) -> None:
         """Release the directory descriptor."""
         os.close(self._fd)
-
-    def __enter__(self) -> ArtifactDir:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def version_key(text: str) -> tuple[int, object, str]:
@@ -305,7 +334,41 @@ def read_fd(
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         raise MalformedArtifactError(f"{what} is not a regular file")
-    size = info.st_size
+    with os.fdopen(fd, "rb", buffering=0, closefd=False) as handle:
+        return read_stream(
+            handle,
+            info.st_size,
+            what,
+            limit,
+            hashing=hashing,
+            shard_size=shard_size,
+            progress=progress,
+        )
+
+
+class Readable(Protocol):
+    """What :func:`read_stream` reads from: a local file, or an object on storage."""
+
+    def readinto(self, buffer: memoryview, /) -> int | None: ...  # noqa: D102
+
+    def read(self, size: int = -1, /) -> bytes: ...  # noqa: D102
+
+
+def read_stream(
+    handle: Readable,
+    size: int,
+    what: str,
+    limit: int,
+    *,
+    hashing: bool = True,
+    shard_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[memoryview, tuple[str, ...] | None]:
+    """Read exactly ``size`` bytes (known before reading) once, hashing while reading.
+
+    ``size`` is what the listing said (``fstat``, or an object store's listing); a stream that
+    ends early or holds a byte more is refused as changed while read. See :func:`read_fd`.
+    """
     if size > limit:
         raise MalformedArtifactError(
             f"{what} is {size} bytes, over the {limit}-byte limit for this file"
@@ -315,10 +378,7 @@ def read_fd(
     whole = hashlib.sha256() if hashing and shard is None else None
     shards: list[Future[str]] = []
     done = 0
-    with (
-        ThreadPoolExecutor(max_workers=1 if shard is None else 2) as pool,
-        os.fdopen(fd, "rb", buffering=0, closefd=False) as handle,
-    ):
+    with ThreadPoolExecutor(max_workers=1 if shard is None else 2) as pool:
         pending = None
         while done < size:
             # Reads stop on shard bounds, so that each shard is hashed as soon as it is read.

@@ -28,10 +28,10 @@ from safeload.errors import (
 )
 from safeload.gcpause import paused_gc
 from safeload.keys import Keyring, resolve_keyring
-from safeload.layout import SIGNATURE_FILE, ArtifactDir, Progress, ReadLimits, read_model_file
+from safeload.layout import SIGNATURE_FILE, ListedArtifact, Progress, ReadLimits, read_model_file
 from safeload.metadata import JSONValue, running_sklearn_version
 from safeload.options import LoadOptions, resolve_options
-from safeload.policy import TypePolicy, resolve_policy
+from safeload.policy import PolicySource, resolve_policy
 from safeload.reading import read_artifact
 from safeload.typegate import ScanLimits, ScanReport, TypeChecked, check_types
 from safeload.validation import validate_model
@@ -65,7 +65,7 @@ def verify_artifact(
     *,
     trusted: Keyring | str | os.PathLike[str],
     options: LoadOptions | None = None,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
     read_limits: ReadLimits | None = None,
     scan_limits: ScanLimits | None = None,
     progress: Progress | None = None,
@@ -79,7 +79,7 @@ def verify_artifact(
     keyring = resolve_keyring(trusted)
     signed: list[VerifiedStatement] = []
 
-    def signed_files_only(artifact: ArtifactDir) -> int | None:
+    def signed_files_only(artifact: ListedArtifact) -> int | None:
         # Step 1 (layout) ran when the directory was opened; the model file must be unambiguous.
         artifact.require_signature()
         artifact.model_file()
@@ -90,7 +90,13 @@ def verify_artifact(
         signed.append(statement)
         return statement.shard_size
 
-    files = read_artifact(path, signed_files_only, limits=opts.read_limits, progress=progress)
+    files = read_artifact(
+        path,
+        signed_files_only,
+        limits=opts.read_limits,
+        progress=progress,
+        storage_options=opts.storage_options,
+    )
     statement = signed[0]
     # Step 3: every byte of every file, hashed once while it was read.
     check_manifest(statement, files.digests)
@@ -188,7 +194,7 @@ def load_checked(
     *,
     trusted: Keyring | str | os.PathLike[str],
     options: LoadOptions | None = None,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
     name: str | None = None,
     version: str | None = None,
     versions: str | None = None,
@@ -246,7 +252,7 @@ def load(
     *,
     trusted: Keyring | str | os.PathLike[str],
     options: LoadOptions | None = None,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
     name: str | None = None,
     version: str | None = None,
     versions: str | None = None,
@@ -293,7 +299,7 @@ def load_file(
     path: str | os.PathLike[str],
     *,
     unsafe_allow_unsigned: bool = False,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
     scan_limits: ScanLimits | None = None,
     safe_to_call: Iterable[str] = (),
 ) -> Any:
@@ -319,5 +325,6 @@ def load_file(
     types = resolve_policy(policy)
     checked = check_types(read_model_file(source), types, limits=scan_limits, path=str(source))
     model = _unpickle.deserialize_checked(checked, types)
-    validate_model(model, limits=scan_limits, deadline=checked.deadline, safe_to_call=safe_to_call)
+    vouched = (*safe_to_call, *(f"{m}:{q}" for m, q in sorted(types.safe_to_call)))
+    validate_model(model, limits=scan_limits, deadline=checked.deadline, safe_to_call=vouched)
     return model

@@ -20,33 +20,36 @@ names legitimate pickles call (measured over every estimator, see ``_default_typ
 or :meth:`of` are callable by default (a user's own estimator class is constructed by
 ``NEWOBJ``); pass ``callable=False`` for names that only need to be stored, such as a function
 kept as a parameter.
+
+Names a caller adds are also held to :mod:`safeload.unsafenames`: the doors from a file to code
+or the OS (``os.system``, ``builtins.eval``, ``pickle.loads``...) are refused with
+:class:`~safeload.errors.UnsafePolicyError` unless the caller insists with ``unsafe=True``, and
+a policy that trusts one warns (:class:`UnsafePolicyWarning`) every time it is built or
+resolved. Where the policy comes from when a caller passes none: :func:`resolve_policy`.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from safeload._default_types import CALL_RULES, DEFAULT_CALLS, DEFAULT_TYPES
+from safeload.errors import UnsafePolicyError
+from safeload.policyfile import PolicyEntries, read_policy_file
+from safeload.typenames import TypeName as TypeName
+from safeload.typenames import format_type_name as format_type_name
+from safeload.typenames import parse_type_name as parse_type_name
+from safeload.unsafenames import unsafe_message, unsafe_reason
 
-TypeName = tuple[str, str]
-
-
-def parse_type_name(text: str) -> TypeName:
-    """Split ``module:qualname`` (or ``module.qualname``) into its exact pair."""
-    text = text.strip()
-    if ":" in text:
-        module, _, qualname = text.partition(":")
-    else:
-        module, _, qualname = text.rpartition(".")
-    if not module or not qualname or ":" in qualname:
-        raise ValueError(f"not a type name: {text!r} (expected 'module:qualname')")
-    return module, qualname
+#: The environment variable naming a policy file used when a caller passes no policy.
+POLICY_ENV = "SAFELOAD_POLICY"
 
 
-def format_type_name(name: TypeName) -> str:
-    """Render a pair the way users read it: ``module.qualname``."""
-    return f"{name[0]}.{name[1]}"
+class UnsafePolicyWarning(UserWarning):
+    """A policy trusts names that let a file run code or reach the OS (``unsafe=True``)."""
 
 
 @dataclass(frozen=True)
@@ -57,15 +60,35 @@ class TypePolicy:
         names: every trusted ``(module, qualname)`` pair; a stream may store any of them.
         callables: the subset a stream may also call (construct); the rest are references
             only. Defaults to none: a policy built directly from pairs trusts no call.
+        unsafe: the names among ``names`` that :func:`safeload.unsafenames.unsafe_reason`
+            refuses and the caller accepted anyway (``unsafe=True``). A policy that trusts
+            such a name without listing it here cannot be built.
+        safe_to_call: functions the policy's author vouches scikit-learn may call on data
+            (see :attr:`safeload.LoadOptions.safe_to_call`); each is also a trusted name.
     """
 
     names: frozenset[TypeName]
     callables: frozenset[TypeName] = frozenset()
+    unsafe: frozenset[TypeName] = frozenset()
+    safe_to_call: frozenset[TypeName] = frozenset()
 
     def __post_init__(self) -> None:
         if not self.callables <= self.names:
             extra = sorted(format_type_name(n) for n in self.callables - self.names)
             raise ValueError(f"callables must also be trusted names: {extra}")
+        if not self.safe_to_call <= self.names:
+            extra = sorted(format_type_name(n) for n in self.safe_to_call - self.names)
+            raise ValueError(f"safe_to_call names must also be trusted names: {extra}")
+        for name in sorted(self.names - self.unsafe):
+            why = unsafe_reason(*name)
+            if why is not None:
+                raise UnsafePolicyError(unsafe_message(name, why), types=[_colon(name)])
+        if not self.unsafe <= self.names:
+            raise ValueError("unsafe names must also be trusted names")
+        # Only what the rule refuses is recorded: equal policies stay equal.
+        object.__setattr__(
+            self, "unsafe", frozenset(n for n in self.unsafe if unsafe_reason(*n) is not None)
+        )
 
     @classmethod
     def default(cls) -> TypePolicy:
@@ -73,25 +96,65 @@ class TypePolicy:
         return _DEFAULT
 
     @classmethod
-    def of(cls, names: Iterable[str], *, callable: bool = True) -> TypePolicy:
+    def of(cls, names: Iterable[str], *, callable: bool = True, unsafe: bool = False) -> TypePolicy:
         """Build a policy from ``module:qualname`` strings (and nothing else).
 
-        With ``callable=False`` the names are trusted as stored references only.
+        With ``callable=False`` the names are trusted as stored references only. Names that
+        let a file run code or reach the OS are refused unless ``unsafe=True`` (see
+        :meth:`extend`).
         """
-        parsed = frozenset(parse_type_name(n) for n in names)
-        return cls(parsed, parsed if callable else frozenset())
+        return cls(frozenset()).extend(names, callable=callable, unsafe=unsafe)
 
-    def extend(self, names: Iterable[str], *, callable: bool = True) -> TypePolicy:
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> TypePolicy:
+        """The default policy plus the names of a policy file (TOML, see ``docs/policy.md``).
+
+        Raises :class:`~safeload.errors.PolicyFileError` naming the file, the line or key
+        and the problem; :class:`~safeload.errors.UnsafePolicyError` for a door that the file
+        does not mark ``unsafe = true``.
+        """
+        policy = _from_entries(read_policy_file(path))
+        warn_if_unsafe(policy, os.fspath(path))
+        return policy
+
+    def extend(
+        self,
+        names: Iterable[str],
+        *,
+        callable: bool = True,
+        unsafe: bool = False,
+        safe_to_call: bool = False,
+    ) -> TypePolicy:
         """Return a new policy that also trusts these exact names.
 
         By default the stream may also call them (what a user's own class needs: pickles
         construct it). Pass ``callable=False`` to trust a name only as a stored value, e.g. a
         function kept as a parameter that the file must never be able to call at load time.
         An extension never takes away a permission the policy already grants.
+
+        A name that lets a file run code or reach the OS (``os:system``, ``builtins:eval``,
+        ``pickle:loads``, anything in ``subprocess``; see :mod:`safeload.unsafenames`) raises
+        :class:`~safeload.errors.UnsafePolicyError`, unless ``unsafe=True``: then it is
+        trusted and :class:`UnsafePolicyWarning` is emitted now and each time the policy is
+        resolved for a load. ``safe_to_call=True`` also vouches that scikit-learn may call
+        the names on your data (:attr:`safeload.LoadOptions.safe_to_call`).
         """
+        if isinstance(names, str):
+            raise TypeError("names must be a list of 'module:qualname' strings, not one string")
         added = frozenset(parse_type_name(n) for n in names)
-        callables = self.callables | added if callable else self.callables
-        return TypePolicy(self.names | added, callables)
+        refused = {n: why for n in sorted(added) if (why := unsafe_reason(*n)) is not None}
+        if refused and not unsafe:
+            name, why = next(iter(refused.items()))
+            raise UnsafePolicyError(unsafe_message(name, why), types=map(_colon, refused))
+        policy = TypePolicy(
+            self.names | added,
+            self.callables | added if callable else self.callables,
+            self.unsafe | frozenset(refused),
+            self.safe_to_call | added if safe_to_call else self.safe_to_call,
+        )
+        if refused:
+            warn_if_unsafe(policy, "TypePolicy.extend(..., unsafe=True)", stacklevel=2)
+        return policy
 
     def allows(self, module: str, qualname: str) -> bool:
         """Whether this exact global is trusted (as a reference at least)."""
@@ -124,16 +187,99 @@ class TypePolicy:
         return len(self.names)
 
 
+def _colon(name: TypeName) -> str:
+    return f"{name[0]}:{name[1]}"
+
+
+def warn_if_unsafe(policy: TypePolicy, where: str, *, stacklevel: int = 2) -> None:
+    """Warn that ``policy`` trusts doors to code or the OS, if it does (``where``: its source)."""
+    if policy.unsafe:
+        listed = ", ".join(_colon(n) for n in sorted(policy.unsafe)[:10])
+        more = f" and {len(policy.unsafe) - 10} more" if len(policy.unsafe) > 10 else ""
+        warnings.warn(
+            f"the type policy from {where} trusts {listed}{more}, which can let a model file "
+            "run code or reach the OS: for these names, only the signature stands between a "
+            "file and this process",
+            UnsafePolicyWarning,
+            stacklevel=stacklevel + 1,
+        )
+
+
 _RULES: dict[TypeName, str] = {parse_type_name(n): rule for n, rule in CALL_RULES.items()}
-_DEFAULT = TypePolicy.of(DEFAULT_TYPES, callable=False).extend(DEFAULT_CALLS)
+_DEFAULT = TypePolicy(
+    frozenset(parse_type_name(n) for n in DEFAULT_TYPES),
+    frozenset(parse_type_name(n) for n in DEFAULT_CALLS),
+)
+
+#: What every entry point's ``policy=`` accepts (see :func:`resolve_policy`).
+PolicySource = TypePolicy | Iterable[str] | str | os.PathLike[str] | None
 
 
-def resolve_policy(policy: TypePolicy | Iterable[str] | None) -> TypePolicy:
-    """Accept a policy, a list of extra names on top of the default, or None for the default."""
-    if policy is None:
-        return _DEFAULT
+def resolve_policy(policy: PolicySource, *, warn: bool = True) -> TypePolicy:
+    """The policy a caller means, from what every entry point's ``policy=`` accepts.
+
+    * a :class:`TypePolicy`: itself;
+    * a list (any iterable) of ``module:qualname`` strings: the default policy plus those
+      names (callable), through :meth:`TypePolicy.extend`, so doors are refused;
+    * a ``str`` or ``os.PathLike``: a policy file (:meth:`TypePolicy.from_file`). A single
+      name is not a list: ``policy="a.b:C"`` is read as a file path, and refused as one;
+    * ``None``: the file named by ``$SAFELOAD_POLICY`` if that variable is set and not empty,
+      else :meth:`TypePolicy.default`. An explicit argument always wins over the variable
+      (a list extends the default, not the variable's file); a variable naming a missing or
+      broken file is an error, never a silent fall-back to the default.
+
+    A policy read from a file (or the variable) that trusts a door warns each time it is
+    resolved, unless ``warn=False`` (a caller that warns once per operation itself).
+    """
     if isinstance(policy, TypePolicy):
         return policy
-    if isinstance(policy, str):
-        raise TypeError("policy must be a TypePolicy or a list of names, not a single string")
-    return _DEFAULT.extend(policy)
+    if policy is None:
+        env = os.environ.get(POLICY_ENV, "")
+        if not env:
+            return _DEFAULT
+        chosen = _from_entries(read_policy_file(env, source=f"${POLICY_ENV}"))
+        where = f"${POLICY_ENV}={env}"
+    elif isinstance(policy, (str, os.PathLike)):
+        chosen = _from_entries(read_policy_file(policy))
+        where = os.fspath(policy)
+    else:
+        return _DEFAULT.extend(policy)
+    if warn:
+        warn_if_unsafe(chosen, where)
+    return chosen
+
+
+@functools.lru_cache(maxsize=16)
+def _from_entries(entries: PolicyEntries) -> TypePolicy:
+    """The default policy plus a policy file's entries (the same object while they are)."""
+    return TypePolicy(
+        _DEFAULT.names | entries.names,
+        _DEFAULT.callables | entries.callables,
+        entries.unsafe,
+        entries.safe_to_call,
+    )
+
+
+def cli_policy(
+    allow: Iterable[str] | None = None,
+    unsafe_allow: Iterable[str] | None = None,
+    policy_file: str | os.PathLike[str] | None = None,
+) -> TypePolicy | None:
+    """The policy a CLI verb's ``--policy FILE``, ``--allow`` and ``--unsafe-allow`` ask for.
+
+    ``None`` when none is given, so that the entry point falls back to ``$SAFELOAD_POLICY``
+    (or the default). Otherwise the base is the file (or the default policy: an explicit
+    option wins over the variable), extended with ``--allow`` names (callable; doors refused
+    with :class:`~safeload.errors.UnsafePolicyError`) and ``--unsafe-allow`` names (doors
+    accepted, with an :class:`UnsafePolicyWarning`). Bad names raise ``ValueError``; file
+    problems :class:`~safeload.errors.PolicyFileError`.
+    """
+    allowed, insisted = list(allow or ()), list(unsafe_allow or ())
+    if policy_file is None and not allowed and not insisted:
+        return None
+    policy = _DEFAULT if policy_file is None else TypePolicy.from_file(policy_file)
+    if allowed:
+        policy = policy.extend(allowed)
+    if insisted:
+        policy = policy.extend(insisted, unsafe=True)
+    return policy

@@ -1,7 +1,8 @@
 """One reader for every artifact: open, decide what to trust, then read and hash each file once.
 
 Load (gate steps 1 to 3), ``sign`` and ``inspect`` all read an artifact the same way, through
-:func:`read_artifact`: the directory is opened and listed (step 1, :class:`ArtifactDir`), the
+:func:`read_artifact`: the directory is opened and listed (step 1, :class:`ArtifactDir`, or
+:class:`~safeload.remote.RemoteArtifactDir` for a URL), the
 caller's ``before`` step runs on the listing alone and says how to hash (load verifies the
 signature and the signed file set here, so that nothing unsigned is read; sign refuses an
 artifact that is already signed; inspect only reads the unverified claims), and then every file
@@ -16,10 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from safeload.errors import MalformedArtifactError, RefusedError, SafeloadError, shown
-from safeload.layout import METADATA_FILE, ArtifactDir, Progress, ReadLimits
+from safeload.layout import METADATA_FILE, ListedArtifact, Progress, ReadLimits
 from safeload.metadata import JSONValue, parse_metadata
+from safeload.remote import StorageOptions, open_artifact
 
-Before = Callable[[ArtifactDir], "int | None"]
+Before = Callable[[ListedArtifact], "int | None"]
 """Runs on the open, listed artifact before any file but ``model.sig`` is read; returns the
 shard size to hash with (``None``: one digest per file)."""
 
@@ -71,13 +73,15 @@ def read_artifact(
     limits: ReadLimits | None = None,
     progress: Progress | None = None,
     tolerate_no_model: bool = False,
+    storage_options: StorageOptions | None = None,
 ) -> ArtifactFiles:
     """Open ``path``, run ``before`` on its listing, then read and hash every file once.
 
     Raises what ``before`` raises, and the layout's refusals. An artifact without exactly one
-    model file is refused unless ``tolerate_no_model`` (inspect reports it instead).
+    model file is refused unless ``tolerate_no_model`` (inspect reports it instead). ``path``
+    may be a URL (:mod:`safeload.remote`), opened with the caller's ``storage_options``.
     """
-    with ArtifactDir(path, limits, progress) as artifact:
+    with open_artifact(path, limits, progress, storage_options) as artifact:
         shard_size = before(artifact)
         fmt: str | None = None
         model_name: str | None = None

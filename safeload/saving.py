@@ -20,16 +20,16 @@ import shutil
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
+from pathlib import Path, PurePath
 from types import TracebackType
 from typing import Any
 
 import joblib
 from packaging.version import InvalidVersion, Version
 
-from safeload import strictjson
+from safeload import remote, strictjson
 from safeload.errors import (
     ArtifactExistsError,
     MalformedArtifactError,
@@ -47,7 +47,7 @@ from safeload.layout import (
     METADATA_FILE,
     MODEL_FILES,
     SIGNATURE_FILE,
-    ArtifactDir,
+    ListedArtifact,
     check_name,
     read_model_file,
 )
@@ -59,7 +59,7 @@ from safeload.manifest import (
     split_shards,
 )
 from safeload.metadata import JSONValue, build_metadata
-from safeload.policy import TypePolicy, resolve_policy
+from safeload.policy import PolicySource, TypePolicy, resolve_policy
 from safeload.reading import read_artifact
 from safeload.signing import build_statement, sign_statement
 from safeload.typegate import TypeChecked, check_types
@@ -347,7 +347,7 @@ def _skops_bytes(
     return data
 
 
-def _identity(target: Path, name: str | None, version: str | None) -> tuple[str, str]:
+def _identity(target: PurePath, name: str | None, version: str | None) -> tuple[str, str]:
     """Name and version default to the parent folder's and the folder's own name.
 
     When the folder's name is a version (PEP 440), the path is a Store layout
@@ -396,12 +396,18 @@ def save(
     compress: int | bool | tuple[str, int] = 0,
     metrics: Mapping[str, JSONValue] | None = None,
     config: Mapping[str, JSONValue] | None = None,
-    policy: TypePolicy | Iterable[str] | None = None,
+    policy: PolicySource = None,
     sample: Any = None,
     training_data: Any = None,
     trusted: Keyring | str | os.PathLike[str] | None = None,
-) -> Path:
+    storage_options: remote.StorageOptions | None = None,
+) -> Path | remote.Url:
     """Save a fitted model (the whole Pipeline) as a signed artifact directory at ``path``.
+
+    ``path`` may be a URL (``s3://bucket/models/churn/1.2.0``, see
+    :mod:`safeload.remote`): the artifact is built and signed locally, then uploaded with
+    ``model.sig`` last, refusing to replace any object; ``storage_options`` configure its
+    fsspec filesystem (endpoint, credentials). The URL is returned.
 
     ``name`` and ``version`` default to the parent folder's and the folder's own name
     (``models/churn/1.2.0``). When the folder's name is a version (PEP 440), the path is read
@@ -426,7 +432,8 @@ def save(
     if format not in MODEL_FILES:
         raise ValueError(f"unknown format {format!r}; supported: 'joblib', 'skops'")
     check_fitted(obj)
-    target = Path(path)
+    where_to = remote.local_or_url(path)
+    target = where_to if isinstance(where_to, Path) else remote.staged_identity(where_to)
     name, version = _identity(target, name, version)
     trusted_types = resolve_policy(policy)
     try:
@@ -443,9 +450,10 @@ def save(
     except ValueError as exc:
         raise OperationalError(f"cannot record metadata: {exc}") from exc
     model_name = MODEL_FILES[format]
-    where = f"The model being saved to {target}"
-    try:
-        with paused_gc(), _Staging(target) as staging:
+    where = f"The model being saved to {where_to}"
+
+    def write(local: Path) -> Path:
+        with paused_gc(), _Staging(local) as staging:
             if format == "skops":
                 staging.write(model_name, _skops_bytes(obj, compress, trusted_types, where))
             else:
@@ -454,6 +462,12 @@ def save(
                 staging.record(model_name, *written)
             staging.write(METADATA_FILE, strictjson.dumps(metadata))
             return staging.commit(key, subject_name=f"{name}/{version}")
+
+    try:
+        if isinstance(where_to, remote.Url):
+            # Built and signed locally, then uploaded with model.sig last (safeload.remote).
+            return remote.publish(where_to, write, storage_options)
+        return write(where_to)
     except UntrustedTypeError as exc:
         # The scan's refusal speaks of loading a file; here nothing is loaded, and the advice
         # is what to pass to save.
@@ -471,19 +485,27 @@ def write_signed_artifact(
     *,
     key: SigningKey,
     subject_name: str | None = None,
-) -> Path:
+    storage_options: remote.StorageOptions | None = None,
+) -> Path | remote.Url:
     """Sign arbitrary files as an artifact, atomically; no type scan.
 
     This is the low-level primitive behind ``save`` and ``safeload sign``: it vouches for bytes,
-    not for their safety, which ``load`` still checks independently.
+    not for their safety, which ``load`` still checks independently. ``path`` may be a URL
+    (uploaded as ``save`` does, ``model.sig`` last).
     """
-    target = Path(path)
-    with _Staging(target) as staging:
-        for file_name, data in sorted(files.items()):
-            if file_name == SIGNATURE_FILE:
-                raise ValueError(f"{SIGNATURE_FILE} is written by signing, not given")
-            staging.write(file_name, data)
-        return staging.commit(key, subject_name=subject_name or target.name)
+    where_to = remote.local_or_url(path)
+
+    def write(target: Path) -> Path:
+        with _Staging(target) as staging:
+            for file_name, data in sorted(files.items()):
+                if file_name == SIGNATURE_FILE:
+                    raise ValueError(f"{SIGNATURE_FILE} is written by signing, not given")
+                staging.write(file_name, data)
+            return staging.commit(key, subject_name=subject_name or where_to.name)
+
+    if isinstance(where_to, remote.Url):
+        return remote.publish(where_to, write, storage_options)
+    return write(where_to)
 
 
 def pack_model_file(
@@ -493,16 +515,17 @@ def pack_model_file(
     key: SigningKey,
     name: str | None = None,
     version: str | None = None,
-    policy: TypePolicy | Iterable[str] | None = None,
-) -> Path:
-    """Turn a file written by ``joblib.dump`` elsewhere into a signed artifact.
+    policy: PolicySource = None,
+) -> Path | remote.Url:
+    """Turn a file written by ``joblib.dump`` elsewhere into a signed artifact (or a URL).
 
     Signing vouches for the file, so it goes through the gate a load would: a file naming
     untrusted types is refused rather than signed, and only then is it deserialized (restricted
     unpickler, structural validation) to refuse an unfitted model, as ``save`` does.
     """
     src = Path(source)
-    target = Path(path)
+    where_to = remote.local_or_url(path)
+    target = where_to if isinstance(where_to, Path) else remote.staged_identity(where_to)
     name, version = _identity(target, name, version)
     data = read_model_file(src)
     trusted_types = resolve_policy(policy)
@@ -511,7 +534,7 @@ def pack_model_file(
     del checked
     metadata = build_metadata(None, format="joblib", name=name, version=version)
     return write_signed_artifact(
-        target,
+        path,
         {MODEL_FILES["joblib"]: data, METADATA_FILE: strictjson.dumps(metadata)},
         key=key,
         subject_name=f"{name}/{version}",
@@ -536,25 +559,26 @@ def sign_directory(
     path: str | os.PathLike[str],
     *,
     key: SigningKey,
-    policy: TypePolicy | Iterable[str] | None = None,
-) -> Path:
-    """Sign an unsigned artifact directory in place (``model.*`` + ``safeload.json``).
+    policy: PolicySource = None,
+    storage_options: remote.StorageOptions | None = None,
+) -> Path | remote.Url:
+    """Sign an unsigned artifact directory (or version prefix, by URL) in place.
 
     The model file goes through the gate a load would: a file naming untrusted types is
     refused, not signed; then it is deserialized (restricted unpickler, validation) to refuse
     an unfitted model.
     ``model.sig`` is created exclusively, so an existing signature is never replaced.
     """
-    target = Path(path)
+    target = remote.local_or_url(path)
 
-    def unsigned_only(artifact: ArtifactDir) -> int:
+    def unsigned_only(artifact: ListedArtifact) -> int:
         if SIGNATURE_FILE in artifact.sizes:
             raise ArtifactExistsError(f"{target} is already signed; signatures are never replaced")
         if METADATA_FILE not in artifact.sizes:
             raise OperationalError(f"{target} has no {METADATA_FILE}; pack a model file instead")
         return SHARD_SIZE
 
-    files = read_artifact(target, unsigned_only)
+    files = read_artifact(target, unsigned_only, storage_options=storage_options)
     metadata = files.metadata(OperationalError)
     trusted_types = resolve_policy(policy)
     model_path = str(target / str(files.model_name))
@@ -566,6 +590,9 @@ def sign_directory(
     bundle = sign_statement(
         key, build_statement(f"{metadata['name']}/{metadata['version']}", resources)
     )
+    if isinstance(target, remote.Url):
+        remote.put_new(target, SIGNATURE_FILE, bundle, storage_options)
+        return target
     try:
         fd = os.open(target / SIGNATURE_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError as exc:

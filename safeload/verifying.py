@@ -288,25 +288,7 @@ def verify_signature(data: bytes | bytearray | memoryview, keyring: Keyring) -> 
     """
     bundle = _get_unverified_bundle(data)
     checks = check_signatures(bundle, keyring)
-    invalid = [c for c in checks if c.status == INVALID]
-    if invalid:
-        raise SignatureError(
-            f"the signature does not verify (signer {_who(invalid[0])}): model.sig was altered, "
-            "or was made for other content. Do not load this artifact; obtain a fresh copy from "
-            "its publisher."
-        )
-    revoked = [c for c in checks if c.status == REVOKED]
-    if revoked:
-        # The key was compromised: whoever holds it may have signed this, with or without the
-        # other signers' knowledge. The issue's rule: nothing it signed loads, whatever the date.
-        raise UntrustedSignerError(
-            f"the artifact carries a signature by revoked key {_who(revoked[0])}: nothing a "
-            "revoked key signed loads, whatever other keys signed. If the model is still "
-            "wanted, have it reviewed again and signed anew without that key (remove "
-            "model.sig, then 'safeload sign' and 'safeload sign --add' with current keys). "
-            f"Signatures: {', '.join(f'{_who(c)} ({c.status})' for c in checks)}",
-            signatures=[(c.hint, c.name, c.status) for c in checks],
-        )
+    refuse_broken(checks, "the artifact")
     counted = [c for c in checks if c.status == VALID]
     if not counted:
         raise _too_few(checks, keyring, None, [], None)
@@ -318,6 +300,32 @@ def verify_signature(data: bytes | bytearray | memoryview, keyring: Keyring) -> 
             raise _too_few(checks, keyring, rule, counted, model_name_of(subject_name))
     first = counted[0]
     return VerifiedStatement(first.hint, first.name, subject_name, manifest, checks)
+
+
+def refuse_broken(checks: tuple[SignatureCheck, ...], what: str) -> None:
+    """Refuse a bundle holding a signature that does not verify, or one by a revoked key.
+
+    A trusted key's signature that fails means ``model.sig`` was altered. A revoked key was
+    compromised: whoever holds it may have signed this, with or without the other signers'
+    knowledge, so nothing it signed loads (and no one may cosign beside it), whatever the date.
+    """
+    invalid = [c for c in checks if c.status == INVALID]
+    if invalid:
+        raise SignatureError(
+            f"{what}: the signature does not verify (signer {_who(invalid[0])}): model.sig "
+            "was altered, or was made for other content. Do not load or vouch for this artifact; "
+            "obtain a fresh copy from its publisher."
+        )
+    revoked = [c for c in checks if c.status == REVOKED]
+    if revoked:
+        raise UntrustedSignerError(
+            f"{what} carries a signature by revoked key {_who(revoked[0])}: nothing a revoked "
+            "key signed loads, whatever other keys signed. If the model is still wanted, have "
+            "it reviewed again and signed anew without that key (remove model.sig, then "
+            "'safeload sign' and 'safeload sign --add' with current keys). Signatures: "
+            + ", ".join(f"{_who(c)} ({c.status})" for c in checks),
+            signatures=[(c.hint, c.name, c.status) for c in checks],
+        )
 
 
 def _who(check: SignatureCheck) -> str:

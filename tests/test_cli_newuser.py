@@ -310,3 +310,27 @@ def test_untrusted_types_advice_names_the_cli_option(tmp_path: Path) -> None:
     assert doc["type"] == "UntrustedTypeError" and "--allow" in doc["message"]
     assert doc["types"] == ["tests.test_cli_newuser.Doubler"]
     assert not (tmp_path / "m").exists()
+
+
+def test_policy_flags_on_the_command_line(tmp_path: Path) -> None:
+    """--allow refuses a door, --unsafe-allow insists (and warns), --policy and the variable."""
+    (tmp_path / "evil.pkl").write_bytes(b"\x80\x04cos\nsystem\n.")
+    refused = run("scan", "evil.pkl", "--allow", "os:system", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert refused.stdout == "", "no table before the error"
+    assert "refused even when asked" in refused.stderr and "--unsafe-allow" in refused.stderr
+    insisted = run("scan", "evil.pkl", "--unsafe-allow", "os:system", cwd=tmp_path)
+    assert insisted.returncode == 0
+    assert insisted.stderr.startswith("safeload: warning: ") and "os:system" in insisted.stderr
+    (tmp_path / "policy.toml").write_text(
+        '[types]\n"os:system" = { why = "a test of insisting", unsafe = true }\n'
+    )
+    by_file = run("scan", "evil.pkl", "--policy", "policy.toml", "--json", cwd=tmp_path)
+    assert by_file.returncode == 0 and json.loads(by_file.stdout)["safe"] is True
+    assert "warning" in by_file.stderr
+    by_env = run("scan", "evil.pkl", cwd=tmp_path, env={"SAFELOAD_POLICY": "policy.toml"})
+    assert by_env.returncode == 0 and "warning" in by_env.stderr
+    without = run("scan", "evil.pkl", cwd=tmp_path)
+    assert without.returncode == 1 and "os.system" in without.stdout
+    missing = run("scan", "evil.pkl", cwd=tmp_path, env={"SAFELOAD_POLICY": "nope.toml"})
+    assert missing.returncode == 2 and "nope.toml" in missing.stderr

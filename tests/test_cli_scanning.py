@@ -249,8 +249,8 @@ def test_verify_sarif(tmp_path: Path, artifact: Path, keydir: Path) -> None:
 def test_verify_sarif_untrusted_types(tmp_path: Path, keydir: Path, key: Any) -> None:
     import safeload
 
-    # Signed by a careless signer who trusted os.system: a trusted key, an untrusted type.
-    careless = safeload.TypePolicy.default().extend(["posix.system"])
+    # Signed by a careless signer who insisted on os.system: a trusted key, an untrusted type.
+    careless = safeload.TypePolicy.default().extend(["posix.system"], unsafe=True)
     safeload.save(
         {"f": os.system}, tmp_path / "art", key=key, name="x", version="1", policy=careless
     )

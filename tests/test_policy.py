@@ -16,8 +16,14 @@ import pytest
 from safeload import _default_types as rules
 from safeload._default_types import DEFAULT_TYPES
 from safeload._unpickle import unpickle_verified
-from safeload.errors import MalformedArtifactError, UntrustedTypeError
-from safeload.policy import TypePolicy, format_type_name, parse_type_name, resolve_policy
+from safeload.errors import MalformedArtifactError, PolicyFileError, UntrustedTypeError
+from safeload.policy import (
+    TypePolicy,
+    UnsafePolicyWarning,
+    format_type_name,
+    parse_type_name,
+    resolve_policy,
+)
 
 # ---- crafted streams ----------------------------------------------------------------------------
 
@@ -116,7 +122,8 @@ def test_exact_name_elsewhere_does_run(tmp_path: Path) -> None:
     # Control: the same stream runs when its exact name is trusted, so the refusals above are
     # the policy's doing, not a broken payload.
     marker = tmp_path / "PWNED"
-    policy = TypePolicy.of(["joblib.numpy_pickle:os.system"])
+    with pytest.warns(UnsafePolicyWarning, match=r"joblib\.numpy_pickle:os\.system"):
+        policy = TypePolicy.of(["joblib.numpy_pickle:os.system"], unsafe=True)
     unpickle_verified(
         bytearray(call_stream("joblib.numpy_pickle", "os.system", _touch(marker))), policy
     )
@@ -514,7 +521,12 @@ def test_parse_type_name(text: str, expected: tuple[str, str]) -> None:
     assert parse_type_name(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "ndarray", ":ndarray", "numpy:", "a:b:c", ".x", "x.", " : "])
+@pytest.mark.parametrize(
+    "text",
+    # every dotted part must be an identifier: a space, newline or empty part names no global
+    ["", "ndarray", ":ndarray", "numpy:", "a:b:c", ".x", "x.", " : ", "os :system", "os\n:system",
+     "a..b:C", "a.b:C.", "a.b:C.<locals>.f", "a-b:C", "1a:C"],
+)  # fmt: skip
 def test_parse_type_name_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_type_name(text)
@@ -560,7 +572,8 @@ def test_resolve_policy() -> None:
     assert resolve_policy(custom) is custom
     assert resolve_policy(["a.b:C"]).allows("a.b", "C")
     assert resolve_policy(["a.b:C"]).allows("numpy", "ndarray")
-    with pytest.raises(TypeError):
+    # a single string is a policy file's path, never a name: refused as a missing file
+    with pytest.raises(PolicyFileError, match=r"a single name\? pass a list"):
         resolve_policy("a.b:C")
 
 

@@ -522,7 +522,7 @@ def test_obj_calls_a_class_from_the_stack() -> None:
 )
 def test_calling_a_value_that_is_not_a_named_global_is_refused(ops: bytes) -> None:
     made = glob("operator", "attrgetter") + su("x") + OP.TUPLE1 + OP.REDUCE
-    policy = BASE.extend(["operator:attrgetter"])
+    policy = BASE.extend(["operator:attrgetter"], unsafe=True)
     report = check(stream(made + ops), policy=policy)
     assert report.untrusted == ()
     assert any("not a named global" in p for p in report.problems)
@@ -619,7 +619,7 @@ def test_object_dtype_reached_through_a_structured_dtype_is_a_nested_pickle() ->
 @pytest.mark.parametrize("legacy", ["NDArrayWrapper", "ZNDArrayWrapper"])
 def test_legacy_joblib_wrappers_are_refused(legacy: str) -> None:
     data = stream(sglob("joblib.numpy_pickle", legacy) + OP.EMPTY_TUPLE + OP.NEWOBJ)
-    policy = BASE.extend([f"joblib.numpy_pickle:{legacy}"])
+    policy = BASE.extend([f"joblib.numpy_pickle:{legacy}"], unsafe=True)
     report = check(data, policy=policy)
     assert not report.safe
     assert any("legacy joblib array wrapper" in p for p in report.problems)
@@ -635,7 +635,7 @@ def test_legacy_joblib_wrappers_are_refused(legacy: str) -> None:
 )
 def test_an_alias_of_the_wrapper_is_refused(alias: tuple[str, str]) -> None:
     data = stream(sglob(*alias) + OP.EMPTY_TUPLE + OP.REDUCE)
-    report = check(data, policy=BASE.extend([":".join(alias)]))
+    report = check(data, policy=BASE.extend([":".join(alias)], unsafe=True))
     assert not report.safe
     assert any("another name" in p for p in report.problems)
 
@@ -647,10 +647,10 @@ def test_an_alias_of_the_wrapper_is_refused(alias: tuple[str, str]) -> None:
 def test_other_ways_to_a_dtype_cannot_be_built(name: tuple[str, str]) -> None:
     made = sglob(*name) + enc(("f8", False, True)) + OP.REDUCE
     state = enc((3, "<", None, None, None, -1, -1, 63)) + OP.BUILD
-    report = check(stream(made + state), policy=BASE.extend([":".join(name)]))
+    report = check(stream(made + state), policy=BASE.extend([":".join(name)], unsafe=True))
     assert not report.safe
     assert report.problems
-    bare = check(stream(sglob(*name) + state), policy=BASE.extend([":".join(name)]))
+    bare = check(stream(sglob(*name) + state), policy=BASE.extend([":".join(name)], unsafe=True))
     assert any("BUILD sets attributes on the class" in p for p in bare.problems)
 
 
@@ -941,7 +941,7 @@ def test_dtype_made_with_other_arguments_cannot_be_built() -> None:
 )
 def test_wrapper_used_where_joblib_never_puts_it_is_refused(misuse: bytes) -> None:
     body = misuse.replace(sglob(*NAW), sglob(*NAW) + OP.MEMOIZE, 1)
-    report = check(stream(body), policy=BASE.extend(["builtins:len", "copy:copy"]))
+    report = check(stream(body), policy=BASE.extend(["builtins:len", "copy:copy"], unsafe=True))
     assert not report.safe, report
     assert report.problems
     assert not any("memo entry" in p or "stack holds" in p for p in report.problems), report

@@ -143,7 +143,9 @@ def test_partial_that_writes_a_file_is_refused(tmp_path: Path) -> None:
     marker = tmp_path / "PWNED.npy"
     model = FunctionTransformer(func=functools.partial(np.save, str(marker))).fit(X)
     policy = (
-        TypePolicy.default().extend(["functools:partial"]).extend(["numpy:save"], callable=False)
+        TypePolicy.default()
+        .extend(["functools:partial"])
+        .extend(["numpy:save"], callable=False, unsafe=True)
     )
     with pytest.raises(MalformedArtifactError, match=r"functools\.partial with other than"):
         restricted_load(model, policy)

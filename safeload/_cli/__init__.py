@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
 from safeload._cli import output
 from safeload._cli.checking import EXIT_ERROR, EXIT_REFUSED, error_document, message_of
@@ -29,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         resolve_format(args)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code) if isinstance(exc.code, int) else EXIT_ERROR
+    warnings.showwarning = _show_warning
     try:
         return int(args.func(args))
     except BrokenPipeError:  # the reader went away (``| head``): nothing more to say
@@ -45,6 +48,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Warnings (an unsafe policy, an unsigned load) as one line, like every other message."""
+    output.err().print(f"safeload: warning: {message}", markup=False)
 
 
 def _silence_stdout() -> None:

@@ -44,5 +44,18 @@ def signing_key(args: argparse.Namespace) -> Any:
 
 
 def policy(args: argparse.Namespace) -> Any:
-    """The trusted-type policy the flags ask for; None leaves the library's default."""
-    return getattr(args, "allow", None) or None
+    """The policy ``--policy``, ``--allow`` and ``--unsafe-allow`` ask for, built once per run.
+
+    None when none is given, so that the library reads ``$SAFELOAD_POLICY`` (or the default).
+    Built before any file is looked at: a bad name or file is the command's error, not a
+    finding about each path.
+    """
+    if not hasattr(args, "resolved_policy"):
+        from safeload.policy import cli_policy
+
+        args.resolved_policy = cli_policy(
+            getattr(args, "allow", None),
+            getattr(args, "unsafe_allow", None),
+            getattr(args, "policy", None),
+        )
+    return args.resolved_policy

@@ -118,6 +118,7 @@ def status_of(results: list[dict[str, Any]]) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    cli_args.policy(args)  # a bad --policy/--allow is the command's error, before any path
     if args.signature is not None and not (args.model_signing and len(args.paths) == 1):
         raise OperationalError(
             "--signature names the bundle of one model_signing folder: give --model-signing "

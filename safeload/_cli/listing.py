@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from safeload._cli import output
 from safeload._cli.output import escape
@@ -15,7 +16,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     from safeload.store import Store
 
     store = Store(args.root)
-    if not store.root.is_dir():
+    if isinstance(store.root, Path) and not store.root.is_dir():
         raise OperationalError(f"{store.root} is not a folder")
     names = store.names()
     if args.name is not None and args.name not in names:

@@ -31,7 +31,19 @@ def _common(p: argparse.ArgumentParser, *, allow: bool = True, key: bool = False
             "--allow",
             action="append",
             metavar="MODULE:NAME",
-            help="also trust this exact type (repeatable)",
+            help="also trust this exact type (repeatable); names that reach code or the OS "
+            "are refused",
+        )
+        p.add_argument(
+            "--policy",
+            metavar="FILE",
+            help="trusted-type policy file (TOML), instead of $SAFELOAD_POLICY",
+        )
+        p.add_argument(
+            "--unsafe-allow",
+            action="append",
+            metavar="MODULE:NAME",
+            help="trust a name that lets a file run code or reach the OS; warns (repeatable)",
         )
     if key:
         p.add_argument("--key", required=True, help="private key file (STEM.key)")

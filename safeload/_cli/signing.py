@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from safeload._cli import args as cli_args
 from safeload._cli import output
 from safeload.errors import OperationalError
+
+if TYPE_CHECKING:
+    from safeload.remote import Url
 
 EXIT_OK = 0
 SAMPLE_ROWS = 100
@@ -40,6 +43,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 def cmd_sign(args: argparse.Namespace) -> int:
     from safeload.keys import Keyring
+    from safeload.remote import is_url
     from safeload.saving import pack_model_file, sign_directory
 
     key = cli_args.signing_key(args)
@@ -48,8 +52,9 @@ def cmd_sign(args: argparse.Namespace) -> int:
         Keyring.from_dir(args.trusted).check_signer(key)
     if args.add:
         return _cosign(args, key, source)
-    if source.is_dir():
-        out = sign_directory(source, key=key, policy=cli_args.policy(args))
+    out: Path | Url
+    if is_url(args.path) or source.is_dir():
+        out = sign_directory(args.path, key=key, policy=cli_args.policy(args))
     elif source.is_file():
         if args.out is None:
             raise OperationalError("give --out DIR: the signed artifact directory to create")

@@ -105,18 +105,21 @@ def walk(
     return tree
 
 
-def open_directory(root: str) -> int:
-    """A descriptor of ``root``; a symlink is refused like every symlink the library meets."""
-    if _is_symlink(root):
-        raise OperationalError(
-            f"{root} is a symlink; safeload scans no symlinks, give the real directory"
-        )
+def _open_named(path: str, flags: int, what: str) -> int:
+    """Open a path given on the command line; a symlink there is refused, never followed."""
+    if _is_symlink(path):
+        raise OperationalError(f"{path} is a symlink; safeload scans no symlinks, give the {what}")
     try:
-        return os.open(root.rstrip(os.sep) or root, _DIR_FLAGS)
+        return os.open(path.rstrip(os.sep) or path, flags)
     except OSError as exc:
         raise OperationalError(
-            f"cannot open {root} ({exc.strerror or exc}): check the path"
+            f"cannot open {path!r} for scanning ({exc.strerror or exc}): check the path."
         ) from exc
+
+
+def open_directory(root: str) -> int:
+    """A descriptor of ``root``; a symlink is refused like every symlink the library meets."""
+    return _open_named(root, _DIR_FLAGS, "real directory")
 
 
 def open_found(found: Found) -> int:
@@ -142,16 +145,7 @@ def open_file(path: str) -> int:
     Raises:
         OperationalError: ``path`` is a symlink or cannot be opened.
     """
-    if _is_symlink(path):
-        raise OperationalError(
-            f"{path} is a symlink; safeload scans no symlinks, give the real path"
-        )
-    try:
-        return os.open(path.rstrip(os.sep) or path, _FILE_FLAGS)
-    except OSError as exc:
-        raise OperationalError(
-            f"cannot open {path!r} for scanning ({exc.strerror or exc}): check the path."
-        ) from exc
+    return _open_named(path, _FILE_FLAGS, "real path")
 
 
 def is_directory(path: str) -> bool:
