@@ -19,12 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from safeload import _unpickle
-from safeload.errors import MalformedArtifactError, UnsignedArtifactError, shown
+from safeload.errors import (
+    MalformedArtifactError,
+    OperationalError,
+    UnsignedArtifactError,
+    shown,
+)
 from safeload.gcpause import paused_gc
 from safeload.keys import Keyring, resolve_keyring
 from safeload.layout import SIGNATURE_FILE, ArtifactDir, Progress, ReadLimits, read_fd
 from safeload.options import LoadOptions, resolve_options
 from safeload.policy import PolicySource
+from safeload.remote import is_url
 from safeload.typegate import ScanLimits, ScanReport, TypeChecked, check_types
 from safeload.validation import validate_model
 from safeload.verifying import VerifiedStatement, check_file_set, check_manifest, verify_signature
@@ -116,6 +122,11 @@ def verify_model_signing(
     (``*.joblib``, ``*.pkl``, ``*.pickle`` or ``*.skops``). A safeload artifact (with
     ``safeload.json``) is refused here: load it with :func:`safeload.load`.
     """
+    if is_url(path) or is_url(signature):
+        raise OperationalError(
+            "load_model_signing reads a local folder: copy a model_signing folder (and its "
+            "bundle) from object storage first"
+        )
     opts = resolve_options(options, policy=policy, read_limits=read_limits, scan_limits=scan_limits)
     keyring = resolve_keyring(trusted)
     directory = Path(path)

@@ -406,6 +406,11 @@ def test_model_signing_sharded_bundles_are_refused_for_their_float_shard_size(
         safeload.verify_model_signing(folder, trusted=keys)
 
 
+def test_a_url_is_refused_as_a_model_signing_folder(keydir: Path) -> None:
+    with pytest.raises(safeload.OperationalError, match="local folder"):
+        safeload.load_model_signing("s3://bucket/iris-model", trusted=keydir)
+
+
 def test_a_safeload_artifact_is_not_taken_for_a_model_signing_folder(
     artifact: Path, keydir: Path
 ) -> None:
