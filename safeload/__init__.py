@@ -65,6 +65,11 @@ if TYPE_CHECKING:
         InspectReport,
         inspect,
     )
+    from safeload.interop import (
+        VerifiedModelSigning,
+        load_model_signing,
+        verify_model_signing,
+    )
     from safeload.keys import (
         Keyring,
         SigningKey,
@@ -102,6 +107,9 @@ _LAZY = {
     "cosign": "safeload.cosigning",
     "InspectReport": "safeload.inspecting",
     "inspect": "safeload.inspecting",
+    "VerifiedModelSigning": "safeload.interop",
+    "load_model_signing": "safeload.interop",
+    "verify_model_signing": "safeload.interop",
     "Keyring": "safeload.keys",
     "SigningKey": "safeload.keys",
     "generate_key": "safeload.keys",
@@ -176,6 +184,7 @@ __all__ = [
     "UntrustedSignerError",
     "UntrustedTypeError",
     "VerifiedArtifact",
+    "VerifiedModelSigning",
     "VersionMismatchWarning",
     "__version__",
     "convert",
@@ -186,9 +195,11 @@ __all__ = [
     "load_artifact",
     "load_checked",
     "load_file",
+    "load_model_signing",
     "load_signing_key",
     "save",
     "scan",
     "scan_bytes",
     "verify_artifact",
+    "verify_model_signing",
 ]

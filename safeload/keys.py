@@ -3,7 +3,11 @@
 A private key is written once, owner-only (0600), never over an existing file, and is refused on
 load when others can read it. A public key is identified by its *hint*: the hex SHA-256 of its
 PEM SubjectPublicKeyInfo, the value that ``model.sig`` carries in
-``verificationMaterial.publicKey.hint``.
+``verificationMaterial.publicKey.hint`` (OpenSSF model_signing computes its hint the same way).
+
+Two algorithms: Ed25519 (the default) and ECDSA on P-256 with SHA-256, the one OpenSSF
+model_signing's key verifier also knows. The algorithm is always the trusted key's own, never
+something the bundle says: a key verifies only signatures of its own kind.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from safeload.errors import KeyFileError, TrustFileError, shown
@@ -36,45 +41,84 @@ from safeload.trust import (
 
 _MAX_KEY_FILE = 64 * 1024
 
+ED25519 = "ed25519"
+ECDSA_P256 = "ecdsa-p256"
+ALGORITHMS = (ED25519, ECDSA_P256)
+"""Key algorithms safeload signs and verifies with; ``ed25519`` is the default."""
 
-def public_pem(public_key: Ed25519PublicKey) -> bytes:
+PublicKey = Ed25519PublicKey | ec.EllipticCurvePublicKey
+"""A trusted public key: Ed25519, or ECDSA on P-256 (checked wherever one is read)."""
+PrivateKey = Ed25519PrivateKey | ec.EllipticCurvePrivateKey
+
+
+def algorithm_of(key: PublicKey | PrivateKey) -> str:
+    """``ed25519`` or ``ecdsa-p256``; any other key (curve) is refused with a KeyFileError."""
+    if isinstance(key, (Ed25519PublicKey, Ed25519PrivateKey)):
+        return ED25519
+    if isinstance(key, (ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey)) and isinstance(
+        key.curve, ec.SECP256R1
+    ):
+        return ECDSA_P256
+    what = f"a {type(key).__name__}"
+    if isinstance(key, (ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey)):
+        what = f"an ECDSA key on curve {key.curve.name}"
+    raise KeyFileError(f"{what} is not supported: safeload keys are Ed25519 or ECDSA P-256")
+
+
+def public_pem(public_key: PublicKey) -> bytes:
     """The PEM SubjectPublicKeyInfo encoding, the form keys are stored and hinted in."""
     return public_key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
 
-def key_identity(public_key: Ed25519PublicKey) -> bytes:
+def key_identity(public_key: PublicKey) -> bytes:
     """The key's DER SubjectPublicKeyInfo: one key, one value, however many files hold it."""
     return public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
 
-def verify_with(public_key: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
-    """Whether ``signature`` over ``message`` verifies: the one place a key algorithm is used."""
+def verify_with(public_key: PublicKey, signature: bytes, message: bytes) -> bool:
+    """Whether ``signature`` over ``message`` verifies: the one place a key algorithm is used.
+
+    The algorithm follows the trusted key: Ed25519 (RFC 8032, 64 bytes) or ECDSA P-256 over
+    SHA-256 of the message (DER-encoded ``r, s``, as DSSE and model_signing write it).
+    """
     try:
-        public_key.verify(signature, message)
+        if isinstance(public_key, Ed25519PublicKey):
+            public_key.verify(signature, message)
+        else:
+            algorithm_of(public_key)  # never another curve, whatever reached the keyring
+            public_key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
         return False
     return True
 
 
-def key_hint(public_key: Ed25519PublicKey) -> str:
+def key_hint(public_key: PublicKey) -> str:
     """The key's hint: hex SHA-256 of its PEM SubjectPublicKeyInfo."""
     return hashlib.sha256(public_pem(public_key)).hexdigest()
 
 
 @dataclass(frozen=True)
 class SigningKey:
-    """An Ed25519 private key that signs artifacts. Its ``repr`` never shows key material."""
+    """A private key (Ed25519 or ECDSA P-256) that signs artifacts; ``repr`` shows no secret."""
 
-    private_key: Ed25519PrivateKey = field(repr=False)
+    private_key: PrivateKey = field(repr=False)
+
+    def __post_init__(self) -> None:
+        algorithm_of(self.private_key)
 
     @property
-    def public_key(self) -> Ed25519PublicKey:
+    def public_key(self) -> PublicKey:
         """The matching public key."""
         return self.private_key.public_key()
+
+    @property
+    def algorithm(self) -> str:
+        """``ed25519`` or ``ecdsa-p256``."""
+        return algorithm_of(self.private_key)
 
     @property
     def hint(self) -> str:
@@ -83,7 +127,9 @@ class SigningKey:
 
     def sign(self, message: bytes) -> bytes:
         """Sign raw bytes (the DSSE pre-authentication encoding, in safeload's use)."""
-        return self.private_key.sign(message)
+        if isinstance(self.private_key, Ed25519PrivateKey):
+            return self.private_key.sign(message)
+        return self.private_key.sign(message, ec.ECDSA(hashes.SHA256()))
 
     def save(self, stem: str | os.PathLike[str], *, passphrase: bytes | str | None = None) -> Path:
         """Write ``STEM.key`` (PKCS8 PEM, 0600) and ``STEM.pub`` (SPKI PEM); never overwrite.
@@ -131,9 +177,19 @@ class SigningKey:
         return private_path
 
 
-def generate_key() -> SigningKey:
-    """Create a fresh Ed25519 signing key."""
-    return SigningKey(Ed25519PrivateKey.generate())
+def generate_key(algorithm: str = ED25519) -> SigningKey:
+    """Create a fresh signing key: ``ed25519`` (default) or ``ecdsa-p256``.
+
+    Choose ``ecdsa-p256`` when the artifacts must also verify with OpenSSF model_signing, whose
+    key verifier knows elliptic-curve keys only.
+    """
+    if algorithm == ED25519:
+        return SigningKey(Ed25519PrivateKey.generate())
+    if algorithm == ECDSA_P256:
+        return SigningKey(ec.generate_private_key(ec.SECP256R1()))
+    raise ValueError(
+        f"unknown key algorithm {shown(algorithm)}: use one of {', '.join(ALGORITHMS)}"
+    )
 
 
 def _read_key_file(path: Path) -> bytes:
@@ -184,9 +240,14 @@ def load_signing_key(
         if secret is not None and b"ENCRYPTED" in data:
             raise KeyFileError(f"wrong passphrase for {key_path}") from exc
         raise KeyFileError(f"{key_path} is not a PEM PKCS8 private key") from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFileError(f"{key_path} holds a {type(key).__name__}; safeload signs with Ed25519")
-    return SigningKey(key)
+    if not isinstance(key, (Ed25519PrivateKey, ec.EllipticCurvePrivateKey)):
+        raise KeyFileError(
+            f"{key_path} holds a {type(key).__name__}; safeload signs with Ed25519 or ECDSA P-256"
+        )
+    try:
+        return SigningKey(key)
+    except KeyFileError as exc:
+        raise KeyFileError(f"{key_path}: {exc}") from exc
 
 
 def _refuse_public_key(path: Path) -> None:
@@ -203,13 +264,13 @@ def _refuse_public_key(path: Path) -> None:
         )
 
 
-def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
-    """Read one PEM SubjectPublicKeyInfo Ed25519 public key."""
+def load_public_key(path: str | os.PathLike[str]) -> PublicKey:
+    """Read one PEM SubjectPublicKeyInfo public key (Ed25519 or ECDSA P-256)."""
     key_path = Path(path)
     return _parse_public_key(_read_key_file(key_path), key_path)
 
 
-def _parse_public_key(data: bytes, key_path: Path) -> Ed25519PublicKey:
+def _parse_public_key(data: bytes, key_path: Path) -> PublicKey:
     if b"PRIVATE KEY-----" in data:
         raise KeyFileError(
             f"{key_path} holds a PRIVATE key: it must not be among the trusted public keys. "
@@ -220,8 +281,14 @@ def _parse_public_key(data: bytes, key_path: Path) -> Ed25519PublicKey:
         key = serialization.load_pem_public_key(data)
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise KeyFileError(f"{key_path} is not a PEM public key") from exc
-    if not isinstance(key, Ed25519PublicKey):
-        raise KeyFileError(f"{key_path} holds a {type(key).__name__}; only Ed25519 is supported")
+    if not isinstance(key, (Ed25519PublicKey, ec.EllipticCurvePublicKey)):
+        raise KeyFileError(
+            f"{key_path} holds a {type(key).__name__}; only Ed25519 and ECDSA P-256 are supported"
+        )
+    try:
+        algorithm_of(key)
+    except KeyFileError as exc:
+        raise KeyFileError(f"{key_path}: {exc}") from exc
     return key
 
 
@@ -234,17 +301,18 @@ class Keyring:
     check). It is the caller's, never the artifact's.
     """
 
-    keys: dict[str, Ed25519PublicKey] = field(default_factory=dict)
+    keys: dict[str, PublicKey] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
     trust: TrustFile | None = None
     today: datetime.date | None = None
 
     @classmethod
-    def of(cls, keys: Iterable[Ed25519PublicKey | SigningKey]) -> Keyring:
+    def of(cls, keys: Iterable[PublicKey | SigningKey]) -> Keyring:
         """A keyring of these keys (a :class:`SigningKey` contributes its public half)."""
-        found: dict[str, Ed25519PublicKey] = {}
+        found: dict[str, PublicKey] = {}
         for key in keys:
             public = key.public_key if isinstance(key, SigningKey) else key
+            algorithm_of(public)
             found[key_hint(public)] = public
         return cls(found, {h: h[:16] for h in found})
 
@@ -261,7 +329,7 @@ class Keyring:
         load on that date"); leave it None in production.
         """
         folder = Path(directory)
-        found: dict[str, Ed25519PublicKey] = {}
+        found: dict[str, PublicKey] = {}
         names: dict[str, str] = {}
         files: dict[str, str] = {}
         trust: TrustFile | None = None
@@ -290,7 +358,7 @@ class Keyring:
             os.close(fd)
         return cls(found, names, trust, today)
 
-    def get(self, hint: str) -> Ed25519PublicKey | None:
+    def get(self, hint: str) -> PublicKey | None:
         """The trusted key with this hint, or None."""
         return self.keys.get(hint)
 

@@ -1,7 +1,7 @@
 """Verified load: the gate of the design brief, in order, failing closed at each step.
 
 1. layout: one flat directory, plain names, regular files, limits (:mod:`safeload.layout`);
-2. signature: strict bundle, signer in the caller's keyring, Ed25519 over the PAE;
+2. signature: strict bundle, signer in the caller's keyring, Ed25519 or ECDSA P-256 over the PAE;
 3. manifest: the files present are exactly the signed ones, each read once and hashed;
 4. types: a static scan of the verified bytes against the caller's policy;
 5. deserialize those same bytes through the restricted unpickler, then validate structure;

@@ -52,7 +52,11 @@ class ArtifactFiles:
         someone else signed, an operational error for one the caller is about to sign.
         """
         if METADATA_FILE not in self.buffers:
-            raise error(f"{self.path} has no {METADATA_FILE}; every artifact carries its metadata")
+            raise error(
+                f"{self.path} has no {METADATA_FILE}; every artifact carries its metadata (a "
+                "model folder signed by OpenSSF model_signing: safeload.load_model_signing, or "
+                "'safeload verify --model-signing')"
+            )
         metadata = parse_metadata(self.buffers[METADATA_FILE])
         if metadata["format"] != self.format:
             raise error(

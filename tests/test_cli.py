@@ -57,7 +57,8 @@ def test_help_and_usage_errors(tmp_path: Path) -> None:
 
 def test_keygen(tmp_path: Path) -> None:
     doc = run_json("keygen", "keys/a", cwd=tmp_path, code=0)
-    assert set(doc) == {"schema", "private_key", "public_key", "hint"}
+    assert set(doc) == {"schema", "private_key", "public_key", "hint", "algorithm"}
+    assert doc["algorithm"] == "ed25519"
     assert (tmp_path / "keys" / "a.key").stat().st_mode & 0o077 == 0
     secret = (tmp_path / "keys" / "a.key").read_text().splitlines()[1]
     again = run("keygen", "keys/a", cwd=tmp_path)

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pytest
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -113,14 +115,20 @@ def independent_verify(artifact: Path, pub_pem_files: list[Path]) -> dict[str, A
     trusted = [(h, sig) for h, sig in signers if h in keyring]
     assert trusted, "untrusted signer"
 
-    # Step 4: Ed25519 over PAE(payloadType, payload), for every signature by a key we hold.
+    # Step 4: over PAE(payloadType, payload), for every signature by a key we hold: Ed25519, or
+    # ECDSA P-256 with SHA-256 (DER signature), as the key in our keyring is.
     payload = base64.b64decode(envelope["payload"], validate=True)
     for signer, encoded in trusted:
         public_key = load_pem_public_key(keyring[signer].read_bytes())
-        assert isinstance(public_key, Ed25519PublicKey)
         signature = base64.b64decode(encoded, validate=True)
+        message = pae(envelope["payloadType"].encode(), payload)
+        if isinstance(public_key, ec.EllipticCurvePublicKey):
+            assert public_key.curve.name == "secp256r1", "not a P-256 key"
+            public_key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
+            continue
+        assert isinstance(public_key, Ed25519PublicKey)
         assert len(signature) == 64, "not an Ed25519 signature"
-        public_key.verify(signature, pae(envelope["payloadType"].encode(), payload))
+        public_key.verify(signature, message)
 
     # Step 5: the statement (section 3).
     statement = strict_json(payload, "statement")
@@ -302,6 +310,22 @@ def big_artifact(tmp_path: Path, key: safeload.SigningKey) -> Path:
 def test_independent_verifier_accepts_saved_artifact(artifact: Path, keydir: Path) -> None:
     statement = independent_verify(artifact, keys_of(keydir))
     assert statement["subject"][0]["name"] == "iris/1.0.0"
+
+
+def test_independent_verifier_accepts_a_p256_artifact_cosigned_with_ed25519(
+    tmp_path: Path, pipeline: Any
+) -> None:
+    first, second = safeload.generate_key("ecdsa-p256"), safeload.generate_key()
+    first.save(tmp_path / "keys" / "p256")
+    second.save(tmp_path / "keys" / "ed")
+    saved = safeload.save(pipeline, tmp_path / "models" / "iris" / "1.0.0", key=first)
+    safeload.cosign(saved, second)
+    statement = independent_verify(saved, keys_of(tmp_path / "keys"))
+    assert statement["subject"][0]["name"] == "iris/1.0.0"
+    bundle = json.loads((saved / SIGNATURE_FILE).read_bytes())
+    # The hint is the same SHA-256 of the PEM whatever the algorithm, as model_signing's.
+    pem = (tmp_path / "keys" / "p256.pub").read_bytes()
+    assert bundle["verificationMaterial"]["publicKey"]["hint"] == hashlib.sha256(pem).hexdigest()
 
 
 def test_saved_artifact_uses_16_mib_shards(artifact: Path, keydir: Path) -> None:

@@ -24,6 +24,8 @@ def verify_one(path: str, args: argparse.Namespace) -> dict[str, Any]:
     """One path through the gate: the ``--json`` document of a verified or a refused artifact."""
     from safeload.loading import verify_artifact
 
+    if getattr(args, "model_signing", False):
+        return _verify_model_signing(path, args)
     try:
         with output.progress(args.format == "table") as progress:
             verified = verify_artifact(
@@ -45,6 +47,39 @@ def verify_one(path: str, args: argparse.Namespace) -> dict[str, Any]:
         "files": verified.statement.manifest.files(),
         "types": list(verified.scan.globals),
         "signatures": [c.to_dict() for c in verified.statement.signatures],
+    }
+
+
+def _verify_model_signing(path: str, args: argparse.Namespace) -> dict[str, Any]:
+    """``verify --model-signing``: a folder signed by OpenSSF model_signing, no safeload.json."""
+    from safeload.interop import verify_model_signing
+
+    try:
+        with output.progress(args.format == "table") as progress:
+            verified = verify_model_signing(
+                path,
+                trusted=args.trusted,
+                signature=args.signature,
+                policy=cli_args.policy(args),
+                progress=progress,
+            )
+    except RefusedError as exc:
+        return {"path": path, "verified": False, **error_document(exc, "refused")}
+    except OperationalError as exc:
+        return {"path": path, "verified": False, **error_document(exc, "error")}
+    return {
+        "path": verified.path,
+        "verified": True,
+        "signer": verified.statement.signer_hint,
+        "signer_name": verified.statement.signer_name,
+        "name": verified.subject,
+        "version": None,
+        "format": verified.format,
+        "files": verified.statement.manifest.files(),
+        "types": list(verified.scan.globals),
+        "signatures": [c.to_dict() for c in verified.statement.signatures],
+        "signed_by": "model_signing",
+        "signature_file": verified.signature_path,
     }
 
 
@@ -84,6 +119,11 @@ def status_of(results: list[dict[str, Any]]) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     cli_args.policy(args)  # a bad --policy/--allow is the command's error, before any path
+    if args.signature is not None and not (args.model_signing and len(args.paths) == 1):
+        raise OperationalError(
+            "--signature names the bundle of one model_signing folder: give --model-signing "
+            "and a single PATH"
+        )
     results = [verify_one(path, args) for path in args.paths]
     status = status_of(results)
     if args.format == "sarif":
@@ -112,10 +152,12 @@ def _print_verified(result: dict[str, Any], *, named: bool) -> None:
         return
     signers = [s["name"] or s["hint"][:16] for s in result["signatures"] if s["status"] == "valid"]
     signer = ", ".join(signers) or result["signer_name"] or result["signer"][:16]
+    version = "" if result["version"] is None else f" {escape(str(result['version']))}"
+    kind = " by model_signing, no metadata" if result.get("signed_by") == "model_signing" else ""
     output.out().print(
         f"{output.verdict(True)}  {path}: "
-        f"{escape(str(result['name']))} {escape(str(result['version']))} "
-        f"({result['format']}), signed by {escape(signer)}, "
+        f"{escape(str(result['name']))}{version} "
+        f"({result['format']}{kind}), signed by {escape(signer)}, "
         f"{len(result['files'])} files match, {len(result['types'])} types all trusted"
     )
 

@@ -87,8 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"safeload {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("keygen", help="create an Ed25519 key pair STEM.key / STEM.pub")
+    p = sub.add_parser("keygen", help="create a key pair STEM.key / STEM.pub (Ed25519 default)")
     p.add_argument("stem")
+    p.add_argument(
+        "--algorithm",
+        choices=("ed25519", "ecdsa-p256"),
+        default="ed25519",
+        help="ecdsa-p256: artifacts also verify with OpenSSF model_signing (default ed25519)",
+    )
     _common(p, allow=False)
     p.set_defaults(func=signing.cmd_keygen)
 
@@ -109,6 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="run the whole gate without deserializing")
     p.add_argument("paths", nargs="+", metavar="path")
     p.add_argument("--trusted", required=True, help="folder of trusted *.pub keys")
+    p.add_argument(
+        "--model-signing",
+        action="store_true",
+        help="PATH is a model folder signed by OpenSSF model_signing (one model file, no "
+        "safeload.json)",
+    )
+    p.add_argument(
+        "--signature",
+        metavar="FILE",
+        help="with --model-signing: its bundle, when not PATH/model.sig (one PATH only)",
+    )
     _common(p)
     _format(p)
     p.set_defaults(func=checking.cmd_verify)

@@ -21,18 +21,23 @@ SAMPLE_ROWS = 100
 def cmd_keygen(args: argparse.Namespace) -> int:
     from safeload.keys import generate_key
 
-    key = generate_key()
+    key = generate_key(args.algorithm)
     private = key.save(args.stem, passphrase=cli_args.passphrase(args, confirm=True))
     public = Path(str(args.stem) + ".pub")
     if args.json:
         output.print_json(
-            {"private_key": str(private), "public_key": str(public), "hint": key.hint}
+            {
+                "private_key": str(private),
+                "public_key": str(public),
+                "hint": key.hint,
+                "algorithm": key.algorithm,
+            }
         )
     else:
         out = output.out()
         out.print(f"private key  {private}  (mode 0600: keep it secret, never commit it)")
         out.print(f"public key   {public}  (copy it into the keys/ folder of whoever loads)")
-        out.print(f"key hint     {key.hint}")
+        out.print(f"key hint     {key.hint}  ({key.algorithm})")
     return EXIT_OK
 
 
