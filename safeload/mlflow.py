@@ -576,8 +576,8 @@ class PyFuncModel:
                 f"safeload refused the input: {exc}", error_code=INVALID_PARAMETER_VALUE
             ) from exc
 
-    def unwrap_python_model(self) -> LoadedArtifact:
-        """The schema-checked artifact (``PyFuncModel.unwrap_python_model()`` in MLflow)."""
+    def get_raw_model(self) -> LoadedArtifact:
+        """The schema-checked artifact (MLflow's ``PyFuncModel.get_raw_model()``)."""
         return self.loaded
 
 
