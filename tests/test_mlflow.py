@@ -37,6 +37,7 @@ from safeload.errors import (  # noqa: E402
     UnsignedArtifactError,
     UntrustedSignerError,
 )
+from tests.test_format_spec import independent_verify, pae, strict_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(600)
@@ -239,6 +240,18 @@ def test_no_trusted_keys_configured_is_refused(
         mlflow.pyfunc.load_model(logged.uri)
 
 
+def test_the_type_policy_comes_from_safeload_policy_when_mlflow_loads(
+    tmp_path: Path, signer: tuple[Any, Path], churn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model_dir = slm.save_model(churn, tmp_path / "m", key=signer[0], name="churn", version="1")
+    monkeypatch.setenv(slm.KEYS_ENV, str(signer[1]))
+    monkeypatch.setenv("SAFELOAD_POLICY", str(tmp_path / "missing-policy.toml"))
+    with pytest.raises(SafeloadError, match="missing-policy.toml"):
+        slm._load_pyfunc(str(model_dir / "data"))
+    monkeypatch.delenv("SAFELOAD_POLICY")
+    assert slm._load_pyfunc(str(model_dir / "data")).get_raw_model().metadata["name"] == "churn"
+
+
 def test_a_key_the_deployment_does_not_trust_is_refused(
     logged: Logged, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -401,6 +414,20 @@ def test_an_mlflow_model_without_the_safeload_signature_is_refused(
         slm.load_model(str(plain), trusted=signer[1])
 
 
+def test_mlflows_own_registry_note_is_tolerated_unsigned_and_bounded(
+    tmp_path: Path, signer: tuple[Any, Path], churn: Any
+) -> None:
+    # MLflow writes registered_model_meta into every registered model it downloads, after
+    # signing: a small regular file is ignored, never read; a large one is refused unread.
+    model_dir = slm.save_model(churn, tmp_path / "m", key=signer[0], name="churn", version="1")
+    note = model_dir / slm.REGISTRY_NOTE
+    note.write_text("model_name: churn\nmodel_version: '1'\n")
+    assert slm.load_model_dir(model_dir, trusted=signer[1]).metadata["name"] == "churn"
+    note.write_bytes(b"x" * 5000)
+    with pytest.raises(MalformedArtifactError, match="registered_model_meta"):
+        slm.load_model_dir(model_dir, trusted=signer[1])
+
+
 def test_a_symlink_in_the_model_folder_is_refused(
     tmp_path: Path, signer: tuple[Any, Path], churn: Any
 ) -> None:
@@ -410,6 +437,64 @@ def test_a_symlink_in_the_model_folder_is_refused(
     (tmp_path / "elsewhere.yaml").write_text("name: x\n")
     with pytest.raises(MalformedArtifactError, match="conda.yaml"):
         slm.load_model_dir(model_dir, trusted=signer[1])
+
+
+def independent_verify_mlflow(model_dir: Path, pub_pem_files: list[Path]) -> dict[str, Any]:
+    """docs/format.md section 6, with only hashlib and cryptography (beside section 5's)."""
+    import base64
+    import hashlib
+    import stat
+
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    unsigned = {"safeload-mlflow.sig", "registered_model_meta"}
+    entries = sorted(os.listdir(model_dir))  # step 1
+    assert not model_dir.is_symlink() and len(entries) <= 16
+    for name in entries:
+        info = os.lstat(model_dir / name)
+        if name == "data":
+            assert stat.S_ISDIR(info.st_mode)
+        else:
+            assert stat.S_ISREG(info.st_mode) and info.st_size <= 16 << 20, name
+    bundle = strict_json((model_dir / "safeload-mlflow.sig").read_bytes(), "bundle")  # step 2
+    envelope = bundle["dsseEnvelope"]
+    payload = base64.b64decode(envelope["payload"], validate=True)
+    keyring = {hashlib.sha256(p.read_bytes()).hexdigest(): p for p in pub_pem_files}
+    key = load_pem_public_key(
+        keyring[bundle["verificationMaterial"]["publicKey"]["hint"]].read_bytes()
+    )
+    signature = base64.b64decode(envelope["signatures"][0]["sig"], validate=True)
+    key.verify(signature, pae(envelope["payloadType"].encode(), payload))  # type: ignore[union-attr]
+    statement = strict_json(payload, "statement")
+    assert statement["predicate"]["serialization"]["method"] == "files"
+    resources = {r["name"]: r["digest"] for r in statement["predicate"]["resources"]}
+    raw = b"".join(bytes.fromhex(d) for _, d in sorted(resources.items()))
+    assert statement["subject"][0]["digest"]["sha256"] == hashlib.sha256(raw).hexdigest()
+    assert set(resources) == set(entries) - unsigned, "file set differs"  # step 3
+    inner = strict_json((model_dir / "data" / "model.sig").read_bytes(), "data bundle")
+    inner_payload = base64.b64decode(inner["dsseEnvelope"]["payload"], validate=True)
+    assert resources.pop("data") == hashlib.sha256(inner_payload).hexdigest(), "data differs"
+    for name, digest in resources.items():
+        assert hashlib.sha256((model_dir / name).read_bytes()).hexdigest() == digest, name
+    flavors = yaml.safe_load((model_dir / "MLmodel").read_text())["flavors"]  # step 4
+    assert set(flavors) == {"python_function", "safeload"}
+    assert flavors["python_function"]["loader_module"] == "safeload.mlflow"
+    assert flavors["python_function"]["data"] == "data"
+    inner_statement = independent_verify(model_dir / "data", pub_pem_files)  # step 5
+    assert strict_json(inner_payload, "data statement") == inner_statement
+    assert inner_statement["subject"][0]["name"] == statement["subject"][0]["name"]
+    return statement
+
+
+def test_format_section_6_verifies_what_save_model_writes(
+    tmp_path: Path, signer: tuple[Any, Path], churn: Any
+) -> None:
+    model_dir = slm.save_model(churn, tmp_path / "m", key=signer[0], name="churn", version="2")
+    keys = sorted(signer[1].glob("*.pub"))
+    assert independent_verify_mlflow(model_dir, keys)["subject"][0]["name"] == "churn/2"
+    (model_dir / "requirements.txt").write_text("scikit-learn\nevil-package\n")
+    with pytest.raises(AssertionError, match="requirements.txt"):
+        independent_verify_mlflow(model_dir, keys)
 
 
 # --- the schema at predict ----------------------------------------------------------------------
