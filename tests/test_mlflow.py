@@ -445,6 +445,7 @@ def independent_verify_mlflow(model_dir: Path, pub_pem_files: list[Path]) -> dic
     import hashlib
     import stat
 
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
     unsigned = {"safeload-mlflow.sig", "registered_model_meta"}
@@ -464,7 +465,8 @@ def independent_verify_mlflow(model_dir: Path, pub_pem_files: list[Path]) -> dic
         keyring[bundle["verificationMaterial"]["publicKey"]["hint"]].read_bytes()
     )
     signature = base64.b64decode(envelope["signatures"][0]["sig"], validate=True)
-    key.verify(signature, pae(envelope["payloadType"].encode(), payload))  # type: ignore[union-attr]
+    assert isinstance(key, Ed25519PublicKey)
+    key.verify(signature, pae(envelope["payloadType"].encode(), payload))
     statement = strict_json(payload, "statement")
     assert statement["predicate"]["serialization"]["method"] == "files"
     resources = {r["name"]: r["digest"] for r in statement["predicate"]["resources"]}
