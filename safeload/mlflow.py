@@ -171,6 +171,12 @@ def log_model(
     """
     from mlflow.models import Model
 
+    # Before MLflow records a logged model that could never be signed.
+    if not isinstance(key, SigningKey):
+        raise TypeError("key must be a safeload.SigningKey (see safeload.load_signing_key)")
+    if save_options.get("trusted") is not None:
+        resolve_keyring(save_options["trusted"]).check_signer(key)
+
     def save(path: str, mlflow_model: Any, **_: Any) -> None:
         save_model(
             model,
