@@ -153,6 +153,8 @@ class LoadedArtifact:
     model: Any
     metadata: dict[str, JSONValue]
     signer: str
+    # What the signature vouched for (integrations bind other signed files to it).
+    statement: VerifiedStatement | None = field(default=None, repr=False)
 
     @property
     def schema(self) -> dict[str, JSONValue]:
@@ -244,7 +246,9 @@ def load_checked(
             raise MalformedArtifactError(
                 f"the saved sample cannot be read: {shown(str(exc))}"
             ) from exc
-    return LoadedArtifact(model, verified.metadata, verified.statement.signer_hint)
+    return LoadedArtifact(
+        model, verified.metadata, verified.statement.signer_hint, verified.statement
+    )
 
 
 def load(
