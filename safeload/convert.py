@@ -50,10 +50,12 @@ def convert(
     sample: Any = None,
     metrics: dict[str, Any] | None = None,
     config: dict[str, Any] | None = None,
+    hash: str = "sha256",
 ) -> Path | Url:
     """Turn a joblib file into a signed skops artifact at ``path``; refuse untrusted types.
 
     An unfitted model is refused once loaded and validated, before its predictions are taken.
+    ``hash`` is the manifest's, as for :func:`safeload.save`.
     """
     where_to = local_or_url(path)
     target = where_to if isinstance(where_to, Path) else staged_identity(where_to)
@@ -90,4 +92,5 @@ def convert(
         sample=sample,
         metrics=metrics,
         config=config,
+        hash=hash,
     )

@@ -26,7 +26,7 @@ from safeload.errors import (
 )
 from safeload.keys import Keyring, SigningKey, resolve_keyring
 from safeload.layout import SIGNATURE_FILE, ListedArtifact
-from safeload.manifest import resources_for
+from safeload.manifest import Hashing, resources_for
 from safeload.policy import PolicySource, resolve_policy
 from safeload.reading import read_artifact
 from safeload.signing import append_signature, build_statement
@@ -64,7 +64,7 @@ def cosign(
     target = Path(path)
     seen: list[bytes] = []
 
-    def signed_only(artifact: ListedArtifact) -> int | None:
+    def signed_only(artifact: ListedArtifact) -> Hashing:
         if SIGNATURE_FILE not in artifact.sizes:
             raise OperationalError(f"{target} is not signed yet: sign it first, then cosign")
         artifact.model_file()
@@ -82,7 +82,7 @@ def cosign(
         if present != set(manifest.digests()):
             raise _changed(target)
         seen.append(data)
-        return manifest.shard_size
+        return manifest.hashing
 
     files = read_artifact(target, signed_only)
     data = seen[0]
@@ -90,7 +90,7 @@ def cosign(
     sizes = {name: buffer.nbytes for name, buffer in files.buffers.items()}
     try:
         rebuilt = build_statement(
-            subject_name, resources_for(files.digests, sizes, manifest.shard_size)
+            subject_name, resources_for(files.digests, sizes, manifest.hashing)
         )
     except ValueError as exc:
         raise _changed(target) from exc

@@ -15,7 +15,7 @@ from safeload import metaschema, strictjson
 from safeload.errors import RefusedError, SafeloadError
 from safeload.keys import Keyring, resolve_keyring
 from safeload.layout import METADATA_FILE, SIGNATURE_FILE, ListedArtifact, Progress, ReadLimits
-from safeload.manifest import ALGORITHM, resource_algorithm
+from safeload.manifest import ALGORITHM, Hashing
 from safeload.options import LoadOptions, resolve_options
 from safeload.policy import PolicySource
 from safeload.reading import ArtifactFiles, read_artifact
@@ -132,17 +132,17 @@ def inspect(
     signed: dict[str, tuple[str, ...]] = {}
     verified: list[VerifiedStatement] = []
 
-    def read_claims(artifact: ListedArtifact) -> int | None:
-        """Check what can be checked of the signature; return the claimed shard size."""
+    def read_claims(artifact: ListedArtifact) -> Hashing:
+        """Check what can be checked of the signature; return the claimed hashing."""
         if SIGNATURE_FILE not in artifact.sizes:
             report.reasons.append("unsigned: no model.sig")
-            return None
+            return Hashing()
         sig = artifact.read(SIGNATURE_FILE)
-        shard_size: int | None = None
+        scheme = Hashing()
         try:
             report.signer_hint, claimed = get_unverified_claims(sig)
             signed.update(claimed.digests())
-            shard_size = claimed.shard_size
+            scheme = claimed.hashing
             report.signatures = list(describe_signatures(sig, keyring))
         except RefusedError as exc:
             report.reasons.append(str(exc))
@@ -161,7 +161,7 @@ def inspect(
                 report.reasons.append(str(exc))
         elif report.signer_hint:
             report.reasons.append("no trusted keys given: the signer cannot be checked")
-        return shard_size
+        return scheme
 
     try:
         keyring = resolve_keyring(trusted) if trusted is not None else None
@@ -213,7 +213,7 @@ def _compare_files(
     report: InspectReport, files: ArtifactFiles, signed: dict[str, tuple[str, ...]]
 ) -> None:
     """Each file's digests against the (claimed) manifest, and the metadata as found."""
-    algorithm = resource_algorithm(files.shard_size)
+    algorithm = files.scheme.resource_algorithm
     for name, data in files.buffers.items():
         report.files.append(
             FileEntry(name, len(data), files.digests[name], signed.get(name), algorithm)

@@ -153,7 +153,7 @@ def verify_model_signing(
         buffers: dict[str, memoryview] = {}
         digests: dict[str, tuple[str, ...]] = {}
         for name in sorted(present):
-            buffers[name], digest = artifact.read_hashed(name, shard_size=statement.shard_size)
+            buffers[name], digest = artifact.read_hashed(name, scheme=statement.hashing)
             digests[name] = digest or ()
     check_manifest(statement, digests)
     checked = check_types(

@@ -8,7 +8,6 @@ is read once into a buffer: later steps hash, scan and deserialize that buffer, 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import stat
@@ -27,7 +26,7 @@ from safeload.errors import (
     UnsignedArtifactError,
     shown,
 )
-from safeload.manifest import sha256_hex
+from safeload.manifest import Hashing
 
 SIGNATURE_FILE = "model.sig"
 METADATA_FILE = "safeload.json"
@@ -119,20 +118,18 @@ class ListedArtifact:
         return self.read_hashed(name, hashing=False)[0]
 
     def read_hashed(
-        self, name: str, *, hashing: bool = True, shard_size: int | None = None
+        self, name: str, *, hashing: bool = True, scheme: Hashing | None = None
     ) -> tuple[memoryview, tuple[str, ...] | None]:
         """Read one file of the artifact once, hashing it while it is read (see read_fd)."""
         raise NotImplementedError
 
-    def read_all(
-        self, shard_size: int | None
-    ) -> tuple[dict[str, memoryview], dict[str, tuple[str, ...]]]:
+    def read_all(self, scheme: Hashing) -> tuple[dict[str, memoryview], dict[str, tuple[str, ...]]]:
         """Read and hash every file except ``model.sig``: buffers and digests by name."""
         buffers: dict[str, memoryview] = {}
         digests: dict[str, tuple[str, ...]] = {}
         for name in sorted(self.sizes):
             if name != SIGNATURE_FILE:
-                buffers[name], digest = self.read_hashed(name, shard_size=shard_size)
+                buffers[name], digest = self.read_hashed(name, scheme=scheme)
                 digests[name] = digest or ()
         return buffers, digests
 
@@ -227,7 +224,7 @@ class ArtifactDir(ListedArtifact):
             raise ArtifactNotFoundError(describe_folder(self.path))
 
     def read_hashed(
-        self, name: str, *, hashing: bool = True, shard_size: int | None = None
+        self, name: str, *, hashing: bool = True, scheme: Hashing | None = None
     ) -> tuple[memoryview, tuple[str, ...] | None]:
         """Read one file of the artifact once, hashing it while it is read (see read_fd)."""
         check_name(name)
@@ -247,7 +244,7 @@ class ArtifactDir(ListedArtifact):
                 f"{name} in {self.path}",
                 self.limit_for(name),
                 hashing=hashing,
-                shard_size=shard_size,
+                scheme=scheme,
                 progress=None if report is None else lambda done, total: report(name, done, total),
             )
         finally:
@@ -321,14 +318,15 @@ def read_fd(
     limit: int,
     *,
     hashing: bool = True,
-    shard_size: int | None = None,
+    scheme: Hashing | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[memoryview, tuple[str, ...] | None]:
     """Read an open regular file once into a fresh writable buffer, hashing while reading.
 
-    Returns the buffer and the file's SHA-256 digests: one for the whole file, or one per
-    shard of ``shard_size`` bytes. Hashing runs in worker threads while the next chunk is read
-    (both release the GIL); shards are hashed two at a time. The buffer is uninitialised
+    Returns the buffer and the file's digests as ``scheme`` says (default: one SHA-256 for the
+    whole file): one for the whole file, or one per shard. Hashing runs in worker threads while
+    the next chunk is read (both release the GIL); shards are hashed two at a time, and BLAKE3
+    spreads each chunk over every core itself. The buffer is uninitialised
     memory (no zero-fill pass) that reading fills; later steps scan and deserialize it in place.
     """
     info = os.fstat(fd)
@@ -341,7 +339,7 @@ def read_fd(
             what,
             limit,
             hashing=hashing,
-            shard_size=shard_size,
+            scheme=scheme,
             progress=progress,
         )
 
@@ -361,7 +359,7 @@ def read_stream(
     limit: int,
     *,
     hashing: bool = True,
-    shard_size: int | None = None,
+    scheme: Hashing | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[memoryview, tuple[str, ...] | None]:
     """Read exactly ``size`` bytes (known before reading) once, hashing while reading.
@@ -374,8 +372,9 @@ def read_stream(
             f"{what} is {size} bytes, over the {limit}-byte limit for this file"
         )
     view = memoryview(np.empty(size, dtype=np.uint8).data).cast("B")
-    shard = shard_size if hashing and shard_size is not None else None
-    whole = hashlib.sha256() if hashing and shard is None else None
+    how = scheme or Hashing()
+    shard = how.shard_size if hashing else None
+    whole = how.new() if hashing and shard is None else None
     shards: list[Future[str]] = []
     done = 0
     with ThreadPoolExecutor(max_workers=1 if shard is None else 2) as pool:
@@ -392,7 +391,7 @@ def read_stream(
             done += got
             if shard is not None and done == shard_end:
                 start = (done - 1) // shard * shard
-                shards.append(pool.submit(sha256_hex, view[start:done]))
+                shards.append(pool.submit(how.hexdigest, view[start:done]))
             if progress is not None:
                 progress(done, size)
         extra = handle.read(1)
@@ -405,7 +404,7 @@ def read_stream(
         return view, None
     if whole is not None:
         return view, (whole.hexdigest(),)
-    return view, digests if size else (sha256_hex(b""),)
+    return view, digests if size else (how.hexdigest(b""),)
 
 
 def read_model_file(

@@ -29,6 +29,7 @@ from safeload.errors import (
 from safeload.gcpause import paused_gc
 from safeload.keys import Keyring, resolve_keyring
 from safeload.layout import SIGNATURE_FILE, ListedArtifact, Progress, ReadLimits, read_model_file
+from safeload.manifest import Hashing
 from safeload.metadata import JSONValue, running_sklearn_version
 from safeload.options import LoadOptions, resolve_options
 from safeload.policy import PolicySource, resolve_policy
@@ -79,7 +80,7 @@ def verify_artifact(
     keyring = resolve_keyring(trusted)
     signed: list[VerifiedStatement] = []
 
-    def signed_files_only(artifact: ListedArtifact) -> int | None:
+    def signed_files_only(artifact: ListedArtifact) -> Hashing:
         # Step 1 (layout) ran when the directory was opened; the model file must be unambiguous.
         artifact.require_signature()
         artifact.model_file()
@@ -88,7 +89,7 @@ def verify_artifact(
         # Step 3, names first: the files present are exactly the signed ones, before any is read.
         check_file_set(statement, {n: s for n, s in artifact.sizes.items() if n != SIGNATURE_FILE})
         signed.append(statement)
-        return statement.shard_size
+        return statement.hashing
 
     files = read_artifact(
         path,

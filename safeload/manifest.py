@@ -1,12 +1,15 @@
-"""The hash manifest: SHA-256 digests of every file, whole or in shards, and the subject digest.
+"""The hash manifest: digests of every file, whole or in shards, and the subject digest.
 
 The manifest follows the OpenSSF model-signing v1.0 predicate. ``resources`` lists every file
 of the artifact except ``model.sig``; with the ``files`` serialization one resource per file
 (``{name, algorithm: "sha256", digest}``), with the ``shards`` serialization one resource per
 shard of ``shard_size`` bytes (``{name: "file:start:end", algorithm: "sha256-sharded-N",
-digest}``), so that shards can be hashed in parallel. Resources are ordered by file name, then
-shard start; the statement's single subject digest is the SHA-256 of their concatenated raw
-digests in that order. Writers use shards; artifacts signed by files still verify.
+digest}``), so that shards can be hashed in parallel. BLAKE3 is named as model_signing 1.1
+names it: whole files only (``method: "files"``, ``hash_type`` and ``algorithm`` both
+``"blake3"``), since BLAKE3 hashes one file on every core by itself. Resources are ordered by
+file name, then shard start; the statement's single subject digest is the SHA-256 of their
+concatenated raw digests in that order, whatever the files' algorithm. Writers use SHA-256
+shards by default; artifacts signed by whole files still verify.
 """
 
 from __future__ import annotations
@@ -14,16 +17,93 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-ALGORITHM = "sha256"
+from safeload.errors import OperationalError
+
+ALGORITHM = "sha256"  # the subject digest's, and the files' by default
+SHA256 = "sha256"
+BLAKE3 = "blake3"
+HASH_TYPES = (SHA256, BLAKE3)
+"""The file hashes a manifest may use: an allowlist, checked where statements are parsed."""
 SHARD_SIZE = 16 << 20  # what writers use: a 100 MB file already hashes on two cores
 
 Buffer = bytes | bytearray | memoryview
 
 
-def resource_algorithm(shard_size: int | None) -> str:
-    """A resource's ``algorithm``: ``sha256`` for whole files, ``sha256-sharded-N`` for shards."""
-    return ALGORITHM if shard_size is None else f"{ALGORITHM}-sharded-{shard_size}"
+class Hasher(Protocol):
+    """What hashlib's and blake3's hashers share."""
+
+    def update(self, data: Buffer, /) -> Any: ...  # noqa: D102
+
+    def hexdigest(self) -> str: ...  # noqa: D102
+
+
+def blake3_hasher() -> Hasher:
+    """A multi-threaded BLAKE3 hasher; the ``blake3`` package is the ``[blake3]`` extra.
+
+    Without it a BLAKE3 artifact can be neither written nor verified: that is an operational
+    error naming the extra, never a crash and never a pass.
+    """
+    try:
+        import blake3
+    except ImportError as exc:
+        raise OperationalError(
+            "this artifact's manifest is hashed with BLAKE3, which needs the 'blake3' package: "
+            "pip install 'safeload[blake3]'"
+        ) from exc
+    hasher: Hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    return hasher
+
+
+@dataclass(frozen=True)
+class Hashing:
+    """How an artifact's files are hashed: the algorithm, and the shard size (None: whole files).
+
+    Only the allowlist: SHA-256 whole or sharded, and BLAKE3 whole (model_signing 1.1 never
+    shards BLAKE3: it already runs on every core).
+    """
+
+    hash_type: str = SHA256
+    shard_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.hash_type not in HASH_TYPES:
+            raise ValueError(f"unknown hash {self.hash_type!r}; supported: sha256, blake3")
+        if self.hash_type == BLAKE3 and self.shard_size is not None:
+            raise ValueError("BLAKE3 digests are by whole files")
+
+    @property
+    def resource_algorithm(self) -> str:
+        """A resource's ``algorithm``: ``sha256``, ``sha256-sharded-N`` or ``blake3``."""
+        if self.shard_size is None:
+            return self.hash_type
+        return f"{self.hash_type}-sharded-{self.shard_size}"
+
+    def new(self) -> Hasher:
+        """A fresh hasher of this algorithm."""
+        return blake3_hasher() if self.hash_type == BLAKE3 else hashlib.sha256()
+
+    def hexdigest(self, data: Buffer) -> str:
+        """The hex digest of one buffer (both algorithms release the GIL on large buffers)."""
+        hasher = self.new()
+        hasher.update(data)
+        return hasher.hexdigest()
+
+
+def for_writing(hash: str = SHA256) -> Hashing:
+    """What writers use for ``hash``: SHA-256 in 16 MiB shards, or BLAKE3 by whole files."""
+    if hash == SHA256:
+        return Hashing(SHA256, SHARD_SIZE)
+    if hash == BLAKE3:
+        blake3_hasher()  # without the package, refuse before anything is written
+        return Hashing(BLAKE3)
+    raise ValueError(f"unknown hash {hash!r}; supported: 'sha256' (the default), 'blake3'")
+
+
+def resource_algorithm(shard_size: int | None, hash_type: str = SHA256) -> str:
+    """A resource's ``algorithm``: ``sha256``, ``sha256-sharded-N``, or ``blake3``."""
+    return Hashing(hash_type, shard_size).resource_algorithm
 
 
 @dataclass(frozen=True)
@@ -35,6 +115,7 @@ class Resource:
     start: int = 0
     end: int | None = None  # None: the whole file (``files`` serialization)
     shard_size: int | None = None
+    hash_type: str = SHA256
 
     @property
     def name(self) -> str:
@@ -43,8 +124,8 @@ class Resource:
 
     @property
     def algorithm(self) -> str:
-        """The resource's ``algorithm``: ``sha256`` or ``sha256-sharded-N``."""
-        return resource_algorithm(self.shard_size)
+        """The resource's ``algorithm``: ``sha256``, ``sha256-sharded-N`` or ``blake3``."""
+        return resource_algorithm(self.shard_size, self.hash_type)
 
     def sort_key(self) -> tuple[bytes, int]:
         """Canonical order: by file name (UTF-8 bytes), then by shard start."""
@@ -67,12 +148,13 @@ def sha256_hex(data: Buffer) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def file_digests(data: Buffer, shard_size: int | None) -> tuple[str, ...]:
-    """The digests of one file's content, whole (``shard_size`` None) or per shard."""
-    if shard_size is None:
-        return (sha256_hex(data),)
+def file_digests(data: Buffer, hashing: Hashing) -> tuple[str, ...]:
+    """The digests of one file's content, whole or per shard."""
+    if hashing.shard_size is None:
+        return (hashing.hexdigest(data),)
     view = memoryview(data).cast("B")
-    return tuple(sha256_hex(view[a:b]) for a, b in shard_bounds(view.nbytes, shard_size))
+    bounds = shard_bounds(view.nbytes, hashing.shard_size)
+    return tuple(hashing.hexdigest(view[a:b]) for a, b in bounds)
 
 
 class ShardedSha256:
@@ -103,8 +185,34 @@ class ShardedSha256:
         return tuple(self._done)
 
 
-def split_shards(pieces: Iterable[Buffer], shard_size: int) -> list[list[memoryview]]:
+class WholeFile:
+    """A streaming hasher that yields one digest for the whole stream (``files`` method)."""
+
+    def __init__(self, hashing: Hashing) -> None:
+        self._hasher = hashing.new()
+
+    def update(self, data: Buffer) -> None:
+        """Hash more of the stream."""
+        self._hasher.update(data)
+
+    def digests(self) -> tuple[str, ...]:
+        """The one digest of the stream so far."""
+        return (self._hasher.hexdigest(),)
+
+
+def stream_hasher(hashing: Hashing) -> ShardedSha256 | WholeFile:
+    """The streaming hasher for ``hashing``: per shard, or one digest for the whole file."""
+    if hashing.shard_size is None:
+        return WholeFile(hashing)
+    if hashing.hash_type != SHA256:
+        raise ValueError("only SHA-256 is sharded")
+    return ShardedSha256(hashing.shard_size)
+
+
+def split_shards(pieces: Iterable[Buffer], shard_size: int | None) -> list[list[memoryview]]:
     """Views of consecutive buffers, regrouped by the shard of the stream they fall in."""
+    if shard_size is None:
+        return [[memoryview(piece).cast("B") for piece in pieces]]
     shards: list[list[memoryview]] = [[]]
     filled = 0
     for piece in pieces:
@@ -121,14 +229,15 @@ def split_shards(pieces: Iterable[Buffer], shard_size: int) -> list[list[memoryv
 
 
 def resources_for(
-    digests: Mapping[str, Sequence[str]], sizes: Mapping[str, int], shard_size: int | None
+    digests: Mapping[str, Sequence[str]], sizes: Mapping[str, int], hashing: Hashing
 ) -> list[Resource]:
     """Resources, in canonical order, for files given their digests and sizes."""
     resources: list[Resource] = []
+    shard_size = hashing.shard_size
     for name in sorted(digests, key=str.encode):
         if shard_size is None:
             (digest,) = digests[name]
-            resources.append(Resource(name, digest))
+            resources.append(Resource(name, digest, hash_type=hashing.hash_type))
             continue
         bounds = shard_bounds(sizes[name], shard_size)
         if len(bounds) != len(digests[name]):
@@ -152,6 +261,12 @@ class Manifest:
 
     resources: tuple[Resource, ...]
     shard_size: int | None
+    hash_type: str = SHA256
+
+    @property
+    def hashing(self) -> Hashing:
+        """How the signed digests were computed: what a verifier must hash the files with."""
+        return Hashing(self.hash_type, self.shard_size)
 
     def digests(self) -> dict[str, tuple[str, ...]]:
         """Signed digests of each file, by file name (one, or one per shard in order)."""

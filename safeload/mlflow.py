@@ -49,7 +49,7 @@ from safeload.errors import (
 from safeload.keys import Keyring, SigningKey, resolve_keyring
 from safeload.layout import SIGNATURE_FILE, is_plain_name, read_fd
 from safeload.loading import LoadedArtifact, load_checked
-from safeload.manifest import Manifest, resources_for, sha256_hex
+from safeload.manifest import Hashing, Manifest, resources_for, sha256_hex
 from safeload.metadata import JSONValue
 from safeload.options import LoadOptions
 from safeload.policy import PolicySource
@@ -289,7 +289,7 @@ def sign_model_dir(path: str | os.PathLike[str], *, key: SigningKey, subject_nam
         raise OperationalError(f"{root} has no signed data/ artifact ({data_sig})")
     bundle, _, _ = parse_bundle(data_sig.read_bytes())
     digests[DATA_DIR] = (sha256_hex(bundle.payload),)
-    resources = resources_for(digests, {}, None)
+    resources = resources_for(digests, {}, Hashing())
     signed = sign_statement(key, build_statement(subject_name, resources))
     with (root / MLFLOW_SIGNATURE_FILE).open("xb") as out:
         out.write(signed)
@@ -337,9 +337,9 @@ def verify_model_dir(
         signature = _read(fd, MLFLOW_SIGNATURE_FILE, _MAX_SIGNATURE_BYTES, where)[0]
         with _naming(MLFLOW_SIGNATURE_FILE, where):
             statement = verify_signature(signature, keyring)
-            if statement.shard_size is not None:
+            if statement.hashing != Hashing():
                 raise MalformedArtifactError(
-                    f"{where}: {MLFLOW_SIGNATURE_FILE} must sign whole files, not shards"
+                    f"{where}: {MLFLOW_SIGNATURE_FILE} must sign whole files with SHA-256"
                 )
             signed_names = {n: s for n, s in sizes.items() if n not in _UNSIGNED}
             check_file_set(statement, signed_names)

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 
 from safeload.errors import MalformedArtifactError, RefusedError, SafeloadError, shown
 from safeload.layout import METADATA_FILE, ListedArtifact, Progress, ReadLimits
+from safeload.manifest import Hashing
 from safeload.metadata import JSONValue, parse_metadata
 from safeload.remote import StorageOptions, open_artifact
 
-Before = Callable[[ListedArtifact], "int | None"]
-"""Runs on the open, listed artifact before any file but ``model.sig`` is read; returns the
-shard size to hash with (``None``: one digest per file)."""
+Before = Callable[[ListedArtifact], Hashing]
+"""Runs on the open, listed artifact before any file but ``model.sig`` is read; returns how
+to hash the files (the signed manifest's hash and shard size)."""
 
 
 @dataclass
@@ -33,7 +34,7 @@ class ArtifactFiles:
     path: str
     buffers: dict[str, memoryview] = field(repr=False)
     digests: dict[str, tuple[str, ...]]
-    shard_size: int | None  # what the digests were computed with (None: whole files)
+    scheme: Hashing  # what the digests were computed with
     format: str | None
     model_name: str | None
     model_problem: str | None = None  # why there is no single model file, when tolerated
@@ -82,7 +83,7 @@ def read_artifact(
     may be a URL (:mod:`safeload.remote`), opened with the caller's ``storage_options``.
     """
     with open_artifact(path, limits, progress, storage_options) as artifact:
-        shard_size = before(artifact)
+        scheme = before(artifact)
         fmt: str | None = None
         model_name: str | None = None
         problem: str | None = None
@@ -92,12 +93,12 @@ def read_artifact(
             if not tolerate_no_model:
                 raise
             problem = str(exc)
-        buffers, digests = artifact.read_all(shard_size)
+        buffers, digests = artifact.read_all(scheme)
         return ArtifactFiles(
             os.fspath(path),
             buffers,
             digests,
-            shard_size,
+            scheme,
             fmt,
             model_name,
             problem,

@@ -52,6 +52,7 @@ from safeload.layout import (
     subfolders,
     version_key,
 )
+from safeload.manifest import Hashing
 
 StorageOptions = Mapping[str, Any]
 """Keyword arguments for the fsspec filesystem (``endpoint_url``, ``key``, ``secret``, ...)."""
@@ -405,7 +406,7 @@ class RemoteArtifactDir(ListedArtifact):
             return True  # cannot tell: stay a refusal
 
     def read_hashed(
-        self, name: str, *, hashing: bool = True, shard_size: int | None = None
+        self, name: str, *, hashing: bool = True, scheme: Hashing | None = None
     ) -> tuple[memoryview, tuple[str, ...] | None]:
         """Read one object once into a fresh buffer, hashing it while it is read."""
         check_name(name)
@@ -423,7 +424,7 @@ class RemoteArtifactDir(ListedArtifact):
                     what,
                     self.limit_for(name),
                     hashing=hashing,
-                    shard_size=shard_size,
+                    scheme=scheme,
                     progress=None if report is None else lambda d, t: report(name, d, t),
                 )
             finally:

@@ -12,7 +12,6 @@ own memory.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import mmap
 import os
@@ -52,11 +51,13 @@ from safeload.layout import (
     read_model_file,
 )
 from safeload.manifest import (
-    SHARD_SIZE,
-    ShardedSha256,
+    SHA256,
+    Hashing,
     file_digests,
+    for_writing,
     resources_for,
     split_shards,
+    stream_hasher,
 )
 from safeload.metadata import JSONValue, build_metadata
 from safeload.policy import PolicySource, TypePolicy, resolve_policy
@@ -73,10 +74,10 @@ class _HashingWriter(io.RawIOBase):
     since their owner may reuse them after ``write`` returns. One worker keeps file order.
     """
 
-    def __init__(self, handle: io.BufferedWriter) -> None:
+    def __init__(self, handle: io.BufferedWriter, scheme: Hashing) -> None:
         super().__init__()
         self._handle = handle
-        self._hasher = ShardedSha256(SHARD_SIZE)
+        self._hasher = stream_hasher(scheme)
         self._written = 0
         self._pool = ThreadPoolExecutor(max_workers=1)
         self._pending: Future[None] | None = None
@@ -119,8 +120,9 @@ class _Staging:
     and that are still empty, are removed.
     """
 
-    def __init__(self, target: str | os.PathLike[str]) -> None:
+    def __init__(self, target: str | os.PathLike[str], scheme: Hashing) -> None:
         self.target = Path(target)
+        self.scheme = scheme
         self.committed = False
         self.created: list[Path] = []  # parent folders this save made, deepest first
         if self.target.exists() or self.target.is_symlink():
@@ -165,7 +167,7 @@ class _Staging:
         check_name(name)
         with (self.dir / name).open("xb") as out:
             out.write(data)
-        self.record(name, file_digests(data, SHARD_SIZE), memoryview(data).nbytes)
+        self.record(name, file_digests(data, self.scheme), memoryview(data).nbytes)
 
     def record(self, name: str, digests: tuple[str, ...], size: int) -> None:
         """Record the digests of a file written into the staging directory."""
@@ -173,7 +175,7 @@ class _Staging:
 
     def commit(self, key: SigningKey, subject_name: str) -> Path:
         """Sign the manifest of every file written, then rename the directory into place."""
-        resources = resources_for(self.digests, self.sizes, SHARD_SIZE)
+        resources = resources_for(self.digests, self.sizes, self.scheme)
         bundle = sign_statement(key, build_statement(subject_name, resources))
         with (self.dir / SIGNATURE_FILE).open("xb") as out:
             out.write(bundle)
@@ -211,7 +213,12 @@ class _Staging:
 
 
 def _write_joblib(
-    obj: Any, path: Path, compress: int | bool | tuple[str, int], policy: TypePolicy, where: str
+    obj: Any,
+    path: Path,
+    compress: int | bool | tuple[str, int],
+    policy: TypePolicy,
+    where: str,
+    scheme: Hashing,
 ) -> tuple[tuple[str, ...], int]:
     """Write ``obj`` in joblib's format to a new file, type-checked; return digests and size.
 
@@ -232,8 +239,8 @@ def _write_joblib(
             def check() -> None:
                 _check_model_file(path, policy, where)
 
-            return _write_pieces(raw, pieces, check), raw.tell()
-        writer = _HashingWriter(raw)
+            return _write_pieces(raw, pieces, check, scheme), raw.tell()
+        writer = _HashingWriter(raw, scheme)
         try:
             joblib.dump(obj, writer, compress=compress)
         except SafeloadError:
@@ -248,16 +255,20 @@ def _write_joblib(
 
 
 def _write_pieces(
-    raw: io.BufferedWriter, pieces: list[bytes | memoryview], check: Callable[[], None]
+    raw: io.BufferedWriter,
+    pieces: list[bytes | memoryview],
+    check: Callable[[], None],
+    scheme: Hashing,
 ) -> tuple[str, ...]:
     """Write the buffers, then run ``check`` (the type scan), while shards are hashed.
 
     This thread writes (``writev``, which releases the GIL) while a worker hashes shards
     (hashlib releases it too); then it scans the written file, and helps with whatever
-    shards are left. If anything raises, hashing stops and the error propagates (the caller
-    removes the partial file).
+    shards are left. BLAKE3 hashes the whole file as one "shard", on every core by itself.
+    If anything raises, hashing stops and the error propagates (the caller removes the
+    partial file).
     """
-    shards = split_shards(pieces, SHARD_SIZE)
+    shards = split_shards(pieces, scheme.shard_size)
     digests: list[str] = [""] * len(shards)
     todo = deque(range(len(shards)))
     stop = threading.Event()
@@ -268,7 +279,7 @@ def _write_pieces(
                 index = todo.popleft()
             except IndexError:
                 return
-            hasher = hashlib.sha256()
+            hasher = scheme.new()
             for part in shards[index]:
                 hasher.update(part)
             digests[index] = hasher.hexdigest()
@@ -401,6 +412,7 @@ def save(
     training_data: Any = None,
     trusted: Keyring | str | os.PathLike[str] | None = None,
     storage_options: remote.StorageOptions | None = None,
+    hash: str = SHA256,
 ) -> Path | remote.Url:
     """Save a fitted model (the whole Pipeline) as a signed artifact directory at ``path``.
 
@@ -424,9 +436,13 @@ def save(
     the parent folders it created.
     ``trusted`` (a keyring or keys folder with its ``trust.toml``) refuses a key that is
     retired, revoked, expired or not trusted there, before anything is written.
+    ``hash`` is the manifest's file hash: ``"sha256"`` (the default, in 16 MiB shards) or
+    ``"blake3"`` (whole files, multi-threaded; the ``[blake3]`` extra), named as OpenSSF
+    model_signing 1.1 names them (docs/format.md).
     """
     if not isinstance(key, SigningKey):
         raise TypeError("key must be a safeload.SigningKey (see safeload.generate_key)")
+    scheme = for_writing(hash)
     if trusted is not None:
         resolve_keyring(trusted).check_signer(key)
     if format not in MODEL_FILES:
@@ -453,12 +469,12 @@ def save(
     where = f"The model being saved to {where_to}"
 
     def write(local: Path) -> Path:
-        with paused_gc(), _Staging(local) as staging:
+        with paused_gc(), _Staging(local, scheme) as staging:
             if format == "skops":
                 staging.write(model_name, _skops_bytes(obj, compress, trusted_types, where))
             else:
                 model_path = staging.dir / model_name
-                written = _write_joblib(obj, model_path, compress, trusted_types, where)
+                written = _write_joblib(obj, model_path, compress, trusted_types, where, scheme)
                 staging.record(model_name, *written)
             staging.write(METADATA_FILE, strictjson.dumps(metadata))
             return staging.commit(key, subject_name=f"{name}/{version}")
@@ -486,17 +502,19 @@ def write_signed_artifact(
     key: SigningKey,
     subject_name: str | None = None,
     storage_options: remote.StorageOptions | None = None,
+    hash: str = SHA256,
 ) -> Path | remote.Url:
     """Sign arbitrary files as an artifact, atomically; no type scan.
 
     This is the low-level primitive behind ``save`` and ``safeload sign``: it vouches for bytes,
     not for their safety, which ``load`` still checks independently. ``path`` may be a URL
-    (uploaded as ``save`` does, ``model.sig`` last).
+    (uploaded as ``save`` does, ``model.sig`` last). ``hash`` as for ``save``.
     """
     where_to = remote.local_or_url(path)
+    scheme = for_writing(hash)
 
     def write(target: Path) -> Path:
-        with _Staging(target) as staging:
+        with _Staging(target, scheme) as staging:
             for file_name, data in sorted(files.items()):
                 if file_name == SIGNATURE_FILE:
                     raise ValueError(f"{SIGNATURE_FILE} is written by signing, not given")
@@ -516,6 +534,7 @@ def pack_model_file(
     name: str | None = None,
     version: str | None = None,
     policy: PolicySource = None,
+    hash: str = SHA256,
 ) -> Path | remote.Url:
     """Turn a file written by ``joblib.dump`` elsewhere into a signed artifact (or a URL).
 
@@ -538,6 +557,7 @@ def pack_model_file(
         {MODEL_FILES["joblib"]: data, METADATA_FILE: strictjson.dumps(metadata)},
         key=key,
         subject_name=f"{name}/{version}",
+        hash=hash,
     )
 
 
@@ -561,6 +581,7 @@ def sign_directory(
     key: SigningKey,
     policy: PolicySource = None,
     storage_options: remote.StorageOptions | None = None,
+    hash: str = SHA256,
 ) -> Path | remote.Url:
     """Sign an unsigned artifact directory (or version prefix, by URL) in place.
 
@@ -570,13 +591,14 @@ def sign_directory(
     ``model.sig`` is created exclusively, so an existing signature is never replaced.
     """
     target = remote.local_or_url(path)
+    scheme = for_writing(hash)
 
-    def unsigned_only(artifact: ListedArtifact) -> int:
+    def unsigned_only(artifact: ListedArtifact) -> Hashing:
         if SIGNATURE_FILE in artifact.sizes:
             raise ArtifactExistsError(f"{target} is already signed; signatures are never replaced")
         if METADATA_FILE not in artifact.sizes:
             raise OperationalError(f"{target} has no {METADATA_FILE}; pack a model file instead")
-        return SHARD_SIZE
+        return scheme
 
     files = read_artifact(target, unsigned_only, storage_options=storage_options)
     metadata = files.metadata(OperationalError)
@@ -586,7 +608,7 @@ def sign_directory(
     _refuse_unfitted_file(checked, trusted_types, model_path)
     del checked
     sizes = {name: data.nbytes for name, data in files.buffers.items()}
-    resources = resources_for(files.digests, sizes, SHARD_SIZE)
+    resources = resources_for(files.digests, sizes, scheme)
     bundle = sign_statement(
         key, build_statement(f"{metadata['name']}/{metadata['version']}", resources)
     )

@@ -30,13 +30,13 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 def build_statement(subject_name: str, resources: Sequence[Resource]) -> bytes:
     """The in-toto Statement v1 over the manifest, as canonical-looking JSON bytes."""
     ordered = sorted(resources, key=Resource.sort_key)
-    shard_sizes = {r.shard_size for r in ordered}
-    if len(shard_sizes) != 1:
-        raise ValueError("a manifest is either by files or by shards of one size")
-    (shard_size,) = shard_sizes
+    schemes = {(r.hash_type, r.shard_size) for r in ordered}
+    if len(schemes) != 1:
+        raise ValueError("a manifest is either by files or by shards of one size, one hash")
+    ((hash_type, shard_size),) = schemes
     serialization: dict[str, object] = {
         "method": "files" if shard_size is None else "shards",
-        "hash_type": ALGORITHM,
+        "hash_type": hash_type,
         "allow_symlinks": False,
         "ignore_paths": [SIGNATURE_FILE],
     }

@@ -21,9 +21,11 @@ from safeload.keys import Keyring, key_identity, verify_with
 from safeload.layout import SIGNATURE_FILE, check_name
 from safeload.manifest import (
     ALGORITHM,
+    BLAKE3,
+    HASH_TYPES,
+    Hashing,
     Manifest,
     Resource,
-    resource_algorithm,
     shard_bounds,
     subject_digest,
 )
@@ -91,6 +93,11 @@ class VerifiedStatement:
     def shard_size(self) -> int | None:
         """The shard size files are hashed with, or None for whole-file digests."""
         return self.manifest.shard_size
+
+    @property
+    def hashing(self) -> Hashing:
+        """How the files must be hashed to be compared with the signed digests."""
+        return self.manifest.hashing
 
 
 @dataclass(frozen=True)
@@ -177,42 +184,53 @@ def _parse_signature(item: Any, index: int, bundle_hint: str) -> UnverifiedSigna
     return UnverifiedSignature(keyid, signature)
 
 
-def _parse_serialization(predicate: Any) -> int | None:
-    """The predicate's serialization: None for ``files``, the shard size for ``shards``."""
+def _parse_serialization(predicate: Any) -> Hashing:
+    """The predicate's serialization: the hash, and the shard size (None for ``files``).
+
+    The hash comes from the signed statement, but only from the allowlist: SHA-256 whole or
+    sharded, BLAKE3 whole (as model_signing 1.1 writes it); anything else is refused.
+    """
     serialization = _field(predicate, "serialization", dict, "predicate")
     method = _field(serialization, "method", str, "serialization")
-    if _field(serialization, "hash_type", str, "serialization") != ALGORITHM:
-        raise SignatureError(f"the signed manifest's hash_type is not {ALGORITHM}")
+    hash_type = _field(serialization, "hash_type", str, "serialization")
+    if hash_type not in HASH_TYPES:
+        raise SignatureError(
+            f"the signed manifest's hash_type {shown(hash_type)} is not supported "
+            f"(only {', '.join(HASH_TYPES)})"
+        )
     if serialization.get("allow_symlinks") is not False:
         raise SignatureError("the signed manifest must not allow symlinks")
     if method == "files":
         if "shard_size" in serialization:
             raise SignatureError("the signed manifest gives a shard_size for whole files")
-        return None
+        return Hashing(hash_type)
     if method != "shards":
         raise SignatureError(
             f"the signed manifest's serialization {shown(method)} is not supported"
         )
+    if hash_type == BLAKE3:
+        raise SignatureError("the signed manifest shards BLAKE3, which is hashed by whole files")
     size = _field(serialization, "shard_size", int, "serialization")
     if isinstance(size, bool) or not 1 <= size <= 1 << 62:
         raise SignatureError("the signed manifest's shard_size is not a positive integer")
-    return int(size)
+    return Hashing(hash_type, int(size))
 
 
-def _parse_resource(item: Any, shard_size: int | None) -> Resource:
+def _parse_resource(item: Any, hashing: Hashing) -> Resource:
     name = _field(item, "name", str, "resource")
     algorithm = _field(item, "algorithm", str, "resource")
     value = _field(item, "digest", str, "resource")
-    if algorithm != resource_algorithm(shard_size) or not _HEX64.fullmatch(value):
+    if algorithm != hashing.resource_algorithm or not _HEX64.fullmatch(value):
         raise SignatureError(f"resource {shown(name)} has an unsupported digest")
+    shard_size = hashing.shard_size
     if shard_size is None:
-        resource = Resource(name, value)
+        resource = Resource(name, value, hash_type=hashing.hash_type)
     else:
         match = _SHARD_NAME.fullmatch(name)
         if match is None:
             raise SignatureError(f"the signed manifest names an odd shard {shown(name)}")
         file, start, end = match.group(1), int(match.group(2)), int(match.group(3))
-        resource = Resource(file, value, start, end, shard_size)
+        resource = Resource(file, value, start, end, shard_size, hashing.hash_type)
     try:
         check_name(resource.file)
     except Exception as exc:
@@ -237,12 +255,13 @@ def _parse_statement(payload: bytes) -> tuple[str, Manifest]:
     digest = _field(_field(subjects[0], "digest", dict, "subject"), ALGORITHM, str, "digest")
     predicate = _field(doc, "predicate", dict, "statement")
     items = _field(predicate, "resources", list, "predicate")
-    shard_size = _parse_serialization(predicate)
-    resources = [_parse_resource(item, shard_size) for item in items]
+    hashing = _parse_serialization(predicate)
+    shard_size = hashing.shard_size
+    resources = [_parse_resource(item, hashing) for item in items]
     keys = [r.sort_key() for r in resources]
     if keys != sorted(set(keys)):
         raise SignatureError("the signed manifest's resources are not sorted and unique")
-    manifest = Manifest(tuple(resources), shard_size)
+    manifest = Manifest(tuple(resources), shard_size, hashing.hash_type)
     if shard_size is not None:
         for file, size in manifest.sizes().items():
             bounds = [(r.start, r.end) for r in resources if r.file == file]

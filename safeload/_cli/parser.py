@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--trusted", help="keys folder whose trust.toml must allow this key (refuses retired)"
     )
+    _hash(p)
     _common(p, key=True)
     p.set_defaults(func=signing.cmd_sign)
 
@@ -188,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"rows of --sample to use (default {signing.SAMPLE_ROWS})",
     )
+    _hash(p)
     _common(p, key=True)
     p.set_defaults(func=signing.cmd_convert)
 
@@ -201,3 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", metavar="DIR", help="make the files in DIR and keep them")
     p.set_defaults(func=listing.cmd_demo, json=False)
     return parser
+
+
+def _hash(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--hash",
+        choices=["sha256", "blake3"],
+        help="manifest hash: sha256 (default) or blake3 (faster on large files; needs the "
+        "safeload[blake3] extra)",
+    )

@@ -54,7 +54,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
         return _cosign(args, key, source)
     out: Path | Url
     if is_url(args.path) or source.is_dir():
-        out = sign_directory(args.path, key=key, policy=cli_args.policy(args))
+        out = sign_directory(args.path, key=key, policy=cli_args.policy(args), hash=hash_of(args))
     elif source.is_file():
         if args.out is None:
             raise OperationalError("give --out DIR: the signed artifact directory to create")
@@ -65,6 +65,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
             name=args.name,
             version=args.version,
             policy=cli_args.policy(args),
+            hash=hash_of(args),
         )
     else:
         raise OperationalError(f"{source} does not exist")
@@ -80,9 +81,9 @@ def _cosign(args: argparse.Namespace, key: Any, source: Path) -> int:
 
     if not source.is_dir():
         raise OperationalError(f"--add needs a signed artifact directory; {source} is not one")
-    if args.out or args.name or args.version:
+    if args.out or args.name or args.version or args.hash:
         raise OperationalError(
-            "--add signs the artifact as it is: do not give --out, --name or --version"
+            "--add signs the artifact as it is: do not give --out, --name, --version or --hash"
         )
     out = cosign(source, key, trusted=args.trusted, policy=cli_args.policy(args))
     if args.json:
@@ -90,6 +91,11 @@ def _cosign(args: argparse.Namespace, key: Any, source: Path) -> int:
     else:
         output.out().print(f"added a signature to {out} (signer {key.hint[:16]})", markup=False)
     return EXIT_OK
+
+
+def hash_of(args: argparse.Namespace) -> str:
+    """The ``--hash`` given, or the default manifest hash (SHA-256)."""
+    return str(args.hash or "sha256")
 
 
 def read_sample(path: str, rows: int = SAMPLE_ROWS) -> Any:
@@ -135,6 +141,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         version=args.version,
         policy=cli_args.policy(args),
         sample=sample,
+        hash=hash_of(args),
     )
     if args.json:
         output.print_json({"artifact": str(out), "format": "skops", "signer": key.hint})
