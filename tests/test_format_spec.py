@@ -1,4 +1,4 @@
-"""An independent verifier, written from docs/format.md with only cryptography and hashlib.
+"""An independent verifier, written from docs/format.md with only cryptography, hashlib, blake3.
 
 Nothing from safeload's verification code is imported here: if safeload's writer drifts from
 the documented format, or the documentation from the writer, these tests fail. Statements that
@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import blake3
 import numpy as np
 import pytest
 from cryptography.exceptions import InvalidSignature
@@ -139,10 +140,13 @@ def independent_verify(artifact: Path, pub_pem_files: list[Path]) -> dict[str, A
     serialization = predicate["serialization"]
     method = serialization["method"]
     assert method in ("shards", "files"), f"unsupported serialization {method!r}"
-    assert serialization["hash_type"] == "sha256", "unsupported hash_type"
+    hash_type = serialization["hash_type"]
+    # Section 3 "BLAKE3": sha256 (files or shards) or blake3 (files only), nothing else.
+    assert hash_type in ("sha256", "blake3"), "unsupported hash_type"
+    assert hash_type == "sha256" or method == "files", "BLAKE3 is by whole files only"
     assert serialization.get("allow_symlinks") is False, "allow_symlinks is not false"
     shard_size: int | None = None
-    algorithm = "sha256"
+    algorithm = hash_type
     if method == "shards":
         shard_size = serialization.get("shard_size")
         assert type(shard_size) is int and shard_size > 0, "shard_size not a positive integer"
@@ -190,7 +194,10 @@ def independent_verify(artifact: Path, pub_pem_files: list[Path]) -> dict[str, A
         for start, end, digest in bounds:
             chunk = data if shard_size is None else data[start:end]
             where = file if shard_size is None else f"{file}:{start}:{end}"
-            assert hashlib.sha256(chunk).hexdigest() == digest, f"tampered: {where}"
+            if hash_type == "blake3":
+                assert blake3.blake3(chunk).hexdigest() == digest, f"tampered: {where}"
+            else:
+                assert hashlib.sha256(chunk).hexdigest() == digest, f"tampered: {where}"
 
     # Section 4, on the verified bytes: the metadata fields a reader relies on.
     metadata = strict_json((artifact / METADATA_FILE).read_bytes(), "safeload.json")
@@ -744,3 +751,111 @@ def test_pae_example_from_the_spec() -> None:
     )
     spec = (Path(__file__).parent.parent / "docs" / "format.md").read_text()
     assert "DSSEv1 28 application/vnd.in-toto+json 3 abc" in spec
+
+
+# -- BLAKE3 (section 3 "BLAKE3"): as model_signing 1.1 writes it --------------------------------
+
+
+def blake3_resources(artifact: Path) -> list[dict[str, str]]:
+    return [
+        {"name": name, "algorithm": "blake3", "digest": blake3.blake3(data).hexdigest()}
+        for name, data in signed_files(artifact).items()
+    ]
+
+
+@pytest.fixture
+def blake3_artifact(tmp_path: Path, key: safeload.SigningKey, pipeline: Any) -> Path:
+    """A real ``save(..., hash="blake3")`` artifact, with a ~20 MB model file."""
+    return safeload.save(
+        {"pipeline": pipeline, "weights": np.arange(2_500_000, dtype=np.float64)},
+        tmp_path / "models" / "big" / "1.0.0",
+        key=key,
+        hash="blake3",
+    )
+
+
+def test_blake3_artifact_verified_from_the_page(blake3_artifact: Path, keydir: Path) -> None:
+    statement = independent_verify(blake3_artifact, keys_of(keydir))
+    predicate = statement["predicate"]
+    assert predicate["serialization"] == {
+        "method": "files",
+        "hash_type": "blake3",
+        "allow_symlinks": False,
+        "ignore_paths": [SIGNATURE_FILE],
+    }
+    assert predicate["resources"] == blake3_resources(blake3_artifact)
+    loaded = safeload.load(blake3_artifact, trusted=keydir)
+    np.testing.assert_array_equal(loaded["weights"], np.arange(2_500_000, dtype=np.float64))
+
+
+def test_blake3_statement_built_from_the_page_accepted_by_both(
+    artifact: Path, key: safeload.SigningKey, keydir: Path
+) -> None:
+    resign(
+        artifact, key, blake3_resources(artifact), dict(serialization("files"), hash_type="blake3")
+    )
+    independent_verify(artifact, keys_of(keydir))
+    assert safeload.load(artifact, trusted=keydir) is not None
+
+
+@pytest.mark.parametrize("change", ["flipped", "truncated", "appended"])
+@pytest.mark.parametrize("file", ["model.joblib", "safeload.json"])
+def test_blake3_tampering_refused_by_both(
+    blake3_artifact: Path, keydir: Path, file: str, change: str
+) -> None:
+    path = blake3_artifact / file
+    if change == "flipped":
+        flip_byte(path, path.stat().st_size // 2)
+    else:
+        path.write_bytes(RESIZE[change](path.read_bytes()))
+    with pytest.raises(AssertionError, match=f"tampered: {re.escape(file)}"):
+        independent_verify(blake3_artifact, keys_of(keydir))
+    with pytest.raises(safeload.TamperedArtifactError):
+        safeload.load(blake3_artifact, trusted=keydir)
+
+
+def _blake3_shards(artifact: Path) -> list[dict[str, str]]:
+    return [
+        {
+            "name": f"{name}:{start}:{end}",
+            "algorithm": f"blake3-sharded-{SMALL}",
+            "digest": blake3.blake3(data[start:end]).hexdigest(),
+        }
+        for name, data in signed_files(artifact).items()
+        for start, end in canonical_shards(len(data), SMALL)
+    ]
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["blake3 shards", "blake2", "sha256 digests named blake3", "blake3 digests named sha256"],
+)
+def test_hash_outside_the_allowlist_or_mislabelled_refused_by_both(
+    artifact: Path, key: safeload.SigningKey, keydir: Path, case: str
+) -> None:
+    """The hash comes from the signed statement, from the allowlist only, and is really used."""
+    if case == "blake3 shards":
+        how = dict(serialization("shards", SMALL), hash_type="blake3")
+        resign(artifact, key, _blake3_shards(artifact), how)
+        refused_by_both(artifact, keydir, "whole files only")
+        return
+    if case == "blake2":  # model_signing 1.1 also writes "blake2": not in safeload's allowlist
+        resources = [
+            dict(r, algorithm="blake2", digest=hashlib.blake2b(data, digest_size=32).hexdigest())
+            for r, data in zip(
+                file_resources(artifact), signed_files(artifact).values(), strict=True
+            )
+        ]
+        resign(artifact, key, resources, dict(serialization("files"), hash_type="blake2"))
+        refused_by_both(artifact, keydir, "unsupported hash_type")
+        return
+    if case == "sha256 digests named blake3":
+        resources = [dict(r, algorithm="blake3") for r in file_resources(artifact)]
+        resign(artifact, key, resources, dict(serialization("files"), hash_type="blake3"))
+    else:
+        resources = [dict(r, algorithm="sha256") for r in blake3_resources(artifact)]
+        resign(artifact, key, resources, serialization("files"))
+    with pytest.raises(AssertionError, match="tampered"):
+        independent_verify(artifact, keys_of(keydir))
+    with pytest.raises(safeload.TamperedArtifactError):
+        safeload.load(artifact, trusted=keydir)

@@ -476,3 +476,48 @@ def test_an_outside_signature_that_is_a_fifo_is_refused_without_waiting(
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "refused:" in done.stdout and "not a regular file" in done.stdout, done.stderr
+
+
+# -- BLAKE3 manifests, both ways -----------------------------------------------------------------
+
+
+def test_a_p256_blake3_artifact_verifies_with_model_signing(
+    tmp_path: Path, pipeline: Pipeline
+) -> None:
+    """safeload names BLAKE3 as model_signing 1.1 does, so model_signing's verifier rehashes
+    the files with BLAKE3 (from the signed hash_type) and accepts; a changed byte it refuses."""
+    p256(tmp_path, "signer")
+    key = safeload.load_signing_key(tmp_path / "signer.key")
+    artifact = safeload.save(
+        pipeline, tmp_path / "models" / "iris" / "1.0.0", key=key, hash="blake3"
+    )
+    ms_verify(artifact, tmp_path / "signer.pub")
+    model = artifact / "model.joblib"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 1
+    model.write_bytes(bytes(data))
+    with pytest.raises(ValueError):
+        ms_verify(artifact, tmp_path / "signer.pub")
+
+
+def test_a_model_signing_blake3_folder_loads_through_the_gate(
+    tmp_path: Path, ms_folder: tuple[Path, Path]
+) -> None:
+    folder, keys = ms_folder
+    (folder / "model.sig").unlink()
+    hashing = (
+        model_signing.hashing.Config()
+        .use_file_serialization(hashing_algorithm="blake3")
+        .set_ignored_paths(paths=["model.sig"])
+    )
+    model_signing.signing.Config().use_elliptic_key_signer(
+        private_key=tmp_path / "secrets" / "publisher.key"
+    ).set_hashing_config(hashing).sign(folder, folder / "model.sig")
+    verified = safeload.verify_model_signing(folder, trusted=keys)
+    assert verified.statement.manifest.hash_type == "blake3"
+    assert safeload.load_model_signing(folder, trusted=keys).predict(ROW)[0] == 0
+    data = bytearray((folder / "model.joblib").read_bytes())
+    data[-3] ^= 1
+    (folder / "model.joblib").write_bytes(bytes(data))
+    with pytest.raises(safeload.TamperedArtifactError):
+        safeload.verify_model_signing(folder, trusted=keys)

@@ -23,6 +23,7 @@ import safeload
 from safeload import layout
 from safeload.errors import ArtifactNotFoundError, MalformedArtifactError, UnsignedArtifactError
 from safeload.layout import ArtifactDir, ReadLimits, check_name, read_fd, read_model_file
+from safeload.manifest import Hashing
 from tests.helpers import forbid_deserializing
 from tests.malicious import malicious_joblib
 
@@ -390,7 +391,7 @@ def test_default_read_limits() -> None:
 
 def test_read_all_reads_every_file_but_the_signature(tmp_path: Path) -> None:
     with ArtifactDir(_artifact(tmp_path)) as artifact:
-        buffers, digests = artifact.read_all(None)
+        buffers, digests = artifact.read_all(Hashing())
     assert sorted(buffers) == ["model.joblib", "safeload.json"]
     assert sorted(digests) == ["model.joblib", "safeload.json"]
 
@@ -482,6 +483,6 @@ def test_a_file_that_changes_size_while_read_is_refused(
     fd = os.open(path, os.O_RDONLY)
     try:
         with pytest.raises(MalformedArtifactError, match="changed size while it was being read"):
-            read_fd(fd, "f", 1 << 20, shard_size=shard_size, progress=meddle)
+            read_fd(fd, "f", 1 << 20, scheme=Hashing(shard_size=shard_size), progress=meddle)
     finally:
         os.close(fd)

@@ -19,6 +19,7 @@ import safeload
 from safeload import layout
 from safeload.manifest import (
     SHARD_SIZE,
+    Hashing,
     Manifest,
     Resource,
     ShardedSha256,
@@ -56,7 +57,7 @@ def test_streaming_split_and_whole_buffer_digests_agree(
     for piece in pieces:
         streaming.update(piece)
     assert streaming.digests() == expected
-    assert file_digests(data, shard) == expected
+    assert file_digests(data, Hashing(shard_size=shard)) == expected
     regrouped = tuple(
         _sha(b"".join(bytes(p) for p in parts)) for parts in split_shards(pieces, shard)
     )
@@ -75,11 +76,11 @@ def test_reader_hashes_each_shard_while_reading(
     path.write_bytes(data)
     fd = os.open(path, os.O_RDONLY)
     try:
-        view, digests = layout.read_fd(fd, "f", 1 << 30, shard_size=4096)
+        view, digests = layout.read_fd(fd, "f", 1 << 30, scheme=Hashing(shard_size=4096))
     finally:
         os.close(fd)
     assert bytes(view) == data
-    assert digests == file_digests(data, 4096)
+    assert digests == file_digests(data, Hashing(shard_size=4096))
 
 
 # --- a large model: several shards, each checked ----------------------------------------------

@@ -19,7 +19,14 @@ import pytest
 from sklearn.tree import DecisionTreeClassifier
 
 import safeload
-from safeload.manifest import Manifest, Resource, file_digests, resources_for, subject_digest
+from safeload.manifest import (
+    Hashing,
+    Manifest,
+    Resource,
+    file_digests,
+    resources_for,
+    subject_digest,
+)
 from safeload.signing import (
     BUNDLE_MEDIA_TYPE,
     PAYLOAD_TYPE,
@@ -107,9 +114,9 @@ def swap_payload(artifact: Path, iris: tuple[np.ndarray, np.ndarray]) -> None:
     shard_size = json.loads(payload_of(doc))["predicate"]["serialization"].get("shard_size")
     files = {n: (artifact / n).read_bytes() for n in ("model.joblib", "safeload.json")}
     resources = resources_for(
-        {n: file_digests(data, shard_size) for n, data in files.items()},
+        {n: file_digests(data, Hashing(shard_size=shard_size)) for n, data in files.items()},
         {n: len(data) for n, data in files.items()},
-        shard_size,
+        Hashing(shard_size=shard_size),
     )
     statement = build_statement("iris/1.0.0", resources)
     assert statement != payload_of(doc)
