@@ -1,18 +1,22 @@
-"""Verified load, save and scan against plain joblib, on models it generates itself.
+"""Verified load and signed save against their peers, on models it generates itself.
 
-For each model and size it writes a plain ``joblib.dump`` file and a safeload artifact (joblib
-and skops formats), then times, each in a fresh process with a warm page cache (libraries
-imported before the clock starts):
+For each model it writes the peer's own file (``joblib.dump``; ``skops.io.dump`` for the skops
+format) and a safeload artifact, then times, each run in a fresh process with a warm page
+cache (libraries imported, and the model to save loaded, before the clock starts), the peer
+and safeload **interleaved** (run i of one, then run i of the other, the order alternating):
 
-  joblib.load(file)  vs  safeload.load(artifact)       wall time and peak RSS
-  joblib.dump(model) vs  safeload.save(model)          wall time
-  safeload.scan(file)                                   wall time
+  joblib.load / skops.io.load(file)  vs  safeload.load(artifact)   wall time and peak RSS
+  joblib.dump / skops.io.dump(model) vs  safeload.save(model)      wall time and peak RSS
+  safeload.scan(file)                                               wall time (joblib)
 
-and prints a markdown table of medians (plus the ratio of the fastest runs, which is less
-sensitive to a VM's page-cache and memory noise). Usage:
+For the KNN models (whose size is their arrays) it also saves and loads with a BLAKE3
+manifest (``save(..., hash="blake3")``) interleaved with the SHA-256 default and
+``joblib.dump``, and it times the CLI's start-up (``--version``, ``--help``, each verb's
+``--help``). Ratios are ratios of medians. Usage:
 
-    python benchmarks/bench_load.py                  # 10 MB, 100 MB, 1 GB KNN + 300-tree forest
+    python benchmarks/bench_load.py                  # every case of issue 17
     python benchmarks/bench_load.py --sizes 10 100 --repeat 3 --workdir /tmp/bench
+    python benchmarks/bench_load.py --json results.json   # also write every figure as JSON
     python benchmarks/bench_load.py --smoke               # tiny, for CI: checks it runs
 """
 
@@ -27,31 +31,36 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 op, path, fmt = sys.argv[1], sys.argv[2], sys.argv[3]
 import joblib, numpy, sklearn, safeload  # imported before the clock starts
+if fmt == "skops":
+    import skops.io
 from safeload.keys import load_signing_key
-key = None
 if op in ("save", "dump"):
     model = joblib.load(path)
     key = load_signing_key(sys.argv[4])
     out = sys.argv[5]
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    hash_name = sys.argv[6]
+if op == "peer.load" and fmt == "skops":
+    trusted = skops.io.get_untrusted_types(file=path)  # what a skops user passes, looked at
 t = time.perf_counter()
-if op == "joblib.load":
-    obj = joblib.load(path)
+if op == "peer.load":
+    obj = joblib.load(path) if fmt == "joblib" else skops.io.load(path, trusted=trusted)
 elif op == "safeload.load":
     obj = safeload.load(path, trusted=sys.argv[4])
 elif op == "scan":
     report = safeload.scan(path)
     assert report.safe, report.problems
 elif op == "dump":
-    joblib.dump(model, out)
+    joblib.dump(model, out) if fmt == "joblib" else skops.io.dump(model, out)
 elif op == "save":
-    safeload.save(model, out, key=key, format=fmt)
+    safeload.save(model, out, key=key, format=fmt, hash=hash_name)
 elapsed = time.perf_counter() - t
 # VmHWM, not ru_maxrss: the latter is inherited across fork+exec from the parent process.
 hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
@@ -60,9 +69,14 @@ print(json.dumps({"seconds": elapsed, "peak_rss_mib": hwm / 1024}))
 
 
 def make_models(sizes_mb: list[int], smoke: bool) -> dict[str, object]:
+    """The cases of issue 17: KNN of N MB, a tiny pipeline, a forest, gradient boosting."""
     import numpy as np
-    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
     rng = np.random.default_rng(0)
     models: dict[str, object] = {}
@@ -71,11 +85,6 @@ def make_models(sizes_mb: list[int], smoke: bool) -> dict[str, object]:
         X = rng.normal(size=(rows, 100))
         y = rng.integers(0, 2, rows)
         models[f"knn-{size}MB"] = KNeighborsClassifier(algorithm="brute").fit(X, y)
-    from sklearn.decomposition import PCA
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     X = rng.normal(size=(2000 if smoke else 20000, 20))
     y = (X[:, 0] > 0).astype(int)
     models["pipeline"] = make_pipeline(
@@ -86,6 +95,10 @@ def make_models(sizes_mb: list[int], smoke: bool) -> dict[str, object]:
     models[f"forest-{trees}"] = RandomForestClassifier(
         n_estimators=trees, random_state=0, n_jobs=-1
     ).fit(X, y)
+    iterations = 5 if smoke else 200
+    models[f"hgb-{iterations}"] = HistGradientBoostingClassifier(
+        max_iter=iterations, early_stopping=False, random_state=0
+    ).fit(X, y)
     return models
 
 
@@ -93,11 +106,190 @@ def run_child(*args: str) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, "-c", CHILD, *args], capture_output=True, text=True, check=True
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def median(runs: list[dict[str, float]], key: str) -> float:
+def interleaved(repeat: int, **commands: list[str]) -> dict[str, list[dict[str, float]]]:
+    """Run each command ``repeat`` times, round-robin, rotating which goes first each round.
+
+    On a VM the first writer after a delete may get freshly freed (fast) pages and the next
+    one pages the host must back anew: rotating spreads that over every column.
+    """
+    names = list(commands)
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    for i in range(repeat):
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            runs[name].append(run_child(*commands[name]))
+    return runs
+
+
+def median(runs: list[dict[str, float]], key: str = "seconds") -> float:
     return statistics.median(r[key] for r in runs)
+
+
+def peer_file(work: Path, name: str, fmt: str, model: object) -> Path:
+    """The peer's own file: ``joblib.dump``, or ``skops.io.dump`` for the skops format."""
+    import joblib
+    import skops.io
+
+    path = work / f"{name}.{fmt}"
+    if not path.exists():
+        if fmt == "joblib":
+            joblib.dump(model, path)
+        else:
+            skops.io.dump(model, path)
+    return path
+
+
+def measure(
+    work: Path,
+    keys: Path,
+    name: str,
+    fmt: str,
+    model: object,
+    repeat: int,
+    hashes: bool,
+    warm: bool = True,
+) -> dict[str, Any]:
+    """One row: load, save and scan of one model in one format against the peer."""
+    import safeload
+
+    key_file = str(keys / "bench.key")
+    source = str(work / f"{name}.joblib")  # what the save children load their model from
+    peer = str(peer_file(work, name, fmt, model))
+    artifacts = {}
+    for hash_name in ("sha256", "blake3") if hashes else ("sha256",):
+        artifacts[hash_name] = work / f"{name}-{fmt}-{hash_name}"
+        shutil.rmtree(artifacts[hash_name], ignore_errors=True)
+        key = safeload.load_signing_key(key_file)
+        safeload.save(model, artifacts[hash_name], key=key, format=fmt, hash=hash_name)
+    loads = {"peer": ["peer.load", peer, fmt]}
+    for hash_name, artifact in artifacts.items():
+        loads[hash_name] = ["safeload.load", str(artifact), fmt, str(keys)]
+    if warm:
+        interleaved(1, **loads)  # warm the page cache
+    load_runs = interleaved(repeat, **loads)
+    saves = {"peer": ["dump", source, fmt, key_file, str(work / "out-peer"), "sha256"]}
+    for hash_name in artifacts:
+        saves[hash_name] = [
+            "save",
+            source,
+            fmt,
+            key_file,
+            str(work / f"out-{hash_name}"),
+            hash_name,
+        ]
+    save_runs: dict[str, list[dict[str, float]]] = {op: [] for op in saves}
+    for i in range(repeat):
+        ops = list(saves)
+        for op in ops[i % len(ops) :] + ops[: i % len(ops)]:
+            save_runs[op].append(run_child(*saves[op]))
+            out = Path(saves[op][4])
+            out.unlink() if out.is_file() else shutil.rmtree(out, ignore_errors=True)
+    scans = [run_child("scan", peer, fmt) for _ in range(repeat)] if fmt == "joblib" else []
+    model_file = artifacts["sha256"] / f"model.{fmt}"
+    row: dict[str, Any] = {
+        "model": name,
+        "format": fmt,
+        "file_mb": model_file.stat().st_size / 1e6,
+        "peer_file_mb": Path(peer).stat().st_size / 1e6,
+        "scan_ms": median(scans) * 1000 if scans else None,
+        "runs": repeat,
+    }
+    for label, runs in (("load", load_runs), ("save", save_runs)):
+        for who, measured in runs.items():
+            row[f"{label}_{who}_s"] = median(measured)
+            row[f"{label}_{who}_rss_mib"] = median(measured, "peak_rss_mib")
+    return row
+
+
+def startup(repeat: int, verbs_too: bool = True) -> dict[str, float]:
+    """Median wall time of the CLI answering ``--version``, ``--help`` and each verb's."""
+    from safeload._cli.parser import build_parser
+
+    script = Path(sys.executable).parent / "safeload"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "safeload"]
+    parser = build_parser()
+    verbs = next(a for a in parser._actions if isinstance(a.choices, dict)).choices
+    cases = {"--version": ["--version"], "--help": ["--help"]}
+    if verbs_too:
+        cases.update({f"{verb} --help": [verb, "--help"] for verb in verbs or {}})
+    times: dict[str, list[float]] = {case: [] for case in cases}
+    for _ in range(repeat):
+        for case, args in cases.items():
+            start = time.perf_counter()
+            subprocess.run([*command, *args], capture_output=True, check=True)
+            times[case].append(time.perf_counter() - start)
+    return {case: statistics.median(values) for case, values in times.items()}
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return "-" if a is None or not b else f"{a / b:.2f}"
+
+
+def print_tables(rows: list[dict[str, Any]], starts: dict[str, float]) -> None:
+    print(
+        "| model | format | file MB | peer load s | safeload.load s | ratio | peer RSS MiB "
+        "| safeload RSS MiB | ratio | peer save s | safeload.save s | ratio | save RSS ratio "
+        "| scan ms |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        scan = f"{r['scan_ms']:.1f}" if r["scan_ms"] is not None else "-"
+        print(
+            f"| {r['model']} | {r['format']} | {r['file_mb']:.1f} | {r['load_peer_s']:.3f} | "
+            f"{r['load_sha256_s']:.3f} | {ratio(r['load_sha256_s'], r['load_peer_s'])} | "
+            f"{r['load_peer_rss_mib']:.0f} | {r['load_sha256_rss_mib']:.0f} | "
+            f"{ratio(r['load_sha256_rss_mib'], r['load_peer_rss_mib'])} | "
+            f"{r['save_peer_s']:.3f} | {r['save_sha256_s']:.3f} | "
+            f"{ratio(r['save_sha256_s'], r['save_peer_s'])} | "
+            f"{ratio(r['save_sha256_rss_mib'], r['save_peer_rss_mib'])} | {scan} |"
+        )
+    hashed = [r for r in rows if "save_blake3_s" in r]
+    if hashed:
+        print()
+        print(
+            "| model | joblib.dump s | save sha256 s | ratio | save blake3 s | ratio "
+            "| joblib.load s | load sha256 s | ratio | load blake3 s | ratio |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in hashed:
+            print(
+                f"| {r['model']} | {r['save_peer_s']:.3f} | {r['save_sha256_s']:.3f} | "
+                f"{ratio(r['save_sha256_s'], r['save_peer_s'])} | {r['save_blake3_s']:.3f} | "
+                f"{ratio(r['save_blake3_s'], r['save_peer_s'])} | {r['load_peer_s']:.3f} | "
+                f"{r['load_sha256_s']:.3f} | {ratio(r['load_sha256_s'], r['load_peer_s'])} | "
+                f"{r['load_blake3_s']:.3f} | {ratio(r['load_blake3_s'], r['load_peer_s'])} |"
+            )
+    if starts:
+        print()
+        print("| command | start-up s (median) |")
+        print("|---|---|")
+        for case, seconds in starts.items():
+            print(f"| `safeload {case}` | {seconds:.3f} |")
+
+
+def machine() -> dict[str, Any]:
+    import joblib
+    import numpy
+    import scipy
+    import sklearn
+    import skops
+
+    return {
+        "machine": platform.machine(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": {
+            "scikit-learn": sklearn.__version__,
+            "numpy": numpy.__version__,
+            "scipy": scipy.__version__,
+            "joblib": joblib.__version__,
+            "skops": skops.__version__,
+        },
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
 
 
 def main() -> None:
@@ -107,9 +299,11 @@ def main() -> None:
     parser.add_argument(
         "--sizes", type=int, nargs="+", default=[10, 100, 1000], help="KNN model sizes in MB"
     )
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--formats", nargs="+", default=["joblib", "skops"])
     parser.add_argument("--workdir")
+    parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    parser.add_argument("--no-startup", action="store_true", help="skip the CLI start-up times")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
     if args.smoke:
@@ -124,83 +318,35 @@ def main() -> None:
     keys = work / "keys"
     if not (keys / "bench.key").exists():
         safeload.generate_key().save(keys / "bench")
-    key = safeload.load_signing_key(keys / "bench.key")
 
     rows = []
     for name, model in make_models(args.sizes, args.smoke).items():
-        plain = work / f"{name}.joblib"
-        joblib.dump(model, plain)
-        size = plain.stat().st_size
+        joblib.dump(model, work / f"{name}.joblib")
+        knn = name.startswith("knn")
+        size = (work / f"{name}.joblib").stat().st_size
         for fmt in args.formats:
-            if fmt == "skops" and name.startswith("knn") and size > 200e6 and not args.smoke:
+            if fmt == "skops" and knn and size > 200e6 and not args.smoke:
                 continue  # skops copies arrays through zip entries: measured up to 100 MB
-            artifact = work / f"{name}-{fmt}"
-            if artifact.exists():
-                shutil.rmtree(artifact)
-            safeload.save(model, artifact, key=key, format=fmt)
-            for _ in range(2):  # warm the page cache
-                run_child("joblib.load", str(plain), fmt)
-                run_child("safeload.load", str(artifact), fmt, str(keys))
-            jl = [run_child("joblib.load", str(plain), fmt) for _ in range(args.repeat)]
-            sl = [
-                run_child("safeload.load", str(artifact), fmt, str(keys))
-                for _ in range(args.repeat)
-            ]
-            dumps, saves = [], []
-            for i in range(args.repeat):
-                out_d, out_s = work / f"dump-{i}.joblib", work / f"save-{i}"
-                key_file = str(keys / "bench.key")
-                # Alternate which goes first: on a VM, the first writer after a delete may get
-                # the freshly freed (fast) pages and the second ones the host must back anew.
-                for op in ("dump", "save") if i % 2 == 0 else ("save", "dump"):
-                    runs, out = (dumps, out_d) if op == "dump" else (saves, out_s)
-                    runs.append(run_child(op, str(plain), fmt, key_file, str(out)))
-                out_d.unlink(missing_ok=True)
-                shutil.rmtree(out_s, ignore_errors=True)
-            scans = (
-                [run_child("scan", str(plain), fmt) for _ in range(args.repeat)]
-                if fmt == "joblib"
-                else []
-            )
-            model_file = artifact / ("model.skops" if fmt == "skops" else "model.joblib")
-            rows.append(
-                {
-                    "model": name,
-                    "format": fmt,
-                    "file_mb": model_file.stat().st_size / 1e6,
-                    "load_min_ratio": min(r["seconds"] for r in sl) / min(r["seconds"] for r in jl),
-                    "save_min_ratio": min(r["seconds"] for r in saves)
-                    / min(r["seconds"] for r in dumps),
-                    "joblib_load_s": median(jl, "seconds"),
-                    "safeload_load_s": median(sl, "seconds"),
-                    "joblib_rss": median(jl, "peak_rss_mib"),
-                    "safeload_rss": median(sl, "peak_rss_mib"),
-                    "dump_s": median(dumps, "seconds"),
-                    "save_s": median(saves, "seconds"),
-                    "scan_ms": median(scans, "seconds") * 1000 if scans else None,
-                }
-            )
+            hashes = knn and fmt == "joblib"
+            rows.append(measure(work, keys, name, fmt, model, args.repeat, hashes, not args.smoke))
+            print(f"measured {name} ({fmt})", file=sys.stderr, flush=True)
+    if args.no_startup:
+        starts = {}
+    elif args.smoke:
+        starts = startup(1, verbs_too=False)
+    else:
+        starts = startup(max(args.repeat, 5))
 
+    info = machine()
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, {platform.platform()}"
+        f"machine: {info['machine']}, {info['cores']} cores, Python {info['python']}, "
+        f"{info['platform']}; {args.repeat} interleaved runs each, medians"
     )
     print()
-    print(
-        "| model | format | file MB | joblib.load s | safeload.load s | ratio | min ratio "
-        "| joblib RSS MiB | safeload RSS MiB | ratio | joblib.dump s | safeload.save s | ratio "
-        "| min ratio | scan ms |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        scan = f"{r['scan_ms']:.1f}" if r["scan_ms"] is not None else "-"
-        print(
-            f"| {r['model']} | {r['format']} | {r['file_mb']:.1f} | {r['joblib_load_s']:.3f} | "
-            f"{r['safeload_load_s']:.3f} | {r['safeload_load_s'] / r['joblib_load_s']:.2f} | "
-            f"{r['load_min_ratio']:.2f} | {r['joblib_rss']:.0f} | {r['safeload_rss']:.0f} | "
-            f"{r['safeload_rss'] / r['joblib_rss']:.2f} | {r['dump_s']:.3f} | {r['save_s']:.3f} | "
-            f"{r['save_s'] / r['dump_s']:.2f} | {r['save_min_ratio']:.2f} | {scan} |"
-        )
+    print_tables(rows, starts)
+    if args.json:
+        doc = {"machine": info, "repeat": args.repeat, "rows": rows, "startup_s": starts}
+        args.json.write_text(json.dumps(doc, indent=2) + "\n")
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
 

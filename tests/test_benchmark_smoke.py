@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,8 @@ def test_bench_load_smoke(tmp_path: Path) -> None:
             "joblib",
             "--workdir",
             str(tmp_path),
+            "--json",
+            str(tmp_path / "results.json"),
         ],
         capture_output=True,
         text=True,
@@ -26,7 +29,13 @@ def test_bench_load_smoke(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("| knn-1MB")]
-    assert len(rows) == 1 and rows[0].count("|") == 16  # 15 columns
+    # the main table (14 columns), then the SHA-256 / BLAKE3 table (11 columns)
+    assert [row.count("|") for row in rows] == [15, 12]
+    assert any(line.startswith("| `safeload --help` |") for line in result.stdout.splitlines())
+    doc = json.loads((tmp_path / "results.json").read_text())
+    cases = {(r["model"], r["format"]) for r in doc["rows"]}
+    assert cases == {(m, "joblib") for m in ("knn-1MB", "pipeline", "forest-5", "hgb-5")}
+    assert {"load_blake3_s", "save_blake3_s", "save_peer_rss_mib"} <= set(doc["rows"][0])
 
 
 def test_bench_gate_steps_smoke() -> None:
@@ -51,3 +60,17 @@ def test_bench_cost_bounds_smoke() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
     assert len(rows) == 2 + 6 and all(row.count("|") == 9 for row in rows)
+
+
+def test_bench_hash_smoke(tmp_path: Path) -> None:
+    svg = tmp_path / "hash.svg"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_hash.py"), "--smoke", "--svg", str(svg)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| 1 |")]
+    assert len(rows) == 1 and rows[0].count("|") == 9  # size and 7 throughputs
+    assert svg.read_text().lstrip().startswith("<?xml")
