@@ -2,7 +2,8 @@
 
 For each model it writes the peer's own file (``joblib.dump``; ``skops.io.dump`` for the skops
 format) and a safeload artifact, then times, each run in a fresh process with a warm page
-cache (libraries imported, and the model to save loaded, before the clock starts), the peer
+cache (libraries imported, safeload's lazily imported modules too unless ``--cold``, and the
+model to save loaded, before the clock starts), the peer
 and safeload **interleaved** (run i of one, then run i of the other, the order alternating):
 
   joblib.load / skops.io.load(file)  vs  safeload.load(artifact)   wall time and peak RSS
@@ -41,6 +42,8 @@ op, path, fmt = sys.argv[1], sys.argv[2], sys.argv[3]
 import joblib, numpy, sklearn, safeload  # imported before the clock starts
 if fmt == "skops":
     import skops.io
+if "--cold" not in sys.argv:  # safeload imports lazily: its first call would import these
+    import safeload.loading, safeload.saving, safeload.validation, safeload.typegate
 from safeload.keys import load_signing_key
 if op in ("save", "dump"):
     model = joblib.load(path)
@@ -102,9 +105,12 @@ def make_models(sizes_mb: list[int], smoke: bool) -> dict[str, object]:
     return models
 
 
+COLD: list[str] = []  # ["--cold"]: leave safeload's lazy imports inside the clock
+
+
 def run_child(*args: str) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, *args], capture_output=True, text=True, check=True
+        [sys.executable, "-c", CHILD, *args, *COLD], capture_output=True, text=True, check=True
     )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
@@ -304,10 +310,17 @@ def main() -> None:
     parser.add_argument("--workdir")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     parser.add_argument("--no-startup", action="store_true", help="skip the CLI start-up times")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="time safeload's first call with its lazy imports (default: imported before)",
+    )
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
     if args.smoke:
         args.sizes, args.repeat = [1], 1
+    if args.cold:
+        COLD.append("--cold")
 
     import joblib
 
@@ -341,11 +354,18 @@ def main() -> None:
     print(
         f"machine: {info['machine']}, {info['cores']} cores, Python {info['python']}, "
         f"{info['platform']}; {args.repeat} interleaved runs each, medians"
+        + ("; safeload's lazy imports inside the clock (--cold)" if args.cold else "")
     )
     print()
     print_tables(rows, starts)
     if args.json:
-        doc = {"machine": info, "repeat": args.repeat, "rows": rows, "startup_s": starts}
+        doc = {
+            "machine": info,
+            "repeat": args.repeat,
+            "cold": args.cold,
+            "rows": rows,
+            "startup_s": starts,
+        }
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)

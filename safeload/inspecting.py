@@ -42,17 +42,17 @@ class FileEntry:
 
     @property
     def matches(self) -> bool:
-        """Whether the file's SHA-256 digests equal the ones in the manifest."""
+        """Whether the file's digests (SHA-256 or BLAKE3) equal the ones in the manifest."""
         return self.signed_digests is not None and self.digests == self.signed_digests
 
     @property
     def digest(self) -> str | None:
-        """The whole file's SHA-256, when one digest covers the whole file."""
+        """The whole file's digest (its ``algorithm``), when one digest covers the whole file."""
         return self.digests[0] if len(self.digests) == 1 else None
 
     @property
     def signed_digest(self) -> str | None:
-        """The signed whole-file SHA-256, when one signed digest covers the whole file."""
+        """The signed whole-file digest, when one signed digest covers the whole file."""
         signed = self.signed_digests
         return signed[0] if signed is not None and len(signed) == 1 else None
 
@@ -95,8 +95,9 @@ class InspectReport:
                 {
                     "name": f.name,
                     "size": f.size,
-                    "sha256": f.digest,
-                    "signed_sha256": f.signed_digest,
+                    # kept for readers of SHA-256 manifests; a BLAKE3 digest is in "digests"
+                    "sha256": f.digest if f.algorithm.startswith("sha256") else None,
+                    "signed_sha256": f.signed_digest if f.algorithm.startswith("sha256") else None,
                     "algorithm": f.algorithm,
                     "digests": list(f.digests),
                     "signed_digests": None if f.signed_digests is None else list(f.signed_digests),

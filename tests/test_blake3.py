@@ -12,6 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import blake3
 import joblib
 import pytest
 from sklearn.pipeline import Pipeline
@@ -63,6 +64,11 @@ def test_store_save_blake3_then_cosign_keeps_it(
     report = safeload.inspect(path, trusted=keydir)
     assert report.verdict == "verified"
     assert {f.algorithm for f in report.files} == {"blake3"}
+    listed = report.to_dict()["files"]
+    model_file = path / f"model.{fmt}"
+    (entry,) = [f for f in listed if f["name"] == model_file.name]
+    assert entry["digests"] == [blake3.blake3(model_file.read_bytes()).hexdigest()]
+    assert entry["sha256"] is None and entry["algorithm"] == "blake3"  # not mislabelled
 
 
 def test_cli_sign_and_convert_take_hash_blake3(tmp_path: Path, pipeline: Pipeline) -> None:
