@@ -112,13 +112,14 @@ def chart(rows: list[dict[str, object]], path: Path) -> None:
     sizes = [float(str(r["size_mb"])) for r in rows]
     fig, ax = plt.subplots(figsize=(8, 3.8))
     for name in METHODS:
-        ax.plot(sizes, [r[name] for r in rows], marker="o", label=f"{name} (hash)")
+        (line,) = ax.plot(sizes, [r[name] for r in rows], marker="o", label=f"{name} (hash)")
         if f"read+{name}" in rows[0]:
             ax.plot(
                 sizes,
                 [r[f"read+{name}"] for r in rows],
                 marker="x",
                 linestyle="--",
+                color=line.get_color(),
                 label=f"{name} (read + hash)",
             )
     ax.set_xscale("log")
