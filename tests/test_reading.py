@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import blake3
 import pytest
 from sklearn.pipeline import Pipeline
 
 import safeload
 from safeload import layout
 from safeload.errors import OperationalError
+from safeload.manifest import BLAKE3, Hashing
 from safeload.reading import read_artifact
 from safeload.saving import sign_directory
 
@@ -73,13 +76,15 @@ def test_before_runs_on_the_listing_before_any_file_is_read(
     assert not opened
 
 
-def test_files_are_read_with_the_shard_size_the_caller_chose(artifact: Path) -> None:
-    whole = read_artifact(artifact, lambda _: None)
-    sharded = read_artifact(artifact, lambda _: 16)
-    assert whole.shard_size is None and sharded.shard_size == 16
-    size = len(whole.buffers["model.joblib"])
-    assert len(whole.digests["model.joblib"]) == 1
-    assert len(sharded.digests["model.joblib"]) == -(-size // 16)
+def test_files_are_read_with_the_hashing_the_caller_chose(artifact: Path) -> None:
+    whole = read_artifact(artifact, lambda _: Hashing())
+    sharded = read_artifact(artifact, lambda _: Hashing(shard_size=16))
+    blake = read_artifact(artifact, lambda _: Hashing(BLAKE3))
+    assert whole.scheme.shard_size is None and sharded.scheme.shard_size == 16
+    data = bytes(whole.buffers["model.joblib"])
+    assert whole.digests["model.joblib"] == (hashlib.sha256(data).hexdigest(),)
+    assert len(sharded.digests["model.joblib"]) == -(-len(data) // 16)
+    assert blake.digests["model.joblib"] == (blake3.blake3(data).hexdigest(),)
     assert "model.sig" not in whole.buffers and whole.format == "joblib"
 
 
@@ -99,8 +104,8 @@ def test_sign_reads_through_the_same_reader(
 def test_a_missing_model_file_is_refused_unless_tolerated(artifact: Path) -> None:
     (artifact / "model.joblib").unlink()
     with pytest.raises(safeload.MalformedArtifactError, match="exactly one of"):
-        read_artifact(artifact, lambda _: None)
-    files = read_artifact(artifact, lambda _: None, tolerate_no_model=True)
+        read_artifact(artifact, lambda _: Hashing())
+    files = read_artifact(artifact, lambda _: Hashing(), tolerate_no_model=True)
     assert files.model_name is None and "exactly one of" in str(files.model_problem)
     with pytest.raises(safeload.MalformedArtifactError, match="exactly one of"):
         files.model  # noqa: B018
