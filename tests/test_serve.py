@@ -411,6 +411,19 @@ def test_body_and_row_limits_are_413(server: Server) -> None:
     assert fifty.status_code == 200
 
 
+def test_a_declared_oversized_body_is_refused_before_it_is_sent(server: Server) -> None:
+    """Content-Length alone decides: the server answers 413 without waiting for 100 MB."""
+    port = int(server.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        raw.sendall(
+            b"POST /v1/models/churn/predict HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100000000\r\n\r\n[{"
+        )
+        reply = raw.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
+    assert b"100000000 bytes, more than 65536" in reply
+
+
 def test_unknown_model_and_route_are_404(server: Server) -> None:
     with server.client() as client:
         assert client.post("/v1/models/nope/predict", json=records()).status_code == 404
