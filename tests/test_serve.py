@@ -560,6 +560,7 @@ def chromium() -> str | None:
 def dump_dom(url: str, profile: Path) -> str:
     browser = chromium()
     if browser is None:
+        assert not os.environ.get("SAFELOAD_REQUIRE_BROWSER"), "chromium went missing"
         pytest.skip("chromium is not installed (.ci/run installs Debian's chromium package)")
     flags = [
         "--headless",
