@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parent.parent
 
 
@@ -51,3 +53,17 @@ def test_bench_cost_bounds_smoke() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
     assert len(rows) == 2 + 6 and all(row.count("|") == 9 for row in rows)
+
+
+def test_bench_serve_smoke() -> None:
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_serve.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr  # 1 on any error
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert len(rows) == 2 + 4 and all(row.endswith("| 0 |") for row in rows[2:])
