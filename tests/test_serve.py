@@ -599,3 +599,35 @@ def test_status_page_in_headless_chromium_lists_models_and_renders_markup_inert(
     assert "PWNED" not in [v for t, a in dom.tags if t == "title" for v in a.values()]
     assert "safeload serve" in text and "TamperedArtifactError" in text
     assert "<title>safeload serve</title>" in dump_dom(server.url + "/", tmp_path / "profile2")
+
+
+# --- the body parser alone: what the server builds from a body ---------------------------------
+
+
+def test_text_columns_take_strings_only_and_keep_the_saved_dtype() -> None:
+    from safeload.serve.inputs import parse_batch
+
+    schema = {
+        "kind": "dataframe",
+        "columns": [{"name": "city", "dtype": "str"}, {"name": "n", "dtype": "int64"}],
+    }
+    frame = parse_batch(
+        b'[{"n": 1, "city": "Oslo"}, {"city": null, "n": 2}]', "application/json", schema, 10
+    )
+    assert list(frame.columns) == ["city", "n"] and str(frame["city"].dtype) == "str"
+    assert str(frame["n"].dtype) == "int64"
+    with pytest.raises(safeload.ContractError, match=r"column 'city' row 0: expected a string"):
+        parse_batch(b'[{"n": 1, "city": 3}]', "application/json", schema, 10)
+
+
+def test_many_unexpected_columns_are_refused_at_once() -> None:
+    from safeload.serve.inputs import parse_batch
+
+    schema = {"kind": "dataframe", "columns": [{"name": "n", "dtype": "int64"}]}
+    record = {f"c{i}": i for i in range(60_000)}  # about 1 MiB of keys
+    started = time.perf_counter()
+    with pytest.raises(
+        safeload.ContractError, match=r"missing columns \['n'\]; unexpected columns"
+    ):
+        parse_batch(json.dumps([record]).encode(), "application/json", schema, 10)
+    assert time.perf_counter() - started < 5

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 from pathlib import Path
 
 from safeload._cli import args as cli_args
@@ -55,6 +56,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from safeload.store import Store
 
     token = admin_token(args.admin_token_env)
+    # A SIGHUP while the models load would end the process (the default action): the reload it
+    # asks for is what start-up does anyway. The app handles SIGHUP once it runs.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     store = Store(args.models, state=args.state)
     if isinstance(store.root, Path) and not store.root.is_dir():
         raise OperationalError(f"{store.root} is not a folder")

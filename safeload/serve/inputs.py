@@ -24,7 +24,8 @@ from safeload.errors import ContractError, shown
 
 JSON_TYPES = ("application/json",)
 CSV_TYPES = ("text/csv",)
-_MISSING = object()
+# numpy's "object" and pandas' string dtypes ("str" is pandas 3's default for text columns).
+_TEXT_DTYPES = ("object", "str", "string")
 _PROBLEMS_SHOWN = 10
 
 
@@ -179,6 +180,14 @@ def _frame(
     order = [n for n in saved if n in position] + [n for n in header if n not in saved]
     data: dict[str, Any] = {}
     problems: list[str] = []
+    missing = [n for n in saved if n not in position]
+    extra = [n for n in header if n not in saved]
+    if missing or extra:  # said at once, without building a column per unexpected name
+        if missing:
+            problems.append(f"missing columns {shown(missing)}")
+        if extra:
+            problems.append(f"unexpected columns {shown(extra)}")
+        order = []
     for name in order:
         values = [row[position[name]] for row in rows]
         spec = saved.get(name)
@@ -204,6 +213,9 @@ def _column(spec: Mapping[str, Any], values: list[Any], from_text: bool) -> Any:
     dtype = str(spec.get("dtype"))
     if dtype == "category":
         return _categorical(spec, values, from_text)
+    if dtype in _TEXT_DTYPES:  # text: strings or missing, nothing else
+        cells = [_cell("O", dtype, v, from_text, row) for row, v in enumerate(values)]
+        return pd.Series(cells, dtype=object if dtype == "object" else dtype)
     try:
         kind = np.dtype(dtype).kind
     except TypeError:  # a pandas extension dtype: left to the schema check
