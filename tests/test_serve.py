@@ -229,7 +229,7 @@ def test_predict_proba_only_where_the_model_has_it(store: Path) -> None:
     key.save(base / "keys" / "trainer")
     X = np.arange(20.0).reshape(10, 2)
     safeload.save(
-        LinearRegression().fit(X, X[:, 0]),
+        LinearRegression().fit(X, 3 * X[:, 0]),
         base / "models" / "lin" / "1.0.0",
         key=key,
         name="lin",
@@ -237,6 +237,8 @@ def test_predict_proba_only_where_the_model_has_it(store: Path) -> None:
     )
     with serving(base, token=False) as other, other.client() as client:
         assert client.post("/v1/models/lin/predict", json=[[1, 2]]).status_code == 200
+        infinite = client.post("/v1/models/lin/predict", json=[[1.7e308, 1.7e308]])
+        assert infinite.status_code == 422 and "cannot be sent as JSON" in infinite.text
         missing = client.post("/v1/models/lin/predict_proba", json=[[1, 2]])
         assert missing.status_code == 404 and "no predict_proba" in missing.json()["detail"]
 
