@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -155,7 +156,7 @@ def create_app(
         except ContractError as exc:
             return _error(422, str(exc), error="ContractError")
 
-    def _run(artifact: Any, method: str, kind: str, body: bytes) -> JSONResponse:
+    def _run(artifact: Any, method: str, kind: str, body: bytes) -> Response:
         batch = parse_batch(body, kind, artifact.schema, bounds.max_rows)
         try:
             result = getattr(artifact, method)(batch)
@@ -170,7 +171,11 @@ def create_app(
             doc["probabilities"] = result.tolist()
         else:
             doc["predictions"] = result.tolist()
-        return JSONResponse(doc)
+        try:  # JSON has no NaN or infinity: a regressor fed 1.7e308 may answer either
+            body = json.dumps(doc, allow_nan=False, separators=(",", ":")).encode()
+        except (TypeError, ValueError) as exc:
+            return _error(422, f"the model's {method} output cannot be sent as JSON: {exc}")
+        return Response(body, media_type="application/json")
 
     @app.post("/v1/models/{name}/predict")
     async def predict(name: str, request: Request) -> Response:
