@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 
 import safeload
@@ -633,3 +635,56 @@ def test_many_unexpected_columns_are_refused_at_once() -> None:
     ):
         parse_batch(json.dumps([record]).encode(), "application/json", schema, 10)
     assert time.perf_counter() - started < 5
+
+
+_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+_VALUES = (
+    _SCALARS
+    | st.lists(_SCALARS, max_size=2)
+    | st.dictionaries(st.text(max_size=3), _SCALARS, max_size=2)
+)
+_KEYS = st.sampled_from([*COLUMNS, "extra", ""]) | st.text(max_size=4)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.one_of(
+        st.binary(max_size=200),
+        st.lists(st.dictionaries(_KEYS, _VALUES, max_size=5), max_size=4).map(
+            lambda rows: json.dumps(rows, allow_nan=True).encode()
+        ),
+        st.lists(
+            st.lists(st.text(alphabet=',"\n0123456789.ab-e', max_size=8), max_size=4), max_size=4
+        ).map(lambda rows: ("age,income,plan\n" + "\n".join(",".join(r) for r in rows)).encode()),
+    ),
+    kind=st.sampled_from(["application/json", "text/csv"]),
+)
+def test_any_body_is_a_batch_or_a_4xx(store: Path, body: bytes, kind: str) -> None:
+    """Whatever the body, the parser and the checked predict end in a result or a 4xx error."""
+    from safeload.serve.inputs import BadRequest, parse_batch
+
+    artifact = _loaded(store)
+    try:
+        batch = parse_batch(body, kind, artifact.schema, 50)
+        predictions = artifact.predict(batch)
+    except BadRequest as exc:
+        assert exc.status in (400, 413, 415) and str(exc)
+    except safeload.ContractError as exc:
+        assert str(exc).startswith(("prediction input does not match", "this model was trained"))
+    except (ValueError, TypeError) as exc:  # the model's own refusal (a NaN): the server's 422
+        assert str(exc)
+    else:
+        assert len(predictions) == len(batch) > 0
+
+
+_CACHE: dict[Path, Any] = {}
+
+
+def _loaded(store: Path) -> Any:
+    if store not in _CACHE:
+        _CACHE[store] = safeload.load_checked(
+            store / "models" / "churn" / "1.0.0", trusted=store / "keys"
+        )
+    return _CACHE[store]
