@@ -21,6 +21,7 @@ never imports this module.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import hashlib
 import os
@@ -51,7 +52,16 @@ from safeload.trust import TrustFile
 from safeload.typegate import ScanLimits, ScanReport, scan_bytes, scan_descriptor
 from safeload.typegate import scan as scan_file
 
-__all__ = ["ArtifactPlugin", "ScanFailed", "TrustSpec", "predict", "scan"]
+__all__ = [
+    "METHODS",
+    "ArtifactPlugin",
+    "ScanFailed",
+    "TrustSpec",
+    "plugin_status",
+    "predict",
+    "register",
+    "scan",
+]
 
 #: Methods of :class:`~safeload.LoadedArtifact` :func:`predict` may call (each checks its input).
 METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function", "transform")
@@ -302,13 +312,15 @@ def _columns(loaded: LoadedArtifact, method: str) -> list[str]:
 
 
 def _describe(
-    plugin_name: str, method: str, name: str, dask_worker: Any = None
+    plugin_name: str, method: str, name: str, want_meta: bool, dask_worker: Any = None
 ) -> tuple[Any, list[str]]:
     """On a worker: the output's empty pandas form, from the signed sample's predictions."""
     from safeload.contract import decode_sample
 
     loaded = _plugin_on_this_worker(plugin_name, dask_worker).artifact()
     columns = _columns(loaded, method)
+    if not want_meta:
+        return None, columns
     sample = loaded.metadata.get("sample")
     if not isinstance(sample, dict) or not isinstance(sample.get("inputs"), dict):
         raise OperationalError(
@@ -351,7 +363,8 @@ def register(
     try:
         client.register_plugin(plugin)
     except BaseException:
-        client.unregister_worker_plugin(plugin.name)
+        with contextlib.suppress(Exception):  # the refusal matters, not a failed cleanup
+            client.unregister_worker_plugin(plugin.name)
         raise
     return plugin
 
@@ -403,8 +416,11 @@ def predict(
         client=client,
     )
     label = "prediction" if method == "predict" else method
-    one = next(iter(client.scheduler_info(n_workers=-1)["workers"]))
-    described = client.run(_describe, plugin.name, method, label, workers=[one])[one]
+    workers = list(client.scheduler_info(n_workers=-1)["workers"])
+    if not workers:
+        raise OperationalError("the Dask cluster has no workers to load the artifact on")
+    one = workers[0]
+    described = client.run(_describe, plugin.name, method, label, meta is None, workers=[one])[one]
     empty, columns = described
     return ddf.map_partitions(  # type: ignore[no-untyped-call]
         _score,

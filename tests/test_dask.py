@@ -195,6 +195,32 @@ def test_a_contract_error_names_the_column(
         sdask.predict(_ddf(drifted), path, trusted=keys).compute()
 
 
+def test_without_a_signed_sample_the_output_needs_meta(
+    client: Any, tmp_path: Path, model: Pipeline, data: tuple[pd.DataFrame, np.ndarray]
+) -> None:
+    key = safeload.generate_key()
+    key.save(tmp_path / "keys" / "trainer")
+    path = safeload.save(model, tmp_path / "nosample" / "1.0.0", key=key)
+    X = data[0]
+    with pytest.raises(safeload.OperationalError, match="meta="):
+        sdask.predict(_ddf(X), path, trusted=tmp_path / "keys")
+    meta = pd.Series([], dtype=object, name="prediction")
+    got = sdask.predict(_ddf(X), path, trusted=tmp_path / "keys", meta=meta).compute()
+    assert list(got) == list(model.predict(X))
+
+
+def test_the_benchmark_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_dask.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len([line for line in done.stdout.splitlines() if "| safeload.dask" in line]) == 2
+
+
 def test_a_keyring_travels_as_pem_and_is_checked_again(signed: tuple[Path, Path]) -> None:
     _, keys = signed
     spec = sdask.TrustSpec.of(safeload.Keyring.from_dir(keys))
