@@ -333,3 +333,63 @@ def test_cli_scan_cannot_reach_a_scheduler_is_exit_2(tree: Path) -> None:
     done = _cli("scan", str(tree), "--scheduler", "tcp://127.0.0.1:9", "--json")
     assert done.returncode == 2
     assert "cannot reach the Dask scheduler" in json.loads(done.stdout)["message"]
+
+
+# --- object storage: the workers read the URL themselves ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[dict[str, Any]]:
+    """A real S3 protocol server (moto) on loopback; the storage_options that reach it."""
+    moto_server = pytest.importorskip("moto.server")
+    pytest.importorskip("s3fs")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    options = {
+        "endpoint_url": f"http://{host}:{port}",
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"region_name": "us-east-1"},
+    }
+    import boto3
+
+    boto3.client(
+        "s3",
+        endpoint_url=options["endpoint_url"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    ).create_bucket(Bucket="models")
+    yield options
+    server.stop()
+
+
+def test_workers_load_and_scan_from_a_url(
+    client: Any, s3: dict[str, Any], model: Pipeline, data: tuple[pd.DataFrame, np.ndarray]
+) -> None:
+    import s3fs
+
+    key = safeload.generate_key()
+    keyring = safeload.Keyring.of([key])
+    X = data[0]
+    url = "s3://models/churn/2.0.0"
+    safeload.save(model, url, key=key, sample=X.head(5), storage_options=s3)
+    opts = safeload.LoadOptions(storage_options=s3)
+    got = sdask.predict(_ddf(X), url, trusted=keyring, options=opts).compute()
+    assert list(got) == list(model.predict(X))
+
+    tampered = "s3://models/churn/2.0.1"
+    safeload.save(model, tampered, key=key, sample=X.head(5), storage_options=s3)
+    fs = s3fs.S3FileSystem(**s3)
+    body = bytearray(fs.cat_file(f"{tampered[5:]}/model.joblib"))
+    body[-20] ^= 0x01
+    fs.pipe_file(f"{tampered[5:]}/model.joblib", bytes(body))
+    with pytest.raises(safeload.TamperedArtifactError, match="model.joblib"):
+        sdask.predict(_ddf(X), tampered, trusted=keyring, options=opts).compute()
+
+    fs.pipe_file("models/loose/exploit.pkl", _unsafe_pickle())
+    urls = [f"{url}/model.joblib", "s3://models/loose/exploit.pkl"]
+    reports = sdask.scan(urls, client=client, storage_options=s3)
+    assert [r.safe for r in reports] == [True, False]
+    assert reports[1].to_dict()["untrusted"] == ["posix.system"]
