@@ -166,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"directory levels below each directory given, or exit 2 (default {tree.MAX_DEPTH})",
     )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="scan on this Dask cluster's workers (extra [dask]); they open the files listed here",
+    )
     _common(p)
     _format(p)
     p.set_defaults(func=scanning.cmd_scan)
