@@ -33,6 +33,29 @@ def check_children(left: np.ndarray, right: np.ndarray, is_leaf: np.ndarray) -> 
     node except the root has exactly one parent. Together these make the graph a tree rooted
     at 0 (no cycles, no shared subtrees, nothing unreachable).
     """
+    inner, lft, rgt = check_graph(left, right, is_leaf)
+    # Depth by pointer jumping: each pass doubles how far every node's known ancestor is, so
+    # log2(depth) passes of whole-array operations, not one pass per level. It terminates
+    # because the checks above make every parent index smaller than its child's.
+    n = left.shape[0]
+    ancestor = np.zeros(n, dtype=np.int64)
+    ancestor[lft] = inner
+    ancestor[rgt] = inner
+    depth = np.ones(n, dtype=np.int64)
+    depth[0] = 0
+    while ancestor.any():
+        depth += depth[ancestor] * (ancestor != 0)
+        ancestor = ancestor[ancestor]
+    return depth
+
+
+def check_graph(
+    left: np.ndarray, right: np.ndarray, is_leaf: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`check_children` without the depths (for trees whose depth nothing reads).
+
+    Returns the inner nodes and their left and right children.
+    """
     n = left.shape[0]
     inner = np.flatnonzero(~is_leaf)
     lft = left[inner]
@@ -50,18 +73,7 @@ def check_children(left: np.ndarray, right: np.ndarray, is_leaf: np.ndarray) -> 
     if bad.size:
         node = int(bad[0]) + 1
         raise Invalid(f"node {node} has {int(parents[node])} parents, expected 1")
-    # Depth by pointer jumping: each pass doubles how far every node's known ancestor is, so
-    # log2(depth) passes of whole-array operations, not one pass per level. It terminates
-    # because the checks above make every parent index smaller than its child's.
-    ancestor = np.zeros(n, dtype=np.int64)
-    ancestor[lft] = inner
-    ancestor[rgt] = inner
-    depth = np.ones(n, dtype=np.int64)
-    depth[0] = 0
-    while ancestor.any():
-        depth += depth[ancestor] * (ancestor != 0)
-        ancestor = ancestor[ancestor]
-    return depth
+    return inner, lft, rgt
 
 
 def check_tree(tree: Any) -> TreeFacts:
