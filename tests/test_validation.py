@@ -275,6 +275,15 @@ def test_max_depth_understated(tree_clf: DecisionTreeClassifier) -> None:
     refused(with_tree(tree_clf, t), "max_depth")
 
 
+def test_max_depth_is_checked_exactly(tree_clf: DecisionTreeClassifier) -> None:
+    # The depths come from sklearn's own loop once the graph is proven: one level short is
+    # refused, the true depth passes (no off-by-one either way).
+    depth = tree_clf.tree_.max_depth
+    assert depth >= 2
+    refused(with_tree(tree_clf, rebuilt_tree(tree_clf.tree_, max_depth=depth - 1)), "max_depth")
+    validate_model(with_tree(tree_clf, rebuilt_tree(tree_clf.tree_, max_depth=depth)))
+
+
 def test_node_count_beyond_capacity(tree_clf: DecisionTreeClassifier) -> None:
     # A second BUILD on the same Tree keeps its buffer but takes the new node_count.
     t = rebuilt_tree(tree_clf.tree_)
