@@ -793,7 +793,8 @@ def load_skops_verified(
     clock = deadline or Deadline(ScanLimits().max_seconds)
     clock.check("deserializing the model")
     try:
-        model = skops.io.loads(bytes(buffer), trusted=list(trusted_types))
+        # skops.io.load on a file over the verified buffer: loads(bytes(...)) would copy it.
+        model = skops.io.load(BufferReader(buffer), trusted=list(trusted_types))
     except Exception as exc:
         from skops.io.exceptions import UntrustedTypesFoundException
 
