@@ -586,9 +586,15 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
     dispatch[pickle.GET[0]] = load_get
 
     def load_binget(self) -> None:
-        pickle._Unpickler.load_binget(self)  # type: ignore[attr-defined]
+        # pickle._Unpickler.load_binget, inlined: the commonest opcode after the one-byte ones.
+        i = self.read(1)[0]
+        try:
+            value = self.memo[i]
+        except KeyError:
+            raise pickle.UnpicklingError(f"Memo value not found at index {i}") from None
+        self.append(value)
         if self._fresh:
-            self._fresh.pop(id(self.stack[-1]), None)
+            self._fresh.pop(id(value), None)
 
     dispatch[pickle.BINGET[0]] = load_binget
 
