@@ -71,4 +71,20 @@ class BufferReader(io.BufferedReader):
     def __init__(self, buffer: bytes | bytearray | memoryview, start: int = 0) -> None:
         if start < 0:
             raise ValueError("negative seek position")
-        super().__init__(_BufferRaw(byte_view(buffer), start), buffer_size=self._WINDOW)
+        view = byte_view(buffer)
+        self._size = len(view)
+        super().__init__(_BufferRaw(view, start), buffer_size=self._WINDOW)
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to ``size`` bytes (all the rest when ``size`` is -1 or None).
+
+        ``io.BufferedReader`` allocates what it is asked for before it reads: a length the file
+        declares (BINBYTES8 says 2**60) must never decide an allocation, so a read past the
+        window asks only for what is left.
+        """
+        if size is not None and size > self._WINDOW:
+            size = min(size, max(self._size - self.tell(), 0))
+        return _buffered_read(self, size)
+
+
+_buffered_read = io.BufferedReader.read

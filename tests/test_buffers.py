@@ -80,6 +80,16 @@ def test_a_length_below_minus_one_is_refused_not_read_backwards() -> None:
     assert reader.tell() == 1 and reader.read() == b"bc"
 
 
+def test_a_huge_declared_length_allocates_nothing_beyond_the_buffer() -> None:
+    # io.BufferedReader allocates a read's size before reading: BINBYTES8 declaring 2**60
+    # bytes would be a MemoryError (or a huge mapping), not the short read the stream is.
+    reader = BufferReader(b"abcdef", start=2)
+    assert reader.read(2**60) == b"cdef" and reader.tell() == 6
+    assert reader.read(2**60) == b""
+    reader.seek(10)
+    assert reader.read(2**40) == b"" and reader.tell() == 10
+
+
 def test_nothing_is_read_past_the_end_after_seeking_beyond_it() -> None:
     reader = BufferReader(b"abc")
     assert reader.seek(10) == 10
