@@ -242,7 +242,7 @@ def untrusted_skops_types(found: list[SkopsNode], policy: TypePolicy) -> list[st
 
 
 def trusted_list_for_skops(data: bytes | bytearray | memoryview, schema: SkopsSchema) -> list[str]:
-    """The exact list to hand to ``skops.io.loads(trusted=...)``: what skops itself asks for.
+    """The exact list to hand to skops' loader (``trusted=...``): what skops itself asks for.
 
     Only called on a schema the walk accepted: skops' own audit then visits
     ``schema.expanded`` nodes (bounded by ``ScanLimits.max_skops_nodes``), never more.
