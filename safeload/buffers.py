@@ -9,6 +9,7 @@ numpy views on the buffer).
 from __future__ import annotations
 
 import io
+from typing import Any
 
 Buffer = bytes | bytearray | memoryview
 
@@ -21,43 +22,28 @@ def byte_view(data: Buffer) -> memoryview:
     return view
 
 
-class BufferReader:
-    """File-like view of a buffer: reads return ``bytes`` slices, the buffer is never copied."""
+class _BufferRaw(io.RawIOBase):
+    """The raw file under :class:`BufferReader`: copies only what it is asked to fill."""
 
-    def __init__(self, buffer: bytes | bytearray | memoryview, start: int = 0) -> None:
-        self._view = memoryview(buffer).cast("B")
-        self._size = len(self._view)
+    def __init__(self, view: memoryview, start: int) -> None:
+        super().__init__()
+        self._view = view
+        self._size = len(view)
         self._pos = start
 
-    def read(self, n: int = -1) -> bytes:
-        """Up to ``n`` bytes (all the rest when ``n`` is negative)."""
-        end = self._size if n is None or n < 0 else min(self._pos + n, self._size)
-        data = self._view[self._pos : end].tobytes()
-        self._pos = max(self._pos, end)
-        return data
+    def readable(self) -> bool:
+        return True
 
-    def readinto(self, target: bytearray | memoryview) -> int:
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
         """Fill ``target`` from the buffer; returns the count copied."""
         out = memoryview(target).cast("B")
         count = min(len(out), max(self._size - self._pos, 0))
         out[:count] = self._view[self._pos : self._pos + count]
         self._pos += count
         return count
-
-    def readline(self) -> bytes:
-        """Up to and including the next newline (pickle protocol 0 text opcodes)."""
-        # Search a bounded window at a time: a missing newline must not copy the whole buffer.
-        end = self._pos
-        while end < self._size:
-            window = self._view[end : min(end + 4096, self._size)]
-            index = window.tobytes().find(b"\n")
-            if index >= 0:
-                end += index + 1
-                break
-            end += len(window)
-        data = self._view[self._pos : end].tobytes()
-        self._pos = end
-        return data
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         """Move the position like a file (``SEEK_SET``, ``SEEK_CUR``, ``SEEK_END``)."""
@@ -70,3 +56,35 @@ class BufferReader:
     def tell(self) -> int:
         """The current position."""
         return self._pos
+
+
+class BufferReader(io.BufferedReader):
+    """File-like view of a buffer: reads return ``bytes``, the buffer is never copied whole.
+
+    The unpickler reads one opcode byte at a time: through ``io.BufferedReader`` each read is
+    a C call on a small window (``_WINDOW`` bytes, copied from the buffer when first needed),
+    not a Python call. Array payloads are seeked over, never read through here.
+    """
+
+    _WINDOW = 4096
+
+    def __init__(self, buffer: bytes | bytearray | memoryview, start: int = 0) -> None:
+        if start < 0:
+            raise ValueError("negative seek position")
+        view = byte_view(buffer)
+        self._size = len(view)
+        super().__init__(_BufferRaw(view, start), buffer_size=self._WINDOW)
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to ``size`` bytes (all the rest when ``size`` is -1 or None).
+
+        ``io.BufferedReader`` allocates what it is asked for before it reads: a length the file
+        declares (BINBYTES8 says 2**60) must never decide an allocation, so a read past the
+        window asks only for what is left.
+        """
+        if size is not None and size > self._WINDOW:
+            size = min(size, max(self._size - self.tell(), 0))
+        return _buffered_read(self, size)
+
+
+_buffered_read = io.BufferedReader.read

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parent.parent
 
 
@@ -74,3 +76,17 @@ def test_bench_hash_smoke(tmp_path: Path) -> None:
     rows = [line for line in result.stdout.splitlines() if line.startswith("| 1 |")]
     assert len(rows) == 1 and rows[0].count("|") == 9  # size and 7 throughputs
     assert svg.read_text().lstrip().startswith("<?xml")
+
+
+def test_bench_serve_smoke() -> None:
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_serve.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr  # 1 on any error
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert len(rows) == 2 + 4 and all(row.endswith("| 0 |") for row in rows[2:])

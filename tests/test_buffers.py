@@ -21,7 +21,7 @@ from safeload.buffers import BufferReader
 chunks = st.lists(st.sampled_from([b"a", b"bc", b"\n", b"\x00", b"\xff" * 3, b"line\n"]))
 operations = st.lists(
     st.one_of(
-        st.tuples(st.just("read"), st.none() | st.integers(-2, 40)),
+        st.tuples(st.just("read"), st.none() | st.integers(-1, 40)),
         st.tuples(st.just("readline"), st.none()),
         st.tuples(st.just("readinto"), st.integers(0, 40)),
         st.tuples(st.just("seek_set"), st.integers(0, 120)),
@@ -69,6 +69,25 @@ def test_reads_return_bytes_and_advance() -> None:
     assert isinstance(reader.read(0), bytes) and reader.tell() == 3
     assert reader.read(100) == b"3456789" and reader.tell() == 10
     assert reader.read() == b"" and reader.read(5) == b"" and reader.tell() == 10
+
+
+def test_a_length_below_minus_one_is_refused_not_read_backwards() -> None:
+    # BytesIO reads everything for any negative length; io.BufferedReader (under BufferReader)
+    # refuses all but -1. pickle never asks for one (it refuses negative counts itself).
+    reader = BufferReader(b"abc", start=1)
+    with pytest.raises(ValueError, match="non-negative"):
+        reader.read(-2)
+    assert reader.tell() == 1 and reader.read() == b"bc"
+
+
+def test_a_huge_declared_length_allocates_nothing_beyond_the_buffer() -> None:
+    # io.BufferedReader allocates a read's size before reading: BINBYTES8 declaring 2**60
+    # bytes would be a MemoryError (or a huge mapping), not the short read the stream is.
+    reader = BufferReader(b"abcdef", start=2)
+    assert reader.read(2**60) == b"cdef" and reader.tell() == 6
+    assert reader.read(2**60) == b""
+    reader.seek(10)
+    assert reader.read(2**40) == b"" and reader.tell() == 10
 
 
 def test_nothing_is_read_past_the_end_after_seeking_beyond_it() -> None:

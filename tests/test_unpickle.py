@@ -119,6 +119,22 @@ def test_non_native_arrays_come_out_native_as_joblib_load_does() -> None:
     np.testing.assert_array_equal(loaded["fortran"], fortran)
 
 
+def test_record_arrays_keep_or_change_byte_order_exactly_as_joblib_load_does() -> None:
+    # joblib swaps a record array only when every field is non-native; native records (the
+    # HistGradientBoosting node records) skip its test, which must not change the answer.
+    records = {
+        name: np.array([(1, 2.0), (3, 4.0)], dtype=[("a", order + "i8"), ("b", order2 + "f8")])
+        for name, order, order2 in (("native", "<", "<"), ("mixed", ">", "<"), ("big", ">", ">"))
+    }
+    raw, view = aligned_copy(joblib_bytes(records))
+    loaded = unpickle_verified(view, DEFAULT)
+    expected = joblib.load(io.BytesIO(bytes(view)))
+    for name, array in records.items():
+        assert loaded[name].dtype == expected[name].dtype, name
+        np.testing.assert_array_equal(loaded[name], array)
+    assert np.shares_memory(loaded["native"], raw)
+
+
 # --- the end of the stream --------------------------------------------------------------------
 
 

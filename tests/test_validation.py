@@ -275,6 +275,15 @@ def test_max_depth_understated(tree_clf: DecisionTreeClassifier) -> None:
     refused(with_tree(tree_clf, t), "max_depth")
 
 
+def test_max_depth_is_checked_exactly(tree_clf: DecisionTreeClassifier) -> None:
+    # The depths come from sklearn's own loop once the graph is proven: one level short is
+    # refused, the true depth passes (no off-by-one either way).
+    depth = tree_clf.tree_.max_depth
+    assert depth >= 2
+    refused(with_tree(tree_clf, rebuilt_tree(tree_clf.tree_, max_depth=depth - 1)), "max_depth")
+    validate_model(with_tree(tree_clf, rebuilt_tree(tree_clf.tree_, max_depth=depth)))
+
+
 def test_node_count_beyond_capacity(tree_clf: DecisionTreeClassifier) -> None:
     # A second BUILD on the same Tree keeps its buffer but takes the new node_count.
     t = rebuilt_tree(tree_clf.tree_)
@@ -662,3 +671,19 @@ def test_crafted_tree_crashes_predict_in_a_subprocess(
     # Out-of-bounds reads in native code: the process dies (SIGSEGV) instead of predicting.
     assert proc.returncode != 0 and b"survived" not in proc.stdout
     refused(joblib.load(path), "left child")
+
+
+def test_every_object_of_a_class_is_checked_not_only_the_first(
+    tree_clf: DecisionTreeClassifier,
+) -> None:
+    # The walk asks for a class's checks once: they must still run on each of its objects.
+    t = tree_clf.tree_
+
+    def edit(nodes: np.ndarray) -> None:
+        nodes["feature"][first_split(t)] = t.n_features + 3
+
+    bad = with_tree(tree_clf, rebuilt_tree(t, edit))
+    validate_model([tree_clf, copy.deepcopy(tree_clf)])
+    # The walk visits a list's last item first: the bad one comes after two good ones.
+    model = [bad, tree_clf, copy.deepcopy(tree_clf)]
+    refused(model, "[0].tree_", f"feature {t.n_features + 3}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from safeload import __version__
-from safeload._cli import checking, listing, scanning, signing, tree
+from safeload._cli import checking, listing, scanning, serving, signing, tree
 
 FORMATS = ("table", "json", "sarif")
 
@@ -167,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"directory levels below each directory given, or exit 2 (default {tree.MAX_DEPTH})",
     )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="scan on this Dask cluster's workers (extra [dask]); they open the files listed here",
+    )
     _common(p)
     _format(p)
     p.set_defaults(func=scanning.cmd_scan)
@@ -199,10 +204,57 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, allow=False)
     p.set_defaults(func=listing.cmd_ls)
 
+    _serve(sub)
+
     p = sub.add_parser("demo", help="train, sign, load, and watch three attacks being refused")
     p.add_argument("--keep", metavar="DIR", help="make the files in DIR and keep them")
     p.set_defaults(func=listing.cmd_demo, json=False)
     return parser
+
+
+def _serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("serve", help="serve the models of a store over HTTP, each through the gate")
+    p.add_argument("models", help="store folder or URL (MODELS/NAME/VERSION/)")
+    p.add_argument("--trusted", required=True, help="folder of trusted *.pub keys")
+    p.add_argument("--policy", metavar="FILE", help="trusted-type policy file (TOML)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=_natural, default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--state", metavar="FILE", help="rollback record (default MODELS/.safeload-state.json)"
+    )
+    p.add_argument(
+        "--pin",
+        action="append",
+        type=serving.pin,
+        metavar="NAME=VERSION",
+        help="serve this version of NAME instead of the newest (repeatable)",
+    )
+    p.add_argument(
+        "--versions",
+        choices=("warn", "strict", "ignore"),
+        default="warn",
+        help="another scikit-learn version than the saved one: warn (default), strict refuses",
+    )
+    p.add_argument(
+        "--max-body",
+        type=_positive,
+        default=1024 * 1024,
+        metavar="BYTES",
+        help="largest request body (default 1048576; larger: 413)",
+    )
+    p.add_argument(
+        "--max-rows",
+        type=_positive,
+        default=10_000,
+        metavar="N",
+        help="most rows per request (default 10000; more: 413)",
+    )
+    p.add_argument(
+        "--admin-token-env",
+        metavar="VAR",
+        help="enable the reload routes, bound to the bearer token in $VAR (16+ characters)",
+    )
+    p.set_defaults(func=serving.cmd_serve, json=False)
 
 
 def _hash(p: argparse.ArgumentParser) -> None:

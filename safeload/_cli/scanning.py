@@ -33,17 +33,26 @@ def cmd_scan(args: argparse.Namespace) -> int:
         if people:
             output.err().print(f"safeload: error: {message}", markup=False)
 
+    # With --scheduler, files are listed here and opened and scanned by the cluster's workers.
+    jobs: list[tuple[str, Callable[[Any], int], Any]] = []
+
+    def scan_one(path: str, opener: Callable[[Any], int], arg: Any) -> None:
+        if args.scheduler:
+            jobs.append((path, opener, arg))
+            return
+        try:
+            fd = opener(arg)
+            try:
+                reports.append(scan_fd(fd, path, policy=policy))
+            finally:
+                os.close(fd)
+        except OperationalError as exc:
+            error(path, str(exc))
+
     with _progress(people) as bar:
         for path in args.paths:
             if not tree.is_directory(path):
-                try:
-                    fd = tree.open_file(path)
-                    try:
-                        reports.append(scan_fd(fd, path, policy=policy))
-                    finally:
-                        os.close(fd)
-                except OperationalError as exc:
-                    error(path, str(exc))
+                scan_one(path, tree.open_file, path)
                 continue
             try:
                 found = tree.walk(
@@ -70,15 +79,13 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 empty.append(path)
             step = bar.scanning(path, len(found.files))
             for item in found.files:
-                try:
-                    fd = tree.open_found(item)
-                    try:
-                        reports.append(scan_fd(fd, item.path, policy=policy))
-                    finally:
-                        os.close(fd)
-                except OperationalError as exc:
-                    error(item.path, str(exc))
+                scan_one(item.path, tree.open_found, item)
                 step()
+    for result in _on_cluster(args.scheduler, jobs, policy) if jobs else ():
+        if isinstance(result, ScanReport):
+            reports.append(result)
+        else:
+            error(result.path, result.message)
     status = EXIT_ERROR if errors else EXIT_OK
     if status == EXIT_OK and any(not r.safe for r in reports):
         status = EXIT_REFUSED
@@ -102,6 +109,24 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 f"safeload: note: no model files under {path} (see --include)", markup=False
             )
     return status
+
+
+def _on_cluster(address: str, jobs: list[Any], policy: Any) -> list[Any]:
+    """Scan the listed files on the workers of the Dask scheduler at ``address``."""
+    try:
+        import distributed
+
+        from safeload import dask as sdask
+    except ImportError as exc:
+        raise OperationalError(f"--scheduler needs the dask extra: {exc}") from exc
+    try:
+        client = distributed.Client(  # type: ignore[no-untyped-call]
+            address, timeout=10, set_as_default=False
+        )
+    except (OSError, TimeoutError) as exc:
+        raise OperationalError(f"cannot reach the Dask scheduler {address}: {exc}") from exc
+    with client:
+        return sdask.scan_jobs(jobs, client=client, policy=policy)
 
 
 class _Bar:

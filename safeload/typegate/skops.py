@@ -10,7 +10,6 @@ themselves (dict, list, tuple, str...) are accepted without a policy entry.
 
 from __future__ import annotations
 
-import io
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from safeload._default_types import NO_ARGS, PYX_UNPICKLE
+from safeload.buffers import BufferReader
 from safeload.errors import MalformedArtifactError, shown
 from safeload.gcpause import paused_gc
 from safeload.policy import TypeName, TypePolicy, format_type_name
@@ -72,7 +72,7 @@ def check_zip(data: bytes | bytearray | memoryview, limits: ScanLimits) -> tuple
     walk of the schema.
     """
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        with zipfile.ZipFile(BufferReader(data)) as archive:  # no copy of the file
             infos = archive.infolist()
             names = _check_entries(infos, limits)
             schema = read_schema_bytes(archive, limits)
@@ -201,7 +201,7 @@ def state_problems(data: bytes | bytearray | memoryview, schema: SkopsSchema) ->
     numpy's header parser, which evaluates literals only and bounds the header's size).
     """
     problems: set[str] = set()
-    with zipfile.ZipFile(io.BytesIO(bytes(data))) as archive:
+    with zipfile.ZipFile(BufferReader(data)) as archive:  # no copy of the file
 
         def header(entry: str) -> tuple[np.dtype[Any], int] | None:
             try:
@@ -242,7 +242,7 @@ def untrusted_skops_types(found: list[SkopsNode], policy: TypePolicy) -> list[st
 
 
 def trusted_list_for_skops(data: bytes | bytearray | memoryview, schema: SkopsSchema) -> list[str]:
-    """The exact list to hand to ``skops.io.loads(trusted=...)``: what skops itself asks for.
+    """The exact list to hand to skops' loader (``trusted=...``): what skops itself asks for.
 
     Only called on a schema the walk accepted: skops' own audit then visits
     ``schema.expanded`` nodes (bounded by ``ScanLimits.max_skops_nodes``), never more.
@@ -251,7 +251,8 @@ def trusted_list_for_skops(data: bytes | bytearray | memoryview, schema: SkopsSc
 
     try:
         with paused_gc():  # the node tree holds no garbage cycles; full passes would dominate
-            return sorted(get_untrusted_types(data=bytes(data)))
+            # A file over the verified buffer: skops reads the zip without a copy of it.
+            return sorted(get_untrusted_types(file=BufferReader(data)))
     except Exception as exc:
         raise MalformedArtifactError(f"skops could not audit the file: {exc}") from exc
 

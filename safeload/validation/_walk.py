@@ -126,6 +126,8 @@ class Walker(Context):
         self.visited = 0
         self.seen: set[int] = set()
         self.stack: list[tuple[_Path, Any]] = []
+        # type -> its checks, for this walk only (a later walk may see more classes loaded).
+        self.checks_by_type: dict[type, list[Check]] = {}
 
     def run(self, root: object) -> None:
         self.stack.append((_ROOT, root))
@@ -182,13 +184,27 @@ class Walker(Context):
             for i, item in enumerate(obj):
                 self.push((path, "item", i), item)
             return
-        for check in _checks_for(obj):
+        for check in self.checks_of(obj):
             check(self, obj)
         attrs = getattr(obj, "__dict__", None)
         if isinstance(attrs, dict):
             self.count(len(attrs), path)
             for name, value in attrs.items():
                 self.push((path, "attr", name), value)
+
+    def checks_of(self, obj: Any) -> list[Check]:
+        """:func:`_checks_for`, asked once per class in a walk (300 trees share one class).
+
+        ``isinstance`` asks an object's ``__class__`` too: one that names another class than
+        its type is asked afresh every time.
+        """
+        cls = type(obj)
+        if getattr(obj, "__class__", None) is not cls:
+            return list(_checks_for(obj))
+        found = self.checks_by_type.get(cls)
+        if found is None:
+            found = self.checks_by_type[cls] = list(_checks_for(obj))
+        return found
 
     def count(self, n: int, path: _Path) -> None:
         self.visited += n

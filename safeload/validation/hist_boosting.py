@@ -7,7 +7,10 @@ from typing import Any
 import numpy as np
 
 from safeload.validation._base import Checks, Context, Invalid, array, attr, integer
-from safeload.validation.trees import check_children
+from safeload.validation.trees import check_graph
+
+# No feature index reaches this: the bound when the owner's width is not known.
+_NO_WIDTH = int(np.iinfo(np.int64).max)
 
 
 def _check_predictor(
@@ -31,10 +34,10 @@ def _check_predictor(
     is_leaf = nodes["is_leaf"] != 0
     left = nodes["left"].astype(np.int64)
     right = nodes["right"].astype(np.int64)
-    check_children(left, right, is_leaf)
+    check_graph(left, right, is_leaf)  # nothing reads a predictor's depth
     inner = np.flatnonzero(~is_leaf)
     feature = nodes["feature_idx"][inner].astype(np.int64)
-    limit = n_features if n_features is not None else np.iinfo(np.int64).max
+    limit = n_features if n_features is not None else _NO_WIDTH
     bad = np.flatnonzero((feature < 0) | (feature >= limit))
     if bad.size:
         raise Invalid(
@@ -63,7 +66,9 @@ def _check_predictor(
 
 
 def _visit_predictor(ctx: Context, pred: Any) -> None:
-    _check_predictor(pred)
+    # Its owner's check (with the model's width and categorical features) includes this one.
+    if ctx.memo.get(("predictor", id(pred))) is not pred:
+        _check_predictor(pred)
 
 
 def _visit_hist_gradient_boosting(ctx: Context, hgb: Any) -> None:
@@ -106,6 +111,8 @@ def _visit_hist_gradient_boosting(ctx: Context, hgb: Any) -> None:
                 _check_predictor(pred, n_in, is_cat)
             except Invalid as exc:
                 raise exc.within(f"_predictors[{i}][{k}]") from None
+            # Held by the memo too: its id cannot be reused during the walk.
+            ctx.memo[("predictor", id(pred))] = pred
 
 
 CHECKS: Checks = [

@@ -26,12 +26,15 @@ class TreeFacts:
         self.n_classes = n_classes
 
 
-def check_children(left: np.ndarray, right: np.ndarray, is_leaf: np.ndarray) -> np.ndarray:
+def check_graph(
+    left: np.ndarray, right: np.ndarray, is_leaf: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Shared node-graph check for binary trees stored as child-index arrays.
 
-    Returns the depth of each node. Requires: children of inner nodes in (parent, n); each
-    node except the root has exactly one parent. Together these make the graph a tree rooted
-    at 0 (no cycles, no shared subtrees, nothing unreachable).
+    Requires: children of inner nodes in (parent, n); each node except the root has exactly
+    one parent. Together these make the graph a tree rooted at 0 (no cycles, no shared
+    subtrees, nothing unreachable), whose every parent index is smaller than its children's.
+    Returns the inner nodes and their left and right children.
     """
     n = left.shape[0]
     inner = np.flatnonzero(~is_leaf)
@@ -50,22 +53,13 @@ def check_children(left: np.ndarray, right: np.ndarray, is_leaf: np.ndarray) -> 
     if bad.size:
         node = int(bad[0]) + 1
         raise Invalid(f"node {node} has {int(parents[node])} parents, expected 1")
-    # Depth by pointer jumping: each pass doubles how far every node's known ancestor is, so
-    # log2(depth) passes of whole-array operations, not one pass per level. It terminates
-    # because the checks above make every parent index smaller than its child's.
-    ancestor = np.zeros(n, dtype=np.int64)
-    ancestor[lft] = inner
-    ancestor[rgt] = inner
-    depth = np.ones(n, dtype=np.int64)
-    depth[0] = 0
-    while ancestor.any():
-        depth += depth[ancestor] * (ancestor != 0)
-        ancestor = ancestor[ancestor]
-    return depth
+    return inner, lft, rgt
 
 
 def check_tree(tree: Any) -> TreeFacts:
     """Counts, node graph, split features and depth of one Tree, before any node is read."""
+    from sklearn.tree._tree import Tree
+
     node_count = integer(tree.node_count, "node_count")
     capacity = integer(tree.capacity, "capacity")
     n_outputs = integer(tree.n_outputs, "n_outputs")
@@ -100,7 +94,11 @@ def check_tree(tree: Any) -> TreeFacts:
     mixed = np.flatnonzero(is_leaf != (right == TREE_LEAF))
     if mixed.size:
         raise Invalid(f"node {int(mixed[0])} has exactly one child marked as a leaf")
-    depth = check_children(left, right, is_leaf)
+    check_graph(left, right, is_leaf)
+    # Depths by sklearn's own one-pass loop over the nodes, safe only now: it writes
+    # depths[child] unchecked (every child is in (node, node_count), just shown) and is right
+    # because each parent comes before its children. Called on the class, never the instance.
+    depth = Tree.compute_node_depths(tree) - 1
     split_features = feature[~is_leaf]
     bad = np.flatnonzero((split_features < 0) | (split_features >= n_features))
     if bad.size:
