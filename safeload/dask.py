@@ -26,6 +26,7 @@ import datetime
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -507,6 +508,12 @@ def _scan_batch(
     return [_scan_one(job, policy, limits, storage_options) for job in jobs]
 
 
+SCAN_TIMEOUT = 3600.0
+"""Seconds a cluster scan may take in all before it is an error (never an endless wait)."""
+WORKER_WAIT = 60.0
+"""Seconds to wait for a first worker."""
+
+
 def scan_jobs(
     jobs: Sequence[ScanJob],
     *,
@@ -515,11 +522,22 @@ def scan_jobs(
     limits: ScanLimits | None = None,
     storage_options: Mapping[str, Any] | None = None,
     batch_size: int = 32,
+    timeout: float = SCAN_TIMEOUT,
 ) -> list[ScanReport | ScanFailed]:
-    """Scan each job on the cluster, in batches, and return the results in the jobs' order."""
+    """Scan each job on the cluster, in batches, and return the results in the jobs' order.
+
+    Bounded: a cluster with no worker, or whose workers die and do not come back, is an
+    :class:`OperationalError` after ``timeout`` seconds, never a wait without end.
+    """
     client = _client(client)
     chosen = resolve_policy(policy)
     bound = limits or ScanLimits()
+    try:
+        client.wait_for_workers(1, timeout=min(timeout, WORKER_WAIT))
+    except (TimeoutError, OSError) as exc:
+        raise OperationalError(
+            f"the Dask cluster has no worker to scan on (waited {min(timeout, WORKER_WAIT):.0f} s)"
+        ) from exc
     batches = [list(jobs[i : i + batch_size]) for i in range(0, len(jobs), batch_size)]
     futures = client.map(
         _scan_batch,
@@ -530,8 +548,15 @@ def scan_jobs(
         pure=False,
     )
     results: list[ScanReport | ScanFailed] = []
-    for batch in client.gather(futures):
-        results.extend(batch)
+    ends = time.monotonic() + timeout
+    try:
+        for future in futures:  # each future's own client: the CLI's is not the default one
+            results.extend(future.result(timeout=max(ends - time.monotonic(), 0.001)))
+    except TimeoutError as exc:
+        client.cancel(futures)
+        raise OperationalError(
+            f"the scan on the Dask cluster did not finish within {timeout:.0f} s: check the workers"
+        ) from exc
     return results
 
 

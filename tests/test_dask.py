@@ -251,7 +251,8 @@ def _restart_mid_job(client: Any, path: Path, keys: Path, *, tamper: bool) -> tu
     assert not future.done()
     if tamper:
         _tamper(path)
-    client.restart_workers(list(client.scheduler_info()["workers"]))
+    client.restart_workers(list(client.scheduler_info()["workers"]), timeout=180)
+    client.wait_for_workers(2, timeout=180)  # on a busy machine the new workers come slowly
     return future, (plugin, before)
 
 
@@ -393,3 +394,19 @@ def test_workers_load_and_scan_from_a_url(
     reports = sdask.scan(urls, client=client, storage_options=s3)
     assert [r.safe for r in reports] == [True, False]
     assert reports[1].to_dict()["untrusted"] == ["posix.system"]
+
+
+def test_a_cluster_scan_that_cannot_finish_is_an_error_not_a_hang(tree: Path) -> None:
+    """A scheduler with no worker: the scan gives up after its bound (exit 2 on the CLI)."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=0, processes=True, host="127.0.0.1", dashboard_address=None, silence_logs=50
+        ) as lc,
+        Client(lc) as empty,
+    ):
+        started = time.monotonic()
+        with pytest.raises(safeload.OperationalError, match="no worker"):
+            sdask.scan_jobs([(str(tree), None, str(tree))], client=empty, timeout=3)
+        assert time.monotonic() - started < 60
