@@ -24,7 +24,7 @@ from safeload.errors import (
     SignatureError,
     TamperedArtifactError,
 )
-from safeload.keys import Keyring, SigningKey, resolve_keyring
+from safeload.keys import SigningKey, TrustSource, resolve_keyring
 from safeload.layout import SIGNATURE_FILE, ListedArtifact
 from safeload.manifest import Hashing, resources_for
 from safeload.policy import PolicySource, resolve_policy
@@ -45,7 +45,7 @@ def cosign(
     path: str | os.PathLike[str],
     key: SigningKey,
     *,
-    trusted: Keyring | str | os.PathLike[str] | None = None,
+    trusted: TrustSource | None = None,
     policy: PolicySource = None,
 ) -> Path:
     """Add ``key``'s signature to the signed artifact at ``path``; no other file changes.

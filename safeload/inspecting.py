@@ -13,7 +13,7 @@ from typing import Any
 
 from safeload import metaschema, strictjson
 from safeload.errors import RefusedError, SafeloadError
-from safeload.keys import Keyring, resolve_keyring
+from safeload.keys import TrustSource, resolve_keyring
 from safeload.layout import METADATA_FILE, SIGNATURE_FILE, ListedArtifact, Progress, ReadLimits
 from safeload.manifest import ALGORITHM, Hashing
 from safeload.options import LoadOptions, resolve_options
@@ -115,7 +115,7 @@ class InspectReport:
 def inspect(
     path: str | os.PathLike[str],
     *,
-    trusted: Keyring | str | os.PathLike[str] | None = None,
+    trusted: TrustSource | None = None,
     options: LoadOptions | None = None,
     policy: PolicySource = None,
     read_limits: ReadLimits | None = None,

@@ -26,7 +26,7 @@ from safeload.errors import (
     shown,
 )
 from safeload.gcpause import paused_gc
-from safeload.keys import Keyring, resolve_keyring
+from safeload.keys import TrustSource, resolve_keyring
 from safeload.layout import SIGNATURE_FILE, ArtifactDir, Progress, ReadLimits, read_fd
 from safeload.options import LoadOptions, resolve_options
 from safeload.policy import PolicySource
@@ -106,7 +106,7 @@ def _read_outside_signature(place: Path, limits: ReadLimits) -> memoryview:
 def verify_model_signing(
     path: str | os.PathLike[str],
     *,
-    trusted: Keyring | str | os.PathLike[str],
+    trusted: TrustSource,
     signature: str | os.PathLike[str] | None = None,
     options: LoadOptions | None = None,
     policy: PolicySource = None,
@@ -190,7 +190,7 @@ def _model_file(directory: Path, names: list[str]) -> tuple[str, str]:
 def load_model_signing(
     path: str | os.PathLike[str],
     *,
-    trusted: Keyring | str | os.PathLike[str],
+    trusted: TrustSource,
     signature: str | os.PathLike[str] | None = None,
     options: LoadOptions | None = None,
     policy: PolicySource = None,

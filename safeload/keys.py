@@ -515,7 +515,12 @@ def _read_in_folder(fd: int, folder: Path, name: str) -> bytes:
     return data
 
 
-def resolve_keyring(trusted: Keyring | str | os.PathLike[str]) -> Keyring:
+TrustSource = Keyring | str | os.PathLike[str]
+"""What ``trusted=`` takes everywhere: a :class:`Keyring`, or a keys folder (with its
+``trust.toml``)."""
+
+
+def resolve_keyring(trusted: TrustSource) -> Keyring:
     """Accept a :class:`Keyring` or the path of a folder of ``*.pub`` files."""
     if isinstance(trusted, Keyring):
         return trusted

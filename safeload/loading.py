@@ -27,7 +27,7 @@ from safeload.errors import (
     shown,
 )
 from safeload.gcpause import paused_gc
-from safeload.keys import Keyring, resolve_keyring
+from safeload.keys import TrustSource, resolve_keyring
 from safeload.layout import SIGNATURE_FILE, ListedArtifact, Progress, ReadLimits, read_model_file
 from safeload.manifest import Hashing
 from safeload.metadata import JSONValue, running_sklearn_version
@@ -64,7 +64,7 @@ class VerifiedArtifact:
 def verify_artifact(
     path: str | os.PathLike[str],
     *,
-    trusted: Keyring | str | os.PathLike[str],
+    trusted: TrustSource,
     options: LoadOptions | None = None,
     policy: PolicySource = None,
     read_limits: ReadLimits | None = None,
@@ -195,7 +195,7 @@ class LoadedArtifact:
 def load_checked(
     path: str | os.PathLike[str],
     *,
-    trusted: Keyring | str | os.PathLike[str],
+    trusted: TrustSource,
     options: LoadOptions | None = None,
     policy: PolicySource = None,
     name: str | None = None,
@@ -255,7 +255,7 @@ def load_checked(
 def load(
     path: str | os.PathLike[str],
     *,
-    trusted: Keyring | str | os.PathLike[str],
+    trusted: TrustSource,
     options: LoadOptions | None = None,
     policy: PolicySource = None,
     name: str | None = None,

@@ -46,7 +46,7 @@ from safeload.errors import (
     UnsignedArtifactError,
     shown,
 )
-from safeload.keys import Keyring, SigningKey, resolve_keyring
+from safeload.keys import SigningKey, TrustSource, resolve_keyring
 from safeload.layout import SIGNATURE_FILE, is_plain_name, read_fd
 from safeload.loading import LoadedArtifact, load_checked
 from safeload.manifest import Hashing, Manifest, resources_for, sha256_hex
@@ -99,7 +99,7 @@ def save_model(
     metrics: Mapping[str, JSONValue] | None = None,
     config: Mapping[str, JSONValue] | None = None,
     policy: PolicySource = None,
-    trusted: Keyring | str | os.PathLike[str] | None = None,
+    trusted: TrustSource | None = None,
     mlflow_model: Any = None,
 ) -> Path:
     """Write an MLflow model directory at ``path`` whose data is a signed safeload artifact.
@@ -311,9 +311,7 @@ class VerifiedModelDir:
     mlmodel: dict[str, Any]
 
 
-def verify_model_dir(
-    path: str | os.PathLike[str], *, trusted: Keyring | str | os.PathLike[str]
-) -> VerifiedModelDir:
+def verify_model_dir(path: str | os.PathLike[str], *, trusted: TrustSource) -> VerifiedModelDir:
     """Verify ``safeload-mlflow.sig`` over an MLflow model directory; deserializes nothing.
 
     The listing first (plain names, regular files, one real ``data`` folder, sizes within
@@ -484,7 +482,7 @@ def _naming(file: str, where: str) -> Iterator[None]:
 def load_model_dir(
     path: str | os.PathLike[str],
     *,
-    trusted: Keyring | str | os.PathLike[str],
+    trusted: TrustSource,
     options: LoadOptions | None = None,
     policy: PolicySource = None,
     name: str | None = None,
@@ -523,7 +521,7 @@ def load_model_dir(
 def load_model(
     model_uri: str,
     *,
-    trusted: Keyring | str | os.PathLike[str],
+    trusted: TrustSource,
     options: LoadOptions | None = None,
     policy: PolicySource = None,
     name: str | None = None,

@@ -41,7 +41,7 @@ from safeload.errors import (
 from safeload.fitted import check_fitted
 from safeload.gcpause import paused_gc
 from safeload.joblibwriter import Unsupported, joblib_pieces
-from safeload.keys import Keyring, SigningKey, resolve_keyring
+from safeload.keys import SigningKey, TrustSource, resolve_keyring
 from safeload.layout import (
     METADATA_FILE,
     MODEL_FILES,
@@ -410,7 +410,7 @@ def save(
     policy: PolicySource = None,
     sample: Any = None,
     training_data: Any = None,
-    trusted: Keyring | str | os.PathLike[str] | None = None,
+    trusted: TrustSource | None = None,
     storage_options: remote.StorageOptions | None = None,
     hash: str = SHA256,
 ) -> Path | remote.Url:

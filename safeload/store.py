@@ -14,7 +14,7 @@ from typing import Any
 
 from safeload import remote
 from safeload.errors import ArtifactNotFoundError, RollbackError, StoreStateError
-from safeload.keys import Keyring, SigningKey
+from safeload.keys import SigningKey, TrustSource
 from safeload.layout import ReadLimits, check_name
 from safeload.loading import LoadedArtifact, load_checked
 from safeload.options import LoadOptions
@@ -142,7 +142,7 @@ class Store:
         name: str,
         version: str = "latest",
         *,
-        trusted: Keyring | str | os.PathLike[str],
+        trusted: TrustSource,
         options: LoadOptions | None = None,
         policy: PolicySource = None,
         versions: str | None = None,
@@ -197,7 +197,7 @@ class Store:
         name: str,
         version: str = "latest",
         *,
-        trusted: Keyring | str | os.PathLike[str],
+        trusted: TrustSource,
         options: LoadOptions | None = None,
         policy: PolicySource = None,
         versions: str | None = None,
