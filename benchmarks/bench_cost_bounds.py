@@ -38,6 +38,7 @@ from safeload.validation import validate_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_gate_steps import fastest, forest, text_pipeline
+from charts import save_svg
 
 _PROTO = b"\x80\x04"
 
@@ -108,9 +109,7 @@ def chart(rows: list[dict[str, Any]], path: Path) -> None:
     ax.set_ylabel("microseconds per KiB")
     ax.set_title("Gate cost per byte: worst-case streams and real models")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, metadata={"Date": None})
+    save_svg(fig, path)
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from charts import save_svg
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -122,9 +123,7 @@ def chart(rows: list[dict[str, Any]], path: Path) -> None:
     ax.invert_yaxis()
     ax.set_xlabel("million rows per second (generate + score)")
     ax.set_title("safeload.dask.predict: 20 features, StandardScaler + LogisticRegression")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, metadata={"Date": None})
+    save_svg(fig, path)
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import blake3
 import numpy as np
+from charts import save_svg
 
 from safeload.layout import read_fd
 from safeload.manifest import BLAKE3, SHARD_SIZE, Hashing, shard_bounds
@@ -127,9 +128,7 @@ def chart(rows: list[dict[str, object]], path: Path) -> None:
     ax.set_ylabel("GB/s")
     ax.set_title(f"Manifest hash throughput, {os.cpu_count()} cores")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, metadata={"Date": None})
+    save_svg(fig, path)
 
 
 def main() -> None:

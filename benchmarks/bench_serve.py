@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
+from charts import save_svg
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -221,9 +222,7 @@ def chart(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     ax.set_ylabel("latency (ms)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, metadata={"Date": None})
+    save_svg(fig, path)
 
 
 def main() -> None:

@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 import joblib  # noqa: E402
 import numpy as np  # noqa: E402
+from charts import save_svg  # noqa: E402
 
 import safeload  # noqa: E402
 from tests.attacks.corpus import ATTACKS, BENIGN, CATEGORIES, INFO  # noqa: E402
@@ -538,9 +539,7 @@ def draw_chart(verdicts: dict[str, dict[str, dict[str, Any]]], path: Path) -> No
     ax.set_xlabel("% of the files of each kind")
     ax.set_title("Scanners on one corpus: attacks stopped, legitimate files refused")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, metadata={"Date": None})
+    save_svg(fig, path)
 
 
 def _version(dist: str) -> str:
