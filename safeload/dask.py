@@ -191,8 +191,15 @@ class ArtifactPlugin(WorkerPlugin):
         self._reset()
 
     async def setup(self, worker: Any) -> None:
-        """Load through the gate, off the worker's event loop (a large model takes seconds)."""
-        await asyncio.get_running_loop().run_in_executor(None, self.load)
+        """Load through the gate, off the worker's event loop (a large model takes seconds).
+
+        A refusal is kept, never raised here: a worker joining or restarting with a refused
+        artifact must still start (a plugin that raises at start-up leaves the cluster without
+        workers and the job waiting for ever). Its tasks raise the refusal instead, and
+        :func:`register` raises it on the client.
+        """
+        with contextlib.suppress(SafeloadError):
+            await asyncio.get_running_loop().run_in_executor(None, self.load)
 
     def load(self) -> LoadedArtifact:
         """:func:`~safeload.load_checked` here: keep the model, or keep and raise the refusal."""
@@ -363,11 +370,20 @@ def register(
     plugin = ArtifactPlugin(os.fspath(path), _trust_spec(trusted), opts, name, version)
     try:
         client.register_plugin(plugin)
+        client.run(_raise_refusal_here, plugin.name)  # the worker's own error, on the client
     except BaseException:
         with contextlib.suppress(Exception):  # the refusal matters, not a failed cleanup
             client.unregister_worker_plugin(plugin.name)
         raise
     return plugin
+
+
+def _raise_refusal_here(plugin_name: str, dask_worker: Any = None) -> None:
+    """Raise this worker's refusal, if its plugin met one (distributed carries it back)."""
+    plugin = _plugin_on_this_worker(plugin_name, dask_worker)
+    with plugin.lock:
+        if plugin.refusal is not None:
+            raise plugin.refusal
 
 
 def predict(

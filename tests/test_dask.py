@@ -233,52 +233,61 @@ def test_a_keyring_travels_as_pem_and_is_checked_again(signed: tuple[Path, Path]
         swapped.keyring()
 
 
-def _slow_partition(i: int) -> pd.DataFrame:
-    """A partition of a slow source (a database, a bucket): the job outlives a restart."""
-    time.sleep(0.4)
-    rng = np.random.default_rng(i)
-    return pd.DataFrame(
-        rng.normal(size=(50, len(FEATURES))), columns=FEATURES, index=range(50 * i, 50 * i + 50)
+@pytest.fixture
+def own_client() -> Iterator[tuple[Any, Any]]:
+    """A cluster of one worker for a test that starts more: the shared one stays as it is."""
+    cluster = distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=50,
     )
+    client = distributed.Client(cluster)
+    try:
+        yield client, cluster
+    finally:
+        client.close()
+        cluster.close()
 
 
-def _restart_mid_job(client: Any, path: Path, keys: Path, *, tamper: bool) -> tuple[Any, Any]:
-    frames = dd.from_map(_slow_partition, list(range(16)))
-    future = client.compute(sdask.predict(frames, path, trusted=keys))
+def test_a_new_worker_process_loads_through_the_gate(
+    own_client: tuple[Any, Any], signed: tuple[Path, Path], model: Pipeline, data: Any
+) -> None:
+    """A worker that joins (a restart is a new process too) runs the whole gate itself."""
+    client, cluster = own_client
+    path, keys = signed
     plugin = sdask.register(path, trusted=keys, client=client)
     before = sdask.plugin_status(client, plugin.name)
-    time.sleep(1.0)  # some partitions scored, most not
-    assert not future.done()
-    if tamper:
-        _tamper(path)
-    client.restart_workers(list(client.scheduler_info()["workers"]), timeout=180)
-    client.wait_for_workers(2, timeout=180)  # on a busy machine the new workers come slowly
-    return future, (plugin, before)
-
-
-def test_a_restarted_worker_loads_through_the_gate_again(
-    client: Any, signed: tuple[Path, Path], model: Pipeline
-) -> None:
-    path, keys = signed
-    future, (plugin, before) = _restart_mid_job(client, path, keys, tamper=False)
-    result = future.result()
-    expected = pd.concat([_slow_partition(i) for i in range(16)])
-    assert list(result) == list(model.predict(expected))
+    cluster.scale(2)
+    client.wait_for_workers(2, timeout=120)
     after = sdask.plugin_status(client, plugin.name)
-    assert {s["pid"] for s in after.values()}.isdisjoint(s["pid"] for s in before.values())
-    assert [s["loads"] for s in after.values()] == [1, 1]
+    assert len(after) == 2 and all(s["loads"] == 1 and s["loaded"] for s in after.values())
+    new = [s for address, s in after.items() if address not in before]
+    assert len(new) == 1 and new[0]["pid"] not in {s["pid"] for s in before.values()}
+    X, _ = data
+    frame = dd.from_pandas(X, npartitions=4)
+    result = sdask.predict(frame, path, trusted=keys, client=client).compute()
+    assert list(result) == list(model.predict(X))
 
 
-def test_an_artifact_tampered_before_a_restart_is_refused_by_the_new_worker(
-    client: Any, signed: tuple[Path, Path]
+def test_a_worker_started_after_tampering_refuses_and_the_client_hears_it(
+    own_client: tuple[Any, Any], signed: tuple[Path, Path]
 ) -> None:
+    client, cluster = own_client
     path, keys = signed
-    future, (plugin, _) = _restart_mid_job(client, path, keys, tamper=True)
+    plugin = sdask.register(path, trusted=keys, client=client)
+    before = sdask.plugin_status(client, plugin.name)
+    _tamper(path)
+    cluster.scale(2)
+    client.wait_for_workers(2, timeout=120)
+    after = sdask.plugin_status(client, plugin.name)
+    new = [s for address, s in after.items() if address not in before]
+    assert [s["refusal"] for s in new] == ["TamperedArtifactError"]
+    assert all(s["loaded"] is False for s in new)
     with pytest.raises(safeload.TamperedArtifactError, match="model.joblib"):
-        future.result()
-    after = sdask.plugin_status(client, plugin.name)
-    assert {s["refusal"] for s in after.values()} == {"TamperedArtifactError"}
-    client.unregister_worker_plugin(plugin.name)
+        sdask.register(path, trusted=keys, client=client)
 
 
 # --- scanning ---------------------------------------------------------------------------------
