@@ -36,16 +36,21 @@ FEATURES = [f"f{i}" for i in range(6)]
 pytestmark = pytest.mark.timeout(300)
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[Any]:
-    cluster = distributed.LocalCluster(
-        n_workers=2,
+def _cluster(workers: int) -> Any:
+    """A real cluster of worker processes on loopback, quiet, without a dashboard."""
+    return distributed.LocalCluster(
+        n_workers=workers,
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
         dashboard_address=None,
         silence_logs=50,
     )
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    cluster = _cluster(2)
     client = distributed.Client(cluster)
     try:
         yield client
@@ -236,14 +241,7 @@ def test_a_keyring_travels_as_pem_and_is_checked_again(signed: tuple[Path, Path]
 @pytest.fixture
 def own_client() -> Iterator[tuple[Any, Any]]:
     """A cluster of one worker for a test that starts more: the shared one stays as it is."""
-    cluster = distributed.LocalCluster(
-        n_workers=1,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        silence_logs=50,
-    )
+    cluster = _cluster(1)
     client = distributed.Client(cluster)
     try:
         yield client, cluster
