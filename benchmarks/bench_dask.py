@@ -18,7 +18,6 @@ time ``safeload.dask.register`` takes (every worker verifying and loading the ar
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from charts import save_svg
+from charts import save_svg, write_outputs
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -167,11 +166,7 @@ def main() -> None:
     for r in results:
         load = "" if r["register"] is None else f"{r['register']:.2f}"
         print(f"| {r['setup']} | {r['seconds']:.2f} | {r['rows_per_s']:,.0f} | {load} |")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-    if args.svg:
-        chart(results, args.svg)
-        print(f"chart written to {args.svg}", file=sys.stderr)
+    write_outputs(results, args.json, args.svg, chart)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import blake3
 import numpy as np
-from charts import save_svg
+from charts import save_svg, write_outputs
 
 from safeload.layout import read_fd
 from safeload.manifest import BLAKE3, SHARD_SIZE, Hashing, shard_bounds
@@ -153,11 +152,7 @@ def main() -> None:
     for r in rows:
         cells = " | ".join(f"{float(str(r[c])):.2f}" for c in columns)
         print(f"| {r['size_mb']} | {cells} |")
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
-    if args.svg:
-        chart(rows, args.svg)
-        print(f"chart written to {args.svg}", file=sys.stderr)
+    write_outputs(rows, args.json, args.svg, chart)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@ figures leaves the committed file unchanged, so a diff of docs/img/ shows only r
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,3 +18,14 @@ def save_svg(fig: Any, path: Path) -> None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, metadata={"Date": None})
+
+
+def write_outputs(
+    rows: Any, json_path: Path | None, svg_path: Path | None, chart: Callable[[Any, Path], None]
+) -> None:
+    """Keep the figures as JSON and draw their chart, when asked to."""
+    if json_path:
+        json_path.write_text(json.dumps(rows, indent=2) + "\n")
+    if svg_path:
+        chart(rows, svg_path)
+        print(f"chart written to {svg_path}", file=sys.stderr)
