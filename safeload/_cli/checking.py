@@ -209,13 +209,20 @@ def _print_inspect(report: Any) -> None:
         signer += f" ({report.signer_name})"
     trusted = {True: "trusted", False: "NOT trusted", None: "not checked"}[report.signer_trusted]
     valid = {True: "valid", False: "INVALID", None: "not checked"}[report.signature_valid]
+    algorithms = {s.algorithm for s in report.signatures if s.algorithm}
+    if len(algorithms) == 1:
+        signer += f", {algorithms.pop()}"
     out.print(f"signer     {escape(signer)}, {trusted}, signature {valid}")
     if len(report.signatures) > 1 or any(s.status != "valid" for s in report.signatures):
         for check in report.signatures:
             who = check.hint[:16] + (f" ({check.name})" if check.name else "")
+            if check.algorithm:
+                who += f", {check.algorithm}"
             status = _STATUS.get(check.status, check.status)
             out.print(f"signature  {escape(who)}: {status}")
-    files = output.table(("file", "size", "sha256", "matches signed"), title="files")
+    # the manifest's algorithm (sha256, sha256-sharded-N, blake3): one per artifact
+    digest = report.files[0].algorithm.split("-")[0] if report.files else "digest"
+    files = output.table(("file", "size", digest, "matches signed"), title="files")
     for entry in report.files:
         files.add_row(
             escape(entry.name),
