@@ -47,7 +47,7 @@ from safeload.errors import (
     shown,
 )
 from safeload.keys import SigningKey, TrustSource, resolve_keyring
-from safeload.layout import SIGNATURE_FILE, is_plain_name, read_fd
+from safeload.layout import SIGNATURE_FILE, ReadLimits, is_plain_name, read_fd
 from safeload.loading import LoadedArtifact, load_checked
 from safeload.manifest import Hashing, Manifest, resources_for, sha256_hex
 from safeload.metadata import JSONValue
@@ -538,6 +538,8 @@ def load_model(
     import mlflow.artifacts
 
     keyring = resolve_keyring(trusted)  # before anything is downloaded
+    limits = (options or LoadOptions()).read_limits
+    _check_listing(model_uri, tracking_uri, limits)
     with tempfile.TemporaryDirectory(prefix="safeload-mlflow-") as folder:
         local = Path(
             mlflow.artifacts.download_artifacts(
@@ -552,6 +554,66 @@ def load_model(
         return load_model_dir(
             local, trusted=keyring, options=options, policy=policy, name=name, version=version
         )
+
+
+def _check_listing(model_uri: str, tracking_uri: str | None, limits: ReadLimits) -> None:
+    """Refuse, before a byte is downloaded, a model whose listing is not one safeload writes.
+
+    The store's own listing (names, kinds, sizes) must be a model folder's: at most
+    ``_MAX_ENTRIES`` entries at the top, each file within its limit, one folder (``data``) of
+    at most ``limits.max_files`` files within ``read_limits``. Otherwise a model URI could fill
+    the disk of the process that downloads it. A store that lies about sizes is still caught
+    after the download, unread (``_list_model_dir``, ``read_fd``), but not before.
+    """
+    from mlflow.artifacts import _get_root_uri_and_artifact_path
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    where = f"{shown(model_uri)} (as listed by MLflow, before downloading)"
+    root, path = _get_root_uri_and_artifact_path(model_uri)
+    repo = get_artifact_repository(artifact_uri=root, tracking_uri=tracking_uri)
+    top = _bounded(repo.list_artifacts(path), _MAX_ENTRIES, where)
+    if not top:
+        raise ArtifactNotFoundError(f"no MLflow model at {shown(model_uri)}")
+    for entry in top:
+        name = entry.path.rsplit("/", 1)[-1]
+        if entry.is_dir:
+            if name != DATA_DIR:
+                raise MalformedArtifactError(
+                    f"{where} holds a folder {shown(name)}: only {DATA_DIR}/ is a model's"
+                )
+            _check_data_listing(repo.list_artifacts(entry.path), limits, where)
+        else:
+            _check_size(name, entry.file_size, _limit_for(name), where)
+
+
+def _check_data_listing(entries: Any, limits: ReadLimits, where: str) -> None:
+    files = _bounded(entries, limits.max_files, f"{DATA_DIR}/ of {where}")
+    total = 0
+    budget = limits.max_model_bytes + limits.max_metadata_bytes + limits.max_signature_bytes
+    for entry in files:
+        name = entry.path.rsplit("/", 1)[-1]
+        if entry.is_dir:
+            raise MalformedArtifactError(f"{DATA_DIR}/ of {where} holds a folder {shown(name)}")
+        _check_size(f"{DATA_DIR}/{name}", entry.file_size, limits.max_model_bytes, where)
+        total += entry.file_size
+    if total > budget:
+        raise MalformedArtifactError(
+            f"{DATA_DIR}/ of {where} is {total} bytes, over the {budget}-byte limit of read_limits"
+        )
+
+
+def _bounded(entries: Any, limit: int, where: str) -> list[Any]:
+    listed = list(entries or [])
+    if len(listed) > limit:
+        raise MalformedArtifactError(f"{where} holds {len(listed)} entries, over {limit}")
+    return listed
+
+
+def _check_size(name: str, size: int | None, limit: int, where: str) -> None:
+    if not isinstance(size, int) or size < 0:
+        raise MalformedArtifactError(f"{where} gives no size for {shown(name)}")
+    if size > limit:
+        raise MalformedArtifactError(f"{shown(name)} in {where} is {size} bytes, over {limit}")
 
 
 class PyFuncModel:

@@ -428,6 +428,31 @@ def test_mlflows_own_registry_note_is_tolerated_unsigned_and_bounded(
         slm.load_model_dir(model_dir, trusted=signer[1])
 
 
+def test_a_model_larger_than_the_limits_is_refused_before_it_is_downloaded(
+    tracking: Path, signer: tuple[Any, Path], churn: Any, frame: tuple[Any, Any]
+) -> None:
+    """The store's listing is checked first: a huge or odd model never reaches the disk."""
+    logged = _log(tracking, signer, churn, "bounded", sample=frame[0][:5])
+    data = logged.store / "data"
+    small = safeload.LoadOptions(read_limits=safeload.ReadLimits(max_model_bytes=1 << 20))
+    assert slm.load_model(logged.uri, trusted=signer[1], options=small).metadata["name"]
+    with (data / "padding.bin").open("wb") as sparse:
+        sparse.truncate(8 << 20)  # listed as 8 MiB, no disk used
+    with pytest.raises(MalformedArtifactError, match=r"before downloading.*over 1048576"):
+        slm.load_model(logged.uri, trusted=signer[1], options=small)
+    (data / "padding.bin").unlink()
+    for extra in range(safeload.ReadLimits().max_files):
+        (data / f"extra{extra}").write_bytes(b"")
+    with pytest.raises(MalformedArtifactError, match="before downloading.* entries, over 16"):
+        slm.load_model(logged.uri, trusted=signer[1])
+    for extra in range(safeload.ReadLimits().max_files):
+        (data / f"extra{extra}").unlink()
+    (logged.store / "code").mkdir()
+    (logged.store / "code" / "evil.py").write_text("raise SystemExit('ran')\n")
+    with pytest.raises(MalformedArtifactError, match=r"before downloading.*folder 'code'"):
+        slm.load_model(logged.uri, trusted=signer[1])
+
+
 def test_a_symlink_in_the_model_folder_is_refused(
     tmp_path: Path, signer: tuple[Any, Path], churn: Any
 ) -> None:
