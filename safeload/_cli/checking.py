@@ -216,10 +216,9 @@ def _print_inspect(report: Any) -> None:
     if len(report.signatures) > 1 or any(s.status != "valid" for s in report.signatures):
         for check in report.signatures:
             who = check.hint[:16] + (f" ({check.name})" if check.name else "")
-            if check.algorithm:
-                who += f", {check.algorithm}"
             status = _STATUS.get(check.status, check.status)
-            out.print(f"signature  {escape(who)}: {status}")
+            key = f", {check.algorithm} key" if check.algorithm else ""
+            out.print(f"signature  {escape(who)}: {status}{key}")
     # the manifest's algorithm (sha256, sha256-sharded-N, blake3): one per artifact
     digest = report.files[0].algorithm.split("-")[0] if report.files else "digest"
     files = output.table(("file", "size", digest, "matches signed"), title="files")
