@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from safeload import strictjson
 from safeload.errors import (
     ArtifactExistsError,
     ArtifactNotFoundError,
@@ -293,6 +294,63 @@ def sign_model_dir(path: str | os.PathLike[str], *, key: SigningKey, subject_nam
     signed = sign_statement(key, build_statement(subject_name, resources))
     with (root / MLFLOW_SIGNATURE_FILE).open("xb") as out:
         out.write(signed)
+    return root
+
+
+def cosign_model_dir(
+    path: str | os.PathLike[str],
+    key: SigningKey,
+    *,
+    trusted: TrustSource | None = None,
+    policy: PolicySource = None,
+) -> Path:
+    """Add ``key``'s signature to both bundles of an MLflow model directory; no other byte.
+
+    ``data/model.sig`` is cosigned by :func:`safeload.cosign` (with its checks), and
+    ``safeload-mlflow.sig`` gets the same key's signature over its unchanged statement, rebuilt
+    from the directory first: a file changed since signing is refused, never vouched for. So a
+    ``trust.toml`` rule that needs two signers holds for the MLflow files as for the model.
+    """
+    from safeload.cosigning import changed, cosign, replace_signature
+    from safeload.signing import append_signature
+    from safeload.verifying import check_signatures, refuse_broken
+
+    if not isinstance(key, SigningKey):
+        raise TypeError("key must be a safeload.SigningKey (see safeload.load_signing_key)")
+    keyring = resolve_keyring(trusted) if trusted is not None else None
+    if keyring is not None:
+        keyring.check_signer(key)
+    root = Path(path)
+    where = f"the MLflow model at {root}"
+    with _open_dir(root, where) as fd:
+        sizes = _list_model_dir(fd, where)
+        if MLFLOW_SIGNATURE_FILE not in sizes:
+            raise OperationalError(f"{where} is not signed yet: save it with safeload.mlflow")
+        signature = bytes(_read(fd, MLFLOW_SIGNATURE_FILE, _MAX_SIGNATURE_BYTES, where)[0])
+        with _naming(MLFLOW_SIGNATURE_FILE, where):
+            bundle, subject, _ = parse_bundle(signature)
+        digests = {
+            name: _read(fd, name, _limit_for(name), where)[1]
+            for name in sorted(sizes)
+            if name not in _UNSIGNED and name != DATA_DIR
+        }
+        digests[DATA_DIR] = (_data_statement(fd, where)[2],)
+    try:
+        rebuilt = build_statement(subject, resources_for(digests, {}, Hashing()))
+    except ValueError as exc:
+        raise changed(root) from exc
+    if rebuilt != bundle.payload:
+        raise changed(root)
+    if any(s.hint == key.hint for s in bundle.signatures):
+        raise ArtifactExistsError(f"{root} is already signed by this key ({key.hint[:16]})")
+    if keyring is not None:
+        refuse_broken(check_signatures(bundle, keyring), str(root))
+    try:
+        cosign(root / DATA_DIR, key, trusted=keyring, policy=policy)
+    except ArtifactExistsError:
+        pass  # an earlier run signed data/ and stopped before the MLflow bundle: finish it
+    new = append_signature(strictjson.loads(signature, MLFLOW_SIGNATURE_FILE), rebuilt, key)
+    replace_signature(root, signature, new, name=MLFLOW_SIGNATURE_FILE)
     return root
 
 

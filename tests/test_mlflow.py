@@ -453,6 +453,81 @@ def test_a_model_larger_than_the_limits_is_refused_before_it_is_downloaded(
         slm.load_model(logged.uri, trusted=signer[1])
 
 
+TWO_SIGNERS = """
+[keys.trainer]
+file = "trainer.pub"
+
+[keys.reviewer]
+file = "reviewer.pub"
+
+[[require]]
+models = ["*"]
+signers = ["trainer", "reviewer"]
+threshold = 2
+"""
+
+
+def test_a_cosigned_model_meets_a_two_signer_rule_and_a_changed_one_is_not_cosigned(
+    tmp_path: Path, churn: Any, frame: tuple[Any, Any]
+) -> None:
+    trainer, reviewer = safeload.generate_key(), safeload.generate_key()
+    keys = tmp_path / "keys"
+    trainer.save(keys / "trainer")
+    reviewer.save(keys / "reviewer")
+    (keys / "trust.toml").write_text(TWO_SIGNERS)
+    model_dir = slm.save_model(churn, tmp_path / "m", key=trainer, name="churn", version="1")
+    with pytest.raises(safeload.UntrustedSignerError, match="reviewer"):
+        slm.load_model_dir(model_dir, trusted=keys)
+    before = {p.name: p.read_bytes() for p in model_dir.rglob("*") if p.is_file()}
+
+    slm.cosign_model_dir(model_dir, reviewer, trusted=keys)
+    after = {p.name: p.read_bytes() for p in model_dir.rglob("*") if p.is_file()}
+    assert {n for n in before if before[n] != after[n]} == {slm.MLFLOW_SIGNATURE_FILE, "model.sig"}
+    loaded = slm.load_model_dir(model_dir, trusted=keys)
+    np.testing.assert_array_equal(loaded.predict(frame[0]), churn.predict(frame[0]))
+    with pytest.raises(safeload.ArtifactExistsError, match="already signed"):
+        slm.cosign_model_dir(model_dir, reviewer)
+
+    edited = slm.save_model(churn, tmp_path / "e", key=trainer, name="churn", version="1")
+    (edited / "requirements.txt").write_text("evil-package\n")
+    signed_before = (edited / slm.MLFLOW_SIGNATURE_FILE).read_bytes()
+    with pytest.raises(safeload.TamperedArtifactError, match="no longer matches"):
+        slm.cosign_model_dir(edited, reviewer)
+    assert (edited / slm.MLFLOW_SIGNATURE_FILE).read_bytes() == signed_before
+    bundle = json.loads((edited / "data" / "model.sig").read_bytes())
+    assert len(bundle["dsseEnvelope"]["signatures"]) == 1  # data/ was not cosigned either
+
+
+def test_cli_sign_add_cosigns_an_mlflow_model(
+    tmp_path: Path, churn: Any, frame: tuple[Any, Any]
+) -> None:
+    trainer, reviewer = safeload.generate_key(), safeload.generate_key()
+    keys = tmp_path / "keys"
+    trainer.save(keys / "trainer")
+    reviewer.save(keys / "reviewer")
+    (keys / "trust.toml").write_text(TWO_SIGNERS)
+    model_dir = slm.save_model(churn, tmp_path / "m", key=trainer, name="churn", version="1")
+    added = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "safeload",
+            "sign",
+            str(model_dir),
+            "--add",
+            "--key",
+            str(keys / "reviewer.key"),
+            "--trusted",
+            str(keys),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert added.returncode == 0, added.stderr
+    assert slm.load_model_dir(model_dir, trusted=keys).metadata["name"] == "churn"
+
+
 def test_a_symlink_in_the_model_folder_is_refused(
     tmp_path: Path, signer: tuple[Any, Path], churn: Any
 ) -> None:

@@ -85,7 +85,12 @@ def _cosign(args: argparse.Namespace, key: Any, source: Path) -> int:
         raise OperationalError(
             "--add signs the artifact as it is: do not give --out, --name, --version or --hash"
         )
-    out = cosign(source, key, trusted=args.trusted, policy=cli_args.policy(args))
+    if (source / "MLmodel").is_file():  # an MLflow model: both of its bundles
+        from safeload.mlflow import cosign_model_dir
+
+        out = cosign_model_dir(source, key, trusted=args.trusted, policy=cli_args.policy(args))
+    else:
+        out = cosign(source, key, trusted=args.trusted, policy=cli_args.policy(args))
     if args.json:
         output.print_json({"artifact": str(out), "signer": key.hint, "added": True})
     else:
