@@ -140,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "scan", help="statically scan pickle, joblib or skops files, or the model files of trees"
     )
-    p.add_argument("paths", nargs="+", metavar="path", help="a file, or a directory to walk")
+    p.add_argument(
+        "paths", nargs="+", metavar="path", help="a file, a directory to walk, or an object URL"
+    )
     p.add_argument(
         "--include",
         action="append",
