@@ -249,7 +249,9 @@ def _print_inspect(report: Any) -> None:
                 table.add_row(field_name, escape(str(value)))
         out.print(table)
     scan = report.scan or {}
-    if scan:
+    if scan.get("graph"):
+        _print_graph(scan["graph"])
+    elif scan:
         types = output.table(("type", "policy"), title="types the model names")
         untrusted = set(scan.get("untrusted", []))
         for name in scan.get("globals", []):
@@ -259,3 +261,23 @@ def _print_inspect(report: Any) -> None:
     out.print(f"verdict    {output.verdict(ok, 'VERIFIED', report.verdict.upper())}")
     for reason in report.reasons:
         out.print(f"  - {escape(reason)}")
+
+
+def _print_graph(graph: dict[str, Any]) -> None:
+    """An ONNX artifact's graph: opsets, then each input and output with type and shape."""
+    out = output.out()
+    opsets = ", ".join(f"{domain} {version}" for domain, version in graph["opset"].items())
+    out.print(
+        f"onnx       opset {escape(opsets)}; {graph['nodes']} nodes; {escape(graph['producer'])}"
+    )
+    table = output.table(("", "name", "type", "shape"), title="graph inputs and outputs")
+    for kind in ("inputs", "outputs"):
+        for value in graph[kind]:
+            shape = value["shape"]
+            dims = (
+                "-"
+                if shape is None
+                else "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+            )
+            table.add_row(kind[:-1], escape(value["name"]), escape(value["type"]), escape(dims))
+    out.print(table)
