@@ -455,6 +455,12 @@ def save(
     ``hash`` is the manifest's file hash: ``"sha256"`` (the default, in 16 MiB shards) or
     ``"blake3"`` (whole files, multi-threaded; the ``[blake3]`` extra), named as OpenSSF
     model_signing 1.1 names them (docs/format.md).
+
+    ``format`` is ``"joblib"`` (the default), ``"skops"`` or ``"onnx"`` (the ``[onnx]``
+    extra): the model is converted by skl2onnx, and the graph must pass the load gate and
+    predict ``sample`` (required) as the model does, labels equal and floats within 1e-4, or
+    :class:`~safeload.ConversionError` (``ConversionMismatchError``) says why and nothing is
+    written (docs/guides/choosing-a-format.md).
     """
     if not isinstance(key, SigningKey):
         raise TypeError("key must be a safeload.SigningKey (see safeload.generate_key)")
