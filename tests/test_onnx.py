@@ -417,7 +417,15 @@ def _short_tensor() -> Any:
     return _model([helper.make_node("Identity", ["W"], ["Y"])], initializers=[tensor])
 
 
+def _sparse_bomb() -> Any:
+    values = numpy_helper.from_array(np.ones(1, dtype=np.float32), "v")
+    indices = numpy_helper.from_array(np.zeros(1, dtype=np.int64), "i")
+    sparse = helper.make_sparse_tensor(values, indices, [1 << 20, 1 << 20])
+    return _model([helper.make_node("Constant", [], ["Y"], sparse_value=sparse)])
+
+
 HOSTILE = {
+    "sparse_tensor_dense_bomb": (_sparse_bomb, "sparse tensor"),
     "custom_domain_imported": (lambda: _custom("evil.custom", True), "domain"),
     "com_microsoft_imported": (lambda: _custom("com.microsoft", True), "domain"),
     "custom_domain_node_only": (lambda: _custom("com.microsoft", False), "of domain"),
@@ -565,3 +573,25 @@ def test_cli_convert_to_onnx_and_inspect(tmp_path: Path, pipeline: Pipeline, iri
     model = safeload.load(tmp_path / "out/iris/1.0", trusted=tmp_path / "keys")
     X, _ = iris
     np.testing.assert_array_equal(model.predict(X), pipeline.predict(X))
+
+
+def test_sign_an_unsigned_onnx_folder(
+    tmp_path: Path, good: Path, key: safeload.SigningKey, keydir: Path, iris: Any
+):
+    """``safeload sign DIR`` runs the ONNX gate on the folder before vouching for it."""
+    from safeload.saving import sign_directory
+
+    folder = tmp_path / "unsigned"
+    folder.mkdir()
+    for name in ("model.onnx", "safeload.json"):
+        shutil.copy(good / name, folder / name)
+    sign_directory(folder, key=key)
+    X, _ = iris
+    assert safeload.load(folder, trusted=keydir).predict(X[:3]).shape == (3,)
+    evil = tmp_path / "evil-unsigned"
+    evil.mkdir()
+    shutil.copy(good / "safeload.json", evil / "safeload.json")
+    (evil / "model.onnx").write_bytes(_custom("evil.custom", True).SerializeToString())
+    with pytest.raises(MalformedArtifactError, match="domain"):
+        sign_directory(evil, key=key)
+    assert not (evil / "model.sig").exists()

@@ -154,11 +154,16 @@ def _print_verified(result: dict[str, Any], *, named: bool) -> None:
     signer = ", ".join(signers) or result["signer_name"] or result["signer"][:16]
     version = "" if result["version"] is None else f" {escape(str(result['version']))}"
     kind = " by model_signing, no metadata" if result.get("signed_by") == "model_signing" else ""
+    checked = (
+        "graph checked"
+        if result["format"] == "onnx"
+        else f"{len(result['types'])} types all trusted"
+    )
     output.out().print(
         f"{output.verdict(True)}  {path}: "
         f"{escape(str(result['name']))}{version} "
         f"({result['format']}{kind}), signed by {escape(signer)}, "
-        f"{len(result['files'])} files match, {len(result['types'])} types all trusted"
+        f"{len(result['files'])} files match, {checked}"
     )
 
 

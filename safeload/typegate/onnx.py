@@ -16,9 +16,10 @@ What is accepted, and nothing else (an allowlist, not a list of known-bad values
   contrib ops, EP context nodes that name cache files), refused;
 * no model-local functions, training info, device configurations or operator overloads:
   skl2onnx writes none, and each would let a graph define or reroute operators;
-* every tensor (initializers, sparse initializers, attribute tensors of every node of every
-  subgraph: ``If``/``Loop``/``Scan`` bodies) holds exactly as many values inline as its shape
-  declares, in a data type of a fixed size or strings, with no ``segment``;
+* every tensor (initializers, attribute tensors of every node of every subgraph:
+  ``If``/``Loop``/``Scan`` bodies) holds exactly as many values inline as its shape declares,
+  in a data type of a fixed size or strings, with no ``segment``; no sparse tensor (onnxruntime
+  makes it dense, to a shape the file declares: a few bytes that ask for terabytes);
 * nodes, subgraph nesting and name and string lengths within :class:`ScanLimits`.
 
 Only then does ``onnx.checker`` (which itself resolves external data from the disk: never
@@ -117,8 +118,13 @@ def _tensor_problem(tensor: Any, where: str, limits: ScanLimits) -> None:
 
 
 def _sparse_problem(sparse: Any, where: str, limits: ScanLimits) -> None:
+    """No sparse tensors: onnxruntime makes them dense, to a shape of the file's choosing."""
     _tensor_problem(sparse.values, where, limits)
     _tensor_problem(sparse.indices, where, limits)
+    raise OnnxProblem(
+        f"a sparse tensor in {where}: onnxruntime expands it to its declared dense shape "
+        f"{shown(list(sparse.dims))}, whatever few values it holds (skl2onnx writes none)"
+    )
 
 
 def _short(text: str) -> str:
