@@ -595,3 +595,44 @@ def test_sign_an_unsigned_onnx_folder(
     with pytest.raises(MalformedArtifactError, match="domain"):
         sign_directory(evil, key=key)
     assert not (evil / "model.sig").exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "why"),
+    [
+        pytest.param(
+            lambda m: m["onnx"]["inputs"][0].update(type="tensor(bfloat16)"),
+            "onnx.inputs",
+            id="unknown_input_type",
+        ),
+        pytest.param(
+            lambda m: m["onnx"]["methods"].update(decision_function={}),
+            "onnx.methods",
+            id="unknown_method",
+        ),
+        pytest.param(
+            lambda m: m["onnx"]["inputs"][0].update(name="Z"),
+            "graph's inputs",
+            id="input_not_in_graph",
+        ),
+        pytest.param(
+            lambda m: m["onnx"]["methods"]["predict"].update(output="nope"),
+            "does not have",
+            id="output_not_in_graph",
+        ),
+        pytest.param(lambda m: m.pop("onnx"), "no 'onnx' section", id="no_onnx_section"),
+    ],
+)
+def test_signed_metadata_that_does_not_describe_the_graph_is_refused(
+    edit: Any, why: str, good: Path, key: safeload.SigningKey, keydir: Path
+):
+    """The graph record is signed attacker data too: checked, then matched against the graph."""
+    meta = json.loads((good / "safeload.json").read_text())
+    edit(meta)
+    files = {
+        "model.onnx": (good / "model.onnx").read_bytes(),
+        "safeload.json": strictjson.dumps(meta),
+    }
+    path = write_signed_artifact(good.parent / "edited", files, key=key)
+    with pytest.raises(MalformedArtifactError, match=why):
+        safeload.load(path, trusted=keydir)
