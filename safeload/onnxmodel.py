@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from safeload.buffers import Buffer, byte_view
-from safeload.errors import ContractError, MalformedArtifactError, shown
+from safeload.errors import ContractError, MalformedArtifactError, OperationalError, shown
 from safeload.typegate.limits import Deadline
 
 JSON = Any
@@ -47,7 +47,12 @@ def open_session(payload: Buffer, deadline: Deadline | None = None) -> Any:
 
     Only :mod:`safeload.loading` (and the save-time check of a conversion) may call this.
     """
-    import onnxruntime
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise OperationalError(
+            'loading an ONNX artifact needs onnxruntime: pip install "safeload[onnx]"'
+        ) from exc
 
     if deadline is not None:
         deadline.check("building the ONNX session")

@@ -568,6 +568,12 @@ def pack_model_file(
     unpickler, structural validation) to refuse an unfitted model, as ``save`` does.
     """
     src = Path(source)
+    if src.suffix.lower() == ".onnx":
+        raise OperationalError(
+            f"{src} is an ONNX file: an ONNX artifact records how the model's columns map to "
+            "the graph's inputs, which a bare file does not say. Save the scikit-learn model "
+            'with format="onnx" (or convert its joblib file with --to onnx) instead.'
+        )
     where_to = remote.local_or_url(path)
     target = where_to if isinstance(where_to, Path) else remote.staged_identity(where_to)
     name, version = _identity(target, name, version)

@@ -636,3 +636,23 @@ def test_signed_metadata_that_does_not_describe_the_graph_is_refused(
     path = write_signed_artifact(good.parent / "edited", files, key=key)
     with pytest.raises(MalformedArtifactError, match=why):
         safeload.load(path, trusted=keydir)
+
+
+def test_a_bare_onnx_file_is_not_packed(tmp_path: Path, good: Path, key: safeload.SigningKey):
+    from safeload.saving import pack_model_file
+
+    bare = tmp_path / "model.onnx"
+    bare.write_bytes((good / "model.onnx").read_bytes())
+    with pytest.raises(safeload.OperationalError, match='format="onnx"'):
+        pack_model_file(bare, tmp_path / "packed", key=key)
+    assert not (tmp_path / "packed").exists()
+
+
+@pytest.mark.parametrize("missing", ["onnx", "onnxruntime"])
+def test_a_missing_onnx_library_is_an_operational_error(
+    missing: str, good: Path, keydir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Without the [onnx] extra, loading says what to install (exit 2), not a traceback."""
+    monkeypatch.setitem(sys.modules, missing, None)  # `import` raises ImportError
+    with pytest.raises(safeload.OperationalError, match=r"safeload\[onnx\]"):
+        safeload.load(good, trusted=keydir)

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from safeload.buffers import Buffer, byte_view
-from safeload.errors import shown
+from safeload.errors import OperationalError, shown
 from safeload.policy import TypePolicy
 from safeload.typegate.limits import Deadline, ScanLimits
 from safeload.typegate.report import ScanReport, make_report
@@ -312,8 +312,13 @@ def check_model(model: Any, limits: ScanLimits, deadline: Deadline) -> None:
 
 def parse_model(view: memoryview, limits: ScanLimits) -> Any:
     """The ``ModelProto`` of the verified bytes, the size checked before parsing."""
-    import onnx
-    from google.protobuf.message import DecodeError
+    try:
+        import onnx
+        from google.protobuf.message import DecodeError
+    except ImportError as exc:
+        raise OperationalError(
+            'checking an ONNX file needs the onnx package: pip install "safeload[onnx]"'
+        ) from exc
 
     if view.nbytes > limits.max_onnx_bytes:
         raise OnnxProblem(
