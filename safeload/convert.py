@@ -1,8 +1,9 @@
-"""Convert a joblib file into a signed skops artifact, checking it behaves the same.
+"""Convert a joblib file into a signed skops or ONNX artifact, checking it behaves the same.
 
 The joblib file goes through the same type gate as a load (static scan, then the restricted
 unpickler, then structural validation); the object is re-saved in skops format, loaded back
 from those skops bytes, and its predictions compared with the joblib object's on the same input.
+To ONNX, ``save(format="onnx")`` converts and compares (:mod:`safeload.onnxconvert`).
 """
 
 from __future__ import annotations
@@ -51,12 +52,17 @@ def convert(
     metrics: dict[str, Any] | None = None,
     config: dict[str, Any] | None = None,
     hash: str = "sha256",
+    to: str = "skops",
 ) -> Path | Url:
-    """Turn a joblib file into a signed skops artifact at ``path``; refuse untrusted types.
+    """Turn a joblib file into a signed skops (or ``to="onnx"``) artifact at ``path``.
 
-    An unfitted model is refused once loaded and validated, before its predictions are taken.
-    ``hash`` is the manifest's, as for :func:`safeload.save`.
+    Untrusted types are refused; an unfitted model is refused once loaded and validated,
+    before its predictions are taken. ``hash`` is the manifest's, as for
+    :func:`safeload.save`. To ONNX without ``sample``, synthetic rows stand in (a model that
+    takes named columns needs a sample) and are recorded as the artifact's sample.
     """
+    if to not in ("skops", "onnx"):
+        raise ValueError(f"unknown target format {to!r}; supported: 'skops', 'onnx'")
     where_to = local_or_url(path)
     target = where_to if isinstance(where_to, Path) else staged_identity(where_to)
     _identity(target, name, version)  # a name/version the path contradicts: refuse first
@@ -68,6 +74,20 @@ def convert(
     check_fitted(model, source=str(src))
 
     probe = _probe_input(model, sample)
+    if to == "onnx":
+        return save(
+            model,
+            path,
+            key=key,
+            format="onnx",
+            name=name,
+            version=version,
+            policy=types,
+            sample=probe,
+            metrics=metrics,
+            config=config,
+            hash=hash,
+        )
     before = contract.record_predictions(model, probe)
     import skops.io
 

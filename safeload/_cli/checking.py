@@ -154,11 +154,16 @@ def _print_verified(result: dict[str, Any], *, named: bool) -> None:
     signer = ", ".join(signers) or result["signer_name"] or result["signer"][:16]
     version = "" if result["version"] is None else f" {escape(str(result['version']))}"
     kind = " by model_signing, no metadata" if result.get("signed_by") == "model_signing" else ""
+    checked = (
+        "graph checked"
+        if result["format"] == "onnx"
+        else f"{len(result['types'])} types all trusted"
+    )
     output.out().print(
         f"{output.verdict(True)}  {path}: "
         f"{escape(str(result['name']))}{version} "
         f"({result['format']}{kind}), signed by {escape(signer)}, "
-        f"{len(result['files'])} files match, {len(result['types'])} types all trusted"
+        f"{len(result['files'])} files match, {checked}"
     )
 
 
@@ -255,7 +260,9 @@ def _print_inspect(report: Any) -> None:
                 table.add_row(field_name, escape(str(value)))
         out.print(table)
     scan = report.scan or {}
-    if scan:
+    if scan.get("graph"):
+        _print_graph(scan["graph"])
+    elif scan:
         types = output.table(("type", "policy"), title="types the model names")
         untrusted = set(scan.get("untrusted", []))
         for name in scan.get("globals", []):
@@ -265,3 +272,23 @@ def _print_inspect(report: Any) -> None:
     out.print(f"verdict    {output.verdict(ok, 'VERIFIED', report.verdict.upper())}")
     for reason in report.reasons:
         out.print(f"  - {escape(reason)}")
+
+
+def _print_graph(graph: dict[str, Any]) -> None:
+    """An ONNX artifact's graph: opsets, then each input and output with type and shape."""
+    out = output.out()
+    opsets = ", ".join(f"{domain} {version}" for domain, version in graph["opset"].items())
+    out.print(
+        f"onnx       opset {escape(opsets)}; {graph['nodes']} nodes; {escape(graph['producer'])}"
+    )
+    table = output.table(("", "name", "type", "shape"), title="graph inputs and outputs")
+    for kind in ("inputs", "outputs"):
+        for value in graph[kind]:
+            shape = value["shape"]
+            dims = (
+                "-"
+                if shape is None
+                else "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+            )
+            table.add_row(kind[:-1], escape(value["name"]), escape(value["type"]), escape(dims))
+    out.print(table)

@@ -134,8 +134,8 @@ def read_sample(path: str, rows: int = SAMPLE_ROWS) -> Any:
 def cmd_convert(args: argparse.Namespace) -> int:
     from safeload.convert import convert
 
-    if args.to != "skops":
-        raise OperationalError("only --to skops is supported")
+    if args.to not in ("skops", "onnx"):
+        raise OperationalError("--to takes skops or onnx")
     sample = None if args.sample is None else read_sample(args.sample, args.sample_rows)
     key = cli_args.signing_key(args)
     out = convert(
@@ -147,11 +147,12 @@ def cmd_convert(args: argparse.Namespace) -> int:
         policy=cli_args.policy(args),
         sample=sample,
         hash=hash_of(args),
+        to=args.to,
     )
     if args.json:
-        output.print_json({"artifact": str(out), "format": "skops", "signer": key.hint})
+        output.print_json({"artifact": str(out), "format": args.to, "signer": key.hint})
     else:
         output.out().print(
-            f"converted {args.src} -> {out} (skops, signed, predictions match)", markup=False
+            f"converted {args.src} -> {out} ({args.to}, signed, predictions match)", markup=False
         )
     return EXIT_OK
