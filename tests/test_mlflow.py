@@ -467,15 +467,21 @@ threshold = 2
 """
 
 
-def test_a_cosigned_model_meets_a_two_signer_rule_and_a_changed_one_is_not_cosigned(
-    tmp_path: Path, churn: Any, frame: tuple[Any, Any]
-) -> None:
+def _two_signers(tmp_path: Path, churn: Any) -> tuple[Any, Any, Path, Path]:
+    """A trainer and a reviewer, a keys folder whose rule needs both, a model the trainer saved."""
     trainer, reviewer = safeload.generate_key(), safeload.generate_key()
     keys = tmp_path / "keys"
     trainer.save(keys / "trainer")
     reviewer.save(keys / "reviewer")
     (keys / "trust.toml").write_text(TWO_SIGNERS)
     model_dir = slm.save_model(churn, tmp_path / "m", key=trainer, name="churn", version="1")
+    return trainer, reviewer, keys, model_dir
+
+
+def test_a_cosigned_model_meets_a_two_signer_rule_and_a_changed_one_is_not_cosigned(
+    tmp_path: Path, churn: Any, frame: tuple[Any, Any]
+) -> None:
+    trainer, reviewer, keys, model_dir = _two_signers(tmp_path, churn)
     with pytest.raises(safeload.UntrustedSignerError, match="reviewer"):
         slm.load_model_dir(model_dir, trusted=keys)
     before = {p.name: p.read_bytes() for p in model_dir.rglob("*") if p.is_file()}
@@ -498,15 +504,8 @@ def test_a_cosigned_model_meets_a_two_signer_rule_and_a_changed_one_is_not_cosig
     assert len(bundle["dsseEnvelope"]["signatures"]) == 1  # data/ was not cosigned either
 
 
-def test_cli_sign_add_cosigns_an_mlflow_model(
-    tmp_path: Path, churn: Any, frame: tuple[Any, Any]
-) -> None:
-    trainer, reviewer = safeload.generate_key(), safeload.generate_key()
-    keys = tmp_path / "keys"
-    trainer.save(keys / "trainer")
-    reviewer.save(keys / "reviewer")
-    (keys / "trust.toml").write_text(TWO_SIGNERS)
-    model_dir = slm.save_model(churn, tmp_path / "m", key=trainer, name="churn", version="1")
+def test_cli_sign_add_cosigns_an_mlflow_model(tmp_path: Path, churn: Any) -> None:
+    _, _, keys, model_dir = _two_signers(tmp_path, churn)
     added = subprocess.run(
         [
             sys.executable,
