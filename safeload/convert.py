@@ -19,7 +19,7 @@ from safeload.errors import OperationalError
 from safeload.fitted import check_fitted
 from safeload.keys import SigningKey
 from safeload.layout import read_model_file
-from safeload.policy import PolicySource, resolve_policy
+from safeload.policy import PolicySource, TypePolicy, resolve_policy
 from safeload.remote import Url, local_or_url, staged_identity
 from safeload.saving import _identity, save
 from safeload.typegate import check_types
@@ -74,20 +74,26 @@ def convert(
     check_fitted(model, source=str(src))
 
     probe = _probe_input(model, sample)
-    if to == "onnx":
-        return save(
-            model,
-            path,
-            key=key,
-            format="onnx",
-            name=name,
-            version=version,
-            policy=types,
-            sample=probe,
-            metrics=metrics,
-            config=config,
-            hash=hash,
-        )
+    if to == "skops":
+        _check_skops_round_trip(model, probe, types)
+    return save(
+        model,
+        path,
+        key=key,
+        format=to,
+        name=name,
+        version=version,
+        policy=types,
+        # the ONNX graph is proven on the probe rows, so they are recorded as its sample
+        sample=probe if to == "onnx" else sample,
+        metrics=metrics,
+        config=config,
+        hash=hash,
+    )
+
+
+def _check_skops_round_trip(model: Any, probe: Any, types: TypePolicy) -> None:
+    """The model as skops rebuilds it from bytes must predict as the original does."""
     before = contract.record_predictions(model, probe)
     import skops.io
 
@@ -97,20 +103,5 @@ def convert(
         raise OperationalError(f"skops cannot serialize this model: {exc}") from exc
     after = check_types(skops_bytes, types, format="skops", path="the converted model")
     after_model = _unpickle.deserialize_checked(after, types)
-    # skops rebuilt it from bytes: it predicts only once proven consistent, like any load.
     validate_model(after_model, deadline=after.deadline)
     contract.check_predictions(after_model, contract.encode_sample(probe), before)
-
-    return save(
-        model,
-        path,
-        key=key,
-        format="skops",
-        name=name,
-        version=version,
-        policy=types,
-        sample=sample,
-        metrics=metrics,
-        config=config,
-        hash=hash,
-    )
