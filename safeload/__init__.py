@@ -38,6 +38,7 @@ from safeload.errors import (
     ArtifactExistsError,
     ArtifactNotFoundError,
     ContractError,
+    DriftError,
     KeyFileError,
     MalformedArtifactError,
     OperationalError,
@@ -61,6 +62,7 @@ from safeload.errors import (
 if TYPE_CHECKING:
     from safeload.convert import convert
     from safeload.cosigning import cosign
+    from safeload.drift import DriftReport, FeatureDrift
     from safeload.inspecting import (
         InspectReport,
         inspect,
@@ -105,6 +107,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "convert": "safeload.convert",
     "cosign": "safeload.cosigning",
+    "DriftReport": "safeload.drift",
+    "FeatureDrift": "safeload.drift",
     "InspectReport": "safeload.inspecting",
     "inspect": "safeload.inspecting",
     "VerifiedModelSigning": "safeload.interop",
@@ -153,6 +157,9 @@ __all__ = [
     "ArtifactExistsError",
     "ArtifactNotFoundError",
     "ContractError",
+    "DriftError",
+    "DriftReport",
+    "FeatureDrift",
     "InspectReport",
     "KeyFileError",
     "Keyring",
