@@ -243,11 +243,13 @@ def _print_inspect(report: Any) -> None:
             ("metrics", json.dumps(meta.get("metrics")) if meta.get("metrics") else None),
             ("versions", ", ".join(f"{k} {v}" for k, v in (meta.get("versions") or {}).items())),
             ("sample", "recorded" if meta.get("sample") else None),
+            *_lineage_rows(meta.get("lineage")),
         ]
         for field_name, value in rows:
             if value not in (None, ""):
                 table.add_row(field_name, escape(str(value)))
         out.print(table)
+        _print_stats(meta.get("training_stats"), verified=report.metadata_verified)
     scan = report.scan or {}
     if scan:
         types = output.table(("type", "policy"), title="types the model names")
@@ -259,3 +261,64 @@ def _print_inspect(report: Any) -> None:
     out.print(f"verdict    {output.verdict(ok, 'VERIFIED', report.verdict.upper())}")
     for reason in report.reasons:
         out.print(f"  - {escape(reason)}")
+
+
+def _field(doc: Any, key: str) -> Any:
+    """``doc[key]`` when ``doc`` is an object: unverified metadata may have any shape."""
+    return doc.get(key) if isinstance(doc, dict) else None
+
+
+def _lineage_rows(lineage: Any) -> list[tuple[str, Any]]:
+    """The training data's digest and source, and the code's commit, as metadata rows."""
+    data, code = _field(lineage, "data"), _field(lineage, "code")
+    rows: list[tuple[str, Any]] = []
+    if isinstance(data, dict):
+        digest = f"{data.get('scheme')} sha256:{data.get('sha256')}"
+        rows.append(("data", f"{digest}, {data.get('rows')} rows x {data.get('columns')} columns"))
+        rows.append(("data uri", data.get("uri")))
+    if _field(code, "git_commit") is not None:
+        dirty = " with uncommitted changes" if code.get("git_dirty") else ""
+        rows.append(("code", f"git {code['git_commit']}{dirty}"))
+    elif _field(code, "git_unrecorded") is not None:
+        rows.append(("code", f"not recorded: {code['git_unrecorded']}"))
+    rows += [("run id", _field(lineage, "run_id")), ("source", _field(lineage, "source"))]
+    return rows
+
+
+def _print_stats(stats: Any, *, verified: bool) -> None:
+    """The training statistics drift is measured against, one row per recorded feature."""
+    features = _field(stats, "features")
+    if not isinstance(features, list) or not features:
+        return
+    title = f"training statistics ({_field(stats, 'rows')} rows)" + (
+        "" if verified else " (unverified)"
+    )
+    grid = output.table(("feature", "kind", "count", "missing", "range / top values"), title=title)
+    for feature in features:
+        if not isinstance(feature, dict):
+            continue
+        if feature.get("kind") == "numeric":
+            low, high, mean = (_num(feature.get(k)) for k in ("min", "max", "mean"))
+            spread = f"{low} .. {high}, mean {mean}"
+        else:
+            top = feature.get("top")
+            pairs = (
+                [p for p in top[:5] if isinstance(p, list) and len(p) == 2]
+                if isinstance(top, list)
+                else []
+            )
+            spread = ", ".join(f"{p[0]} ({p[1]})" for p in pairs)
+            if feature.get("other"):
+                spread += f", {feature.get('other')} other"
+        grid.add_row(
+            escape(str(feature.get("name"))),
+            escape(str(feature.get("kind"))),
+            escape(str(feature.get("count"))),
+            escape(str(feature.get("missing"))),
+            escape(spread),
+        )
+    output.out().print(grid)
+
+
+def _num(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
