@@ -6,9 +6,10 @@ running over every input it scores) and compared feature by feature:
 
 * numeric: the population stability index (PSI) over the recorded decile bins, and the share
   of values outside the training ``[min, max]`` (infinities and non-numbers included);
-* categorical: the PSI over the recorded top categories plus one bin for all others, and, when
-  the training data had no more distinct values than were recorded, the share of values never
-  seen in training (with a few of them named);
+* categorical: when every training category was recorded (no more distinct values than
+  :data:`~safeload.datastats.TOP_CATEGORIES`), the share of values never seen in training (a
+  few of them named) and the PSI over the known categories' shares; otherwise the PSI over the
+  recorded top categories plus one bin for all others (unseen values cannot be told apart);
 * both: the rise in the share of missing values; a recorded column absent from the batch.
 
 Each measure has two thresholds (:data:`THRESHOLDS`): below the first is ``stable``, from the
@@ -197,7 +198,10 @@ class _Categorical:
         present = self.rows - self.missing
         if present:
             expected = [count for _, count in self.stats["top"]] + [self.stats.get("other", 0)]
-            result.psi = psi(np.asarray(expected, dtype=float), self.counts)
+            # With every training category known, values never seen are the unseen measure's,
+            # not a PSI bin's: the PSI compares the known categories' shares among themselves.
+            bins = len(expected) - 1 if self.complete else len(expected)
+            result.psi = psi(np.asarray(expected[:bins], dtype=float), self.counts[:bins])
             if self.complete:
                 result.unseen = self.unseen / present
                 result.unseen_values = list(self.unseen_values)
