@@ -81,6 +81,25 @@ def category_values(column: Any, rows: np.ndarray | None = None) -> list[str | N
     return [category_text(v) for v in items]
 
 
+def category_counts(column: Any, rows: np.ndarray | None = None) -> tuple[Counter[str], int]:
+    """Each present value's count, by its recorded text, and how many values are missing.
+
+    A pandas column is counted by ``value_counts`` (hashing in C), then its distinct values
+    are turned to text; anything else value by value.
+    """
+    part = _take(column, rows)
+    counts: Counter[str] = Counter()
+    if hasattr(part, "value_counts"):
+        for value, count in part.value_counts(dropna=True, sort=False).items():
+            text = category_text(value)
+            if text is not None and count:
+                counts[text] += int(count)
+        return counts, len(part) - sum(counts.values())
+    texts = category_values(part)
+    counts.update(t for t in texts if t is not None)
+    return counts, len(texts) - sum(counts.values())
+
+
 def category_text(value: Any) -> str | None:
     """A category as recorded: ``str`` of the value, cut at :data:`MAX_CATEGORY_CHARS`."""
     if isinstance(value, np.generic):
@@ -189,15 +208,14 @@ def _numeric(name: str, column: Any, rows: int, sample: np.ndarray | None) -> di
 
 
 def _categorical(name: str, column: Any, sample: np.ndarray | None) -> dict[str, Any]:
-    texts = category_values(column, sample)
-    counts = Counter(t for t in texts if t is not None)
+    counts, missing = category_counts(column, sample)
     top = counts.most_common(TOP_CATEGORIES)
     seen = sum(counts.values())
     return {
         "name": name,
         "kind": CATEGORICAL,
         "count": seen,
-        "missing": len(texts) - seen,
+        "missing": missing,
         "distinct": len(counts),
         "top": [[text, count] for text, count in top],
         "other": seen - sum(count for _, count in top),

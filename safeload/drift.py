@@ -179,17 +179,15 @@ class _Categorical:
         self.unseen_values: dict[str, None] = {}
 
     def add(self, column: Any, rows: np.ndarray | None) -> None:
-        texts = datastats.category_values(column, rows)
-        self.rows += len(texts)
+        counts, missing = datastats.category_counts(column, rows)
+        self.rows += missing + sum(counts.values())
+        self.missing += missing
         other = len(self.known)
-        for text in texts:
-            if text is None:
-                self.missing += 1
-                continue
+        for text, count in counts.items():
             index = self.known.get(text, other)
-            self.counts[index] += 1
+            self.counts[index] += count
             if index == other and self.complete:
-                self.unseen += 1
+                self.unseen += count
                 if len(self.unseen_values) < MAX_UNSEEN_SHOWN:
                     self.unseen_values[text] = None
 

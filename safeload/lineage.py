@@ -166,6 +166,13 @@ def _fixed(values: np.ndarray, wide: str, rows: int, mask: np.ndarray | None) ->
 
 def _tagged(column: Any, rows: int) -> Iterator[bytes]:
     """Object, string and categorical values, one tagged value at a time (docs/format.md)."""
+    if str(getattr(column, "dtype", "")) == "category":
+        # Each category tagged once; code -1 (missing) picks the last entry, the missing tag.
+        tags = np.array([*(_tag(c) for c in column.cat.categories.tolist()), b"\x00"], object)
+        codes = column.cat.codes.to_numpy()
+        for i in range(0, rows, CHUNK_ROWS):
+            yield b"".join(tags[codes[i : i + CHUNK_ROWS]].tolist())
+        return
     for i in range(0, rows, CHUNK_ROWS):
         part = (
             column.iloc[i : i + CHUNK_ROWS]
