@@ -403,3 +403,22 @@ def test_inspect_and_ls_show_the_lineage(tmp_path: Path, key: safeload.SigningKe
     assert f"{digest[:12]}, {digest[:12]}, {other[:12]}" in listing.stdout
     doc = json.loads(_cli("ls", "models", "--json", cwd=tmp_path).stdout)
     assert doc["models"][0]["data_sha256"] == {"1.0.0": digest, "1.1.0": digest, "2.0.0": other}
+
+
+def test_inspect_prints_no_more_statistics_than_save_writes(
+    saved: tuple[Path, bytes, dict[str, Any]], tmp_path: Path
+) -> None:
+    """An edited (unverified) safeload.json may list a million features: the table stays bounded."""
+    folder, _, _ = saved
+    target = tmp_path / "edited"
+    shutil.copytree(folder / "m", target)
+    meta = json.loads((target / "safeload.json").read_text())
+    feature = meta["training_stats"]["features"][0]
+    meta["training_stats"]["features"] = [{**feature, "name": f"f{i}"} for i in range(20_000)]
+    (target / "safeload.json").write_text(json.dumps(meta))
+    shown = _cli("inspect", str(target), "--trusted", str(folder / "keys"), cwd=tmp_path)
+    assert shown.returncode == 1 and "REFUSED" in shown.stdout
+    assert (
+        "(unverified)" in shown.stdout and "f499 " in shown.stdout and "f500 " not in shown.stdout
+    )
+    assert "... and 19500 more features not shown" in shown.stdout

@@ -18,6 +18,7 @@ from safeload.errors import (
 )
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
+MAX_STATS_ROWS = 500  # safeload.datastats.MAX_STATS_COLUMNS (not imported: it pulls numpy)
 
 
 def verify_one(path: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -294,7 +295,9 @@ def _print_stats(stats: Any, *, verified: bool) -> None:
         "" if verified else " (unverified)"
     )
     grid = output.table(("feature", "kind", "count", "missing", "range / top values"), title=title)
-    for feature in features:
+    # As many rows as save ever writes: unverified metadata may list a million.
+    shown_rows = features[:MAX_STATS_ROWS]
+    for feature in shown_rows:
         if not isinstance(feature, dict):
             continue
         if feature.get("kind") == "numeric":
@@ -318,6 +321,8 @@ def _print_stats(stats: Any, *, verified: bool) -> None:
             escape(spread),
         )
     output.out().print(grid)
+    if len(features) > len(shown_rows):
+        output.out().print(f"... and {len(features) - len(shown_rows)} more features not shown")
 
 
 def _num(value: Any) -> str:
