@@ -41,7 +41,12 @@ def cmd_ls(args: argparse.Namespace) -> int:
                         "name": n,
                         "versions": v,
                         "latest": v[-1] if v else None,
-                        "data_sha256": dict(zip(v, digests[n], strict=True)),
+                        # a local store's claims only: a remote listing reads no file
+                        **(
+                            {"data_sha256": dict(zip(v, digests[n], strict=True))}
+                            if isinstance(store.root, Path)
+                            else {}
+                        ),
                     }
                     for n, v in listing.items()
                 ],
