@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import struct
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +29,7 @@ GIT_TIMEOUT = 5.0
 MAX_TEXT = 1024  # data_uri, run_id and source, as recorded
 _NAN_BITS = 0x7FF8_0000_0000_0000  # the one NaN written, whatever NaN the data held
 _FLAG = {False: b"\x00", True: b"\x01"}
+_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -210,40 +213,55 @@ def git_record(where: str | os.PathLike[str] | None = None) -> dict[str, Any]:
 
     ``{"git_commit": ..., "git_dirty": bool}``, or ``{"git_unrecorded": reason}`` when there is
     no git command, no work tree, or git fails or takes longer than :data:`GIT_TIMEOUT`
-    seconds. Never raises. The repository's configuration cannot run a command here:
-    ``core.fsmonitor`` (the one setting ``git status`` would execute) is switched off.
+    seconds. Never raises. One ``git status --porcelain=v2 --branch`` answers both (its
+    ``# branch.oid`` line, and whether any other line follows). The repository's configuration
+    cannot run a command here: ``core.fsmonitor`` (the one setting ``git status`` would
+    execute) is switched off.
     """
     git = shutil.which("git")
     if git is None:
         return {"git_unrecorded": "no git command on PATH"}
-    folder = os.fspath(where) if where is not None else os.getcwd()
-    base = [git, "-c", "core.fsmonitor=false", "-C", folder]
+    folder = os.path.abspath(os.fspath(where) if where is not None else os.getcwd())
+    if "GIT_DIR" not in os.environ and not _inside_repository(folder):
+        return {"git_unrecorded": "not a git work tree with a commit"}  # and no process started
+    command = [git, "-c", "core.fsmonitor=false", "-C", folder]
+    command += ["status", "--porcelain=v2", "--branch"]
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
     try:
-        head = subprocess.run(  # noqa: S603 - git found on PATH, fixed arguments
-            [*base, "rev-parse", "--verify", "HEAD"],
-            capture_output=True,
-            timeout=GIT_TIMEOUT,
-            env=env,
-            check=False,
-        )
-        if head.returncode != 0:
-            return {"git_unrecorded": "not a git work tree with a commit"}
-        commit = head.stdout.decode("ascii", "replace").strip()
         status = subprocess.run(  # noqa: S603 - git found on PATH, fixed arguments
-            [*base, "status", "--porcelain"],
-            capture_output=True,
-            timeout=GIT_TIMEOUT,
-            env=env,
-            check=False,
+            command, capture_output=True, timeout=GIT_TIMEOUT, env=env, check=False
         )
     except subprocess.TimeoutExpired:
         return {"git_unrecorded": f"git took longer than {GIT_TIMEOUT:g} s"}
     except OSError as exc:
         return {"git_unrecorded": f"git could not run ({type(exc).__name__})"}
-    if status.returncode != 0 or len(commit) not in (40, 64):
-        return {"git_unrecorded": "git status failed"}
-    return {"git_commit": commit, "git_dirty": bool(status.stdout.strip())}
+    lines = status.stdout.decode("utf-8", "replace").splitlines()
+    commit = next(
+        (ln[len("# branch.oid ") :] for ln in lines if ln.startswith("# branch.oid ")), ""
+    )
+    if status.returncode != 0 or not _COMMIT.fullmatch(commit):
+        return {"git_unrecorded": "not a git work tree with a commit"}
+    return {"git_commit": commit, "git_dirty": any(not ln.startswith("#") for ln in lines)}
+
+
+def _inside_repository(folder: str) -> bool:
+    """Whether ``folder`` or a parent holds a ``.git`` (a folder, or a worktree's file)."""
+    while True:
+        if os.path.lexists(os.path.join(folder, ".git")):
+            return True
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return False
+        folder = parent
+
+
+def git_probe(where: str | os.PathLike[str] | None = None) -> Future[dict[str, Any]]:
+    """:func:`git_record` started in a thread, so that a save writes its model meanwhile."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="safeload-git")
+    try:
+        return pool.submit(git_record, where)
+    finally:
+        pool.shutdown(wait=False)
 
 
 def lineage_record(
@@ -252,16 +270,18 @@ def lineage_record(
     data_uri: str | None = None,
     run_id: str | None = None,
     source: str | os.PathLike[str] | None = None,
+    code: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``lineage`` block of ``safeload.json``.
 
     ``source`` is the folder of the training code (its git work tree is read there; default:
-    the current directory) and is recorded as given.
+    the current directory) and is recorded as given. ``code`` is a :func:`git_record` already
+    taken (by :func:`git_probe`); without it git is asked here.
 
     Raises:
         ValueError: a caller-given text is too long or not a string.
     """
-    record: dict[str, Any] = {"code": git_record(source)}
+    record: dict[str, Any] = {"code": git_record(source) if code is None else dict(code)}
     if training_data is not None:
         record["data"] = table_digest(training_data).to_dict()
         if data_uri is not None:

@@ -50,7 +50,7 @@ from safeload.layout import (
     check_name,
     read_model_file,
 )
-from safeload.lineage import lineage_record
+from safeload.lineage import git_probe, lineage_record
 from safeload.manifest import (
     SHA256,
     Hashing,
@@ -461,6 +461,7 @@ def save(
     target = where_to if isinstance(where_to, Path) else remote.staged_identity(where_to)
     name, version = _identity(target, name, version)
     trusted_types = resolve_policy(policy)
+    git = git_probe(source)  # git runs while the model is written; its answer joins the metadata
     try:
         metadata = build_metadata(
             obj,
@@ -471,7 +472,9 @@ def save(
             config=config,
             sample=sample,
             training_data=training_data,
-            lineage=lineage_record(training_data, data_uri=data_uri, run_id=run_id, source=source),
+            lineage=lineage_record(
+                training_data, data_uri=data_uri, run_id=run_id, source=source, code={}
+            ),
         )
     except ValueError as exc:
         raise OperationalError(f"cannot record metadata: {exc}") from exc
@@ -486,6 +489,7 @@ def save(
                 model_path = staging.dir / model_name
                 written = _write_joblib(obj, model_path, compress, trusted_types, where, scheme)
                 staging.record(model_name, *written)
+            metadata["lineage"]["code"] = git.result()
             staging.write(METADATA_FILE, strictjson.dumps(metadata))
             return staging.commit(key, subject_name=f"{name}/{version}")
 
