@@ -40,6 +40,7 @@ from safeload.errors import (
     ContractError,
     ConversionError,
     ConversionMismatchError,
+    DriftError,
     KeyFileError,
     MalformedArtifactError,
     OperationalError,
@@ -63,6 +64,7 @@ from safeload.errors import (
 if TYPE_CHECKING:
     from safeload.convert import convert
     from safeload.cosigning import cosign
+    from safeload.drift import DriftReport, FeatureDrift
     from safeload.inspecting import (
         InspectReport,
         inspect,
@@ -107,6 +109,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "convert": "safeload.convert",
     "cosign": "safeload.cosigning",
+    "DriftReport": "safeload.drift",
+    "FeatureDrift": "safeload.drift",
     "InspectReport": "safeload.inspecting",
     "inspect": "safeload.inspecting",
     "VerifiedModelSigning": "safeload.interop",
@@ -157,6 +161,9 @@ __all__ = [
     "ContractError",
     "ConversionError",
     "ConversionMismatchError",
+    "DriftError",
+    "DriftReport",
+    "FeatureDrift",
     "InspectReport",
     "KeyFileError",
     "Keyring",

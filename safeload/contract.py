@@ -8,7 +8,6 @@ checked against the schema before it reaches the model.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -67,27 +66,10 @@ def schema_of(data: Any, model: object | None = None) -> dict[str, JSON]:
 
 
 def fingerprint(data: Any) -> str:
-    """SHA-256 of the training data's values, column names and dtypes (order-sensitive)."""
-    hasher = hashlib.sha256()
-    if _is_frame(data):
-        for column in data.columns:
-            series = data[column]
-            hasher.update(f"{column}\0{series.dtype}\0".encode())
-            values = series.to_numpy()
-            if values.dtype.kind in "OUS" or str(series.dtype) == "category":
-                for value in values.tolist():
-                    hasher.update(repr(value).encode() + b"\0")
-            else:
-                hasher.update(np.ascontiguousarray(values).tobytes())
-    else:
-        array = np.ascontiguousarray(np.asarray(data))
-        hasher.update(f"{array.dtype.str}\0{array.shape}\0".encode())
-        if array.dtype.kind == "O":
-            for value in array.ravel().tolist():
-                hasher.update(repr(value).encode() + b"\0")
-        else:
-            hasher.update(array.tobytes())
-    return hasher.hexdigest()
+    """SHA-256 of the training data: the ``safeload-table-v1`` digest (docs/format.md)."""
+    from safeload.lineage import table_digest
+
+    return table_digest(data).sha256
 
 
 def _scalar(value: Any) -> JSON:

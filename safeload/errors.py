@@ -121,6 +121,17 @@ class RollbackError(ContractError):
         self.found = found
 
 
+class DriftError(RefusedError):
+    """A batch no longer looks like the training data (``check_drift(raise_on_shift=True)``).
+
+    ``.report`` is the :class:`~safeload.DriftReport` whose verdict was ``shifted``.
+    """
+
+    def __init__(self, message: str, *, report: Any) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 # --- operational errors ---------------------------------------------------------------------
 
 

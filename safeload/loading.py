@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from safeload import _unpickle, contract
+from safeload.drift import DriftReport, check_drift
 from safeload.errors import (
     ContractError,
     MalformedArtifactError,
@@ -191,6 +192,18 @@ class LoadedArtifact:
         """``model.transform`` after checking the input against the schema."""
         self.check_input(data)
         return self.model.transform(data)
+
+    def check_drift(self, data: Any, *, raise_on_shift: bool = False) -> DriftReport:
+        """Compare a batch with the training data's signed statistics; never predicts.
+
+        Returns a :class:`~safeload.DriftReport`: per feature the share out of the training
+        range, the rise in missing values, unseen categories and the PSI over the recorded
+        bins, and a verdict ``stable``, ``watch`` or ``shifted`` (docs/format.md gives the
+        thresholds). It never blocks anything unless ``raise_on_shift``: then a ``shifted``
+        verdict raises :class:`~safeload.DriftError`. An artifact saved without
+        ``training_data`` records no statistics (:class:`~safeload.OperationalError`).
+        """
+        return check_drift(self.metadata, data, raise_on_shift=raise_on_shift)
 
 
 def load_checked(

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from importlib import metadata as _importlib_metadata
 from typing import Any
 
-from safeload import contract, metaschema, strictjson
+from safeload import contract, datastats, metaschema, strictjson
 from safeload.errors import MalformedArtifactError, shown
 from safeload.layout import FORMATS, METADATA_FILE
 
@@ -94,8 +94,13 @@ def build_metadata(
     config: Mapping[str, JSONValue] | None = None,
     sample: Any = None,
     training_data: Any = None,
+    lineage: Mapping[str, JSONValue] | None = None,
 ) -> dict[str, JSONValue]:
     """The metadata record for a model about to be saved.
+
+    ``lineage`` (from :func:`safeload.lineage.lineage_record`) is recorded as given; with
+    ``training_data`` its digest is also ``training_data_sha256``, and its statistics
+    (:func:`safeload.datastats.training_stats`) are ``training_stats``.
 
     Raises:
         ValueError: a caller-given value cannot be recorded as plain JSON.
@@ -112,8 +117,12 @@ def build_metadata(
         "config": check_json_value(dict(config or {}), "config"),
         "versions": library_versions(),
     }
+    if lineage is not None:
+        record["lineage"] = check_json_value(dict(lineage), "lineage")
     if training_data is not None:
-        record["training_data_sha256"] = contract.fingerprint(training_data)
+        data = record.get("lineage", {}).get("data", {})
+        record["training_data_sha256"] = data.get("sha256") or contract.fingerprint(training_data)
+        record["training_stats"] = datastats.training_stats(training_data)
     if sample is not None:
         record["sample"] = {
             "inputs": contract.encode_sample(sample),

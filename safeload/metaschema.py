@@ -10,6 +10,7 @@ Every refusal is a :class:`MalformedArtifactError` naming the field.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from safeload import datastats
 from safeload.errors import MalformedArtifactError, shown
 from safeload.layout import METADATA_FILE
 
@@ -185,6 +187,10 @@ def check_document(doc: dict[str, JSON]) -> None:
             _object(doc[key], key)
     if "versions" in doc:
         _check_versions(doc["versions"])
+    if "lineage" in doc:
+        _check_lineage(doc["lineage"])
+    if "training_stats" in doc:
+        _check_training_stats(doc["training_stats"])
     n_features = _check_schema(doc["schema"]) if "schema" in doc else None
     if "sample" in doc:
         _check_sample(doc["sample"], n_features)
@@ -428,3 +434,117 @@ _ACCEPT: Mapping[str, Callable[[JSON, np.dtype[Any]], bool]] = {
     "U": _is_str,
     "O": _is_scalar,
 }
+
+
+# ---- lineage and training statistics (safeload.lineage, safeload.datastats) --------------------
+
+# The bounds save writes within (safeload.datastats), held against a signed document here.
+MAX_STATS_COLUMNS = datastats.MAX_STATS_COLUMNS
+_TOP_CATEGORIES = datastats.TOP_CATEGORIES
+_CATEGORY_CHARS = datastats.MAX_CATEGORY_CHARS
+_FEATURE_NAME = datastats.MAX_NAME_CHARS
+_N_QUANTILES = len(datastats.QUANTILES)
+_COUNT = (1 << 63) - 1
+_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+def _check_lineage(value: JSON) -> None:
+    lineage = _object(value, "lineage", {"data", "code", "run_id", "source"}, {"code"})
+    code = _object(lineage["code"], "lineage.code", {"git_commit", "git_dirty", "git_unrecorded"})
+    if "git_commit" in code:
+        if not _COMMIT.fullmatch(_string(code["git_commit"], "lineage.code.git_commit", 64)):
+            raise refuse("lineage.code.git_commit", "is not a hex git commit id")
+        if not isinstance(code.get("git_dirty"), bool):
+            raise refuse("lineage.code.git_dirty", "is not a boolean beside git_commit")
+    elif set(code) != {"git_unrecorded"}:
+        raise refuse("lineage.code", "records neither a git commit nor why it has none")
+    else:
+        _string(code["git_unrecorded"], "lineage.code.git_unrecorded", 256)
+    for key in ("run_id", "source"):
+        if key in lineage:
+            _string(lineage[key], f"lineage.{key}")
+    if "data" in lineage:
+        fields = {"scheme", "sha256", "rows", "columns"}
+        data = _object(lineage["data"], "lineage.data", fields | {"uri"}, fields)
+        if data["scheme"] != "safeload-table-v1":
+            raise refuse("lineage.data.scheme", f"is {shown(data['scheme'])}, not known")
+        if not _SHA256.fullmatch(_string(data["sha256"], "lineage.data.sha256", 64)):
+            raise refuse("lineage.data.sha256", "is not a hex SHA-256")
+        _count(data["rows"], "lineage.data.rows", _COUNT)
+        _count(data["columns"], "lineage.data.columns", _COUNT)
+        if "uri" in data:
+            _string(data["uri"], "lineage.data.uri")
+
+
+def _check_training_stats(value: JSON) -> None:
+    """The statistics drift is measured against: bounded sizes, consistent counts and bins."""
+    fields = {"rows", "sample_rows", "columns", "features", "unrecorded_columns"}
+    stats = _object(value, "training_stats", fields, fields)
+    for key in ("rows", "sample_rows", "columns", "unrecorded_columns"):
+        _count(stats[key], f"training_stats.{key}", _COUNT)
+    features = _list(stats["features"], "training_stats.features", MAX_STATS_COLUMNS)
+    for i, feature in enumerate(features):
+        _check_feature(feature, f"training_stats.features[{i}]")
+    _check_unique_names(features, "training_stats.features")
+
+
+def _check_feature(value: JSON, where: str) -> None:
+    kind = value.get("kind") if isinstance(value, dict) else None
+    base = {"name", "kind", "count", "missing"}
+    if kind == "numeric":
+        extra = {"infinite", "min", "max", "mean", "std", "quantiles", "bin_counts"}
+        feature = _object(value, where, base | extra, base | {"infinite"})
+        _count(feature["infinite"], f"{where}.infinite", _COUNT)
+        for key in ("min", "max", "mean", "std"):
+            if feature.get(key) is not None:
+                _number(feature[key], f"{where}.{key}")
+        if ("quantiles" in feature) != ("bin_counts" in feature):
+            raise refuse(where, "records quantiles without bin counts, or the reverse")
+        if "quantiles" in feature:
+            _check_bins(feature, where)
+    elif kind == "categorical":
+        extra = {"distinct", "top", "other"}
+        feature = _object(value, where, base | extra, base | extra)
+        _count(feature["distinct"], f"{where}.distinct", _COUNT)
+        _count(feature["other"], f"{where}.other", _COUNT)
+        top = _list(feature["top"], f"{where}.top", _TOP_CATEGORIES)
+        for j, pair in enumerate(top):
+            pair = _list(pair, f"{where}.top[{j}]", 2)
+            if len(pair) != 2:
+                raise refuse(f"{where}.top[{j}]", "is not a [category, count] pair")
+            _string(pair[0], f"{where}.top[{j}][0]", _CATEGORY_CHARS)
+            _count(pair[1], f"{where}.top[{j}][1]", _COUNT)
+        if len({pair[0] for pair in top}) != len(top):
+            raise refuse(f"{where}.top", "names a category twice")
+    elif kind == "other":
+        feature = _object(value, where, base | {"dtype"}, base | {"dtype"})
+        _string(feature["dtype"], f"{where}.dtype", 64)
+    else:
+        raise refuse(f"{where}.kind", f"is {shown(kind)}, not numeric, categorical or other")
+    _string(feature["name"], f"{where}.name", _FEATURE_NAME)
+    _count(feature["count"], f"{where}.count", _COUNT)
+    _count(feature["missing"], f"{where}.missing", _COUNT)
+
+
+def _check_bins(feature: dict[str, JSON], where: str) -> None:
+    """Deciles non-decreasing; one bin count per interval between distinct inner deciles."""
+    quantiles = _list(feature["quantiles"], f"{where}.quantiles", _N_QUANTILES)
+    if len(quantiles) != _N_QUANTILES:
+        raise refuse(f"{where}.quantiles", f"has {len(quantiles)} values, not {_N_QUANTILES}")
+    numbers = [_number(q, f"{where}.quantiles[{i}]") for i, q in enumerate(quantiles)]
+    if any(b < a for a, b in itertools.pairwise(numbers)):
+        raise refuse(f"{where}.quantiles", "are not in increasing order")
+    bins = len(set(numbers[1:-1])) + 1
+    counts = _list(feature["bin_counts"], f"{where}.bin_counts", _N_QUANTILES)
+    if len(counts) != bins:
+        raise refuse(f"{where}.bin_counts", f"has {len(counts)} bins, the deciles make {bins}")
+    for i, count in enumerate(counts):
+        _count(count, f"{where}.bin_counts[{i}]", _COUNT)
+
+
+def _number(value: JSON, where: str) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise refuse(where, f"is a {_kind(value)}, not a number")
+    if not math.isfinite(value):
+        raise refuse(where, "is not a finite number")
+    return float(value)

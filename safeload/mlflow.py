@@ -102,6 +102,8 @@ def save_model(
     policy: PolicySource = None,
     trusted: TrustSource | None = None,
     mlflow_model: Any = None,
+    data_uri: str | None = None,
+    run_id: str | None = None,
 ) -> Path:
     """Write an MLflow model directory at ``path`` whose data is a signed safeload artifact.
 
@@ -110,7 +112,8 @@ def save_model(
     ``name`` / ``version``; ``version`` defaults to the MLflow logged model's id when logging.
     The MLflow signature is derived from ``sample`` (or the schema of ``training_data``), and
     every MLflow file is signed by ``key`` in ``safeload-mlflow.sig``. A failed save leaves
-    nothing at ``path``.
+    nothing at ``path``. ``run_id`` (recorded in the signed lineage) defaults to the MLflow run
+    being logged to, or the active run; ``data_uri`` names the training data.
     """
     from mlflow.models import Model
     from mlflow.models.model import MLMODEL_FILE_NAME
@@ -139,6 +142,8 @@ def save_model(
             config=config,
             policy=policy,
             trusted=trusted,
+            data_uri=data_uri,
+            run_id=run_id if run_id is not None else mlflow_run_id(mlflow_model),
         )
         meta = mlflow_model if mlflow_model is not None else Model()
         signature = _mlflow_signature(model, sample, training_data)
@@ -152,6 +157,17 @@ def save_model(
         shutil.rmtree(target, ignore_errors=True)
         raise
     return target
+
+
+def mlflow_run_id(mlflow_model: Any = None) -> str | None:
+    """The MLflow run a model is logged to: the logged model's own, else the active run's."""
+    run_id = getattr(mlflow_model, "run_id", None)
+    if isinstance(run_id, str) and run_id:
+        return run_id
+    import mlflow
+
+    active = mlflow.active_run()
+    return str(active.info.run_id) if active is not None else None
 
 
 def log_model(
@@ -168,7 +184,8 @@ def log_model(
 
     ``name`` is both the MLflow model's name and the signed model name; ``version`` defaults to
     the logged model's id (``m-…``). ``save_options`` go to :func:`save_model` (``format``,
-    ``training_data``, ``metrics``, ``config``, ``policy``, ``trusted``).
+    ``training_data``, ``data_uri``, ``metrics``, ``config``, ``policy``, ``trusted``); the
+    run's id is recorded in the signed lineage.
     """
     from mlflow.models import Model
 

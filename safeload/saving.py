@@ -50,6 +50,7 @@ from safeload.layout import (
     check_name,
     read_model_file,
 )
+from safeload.lineage import git_probe, lineage_record
 from safeload.manifest import (
     SHA256,
     Hashing,
@@ -429,6 +430,9 @@ def save(
     trusted: TrustSource | None = None,
     storage_options: remote.StorageOptions | None = None,
     hash: str = SHA256,
+    data_uri: str | None = None,
+    run_id: str | None = None,
+    source: str | os.PathLike[str] | None = None,
 ) -> Path | remote.Url:
     """Save a fitted model (the whole Pipeline) as a signed artifact directory at ``path``.
 
@@ -448,8 +452,13 @@ def save(
     scanned against ``policy`` before the artifact is signed, so an artifact that ``load``
     would refuse is never written. ``sample`` (a few input rows) is stored with the
     predictions the model gives on it, and re-checked at load; ``training_data`` gives the
-    schema's dtypes and a SHA-256 fingerprint. A failed save leaves nothing behind, not even
-    the parent folders it created.
+    schema's dtypes, its lineage (a ``safeload-table-v1`` digest, row and column counts,
+    ``data_uri`` when given) and per-feature statistics that
+    :meth:`~safeload.LoadedArtifact.check_drift` compares new data with; never the data.
+    The code is recorded too: the git commit of the work tree at ``source`` (default: the
+    current directory) and whether it had uncommitted changes, when git can tell (a save never
+    fails for want of git); ``run_id`` names the training run (MLflow's, for example).
+    A failed save leaves nothing behind, not even the parent folders it created.
     ``trusted`` (a keyring or keys folder with its ``trust.toml``) refuses a key that is
     retired, revoked, expired or not trusted there, before anything is written.
     ``hash`` is the manifest's file hash: ``"sha256"`` (the default, in 16 MiB shards) or
@@ -474,6 +483,7 @@ def save(
     target = where_to if isinstance(where_to, Path) else remote.staged_identity(where_to)
     name, version = _identity(target, name, version)
     trusted_types = resolve_policy(policy)
+    git = git_probe(source)  # git runs while the model is written; its answer joins the metadata
     try:
         metadata = build_metadata(
             obj,
@@ -484,6 +494,9 @@ def save(
             config=config,
             sample=sample,
             training_data=training_data,
+            lineage=lineage_record(
+                training_data, data_uri=data_uri, run_id=run_id, source=source, code={}
+            ),
         )
     except ValueError as exc:
         raise OperationalError(f"cannot record metadata: {exc}") from exc
@@ -501,6 +514,7 @@ def save(
                 model_path = staging.dir / model_name
                 written = _write_joblib(obj, model_path, compress, trusted_types, where, scheme)
                 staging.record(model_name, *written)
+            metadata["lineage"]["code"] = git.result()
             staging.write(METADATA_FILE, strictjson.dumps(metadata))
             return staging.commit(key, subject_name=f"{name}/{version}")
 

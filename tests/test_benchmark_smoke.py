@@ -90,3 +90,18 @@ def test_bench_serve_smoke() -> None:
     assert result.returncode == 0, result.stdout + result.stderr  # 1 on any error
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
     assert len(rows) == 2 + 4 and all(row.endswith("| 0 |") for row in rows[2:])
+
+
+def test_chart_drift_smoke(tmp_path: Path) -> None:
+    svg = tmp_path / "drift.svg"
+    script = str(ROOT / "benchmarks" / "chart_drift.py")
+    result = subprocess.run(
+        [sys.executable, script, "--smoke", "--svg", str(svg)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    days = [line for line in result.stderr.splitlines() if line.startswith("day ")]
+    assert len(days) == 5 and all("stable" in d or "watch" in d for d in days)
+    assert svg.read_text().lstrip().startswith("<?xml")

@@ -108,7 +108,9 @@ def test_sign_verify_inspect_ls(workspace: Path) -> None:
     human = run("inspect", "models/iris/1.0.0", "--trusted", "keys", cwd=workspace)
     assert human.returncode == 0 and "VERIFIED" in human.stdout and "model.joblib" in human.stdout
     doc = run_json("ls", "models", cwd=workspace, code=0)
-    assert doc["models"] == [{"name": "iris", "versions": ["1.0.0"], "latest": "1.0.0"}]
+    assert doc["models"] == [
+        {"name": "iris", "versions": ["1.0.0"], "latest": "1.0.0", "data_sha256": {"1.0.0": None}}
+    ]  # signed by `sign` from a joblib file: no training data recorded
 
 
 def test_verify_and_inspect_refusals(workspace: Path) -> None:

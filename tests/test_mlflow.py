@@ -202,6 +202,11 @@ def test_logged_model_loads_by_every_uri_form(
         slm.load_model(logged.uri, trusted=signer[1], version="0.9")
 
 
+def test_the_run_id_is_signed_in_the_lineage(logged: Logged, signer: tuple[Any, Path]) -> None:
+    loaded = slm.load_model(logged.uri, trusted=signer[1], name="churn")
+    assert loaded.metadata["lineage"]["run_id"] == logged.info.run_id
+
+
 def test_mlmodel_declares_the_safeload_loader_and_the_saved_signature(logged: Logged) -> None:
     mlmodel = yaml.safe_load((logged.store / "MLmodel").read_text())
     assert mlmodel["flavors"]["python_function"]["loader_module"] == "safeload.mlflow"

@@ -696,3 +696,43 @@ def _loaded(store: Path) -> Any:
             store / "models" / "churn" / "1.0.0", trusted=store / "keys"
         )
     return _CACHE[store]
+
+
+# --- drift: the running report over the inputs scored -------------------------------------------
+
+
+def test_drift_route_reports_the_inputs_scored(tmp_path: Path) -> None:
+    key = safeload.generate_key()
+    key.save(tmp_path / "keys" / "trainer")
+    X = churn_frame(3000, seed=0)
+    model = frame_pipeline(X, (X["age"] > 45).to_numpy().astype(int))
+    safeload.save(
+        model, tmp_path / "models" / "churn" / "1.0.0", key=key, name="churn", version="1.0.0",
+        training_data=X,
+    )  # fmt: skip
+    save_churn(tmp_path / "models", key, "1.0.0", name="nostats")  # saved without training_data
+
+    def body(frame: pd.DataFrame) -> str:
+        return frame.to_csv(index=False)
+
+    csv = {"content-type": "text/csv"}
+    with serving(tmp_path, token=False) as server, server.client() as client:
+        empty = client.get("/v1/models/churn/drift").json()
+        assert empty["rows"] == 0 and empty["verdict"] == "watch" and empty["version"] == "1.0.0"
+        for seed in (1, 2, 3):
+            scored = client.post(
+                "/v1/models/churn/predict", content=body(churn_frame(400, seed)), headers=csv
+            )
+            assert scored.status_code == 200, scored.text
+        steady = client.get("/v1/models/churn/drift").json()
+        assert steady["rows"] == 1200 and steady["verdict"] == "stable", steady
+        richer = churn_frame(2000, seed=4)
+        richer["income"] = richer["income"] * 2
+        moved = client.post("/v1/models/churn/predict", content=body(richer), headers=csv)
+        assert moved.status_code == 200  # drift never blocks a prediction
+        shifted = client.get("/v1/models/churn/drift").json()
+        assert shifted["rows"] == 3200 and shifted["verdict"] == "shifted"
+        assert shifted["shifted_features"] == ["income"]
+        assert client.get("/v1/models/nope/drift").status_code == 404
+        none = client.get("/v1/models/nostats/drift")
+        assert none.status_code == 404 and "training_data" in none.json()["detail"]

@@ -18,6 +18,7 @@ from safeload.errors import (
 )
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
+MAX_STATS_ROWS = 500  # safeload.datastats.MAX_STATS_COLUMNS (not imported: it pulls numpy)
 
 
 def verify_one(path: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -254,11 +255,13 @@ def _print_inspect(report: Any) -> None:
             ("metrics", json.dumps(meta.get("metrics")) if meta.get("metrics") else None),
             ("versions", ", ".join(f"{k} {v}" for k, v in (meta.get("versions") or {}).items())),
             ("sample", "recorded" if meta.get("sample") else None),
+            *_lineage_rows(meta.get("lineage")),
         ]
         for field_name, value in rows:
             if value not in (None, ""):
                 table.add_row(field_name, escape(str(value)))
         out.print(table)
+        _print_stats(meta.get("training_stats"), verified=report.metadata_verified)
     scan = report.scan or {}
     if scan.get("graph"):
         _print_graph(scan["graph"])
@@ -292,3 +295,68 @@ def _print_graph(graph: dict[str, Any]) -> None:
             )
             table.add_row(kind[:-1], escape(value["name"]), escape(value["type"]), escape(dims))
     out.print(table)
+
+
+def _field(doc: Any, key: str) -> Any:
+    """``doc[key]`` when ``doc`` is an object: unverified metadata may have any shape."""
+    return doc.get(key) if isinstance(doc, dict) else None
+
+
+def _lineage_rows(lineage: Any) -> list[tuple[str, Any]]:
+    """The training data's digest and source, and the code's commit, as metadata rows."""
+    data, code = _field(lineage, "data"), _field(lineage, "code")
+    rows: list[tuple[str, Any]] = []
+    if isinstance(data, dict):
+        digest = f"{data.get('scheme')} sha256:{data.get('sha256')}"
+        rows.append(("data", f"{digest}, {data.get('rows')} rows x {data.get('columns')} columns"))
+        rows.append(("data uri", data.get("uri")))
+    if _field(code, "git_commit") is not None:
+        dirty = " with uncommitted changes" if code.get("git_dirty") else ""
+        rows.append(("code", f"git {code['git_commit']}{dirty}"))
+    elif _field(code, "git_unrecorded") is not None:
+        rows.append(("code", f"not recorded: {code['git_unrecorded']}"))
+    rows += [("run id", _field(lineage, "run_id")), ("source", _field(lineage, "source"))]
+    return rows
+
+
+def _print_stats(stats: Any, *, verified: bool) -> None:
+    """The training statistics drift is measured against, one row per recorded feature."""
+    features = _field(stats, "features")
+    if not isinstance(features, list) or not features:
+        return
+    title = f"training statistics ({_field(stats, 'rows')} rows)" + (
+        "" if verified else " (unverified)"
+    )
+    grid = output.table(("feature", "kind", "count", "missing", "range / top values"), title=title)
+    # As many rows as save ever writes: unverified metadata may list a million.
+    shown_rows = features[:MAX_STATS_ROWS]
+    for feature in shown_rows:
+        if not isinstance(feature, dict):
+            continue
+        if feature.get("kind") == "numeric":
+            low, high, mean = (_num(feature.get(k)) for k in ("min", "max", "mean"))
+            spread = f"{low} .. {high}, mean {mean}"
+        else:
+            top = feature.get("top")
+            pairs = (
+                [p for p in top[:5] if isinstance(p, list) and len(p) == 2]
+                if isinstance(top, list)
+                else []
+            )
+            spread = ", ".join(f"{p[0]} ({p[1]})" for p in pairs)
+            if feature.get("other"):
+                spread += f", {feature.get('other')} other"
+        grid.add_row(
+            escape(str(feature.get("name"))),
+            escape(str(feature.get("kind"))),
+            escape(str(feature.get("count"))),
+            escape(str(feature.get("missing"))),
+            escape(spread),
+        )
+    output.out().print(grid)
+    if len(features) > len(shown_rows):
+        output.out().print(f"... and {len(features) - len(shown_rows)} more features not shown")
+
+
+def _num(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from safeload import __version__
-from safeload._cli import checking, listing, scanning, serving, signing, tree
+from safeload._cli import checking, drift, listing, scanning, serving, signing, tree
 
 FORMATS = ("table", "json", "sarif")
 
@@ -211,12 +211,31 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, allow=False)
     p.set_defaults(func=listing.cmd_ls)
 
+    _drift(sub)
     _serve(sub)
 
     p = sub.add_parser("demo", help="train, sign, load, and watch three attacks being refused")
     p.add_argument("--keep", metavar="DIR", help="make the files in DIR and keep them")
     p.set_defaults(func=listing.cmd_demo, json=False)
     return parser
+
+
+def _drift(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "drift", help="compare a CSV or Parquet file with a model's signed training statistics"
+    )
+    p.add_argument("artifact", help="artifact directory (verified, never deserialized)")
+    p.add_argument("data", help="today's data: a .csv or .parquet file with the model's columns")
+    p.add_argument("--trusted", required=True, help="folder of trusted *.pub keys")
+    p.add_argument(
+        "--max-rows",
+        type=_positive,
+        default=drift.MAX_ROWS,
+        metavar="N",
+        help=f"read at most the first N rows of DATA (default {drift.MAX_ROWS:,})",
+    )
+    _common(p)
+    p.set_defaults(func=drift.cmd_drift)
 
 
 def _serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

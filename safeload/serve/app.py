@@ -22,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from safeload.drift import DriftAccumulator
 from safeload.errors import ContractError, shown
 from safeload.serve import page
 from safeload.serve.inputs import BadRequest, media_type, parse_batch
@@ -150,13 +151,15 @@ def create_app(
         try:
             kind = media_type(request.headers.get("content-type"))
             body = await _read_body(request, bounds.max_body)
-            return await run_in_threadpool(_run, artifact, method, kind, body)
+            return await run_in_threadpool(_run, artifact, method, kind, body, entry.drift)
         except BadRequest as exc:
             return _error(exc.status, str(exc))
         except ContractError as exc:
             return _error(422, str(exc), error="ContractError")
 
-    def _run(artifact: Any, method: str, kind: str, body: bytes) -> Response:
+    def _run(
+        artifact: Any, method: str, kind: str, body: bytes, drift: DriftAccumulator | None
+    ) -> Response:
         batch = parse_batch(body, kind, artifact.schema, bounds.max_rows)
         try:
             result = getattr(artifact, method)(batch)
@@ -164,6 +167,8 @@ def create_app(
             raise
         except (ValueError, TypeError) as exc:  # e.g. NaN where the model takes none
             return _error(422, f"the model cannot {method} this input: {shown(str(exc))}")
+        if drift is not None:
+            _count_drift(drift, batch)
         version = str(artifact.metadata.get("version"))
         doc: dict[str, Any] = {"model": artifact.metadata.get("name"), "version": version}
         if method == "predict_proba":
@@ -177,6 +182,22 @@ def create_app(
             return _error(422, f"the model's {method} output cannot be sent as JSON: {exc}")
         return Response(body, media_type="application/json")
 
+    @app.get("/v1/models/{name}/drift")
+    def drift_report(name: str) -> JSONResponse:
+        entry = registry.get(name)
+        if entry is None:
+            return _unknown(name)
+        if entry.served is None:
+            return _error(503, f"model {shown(name)} is not served: its load was refused")
+        if entry.drift is None:
+            return _error(
+                404,
+                f"model {shown(name)} {entry.version} records no training statistics: save "
+                "it with training_data to measure drift",
+            )
+        doc = {"model": name, "version": entry.version, "since": entry.loaded_at}
+        return JSONResponse({**doc, **entry.drift.report().to_dict()})
+
     @app.post("/v1/models/{name}/predict")
     async def predict(name: str, request: Request) -> Response:
         return await _predict(name, "predict", request)
@@ -188,6 +209,14 @@ def create_app(
     if admin_token is not None:
         _admin_routes(app, registry, admin_token)
     return app
+
+
+def _count_drift(drift: DriftAccumulator, batch: Any) -> None:
+    """Count a scored batch into the running drift report; a failure here never fails a request."""
+    try:
+        drift.add(batch)
+    except Exception as exc:
+        print(f"safeload serve: drift not counted: {type(exc).__name__}", file=sys.stderr)
 
 
 def _classes(model: Any) -> list[Any] | None:

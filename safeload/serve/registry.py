@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from safeload.drift import DriftAccumulator
 from safeload.errors import SafeloadError, shown
 from safeload.keys import Keyring
 from safeload.loading import LoadedArtifact
@@ -53,6 +54,8 @@ class Entry:
     refused_version: str | None = None
     attempted_at: str | None = None
     history: list[dict[str, str | None]] = field(default_factory=list)
+    drift: DriftAccumulator | None = field(default=None, repr=False)
+    """Running counts of the inputs scored by the served version (None: no statistics)."""
 
     @property
     def version(self) -> str | None:
@@ -187,6 +190,8 @@ class ModelRegistry:
                     "refused": entry.refused,
                 }
             entry.served, entry.loaded_at = loaded, _now()
+            stats = loaded.metadata.get("training_stats")
+            entry.drift = DriftAccumulator(stats) if isinstance(stats, dict) else None
             entry.refused = entry.refused_version = None
             entry.attempted_at = entry.loaded_at
             entry.history.append({"at": entry.loaded_at, "loaded": entry.version})
