@@ -430,6 +430,7 @@ def save(
     trusted: TrustSource | None = None,
     storage_options: remote.StorageOptions | None = None,
     hash: str = SHA256,
+    train_data: Any = None,
     data_uri: str | None = None,
     run_id: str | None = None,
     source: str | os.PathLike[str] | None = None,
@@ -451,9 +452,10 @@ def save(
     (:class:`~safeload.UnfittedModelError`), before ``sample`` is used. The model's types are
     scanned against ``policy`` before the artifact is signed, so an artifact that ``load``
     would refuse is never written. ``sample`` (a few input rows) is stored with the
-    predictions the model gives on it, and re-checked at load; ``training_data`` gives the
-    schema's dtypes, its lineage (a ``safeload-table-v1`` digest, row and column counts,
-    ``data_uri`` when given) and per-feature statistics that
+    predictions the model gives on it, and re-checked at load; ``train_data`` (also spelled
+    ``training_data``, its earlier name) gives the schema's dtypes, its lineage (a
+    ``safeload-table-v1`` digest, row and column counts, ``data_uri`` when given) and
+    per-feature statistics that
     :meth:`~safeload.LoadedArtifact.check_drift` compares new data with; never the data.
     The code is recorded too: the git commit of the work tree at ``source`` (default: the
     current directory) and whether it had uncommitted changes, when git can tell (a save never
@@ -473,6 +475,10 @@ def save(
     """
     if not isinstance(key, SigningKey):
         raise TypeError("key must be a safeload.SigningKey (see safeload.generate_key)")
+    if train_data is not None:
+        if training_data is not None:
+            raise TypeError("give train_data or training_data (the same thing), not both")
+        training_data = train_data
     scheme = for_writing(hash)
     if trusted is not None:
         resolve_keyring(trusted).check_signer(key)

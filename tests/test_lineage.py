@@ -422,3 +422,17 @@ def test_inspect_prints_no_more_statistics_than_save_writes(
         "(unverified)" in shown.stdout and "f499 " in shown.stdout and "f500 " not in shown.stdout
     )
     assert "... and 19500 more features not shown" in shown.stdout
+
+
+def test_train_data_is_the_issue_s_name_and_training_data_the_same_argument(
+    tmp_path: Path,
+) -> None:
+    X = frame(200)
+    key = safeload.generate_key()
+    one = safeload.save(fitted(X), tmp_path / "a", key=key, train_data=X)
+    two = safeload.save(fitted(X), tmp_path / "b", key=key, training_data=X)
+    lineages = [json.loads((Path(p) / "safeload.json").read_bytes())["lineage"] for p in (one, two)]
+    assert lineages[0]["data"] == lineages[1]["data"] and lineages[0]["data"]["rows"] == 200
+    with pytest.raises(TypeError, match="not both"):
+        safeload.save(fitted(X), tmp_path / "c", key=key, train_data=X, training_data=X)
+    assert not (tmp_path / "c").exists()
