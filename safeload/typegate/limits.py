@@ -73,6 +73,10 @@ class ScanLimits:
             ``transform`` run (NMF's ``_transform_max_iter``, LDA's ``max_doc_update_iter``,
             dictionary learning's ``transform_max_iter``). Defaults are 100 to 1,000; a
             setting of 10**12 is a model that never answers.
+        max_booster_bytes: size of one model blob a pack's booster hands to its library's
+            native parser (LightGBM's model text, XGBoost's UBJSON, CatBoost's binary model),
+            checked with the blob's form before that parser runs (see
+            :mod:`safeload.typegate.boosters`).
     """
 
     max_opcodes: int = 50_000_000
@@ -93,6 +97,7 @@ class ScanLimits:
     max_output_features: int = 1 << 24
     max_work_per_value: int = 1024
     max_predict_iterations: int = 100_000
+    max_booster_bytes: int = 4 * _GIB
 
 
 class Deadline:
