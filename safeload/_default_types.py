@@ -113,7 +113,7 @@ PARTIAL = (
     "partial"  # partial(check_array), then BUILD (check_array, (), {<its kwarg>: <data>}, None)
 )
 # Rules only the opt-in packs use (safeload._packs, safeload.typegate.packrules):
-BYTEARRAY = "bytearray"  # bytearray(<bytes>): XGBoost's serialized Booster below protocol 5
+BYTEARRAY = "bytearray"  # bytearray(<bytes>) | bytearray(<str>, 'latin-1'): XGBoost's Booster
 DEFAULTDICT = "defaultdict"  # defaultdict(collections.OrderedDict): LightGBM's eval results
 
 #: namedtuple classes fitted state holds, and their fields: each is created by NEWOBJ with

@@ -426,3 +426,28 @@ def test_the_genuine_call_forms_pass_both_walls() -> None:
         data = pickle.dumps(value, protocol=2)
         assert safeload.scan_bytes(data, policy=PACK_POLICY).safe
         assert _unpickle.unpickle_verified(data, PACK_POLICY) == value
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])
+@pytest.mark.parametrize("pack", ["lightgbm", "xgboost", "catboost"])
+def test_a_pack_model_pickled_at_any_protocol_passes_both_walls(pack: str, protocol: int) -> None:
+    import io
+
+    import joblib
+
+    model = _fit(pack, Y_MULTI)
+    handle = io.BytesIO()
+    joblib.dump(model, handle, protocol=protocol)
+    data = handle.getvalue()
+    policy = TypePolicy.default().with_packs(pack)
+    report = safeload.scan_bytes(data, policy=policy)
+    assert report.safe, report.problems
+    loaded = _unpickle.unpickle_verified(data, policy)
+    assert np.array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+def test_bytearray_with_another_codec_is_refused_by_both_walls() -> None:
+    data = _reduce("builtins", "bytearray", b"X\x01\x00\x00\x00aX\x05\x00\x00\x00utf_8")
+    assert not safeload.scan_bytes(data, policy=PACK_POLICY).safe
+    with pytest.raises(MalformedArtifactError):
+        _unpickle.unpickle_verified(data, PACK_POLICY)

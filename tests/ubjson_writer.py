@@ -44,6 +44,8 @@ def write_ubjson(value: Any) -> bytes:
                 return code.encode() + struct.pack(fmt, value)
             except struct.error:
                 continue
-    if isinstance(value, float):
-        return b"D" + struct.pack(">d", value)
+    if isinstance(value, float):  # XGBoost's floats are float32 ('d') where that is exact
+        single = struct.pack(">f", value)
+        exact = struct.unpack(">f", single)[0] == value or value != value
+        return b"d" + single if exact else b"D" + struct.pack(">d", value)
     raise TypeError(f"cannot write {type(value).__name__}")

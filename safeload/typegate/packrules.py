@@ -2,9 +2,11 @@
 
 Two builtins that the packs' estimators pickle, each under one exact form:
 
-* ``builtins.bytearray`` holds XGBoost's serialized Booster. At protocols below 5 pickle writes
-  it as ``REDUCE`` of ``bytearray`` on ``(<bytes>,)``; any other form allocates what the file
-  says (``bytearray(10**12)``) or looks a codec up (``bytearray(<str>, <encoding>)``);
+* ``builtins.bytearray`` holds XGBoost's serialized Booster. Below protocol 5 pickle writes it
+  as ``REDUCE`` of ``bytearray`` on ``(<bytes>,)`` (protocols 3 and 4) or on
+  ``(<str>, 'latin-1')`` (protocols 0 to 2: one byte per character, the codec every
+  interpreter has loaded); any other form allocates what the file says (``bytearray(10**12)``)
+  or looks another codec up (``bytearray(<str>, <encoding>)`` imports ``encodings.*``);
 * ``collections.defaultdict`` holds LightGBM's evaluation results, written as ``REDUCE`` of
   ``defaultdict`` on ``(collections.OrderedDict,)``. A defaultdict calls its factory on every
   missing key, so the factory may be that class and nothing else (a reference-only function
@@ -20,7 +22,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from safeload.typegate._symbols import _BYTES, _Global
+from safeload.typegate._symbols import _BYTES, _LONG_STR, _Global
 
 if TYPE_CHECKING:
     from safeload.policy import TypeName
@@ -36,7 +38,10 @@ __all__ = [
     "symbolic_defaultdict",
 ]
 
-_BYTEARRAY = "with other than one bytes value (another form allocates or looks a codec up)"
+_BYTEARRAY = (
+    "with other than (<bytes>,) or (<str>, 'latin-1') (another form allocates or looks a codec up)"
+)
+_LATIN1 = "latin-1"  # what pickle writes for bytearray below protocol 3, exactly
 _DEFAULTDICT = (
     "with a factory other than collections.OrderedDict (a defaultdict calls its factory on "
     "every missing key)"
@@ -44,10 +49,12 @@ _DEFAULTDICT = (
 
 
 def symbolic_bytearray(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | None:
-    """``bytearray(<bytes>)``, by REDUCE."""
-    if len(items) != 1 or (type(items[0]) is not bytes and items[0] is not _BYTES):
-        return _BYTEARRAY
-    return None
+    """``bytearray(<bytes>)`` or ``bytearray(<str>, 'latin-1')``, by REDUCE."""
+    if len(items) == 1 and (type(items[0]) is bytes or items[0] is _BYTES):
+        return None
+    if len(items) == 2 and (type(items[0]) is str or items[0] is _LONG_STR):
+        return None if type(items[1]) is str and items[1] == _LATIN1 else _BYTEARRAY
+    return _BYTEARRAY
 
 
 def symbolic_defaultdict(s: _Stream, func: _Global, items: tuple[Any, ...]) -> str | None:
@@ -61,10 +68,12 @@ def symbolic_defaultdict(s: _Stream, func: _Global, items: tuple[Any, ...]) -> s
 def concrete_bytearray(
     site: ConcreteSite, func: object, names: set[TypeName], args: tuple[Any, ...]
 ) -> str | None:
-    """``bytearray(<bytes>)``, by REDUCE, on a real ``bytes``."""
-    if len(args) != 1 or type(args[0]) is not bytes:
-        return _BYTEARRAY
-    return None
+    """``bytearray(<bytes>)`` or ``bytearray(<str>, 'latin-1')``, by REDUCE, on real values."""
+    if len(args) == 1 and type(args[0]) is bytes:
+        return None
+    if len(args) == 2 and type(args[0]) is str and type(args[1]) is str and args[1] == _LATIN1:
+        return None
+    return _BYTEARRAY
 
 
 def concrete_defaultdict(
