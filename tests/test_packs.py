@@ -451,3 +451,20 @@ def test_bytearray_with_another_codec_is_refused_by_both_walls() -> None:
     assert not safeload.scan_bytes(data, policy=PACK_POLICY).safe
     with pytest.raises(MalformedArtifactError):
         _unpickle.unpickle_verified(data, PACK_POLICY)
+
+
+def test_stored_thread_counts_are_bounded() -> None:
+    """Predict starts as many threads as the file says: LightGBM's stored params, XGBoost's
+    Config; both within what a machine can run (as n_jobs is, validation/settings.py)."""
+    from safeload.typegate.xgboost_model import check_xgboost_model
+    from safeload.validation import validate_model
+
+    lgb = _fit("lightgbm", Y_BIN)
+    lgb[-1]._other_params["num_threads"] = 10**7
+    with pytest.raises(MalformedArtifactError, match="num_threads"):
+        validate_model(lgb)
+    xgb = _fit("xgboost", Y_BIN)[-1].get_booster()
+    document = read_ubjson(bytes(xgb.__getstate__()["handle"]))
+    document["Config"]["learner"]["generic_param"]["nthread"] = "10000000"
+    with pytest.raises(ValueError, match="nthread"):
+        check_xgboost_model(write_ubjson(document))

@@ -20,12 +20,15 @@ and the model is held to the form XGBoost writes:
 
 Refused rather than read: ``gblinear`` boosters, multi-target trees (``size_leaf_vector`` other
 than 1), and models that carry categorical encodings (``cats``).
-Not checked: floating-point values (thresholds, leaf weights, ``base_score``), the objective's
-parameters and the rest of Config, which XGBoost parses as checked parameters.
+Config's thread counts (``nthread``, ``n_jobs``), which predict uses, are held to
+:data:`MAX_THREADS`. Not checked: floating-point values (thresholds, leaf weights,
+``base_score``), the objective's parameters and the rest of Config, which XGBoost parses as
+checked parameters.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -34,6 +37,8 @@ from safeload.typegate.ubjson import UBJSONError, read_ubjson
 
 __all__ = ["XGBoostModelError", "check_xgboost_model"]
 
+#: The most threads a stored ``nthread``/``n_jobs`` may ask each predict for (as for n_jobs).
+MAX_THREADS = max(1024, os.cpu_count() or 1)
 _ROOT_PARENT = 0x7FFFFFFF
 _DELETED = 0x7FFFFFFF  # the split index of a node a pruner deleted
 _I4, _I8, _F4, _U1 = np.dtype(">i4"), np.dtype(">i8"), np.dtype(">f4"), np.dtype("u1")
@@ -263,3 +268,10 @@ def check_xgboost_model(data: bytes | bytearray | memoryview) -> None:
         if _strings(learner[key], key) not in (0, features):
             raise _fail(f"{key} is not one per feature")
     _booster(learner, configured, features, groups)
+    generic = configured.get("generic_param")
+    for key in ("nthread", "n_jobs"):
+        value = generic.get(key, "0") if type(generic) is dict else None
+        if type(value) is not str or not value.lstrip("-").isdigit() or len(value) > 12:
+            raise _fail(f"Config's {key} is not a thread count")
+        if abs(int(value)) > MAX_THREADS:
+            raise _fail(f"Config's {key}={value} asks for more threads than {MAX_THREADS}")
