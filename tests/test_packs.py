@@ -257,6 +257,7 @@ def _categorical(text: str) -> str:
     return _token("threshold", 0, "70000")(_token("decision_type", 0, "3")(text))
 
 
+_MILLION_CLASSES = "num_class=1000000\nnum_tree_per_iteration=1000000\n"
 # Tree 1 of the fitted model has 3 leaves: left_child=1 -1, right_child=-2 -3, 2 splits.
 LIGHTGBM_ATTACKS = {
     # each crashes or hangs LightGBM 4.7.0 when the check is removed (docs/threat-model.md)
@@ -265,6 +266,12 @@ LIGHTGBM_ATTACKS = {
     "split_feature_past_input": _lgb(_token("split_feature", 1, "900000")),
     "categorical_index_past_num_cat": _lgb(_categorical),
     "num_leaves_the_arrays_lack": _lgb(_token("num_leaves", 0, "2000000000")),
+    "tree_count_past_the_trees": _lgb(
+        lambda t: re.sub(r"num_class=1\nnum_tree_per_iteration=1\n", _MILLION_CLASSES, t)
+    ),
+    "tree_sizes_past_the_text": _lgb(
+        lambda t: re.sub(r"tree_sizes=([0-9 ]+)", r"tree_sizes=\1" + " 400" * 100000, t)
+    ),
     "truncated_text": _lgb(lambda t: t[: len(t) // 3]),
     "garbage_text": _lgb(lambda t: "tree\nversion=v4\n\x00\xff" * 3),
     "other_key_parsed_instead": lambda s: {**s, "handle": s["_handle"]},
