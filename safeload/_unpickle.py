@@ -674,6 +674,7 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
         why = concrete_problem(inst, state, self._limits.max_booster_bytes)
         if why is not None:
             raise _refuse(why)
+        self._budget.deadline.check("checking the model")  # a booster's check can take seconds
         raw = _class_attribute_of(type(inst), "__setstate__")
         if raw is not None:
             bind = getattr(type(raw), "__get__", None)  # the descriptor protocol, as the type does
