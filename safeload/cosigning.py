@@ -80,7 +80,7 @@ def cosign(
             refuse_broken(check_signatures(bundle, keyring), str(target))
         present = {n for n in artifact.sizes if n != SIGNATURE_FILE}
         if present != set(manifest.digests()):
-            raise _changed(target)
+            raise changed(target)
         seen.append(data)
         return manifest.hashing
 
@@ -93,9 +93,9 @@ def cosign(
             subject_name, resources_for(files.digests, sizes, manifest.hashing)
         )
     except ValueError as exc:
-        raise _changed(target) from exc
+        raise changed(target) from exc
     if rebuilt != bundle.payload:
-        raise _changed(target)
+        raise changed(target)
     check_types(
         files.model,
         resolve_policy(policy),
@@ -105,11 +105,12 @@ def cosign(
     new = append_signature(strictjson.loads(data, SIGNATURE_FILE, SignatureError), rebuilt, key)
     if parse_bundle(new)[0].payload != bundle.payload:  # the invariant cosign exists to keep
         raise AssertionError("cosign would change the signed payload")
-    _replace_signature(target, data, new)
+    replace_signature(target, data, new)
     return target
 
 
-def _changed(target: Path) -> TamperedArtifactError:
+def changed(target: Path) -> TamperedArtifactError:
+    """The refusal of a cosign whose statement, rebuilt from the files, is not the signed one."""
     return TamperedArtifactError(
         f"{target} no longer matches the statement its signers signed (files changed, added or "
         "removed, or a statement safeload does not write): cosigning would sign another "
@@ -118,19 +119,19 @@ def _changed(target: Path) -> TamperedArtifactError:
     )
 
 
-def _replace_signature(target: Path, old: bytes, new: bytes) -> None:
-    """Rename a complete new ``model.sig`` over the old one, if the old one is unchanged."""
+def replace_signature(target: Path, old: bytes, new: bytes, name: str = SIGNATURE_FILE) -> None:
+    """Rename a complete new bundle (``model.sig``) over the old one, if that is unchanged."""
     dir_fd = os.open(target, _OPEN_DIR)
     try:
         if os.name == "posix":
             fcntl.flock(dir_fd, fcntl.LOCK_EX)  # released when dir_fd is closed
-        fd = os.open(SIGNATURE_FILE, os.O_RDONLY | _NOFOLLOW | _NONBLOCK, dir_fd=dir_fd)
+        fd = os.open(name, os.O_RDONLY | _NOFOLLOW | _NONBLOCK, dir_fd=dir_fd)
         with os.fdopen(fd, "rb") as handle:
             info = os.fstat(handle.fileno())
             current = handle.read(len(old) + 1) if stat.S_ISREG(info.st_mode) else b""
         if current != old:
-            raise OperationalError(f"{target / SIGNATURE_FILE} changed while cosigning; run again")
-        temp = f".{SIGNATURE_FILE}.{secrets.token_hex(8)}.tmp"
+            raise OperationalError(f"{target / name} changed while cosigning; run again")
+        temp = f".{name}.{secrets.token_hex(8)}.tmp"
         out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600, dir_fd=dir_fd)
         try:
             with os.fdopen(out, "wb") as handle:
@@ -138,7 +139,7 @@ def _replace_signature(target: Path, old: bytes, new: bytes) -> None:
                 os.fchmod(handle.fileno(), stat.S_IMODE(info.st_mode))
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.rename(temp, SIGNATURE_FILE, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temp, dir_fd=dir_fd)

@@ -475,22 +475,6 @@ class ScanFailed:
 ScanJob = tuple[str, Callable[[Any], int] | None, Any]
 
 
-def _read_url(url: str, limits: ScanLimits, storage_options: Mapping[str, Any] | None) -> bytes:
-    """A whole object, read once and refused beyond the scan's size bound."""
-    import fsspec
-
-    bound = limits.max_decompressed_bytes
-    try:
-        fs, where = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
-        with fs.open(where, "rb") as handle:
-            data: bytes = handle.read(bound + 1)
-    except (OSError, ValueError, ImportError) as exc:
-        raise OperationalError(f"cannot read {shown(url)} for scanning: {shown(str(exc))}") from exc
-    if len(data) > bound:
-        raise OperationalError(f"{shown(url)} is larger than {bound} bytes: not scanned")
-    return data
-
-
 def _scan_one(
     job: ScanJob,
     policy: TypePolicy,
@@ -498,7 +482,7 @@ def _scan_one(
     storage_options: Mapping[str, Any] | None,
 ) -> ScanReport | ScanFailed:
     shown_path, opener, arg = job
-    from safeload.remote import is_url
+    from safeload.remote import is_url, read_object
 
     try:
         if opener is not None:
@@ -508,7 +492,7 @@ def _scan_one(
             finally:
                 os.close(fd)
         if is_url(arg) and not str(arg).startswith("file://"):
-            data = _read_url(str(arg), limits, storage_options)
+            data = read_object(str(arg), limits.max_decompressed_bytes, storage_options)
             return scan_bytes(data, policy=policy, limits=limits, path=shown_path)
         return scan_file(arg, policy=policy, limits=limits)
     except OperationalError as exc:

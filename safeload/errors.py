@@ -162,6 +162,30 @@ class UnfittedModelError(OperationalError):
         self.steps: tuple[str, ...] = tuple(steps)
 
 
+class ConversionError(OperationalError):
+    """``save(..., format="onnx")`` or ``convert --to onnx`` could not turn the model into ONNX.
+
+    ``estimator`` names the class skl2onnx could not convert (or the whole model's), so that
+    the user knows which step to replace or to save as joblib or skops instead. Nothing was
+    written.
+    """
+
+    def __init__(self, message: str, *, estimator: str) -> None:
+        super().__init__(message)
+        self.estimator = estimator
+
+
+class ConversionMismatchError(ConversionError):
+    """The converted graph predicts differently from the model beyond the stated tolerance.
+
+    ``max_difference`` is the largest absolute difference found (``inf`` when labels differ).
+    """
+
+    def __init__(self, message: str, *, estimator: str, max_difference: float) -> None:
+        super().__init__(message, estimator=estimator)
+        self.max_difference = max_difference
+
+
 class StoreLayoutError(OperationalError):
     """``save`` was given a name or version that contradicts its ``ROOT/NAME/VERSION`` path.
 

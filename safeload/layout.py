@@ -30,7 +30,7 @@ from safeload.manifest import Hashing
 
 SIGNATURE_FILE = "model.sig"
 METADATA_FILE = "safeload.json"
-MODEL_FILES = {"joblib": "model.joblib", "skops": "model.skops"}
+MODEL_FILES = {"joblib": "model.joblib", "skops": "model.skops", "onnx": "model.onnx"}
 FORMATS = tuple(MODEL_FILES)
 
 # Plain names only: no separators, no leading dot, nothing a shell or a zip would reinterpret.
@@ -169,7 +169,7 @@ class ArtifactDir(ListedArtifact):
         if not self.path.exists():
             raise ArtifactNotFoundError(
                 f"no artifact at {self.path}: check the path (an artifact is a directory holding "
-                "model.joblib or model.skops, safeload.json and model.sig)"
+                "model.joblib, model.skops or model.onnx, safeload.json and model.sig)"
             )
         if not self.path.is_dir():
             raise MalformedArtifactError(f"{self.path} is not an artifact directory")

@@ -31,6 +31,7 @@ from safeload.keys import TrustSource, resolve_keyring
 from safeload.layout import SIGNATURE_FILE, ListedArtifact, Progress, ReadLimits, read_model_file
 from safeload.manifest import Hashing
 from safeload.metadata import JSONValue, running_sklearn_version
+from safeload.onnxmodel import load_onnx_verified
 from safeload.options import LoadOptions, resolve_options
 from safeload.policy import PolicySource, resolve_policy
 from safeload.reading import read_artifact
@@ -229,14 +230,20 @@ def load_checked(
         verified = verify_artifact(path, trusted=trusted, options=opts)
         _check_identity(verified.metadata, name, version, verified.path)
         # Step 5: the very bytes that were hashed and scanned, never the path again.
-        model = _unpickle.deserialize_checked(verified.checked, opts.types)
-        # Before anything calls the model (the contract below runs its predictions).
-        validate_model(
-            model,
-            limits=opts.scan_limits,
-            deadline=verified.checked.deadline,
-            safe_to_call=tuple(opts.safe_to_call),
-        )
+        if verified.format == "onnx":
+            # The graph was checked by the ONNX gate (step 4); onnxruntime gets its bytes.
+            model = load_onnx_verified(
+                verified.checked.payload, verified.metadata, verified.checked.deadline
+            )
+        else:
+            model = _unpickle.deserialize_checked(verified.checked, opts.types)
+            # Before anything calls the model (the contract below runs its predictions).
+            validate_model(
+                model,
+                limits=opts.scan_limits,
+                deadline=verified.checked.deadline,
+                safe_to_call=tuple(opts.safe_to_call),
+            )
     # Step 6: the contract recorded at save time.
     _check_versions(verified.metadata, opts.versions)
     sample = verified.metadata.get("sample")

@@ -188,6 +188,46 @@ def check_document(doc: dict[str, JSON]) -> None:
     n_features = _check_schema(doc["schema"]) if "schema" in doc else None
     if "sample" in doc:
         _check_sample(doc["sample"], n_features)
+    if "onnx" in doc:
+        _check_onnx(doc["onnx"])
+
+
+_ONNX_INPUT_TYPES = ("tensor(double)", "tensor(float)", "tensor(int64)", "tensor(string)")
+
+
+def _check_onnx(value: JSON) -> None:
+    """The graph record of an ONNX artifact (``onnxconvert.convert_to_onnx`` writes it)."""
+    allowed = {"opset", "float_type", "inputs", "methods", "classes", "rtol", "atol"}
+    spec = _object(value, "onnx", allowed | {"max_difference"}, allowed - {"classes"})
+    for domain, version in _object(spec["opset"], "onnx.opset").items():
+        _string(domain, "onnx.opset", 64)
+        _count(version, f"onnx.opset.{shown(domain)}", 1000)
+    if spec["float_type"] not in ("double", "float"):
+        raise refuse("onnx.float_type", f"is {shown(spec['float_type'])}")
+    inputs = _list(spec["inputs"], "onnx.inputs", MAX_FEATURES)
+    if not inputs:
+        raise refuse("onnx.inputs", "is empty")
+    for i, item in enumerate(inputs):
+        where = f"onnx.inputs[{i}]"
+        entry = _object(item, where, {"name", "column", "type"}, {"name", "column", "type"})
+        _string(entry["name"], f"{where}.name", MAX_STRING)
+        if entry["column"] is not None:
+            _string(entry["column"], f"{where}.column", MAX_STRING)
+        if entry["type"] not in _ONNX_INPUT_TYPES:
+            raise refuse(f"{where}.type", f"is {shown(entry['type'])}")
+    methods = _object(spec["methods"], "onnx.methods", {"predict", "predict_proba", "transform"})
+    for method, how in methods.items():
+        entry = _object(how, f"onnx.methods.{method}", {"output", "ravel"}, {"output", "ravel"})
+        _string(entry["output"], f"onnx.methods.{method}.output", MAX_STRING)
+        if not isinstance(entry["ravel"], bool):
+            raise refuse(f"onnx.methods.{method}.ravel", "is not a boolean")
+    if "classes" in spec:
+        classes = _list(spec["classes"], "onnx.classes", MAX_ITEMS)
+        _check_values(classes, np.dtype(object), "onnx.classes")
+    for key in ("rtol", "atol", "max_difference"):
+        number = spec.get(key, 0.0)
+        if not isinstance(number, (int, float)) or isinstance(number, bool):
+            raise refuse(f"onnx.{key}", f"is a {_kind(number)}, not a number")
 
 
 def _check_versions(value: JSON) -> None:

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from safeload import strictjson
 from safeload.errors import (
     ArtifactExistsError,
     ArtifactNotFoundError,
@@ -47,7 +48,7 @@ from safeload.errors import (
     shown,
 )
 from safeload.keys import SigningKey, TrustSource, resolve_keyring
-from safeload.layout import SIGNATURE_FILE, is_plain_name, read_fd
+from safeload.layout import SIGNATURE_FILE, ReadLimits, is_plain_name, read_fd
 from safeload.loading import LoadedArtifact, load_checked
 from safeload.manifest import Hashing, Manifest, resources_for, sha256_hex
 from safeload.metadata import JSONValue
@@ -296,6 +297,63 @@ def sign_model_dir(path: str | os.PathLike[str], *, key: SigningKey, subject_nam
     return root
 
 
+def cosign_model_dir(
+    path: str | os.PathLike[str],
+    key: SigningKey,
+    *,
+    trusted: TrustSource | None = None,
+    policy: PolicySource = None,
+) -> Path:
+    """Add ``key``'s signature to both bundles of an MLflow model directory; no other byte.
+
+    ``data/model.sig`` is cosigned by :func:`safeload.cosign` (with its checks), and
+    ``safeload-mlflow.sig`` gets the same key's signature over its unchanged statement, rebuilt
+    from the directory first: a file changed since signing is refused, never vouched for. So a
+    ``trust.toml`` rule that needs two signers holds for the MLflow files as for the model.
+    """
+    from safeload.cosigning import changed, cosign, replace_signature
+    from safeload.signing import append_signature
+    from safeload.verifying import check_signatures, refuse_broken
+
+    if not isinstance(key, SigningKey):
+        raise TypeError("key must be a safeload.SigningKey (see safeload.load_signing_key)")
+    keyring = resolve_keyring(trusted) if trusted is not None else None
+    if keyring is not None:
+        keyring.check_signer(key)
+    root = Path(path)
+    where = f"the MLflow model at {root}"
+    with _open_dir(root, where) as fd:
+        sizes = _list_model_dir(fd, where)
+        if MLFLOW_SIGNATURE_FILE not in sizes:
+            raise OperationalError(f"{where} is not signed yet: save it with safeload.mlflow")
+        signature = bytes(_read(fd, MLFLOW_SIGNATURE_FILE, _MAX_SIGNATURE_BYTES, where)[0])
+        with _naming(MLFLOW_SIGNATURE_FILE, where):
+            bundle, subject, _ = parse_bundle(signature)
+        digests = {
+            name: _read(fd, name, _limit_for(name), where)[1]
+            for name in sorted(sizes)
+            if name not in _UNSIGNED and name != DATA_DIR
+        }
+        digests[DATA_DIR] = (_data_statement(fd, where)[2],)
+    try:
+        rebuilt = build_statement(subject, resources_for(digests, {}, Hashing()))
+    except ValueError as exc:
+        raise changed(root) from exc
+    if rebuilt != bundle.payload:
+        raise changed(root)
+    if any(s.hint == key.hint for s in bundle.signatures):
+        raise ArtifactExistsError(f"{root} is already signed by this key ({key.hint[:16]})")
+    if keyring is not None:
+        refuse_broken(check_signatures(bundle, keyring), str(root))
+    try:
+        cosign(root / DATA_DIR, key, trusted=keyring, policy=policy)
+    except ArtifactExistsError:
+        pass  # an earlier run signed data/ and stopped before the MLflow bundle: finish it
+    new = append_signature(strictjson.loads(signature, MLFLOW_SIGNATURE_FILE), rebuilt, key)
+    replace_signature(root, signature, new, name=MLFLOW_SIGNATURE_FILE)
+    return root
+
+
 @dataclass(frozen=True)
 class VerifiedModelDir:
     """An MLflow model directory whose top-level files and ``data/`` binding verified.
@@ -538,6 +596,8 @@ def load_model(
     import mlflow.artifacts
 
     keyring = resolve_keyring(trusted)  # before anything is downloaded
+    limits = (options or LoadOptions()).read_limits
+    _check_listing(model_uri, tracking_uri, limits)
     with tempfile.TemporaryDirectory(prefix="safeload-mlflow-") as folder:
         local = Path(
             mlflow.artifacts.download_artifacts(
@@ -552,6 +612,66 @@ def load_model(
         return load_model_dir(
             local, trusted=keyring, options=options, policy=policy, name=name, version=version
         )
+
+
+def _check_listing(model_uri: str, tracking_uri: str | None, limits: ReadLimits) -> None:
+    """Refuse, before a byte is downloaded, a model whose listing is not one safeload writes.
+
+    The store's own listing (names, kinds, sizes) must be a model folder's: at most
+    ``_MAX_ENTRIES`` entries at the top, each file within its limit, one folder (``data``) of
+    at most ``limits.max_files`` files within ``read_limits``. Otherwise a model URI could fill
+    the disk of the process that downloads it. A store that lies about sizes is still caught
+    after the download, unread (``_list_model_dir``, ``read_fd``), but not before.
+    """
+    from mlflow.artifacts import _get_root_uri_and_artifact_path
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    where = f"{shown(model_uri)} (as listed by MLflow, before downloading)"
+    root, path = _get_root_uri_and_artifact_path(model_uri)
+    repo = get_artifact_repository(artifact_uri=root, tracking_uri=tracking_uri)
+    top = _bounded(repo.list_artifacts(path), _MAX_ENTRIES, where)
+    if not top:
+        raise ArtifactNotFoundError(f"no MLflow model at {shown(model_uri)}")
+    for entry in top:
+        name = entry.path.rsplit("/", 1)[-1]
+        if entry.is_dir:
+            if name != DATA_DIR:
+                raise MalformedArtifactError(
+                    f"{where} holds a folder {shown(name)}: only {DATA_DIR}/ is a model's"
+                )
+            _check_data_listing(repo.list_artifacts(entry.path), limits, where)
+        else:
+            _check_size(name, entry.file_size, _limit_for(name), where)
+
+
+def _check_data_listing(entries: Any, limits: ReadLimits, where: str) -> None:
+    files = _bounded(entries, limits.max_files, f"{DATA_DIR}/ of {where}")
+    total = 0
+    budget = limits.max_model_bytes + limits.max_metadata_bytes + limits.max_signature_bytes
+    for entry in files:
+        name = entry.path.rsplit("/", 1)[-1]
+        if entry.is_dir:
+            raise MalformedArtifactError(f"{DATA_DIR}/ of {where} holds a folder {shown(name)}")
+        _check_size(f"{DATA_DIR}/{name}", entry.file_size, limits.max_model_bytes, where)
+        total += entry.file_size
+    if total > budget:
+        raise MalformedArtifactError(
+            f"{DATA_DIR}/ of {where} is {total} bytes, over the {budget}-byte limit of read_limits"
+        )
+
+
+def _bounded(entries: Any, limit: int, where: str) -> list[Any]:
+    listed = list(entries or [])
+    if len(listed) > limit:
+        raise MalformedArtifactError(f"{where} holds {len(listed)} entries, over {limit}")
+    return listed
+
+
+def _check_size(name: str, size: int | None, limit: int, where: str) -> None:
+    if not isinstance(size, int) or size < 0:
+        raise MalformedArtifactError(f"{where} gives no size for {shown(name)}")
+    if size > limit:
+        raise MalformedArtifactError(f"{shown(name)} in {where} is {size} bytes, over {limit}")
 
 
 class PyFuncModel:

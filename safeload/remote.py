@@ -326,6 +326,23 @@ def _filesystem(url: str, storage_options: StorageOptions | None) -> _Storage:
     return storage(fs, prefix, url)
 
 
+def read_object(url: str, bound: int, storage_options: StorageOptions | None = None) -> bytes:
+    """One whole object (a model file to scan), read once and refused beyond ``bound`` bytes.
+
+    The URL is checked as an artifact URL is (no chained caching URLs, no ``..``); at most
+    ``bound + 1`` bytes are ever read, so an object larger than its listing is caught too.
+    """
+    storage = _filesystem(url, storage_options)
+    try:
+        with storage.fs.open(storage.prefix, "rb") as handle:
+            data: bytes = handle.read(bound + 1)
+    except Exception as exc:  # any storage failure is an error of this URL
+        raise _storage_error(f"cannot read {shown(url)}", exc) from exc
+    if len(data) > bound:
+        raise OperationalError(f"{shown(url)} is larger than {bound} bytes: not scanned")
+    return data
+
+
 def _storage_error(what: str, exc: Exception) -> SafeloadError:
     """A storage failure as safeload's error: not found, or operational (exit 2)."""
     if isinstance(exc, SafeloadError):

@@ -358,6 +358,22 @@ def _skops_bytes(
     return data
 
 
+def _onnx_bytes(obj: Any, sample: Any, metadata: dict[str, JSONValue], where: str) -> bytes:
+    """Convert with skl2onnx, proven on the sample; record the graph in ``metadata``."""
+    from safeload import onnxconvert
+
+    data, spec = onnxconvert.convert_to_onnx(obj, sample, where)
+    metadata["onnx"] = spec
+    metadata["versions"] = {**metadata["versions"], **onnxconvert.library_versions()}
+    predictions = metadata["sample"]["predictions"]  # recorded from the model itself
+    metadata["sample"]["predictions"] = {
+        **{k: v for k, v in predictions.items() if k in spec["methods"]},
+        "rtol": spec["rtol"],
+        "atol": spec["atol"],
+    }
+    return data
+
+
 def _identity(target: PurePath, name: str | None, version: str | None) -> tuple[str, str]:
     """Name and version default to the parent folder's and the folder's own name.
 
@@ -439,6 +455,12 @@ def save(
     ``hash`` is the manifest's file hash: ``"sha256"`` (the default, in 16 MiB shards) or
     ``"blake3"`` (whole files, multi-threaded; the ``[blake3]`` extra), named as OpenSSF
     model_signing 1.1 names them (docs/format.md).
+
+    ``format`` is ``"joblib"`` (the default), ``"skops"`` or ``"onnx"`` (the ``[onnx]``
+    extra): the model is converted by skl2onnx, and the graph must pass the load gate and
+    predict ``sample`` (required) as the model does, labels equal and floats within 1e-4, or
+    :class:`~safeload.ConversionError` (``ConversionMismatchError``) says why and nothing is
+    written (docs/guides/choosing-a-format.md).
     """
     if not isinstance(key, SigningKey):
         raise TypeError("key must be a safeload.SigningKey (see safeload.generate_key)")
@@ -446,7 +468,7 @@ def save(
     if trusted is not None:
         resolve_keyring(trusted).check_signer(key)
     if format not in MODEL_FILES:
-        raise ValueError(f"unknown format {format!r}; supported: 'joblib', 'skops'")
+        raise ValueError(f"unknown format {format!r}; supported: 'joblib', 'skops', 'onnx'")
     check_fitted(obj)
     where_to = remote.local_or_url(path)
     target = where_to if isinstance(where_to, Path) else remote.staged_identity(where_to)
@@ -467,10 +489,13 @@ def save(
         raise OperationalError(f"cannot record metadata: {exc}") from exc
     model_name = MODEL_FILES[format]
     where = f"The model being saved to {where_to}"
+    onnx_bytes = _onnx_bytes(obj, sample, metadata, where) if format == "onnx" else None
 
     def write(local: Path) -> Path:
         with paused_gc(), _Staging(local, scheme) as staging:
-            if format == "skops":
+            if onnx_bytes is not None:
+                staging.write(model_name, onnx_bytes)
+            elif format == "skops":
                 staging.write(model_name, _skops_bytes(obj, compress, trusted_types, where))
             else:
                 model_path = staging.dir / model_name
@@ -543,6 +568,12 @@ def pack_model_file(
     unpickler, structural validation) to refuse an unfitted model, as ``save`` does.
     """
     src = Path(source)
+    if src.suffix.lower() == ".onnx":
+        raise OperationalError(
+            f"{src} is an ONNX file: an ONNX artifact records how the model's columns map to "
+            "the graph's inputs, which a bare file does not say. Save the scikit-learn model "
+            'with format="onnx" (or convert its joblib file with --to onnx) instead.'
+        )
     where_to = remote.local_or_url(path)
     target = where_to if isinstance(where_to, Path) else remote.staged_identity(where_to)
     name, version = _identity(target, name, version)
@@ -570,6 +601,8 @@ def _refuse_unfitted_file(checked: TypeChecked, policy: TypePolicy, source: str)
     from safeload import _unpickle
     from safeload.validation import validate_model
 
+    if checked.format == "onnx":
+        return  # a graph has no unfitted state; the ONNX gate (step 4) has checked it
     model = _unpickle.deserialize_checked(checked, policy)
     validate_model(model, deadline=checked.deadline)
     check_fitted(model, source=source)

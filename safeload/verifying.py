@@ -17,7 +17,7 @@ from typing import Any
 
 from safeload import strictjson
 from safeload.errors import SignatureError, TamperedArtifactError, UntrustedSignerError, shown
-from safeload.keys import Keyring, key_identity, verify_with
+from safeload.keys import Keyring, algorithm_of, key_identity, verify_with
 from safeload.layout import SIGNATURE_FILE, check_name
 from safeload.manifest import (
     ALGORITHM,
@@ -61,10 +61,17 @@ class SignatureCheck:
     hint: str
     name: str | None
     status: str
+    algorithm: str | None = None
+    """The trusted key's algorithm (``ed25519``, ``ecdsa-p256``); None for an unknown key."""
 
     def to_dict(self) -> dict[str, str | None]:
-        """JSON-ready: ``hint``, ``name``, ``status``."""
-        return {"hint": self.hint, "name": self.name, "status": self.status}
+        """JSON-ready: ``hint``, ``name``, ``status``, ``algorithm``."""
+        return {
+            "hint": self.hint,
+            "name": self.name,
+            "status": self.status,
+            "algorithm": self.algorithm,
+        }
 
 
 @dataclass(frozen=True)
@@ -287,12 +294,13 @@ def check_signatures(bundle: UnverifiedBundle, keyring: Keyring) -> tuple[Signat
         if public_key is None:
             checks.append(SignatureCheck(item.hint, None, UNKNOWN))
         elif not verify_with(public_key, item.signature, message):
-            checks.append(SignatureCheck(item.hint, name, INVALID))
+            checks.append(SignatureCheck(item.hint, name, INVALID, algorithm_of(public_key)))
         elif key_identity(public_key) in seen:
-            checks.append(SignatureCheck(item.hint, name, DUPLICATE))
+            checks.append(SignatureCheck(item.hint, name, DUPLICATE, algorithm_of(public_key)))
         else:
             seen.add(key_identity(public_key))
-            checks.append(SignatureCheck(item.hint, name, keyring.status(item.hint)))
+            status = keyring.status(item.hint)
+            checks.append(SignatureCheck(item.hint, name, status, algorithm_of(public_key)))
     return tuple(checks)
 
 

@@ -89,6 +89,28 @@ def test_cli_sign_and_convert_take_hash_blake3(tmp_path: Path, pipeline: Pipelin
     assert not (tmp_path / "d").exists()
 
 
+def test_cli_inspect_names_the_hash_and_the_key_algorithm(
+    tmp_path: Path, pipeline: Pipeline
+) -> None:
+    """The files table is headed by the manifest's own hash; the signer line names the key's."""
+    assert run("keygen", "keys/ops", "--algorithm", "ecdsa-p256", cwd=tmp_path).returncode == 0
+    joblib.dump(pipeline, tmp_path / "model.joblib")
+    key = ["--key", "keys/ops.key"]
+    signed = run("sign", "model.joblib", "--out", "b/1", "--hash", "blake3", *key, cwd=tmp_path)
+    assert signed.returncode == 0, signed.stderr
+    assert run("sign", "model.joblib", "--out", "s/1", *key, cwd=tmp_path).returncode == 0
+    shown = run("inspect", "b/1", "--trusted", "keys", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    header = next(line for line in shown.stdout.splitlines() if "matches signed" in line)
+    assert "blake3" in header and "sha256" not in header
+    assert "ecdsa-p256, trusted, signature valid" in shown.stdout
+    sha = run("inspect", "s/1", "--trusted", "keys", cwd=tmp_path)
+    header = next(line for line in sha.stdout.splitlines() if "matches signed" in line)
+    assert "sha256" in header
+    doc = json.loads(run("inspect", "b/1", "--trusted", "keys", "--json", cwd=tmp_path).stdout)
+    assert [s["algorithm"] for s in doc["signatures"]] == ["ecdsa-p256"]
+
+
 def test_without_the_blake3_package_an_operational_error_names_the_extra(
     tmp_path: Path, pipeline: Pipeline, key: safeload.SigningKey, keydir: Path
 ) -> None:

@@ -11,6 +11,7 @@ import copyreg
 import json
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import time
@@ -286,6 +287,48 @@ def test_a_worker_started_after_tampering_refuses_and_the_client_hears_it(
     assert all(s["loaded"] is False for s in new)
     with pytest.raises(safeload.TamperedArtifactError, match="model.joblib"):
         sdask.register(path, trusted=keys, client=client)
+
+
+def test_a_worker_killed_mid_job_comes_back_through_the_gate(
+    signed: tuple[Path, Path], model: Pipeline, data: tuple[pd.DataFrame, np.ndarray]
+) -> None:
+    """A worker process killed while the job runs: its nanny starts a new process, which
+    verifies and loads the artifact itself before it scores the partitions it is given."""
+    path, keys = signed
+    X, _ = data
+    cluster = _cluster(2)
+    client = distributed.Client(cluster)
+    try:
+        plugin = sdask.register(path, trusted=keys, client=client)
+        before = sdask.plugin_status(client, plugin.name)
+        assert len(before) == 2
+
+        def slow(part: pd.DataFrame) -> pd.DataFrame:
+            time.sleep(0.4)
+            return part
+
+        frame = dd.from_pandas(X, npartitions=20).map_partitions(slow, meta=X.head(0))
+        job = client.compute(sdask.predict(frame, path, trusted=keys, client=client))
+        deadline = time.monotonic() + 60
+        while not any(client.processing().values()):
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.05)
+        victim = min(before.values(), key=lambda s: s["pid"])
+        os.kill(victim["pid"], signal.SIGKILL)
+        assert not job.done(), "the job ended before the worker was killed: make it longer"
+
+        result = job.result(timeout=180)
+        assert list(result) == list(model.predict(X))
+        client.wait_for_workers(2, timeout=120)
+        after = sdask.plugin_status(client, plugin.name)
+    finally:
+        client.close()
+        cluster.close()
+    old_pids = {s["pid"] for s in before.values()}
+    reborn = [s for s in after.values() if s["pid"] not in old_pids]
+    assert len(reborn) == 1, after
+    assert reborn[0]["loads"] == 1 and reborn[0]["loaded"] and reborn[0]["refusal"] is None
+    assert victim["pid"] not in {s["pid"] for s in after.values()}
 
 
 # --- scanning ---------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ def test_the_minimal_record_of_each_format_parses(fmt: str) -> None:
             {**GOOD, "safeload_format_version": FORMAT_VERSION + 1}, "upgrade safeload", id="future"
         ),
         pytest.param({**GOOD, "format": "pickle"}, "unknown format 'pickle'", id="fmt-pickle"),
-        pytest.param({**GOOD, "format": "onnx"}, "unknown format", id="fmt-onnx"),
+        pytest.param({**GOOD, "format": "torch"}, "unknown format", id="fmt-torch"),
         pytest.param({**GOOD, "format": ["joblib"]}, "unknown format", id="fmt-list"),
         pytest.param(without("format"), "unknown format None", id="fmt-missing"),
         pytest.param(without("name"), "has no name", id="name-missing"),

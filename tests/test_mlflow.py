@@ -428,6 +428,105 @@ def test_mlflows_own_registry_note_is_tolerated_unsigned_and_bounded(
         slm.load_model_dir(model_dir, trusted=signer[1])
 
 
+def test_a_model_larger_than_the_limits_is_refused_before_it_is_downloaded(
+    tracking: Path, signer: tuple[Any, Path], churn: Any, frame: tuple[Any, Any]
+) -> None:
+    """The store's listing is checked first: a huge or odd model never reaches the disk."""
+    logged = _log(tracking, signer, churn, "bounded", sample=frame[0][:5])
+    data = logged.store / "data"
+    small = safeload.LoadOptions(read_limits=safeload.ReadLimits(max_model_bytes=1 << 20))
+    assert slm.load_model(logged.uri, trusted=signer[1], options=small).metadata["name"]
+    with (data / "padding.bin").open("wb") as sparse:
+        sparse.truncate(8 << 20)  # listed as 8 MiB, no disk used
+    with pytest.raises(MalformedArtifactError, match=r"before downloading.*over 1048576"):
+        slm.load_model(logged.uri, trusted=signer[1], options=small)
+    (data / "padding.bin").unlink()
+    for extra in range(safeload.ReadLimits().max_files):
+        (data / f"extra{extra}").write_bytes(b"")
+    with pytest.raises(MalformedArtifactError, match="before downloading.* entries, over 16"):
+        slm.load_model(logged.uri, trusted=signer[1])
+    for extra in range(safeload.ReadLimits().max_files):
+        (data / f"extra{extra}").unlink()
+    (logged.store / "code").mkdir()
+    (logged.store / "code" / "evil.py").write_text("raise SystemExit('ran')\n")
+    with pytest.raises(MalformedArtifactError, match=r"before downloading.*folder 'code'"):
+        slm.load_model(logged.uri, trusted=signer[1])
+
+
+TWO_SIGNERS = """
+[keys.trainer]
+file = "trainer.pub"
+
+[keys.reviewer]
+file = "reviewer.pub"
+
+[[require]]
+models = ["*"]
+signers = ["trainer", "reviewer"]
+threshold = 2
+"""
+
+
+def _two_signers(tmp_path: Path, churn: Any) -> tuple[Any, Any, Path, Path]:
+    """A trainer and a reviewer, a keys folder whose rule needs both, a model the trainer saved."""
+    trainer, reviewer = safeload.generate_key(), safeload.generate_key()
+    keys = tmp_path / "keys"
+    trainer.save(keys / "trainer")
+    reviewer.save(keys / "reviewer")
+    (keys / "trust.toml").write_text(TWO_SIGNERS)
+    model_dir = slm.save_model(churn, tmp_path / "m", key=trainer, name="churn", version="1")
+    return trainer, reviewer, keys, model_dir
+
+
+def test_a_cosigned_model_meets_a_two_signer_rule_and_a_changed_one_is_not_cosigned(
+    tmp_path: Path, churn: Any, frame: tuple[Any, Any]
+) -> None:
+    trainer, reviewer, keys, model_dir = _two_signers(tmp_path, churn)
+    with pytest.raises(safeload.UntrustedSignerError, match="reviewer"):
+        slm.load_model_dir(model_dir, trusted=keys)
+    before = {p.name: p.read_bytes() for p in model_dir.rglob("*") if p.is_file()}
+
+    slm.cosign_model_dir(model_dir, reviewer, trusted=keys)
+    after = {p.name: p.read_bytes() for p in model_dir.rglob("*") if p.is_file()}
+    assert {n for n in before if before[n] != after[n]} == {slm.MLFLOW_SIGNATURE_FILE, "model.sig"}
+    loaded = slm.load_model_dir(model_dir, trusted=keys)
+    np.testing.assert_array_equal(loaded.predict(frame[0]), churn.predict(frame[0]))
+    with pytest.raises(safeload.ArtifactExistsError, match="already signed"):
+        slm.cosign_model_dir(model_dir, reviewer)
+
+    edited = slm.save_model(churn, tmp_path / "e", key=trainer, name="churn", version="1")
+    (edited / "requirements.txt").write_text("evil-package\n")
+    signed_before = (edited / slm.MLFLOW_SIGNATURE_FILE).read_bytes()
+    with pytest.raises(safeload.TamperedArtifactError, match="no longer matches"):
+        slm.cosign_model_dir(edited, reviewer)
+    assert (edited / slm.MLFLOW_SIGNATURE_FILE).read_bytes() == signed_before
+    bundle = json.loads((edited / "data" / "model.sig").read_bytes())
+    assert len(bundle["dsseEnvelope"]["signatures"]) == 1  # data/ was not cosigned either
+
+
+def test_cli_sign_add_cosigns_an_mlflow_model(tmp_path: Path, churn: Any) -> None:
+    _, _, keys, model_dir = _two_signers(tmp_path, churn)
+    added = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "safeload",
+            "sign",
+            str(model_dir),
+            "--add",
+            "--key",
+            str(keys / "reviewer.key"),
+            "--trusted",
+            str(keys),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert added.returncode == 0, added.stderr
+    assert slm.load_model_dir(model_dir, trusted=keys).metadata["name"] == "churn"
+
+
 def test_a_symlink_in_the_model_folder_is_refused(
     tmp_path: Path, signer: tuple[Any, Path], churn: Any
 ) -> None:

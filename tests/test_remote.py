@@ -612,6 +612,52 @@ def test_cli_exit_codes_on_urls(
     assert done.returncode == 1 and json.loads(done.stdout)["verdict"] == "refused"
 
 
+def test_cli_scans_objects_by_url_and_never_loads_them(
+    s3: S3, bucket: str, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """An object URL is read once, bounded, and scanned: a safe model passes, a pickle that
+    names os.system is refused by name (exit 1) and never runs; a missing object is exit 2."""
+    import pickle
+
+    import joblib
+
+    client = s3.client()
+    local = tmp_path / "model.joblib"
+    joblib.dump(pipeline, local)
+    client.put_object(Bucket=bucket, Key="drop/model.joblib", Body=local.read_bytes())
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (os.system, (f"touch {marker}",))
+
+    client.put_object(Bucket=bucket, Key="drop/evil.pkl", Body=pickle.dumps(Evil()))
+    env = {"AWS_ENDPOINT_URL": s3.endpoint}
+    safe = f"s3://{bucket}/drop/model.joblib"
+    done = _console("scan", safe, "--format", "json", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (report,) = json.loads(done.stdout)["files"]
+    assert report["path"] == safe and report["safe"] is True
+    evil = f"s3://{bucket}/drop/evil.pkl"
+    done = _console("scan", safe, evil, "--format", "json", env=env, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    refused = json.loads(done.stdout)["files"][1]
+    assert refused["safe"] is False and refused["untrusted"] == ["posix.system"]
+    assert not marker.exists()
+    done = _console("scan", f"s3://{bucket}/drop/absent.pkl", env=env, cwd=tmp_path)
+    assert done.returncode == 2 and "not found" in done.stderr
+
+
+def test_an_object_larger_than_the_scan_bound_is_not_read_whole(
+    s3: S3, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3.client().put_object(Bucket=bucket, Key="drop/big.pkl", Body=b"\x80\x04" + b"N" * 5000)
+    with pytest.raises(OperationalError, match="larger than 1000 bytes"):
+        remote.read_object(f"s3://{bucket}/drop/big.pkl", 1000, s3.options)
+    with pytest.raises(OperationalError, match="chained URLs"):
+        remote.read_object(f"simplecache::s3://{bucket}/drop/big.pkl", 1000, s3.options)
+
+
 def test_many_nested_keys_sorted_before_the_artifact_files_are_still_a_refusal(
     s3: S3, bucket: str, pipeline: Pipeline, key: safeload.SigningKey, keydir: Path
 ) -> None:

@@ -154,11 +154,16 @@ def _print_verified(result: dict[str, Any], *, named: bool) -> None:
     signer = ", ".join(signers) or result["signer_name"] or result["signer"][:16]
     version = "" if result["version"] is None else f" {escape(str(result['version']))}"
     kind = " by model_signing, no metadata" if result.get("signed_by") == "model_signing" else ""
+    checked = (
+        "graph checked"
+        if result["format"] == "onnx"
+        else f"{len(result['types'])} types all trusted"
+    )
     output.out().print(
         f"{output.verdict(True)}  {path}: "
         f"{escape(str(result['name']))}{version} "
         f"({result['format']}{kind}), signed by {escape(signer)}, "
-        f"{len(result['files'])} files match, {len(result['types'])} types all trusted"
+        f"{len(result['files'])} files match, {checked}"
     )
 
 
@@ -209,13 +214,19 @@ def _print_inspect(report: Any) -> None:
         signer += f" ({report.signer_name})"
     trusted = {True: "trusted", False: "NOT trusted", None: "not checked"}[report.signer_trusted]
     valid = {True: "valid", False: "INVALID", None: "not checked"}[report.signature_valid]
+    algorithms = {s.algorithm for s in report.signatures if s.algorithm}
+    if len(algorithms) == 1:
+        signer += f", {algorithms.pop()}"
     out.print(f"signer     {escape(signer)}, {trusted}, signature {valid}")
     if len(report.signatures) > 1 or any(s.status != "valid" for s in report.signatures):
         for check in report.signatures:
             who = check.hint[:16] + (f" ({check.name})" if check.name else "")
             status = _STATUS.get(check.status, check.status)
-            out.print(f"signature  {escape(who)}: {status}")
-    files = output.table(("file", "size", "sha256", "matches signed"), title="files")
+            key = f", {check.algorithm} key" if check.algorithm else ""
+            out.print(f"signature  {escape(who)}: {status}{key}")
+    # the manifest's algorithm (sha256, sha256-sharded-N, blake3): one per artifact
+    digest = report.files[0].algorithm.split("-")[0] if report.files else "digest"
+    files = output.table(("file", "size", digest, "matches signed"), title="files")
     for entry in report.files:
         files.add_row(
             escape(entry.name),
@@ -249,7 +260,9 @@ def _print_inspect(report: Any) -> None:
                 table.add_row(field_name, escape(str(value)))
         out.print(table)
     scan = report.scan or {}
-    if scan:
+    if scan.get("graph"):
+        _print_graph(scan["graph"])
+    elif scan:
         types = output.table(("type", "policy"), title="types the model names")
         untrusted = set(scan.get("untrusted", []))
         for name in scan.get("globals", []):
@@ -259,3 +272,23 @@ def _print_inspect(report: Any) -> None:
     out.print(f"verdict    {output.verdict(ok, 'VERIFIED', report.verdict.upper())}")
     for reason in report.reasons:
         out.print(f"  - {escape(reason)}")
+
+
+def _print_graph(graph: dict[str, Any]) -> None:
+    """An ONNX artifact's graph: opsets, then each input and output with type and shape."""
+    out = output.out()
+    opsets = ", ".join(f"{domain} {version}" for domain, version in graph["opset"].items())
+    out.print(
+        f"onnx       opset {escape(opsets)}; {graph['nodes']} nodes; {escape(graph['producer'])}"
+    )
+    table = output.table(("", "name", "type", "shape"), title="graph inputs and outputs")
+    for kind in ("inputs", "outputs"):
+        for value in graph[kind]:
+            shape = value["shape"]
+            dims = (
+                "-"
+                if shape is None
+                else "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+            )
+            table.add_row(kind[:-1], escape(value["name"]), escape(value["type"]), escape(dims))
+    out.print(table)

@@ -146,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "scan", help="statically scan pickle, joblib or skops files, or the model files of trees"
     )
-    p.add_argument("paths", nargs="+", metavar="path", help="a file, or a directory to walk")
+    p.add_argument(
+        "paths", nargs="+", metavar="path", help="a file, a directory to walk, or an object URL"
+    )
     p.add_argument(
         "--include",
         action="append",
@@ -182,10 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
     _format(p)
     p.set_defaults(func=scanning.cmd_scan)
 
-    p = sub.add_parser("convert", help="convert a joblib file into a signed skops artifact")
+    p = sub.add_parser("convert", help="convert a joblib file into a signed skops or ONNX artifact")
     p.add_argument("src")
     p.add_argument("dst")
-    p.add_argument("--to", default="skops", choices=["skops"])
+    p.add_argument(
+        "--to",
+        default="skops",
+        choices=["skops", "onnx"],
+        help="the artifact's format (default skops; onnx needs the [onnx] extra)",
+    )
     p.add_argument("--name")
     p.add_argument("--version")
     p.add_argument(

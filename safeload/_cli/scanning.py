@@ -11,7 +11,7 @@ from typing import Any
 from safeload._cli import args as cli_args
 from safeload._cli import output, tree
 from safeload._cli.output import escape
-from safeload.errors import OperationalError
+from safeload.errors import OperationalError, SafeloadError
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 
@@ -34,7 +34,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
             output.err().print(f"safeload: error: {message}", markup=False)
 
     # With --scheduler, files are listed here and opened and scanned by the cluster's workers.
-    jobs: list[tuple[str, Callable[[Any], int], Any]] = []
+    jobs: list[tuple[str, Callable[[Any], int] | None, Any]] = []
 
     def scan_one(path: str, opener: Callable[[Any], int], arg: Any) -> None:
         if args.scheduler:
@@ -49,8 +49,27 @@ def cmd_scan(args: argparse.Namespace) -> int:
         except OperationalError as exc:
             error(path, str(exc))
 
+    def scan_url(url: str) -> None:
+        from safeload.remote import read_object
+        from safeload.typegate import ScanLimits, scan_bytes
+
+        if args.scheduler:  # the workers read it themselves
+            jobs.append((url, None, url))
+            return
+        try:
+            bound = ScanLimits().max_decompressed_bytes
+            data = read_object(url, bound)  # credentials and endpoint: the environment
+            reports.append(scan_bytes(data, policy=policy, path=url))
+        except SafeloadError as exc:
+            error(url, str(exc))
+
+    from safeload.remote import is_url
+
     with _progress(people) as bar:
         for path in args.paths:
+            if is_url(path):
+                scan_url(path)
+                continue
             if not tree.is_directory(path):
                 scan_one(path, tree.open_file, path)
                 continue

@@ -85,7 +85,12 @@ def _cosign(args: argparse.Namespace, key: Any, source: Path) -> int:
         raise OperationalError(
             "--add signs the artifact as it is: do not give --out, --name, --version or --hash"
         )
-    out = cosign(source, key, trusted=args.trusted, policy=cli_args.policy(args))
+    if (source / "MLmodel").is_file():  # an MLflow model: both of its bundles
+        from safeload.mlflow import cosign_model_dir
+
+        out = cosign_model_dir(source, key, trusted=args.trusted, policy=cli_args.policy(args))
+    else:
+        out = cosign(source, key, trusted=args.trusted, policy=cli_args.policy(args))
     if args.json:
         output.print_json({"artifact": str(out), "signer": key.hint, "added": True})
     else:
@@ -129,8 +134,8 @@ def read_sample(path: str, rows: int = SAMPLE_ROWS) -> Any:
 def cmd_convert(args: argparse.Namespace) -> int:
     from safeload.convert import convert
 
-    if args.to != "skops":
-        raise OperationalError("only --to skops is supported")
+    if args.to not in ("skops", "onnx"):
+        raise OperationalError("--to takes skops or onnx")
     sample = None if args.sample is None else read_sample(args.sample, args.sample_rows)
     key = cli_args.signing_key(args)
     out = convert(
@@ -142,11 +147,12 @@ def cmd_convert(args: argparse.Namespace) -> int:
         policy=cli_args.policy(args),
         sample=sample,
         hash=hash_of(args),
+        to=args.to,
     )
     if args.json:
-        output.print_json({"artifact": str(out), "format": "skops", "signer": key.hint})
+        output.print_json({"artifact": str(out), "format": args.to, "signer": key.hint})
     else:
         output.out().print(
-            f"converted {args.src} -> {out} (skops, signed, predictions match)", markup=False
+            f"converted {args.src} -> {out} ({args.to}, signed, predictions match)", markup=False
         )
     return EXIT_OK

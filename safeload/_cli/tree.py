@@ -21,7 +21,7 @@ from fnmatch import fnmatchcase
 from safeload.errors import OperationalError
 
 #: Extensions of the files Python models are saved to with pickle, joblib, dill or skops.
-MODEL_SUFFIXES = (".pkl", ".pickle", ".p", ".joblib", ".sav", ".dill", ".skops")
+MODEL_SUFFIXES = (".pkl", ".pickle", ".p", ".joblib", ".sav", ".dill", ".skops", ".onnx")
 #: joblib picks its compressor from these (``model.joblib.gz``, ``model.pkl.xz``).
 COMPRESSION_SUFFIXES = (".z", ".gz", ".bz2", ".xz", ".lzma", ".lz4")
 MAX_ENTRIES = 100_000

@@ -19,7 +19,9 @@ Both sort skops (a zip) from joblib/pickle once, and bound both with the caller'
   symbolic values;
 * :mod:`~safeload.typegate.dtypes`: numpy dtypes in the forms numpy writes (both walls);
 * :mod:`~safeload.typegate.callrules`: the call rules, each with its check in every wall;
-* :mod:`~safeload.typegate.skops`: skops zips, node by node.
+* :mod:`~safeload.typegate.skops`: skops zips, node by node;
+* :mod:`~safeload.typegate.onnx`: ONNX graphs, parsed from the verified bytes (no external
+  data, standard operator domains only, bounded).
 
 Nothing here unpickles, imports a module the file names, or calls anything the file names.
 """
@@ -29,7 +31,7 @@ from __future__ import annotations
 import mmap
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from safeload.buffers import Buffer, byte_view
 from safeload.errors import ArtifactNotFoundError, MalformedArtifactError, SafeloadError
@@ -37,6 +39,7 @@ from safeload.policy import TypePolicy, resolve_policy
 from safeload.typegate._stream import scan_payload
 from safeload.typegate.compression import decompress
 from safeload.typegate.limits import Deadline, ScanLimits
+from safeload.typegate.onnx import scan_onnx
 from safeload.typegate.report import ScanReport, make_report
 from safeload.typegate.skops import scan_skops
 
@@ -80,6 +83,9 @@ def _examine(
     """The one verdict: sort the format, then scan; problems are reported, never raised."""
     view = byte_view(data)
     deadline = deadline or Deadline(limits.max_seconds)
+    if format == "onnx":
+        report, graph = scan_onnx(view, policy, path, limits, deadline)
+        return TypeChecked("onnx", replace(report, graph=graph), view, deadline=deadline)
     is_skops = format == "skops" if format is not None else bytes(view[:4]) in _ZIP_MAGICS
     if is_skops:
         report, trusted = scan_skops(view, policy, path, limits, deadline)
@@ -113,8 +119,9 @@ def scan_bytes(
 ) -> ScanReport:
     """Scan a whole file's bytes: skops (zip), compressed joblib, or a raw pickle stream.
 
-    ``format`` is an artifact's declared format (``"joblib"`` or ``"skops"``); a bare file
-    (``None``) is recognised by its zip magic. Never raises on bad input.
+    ``format`` is an artifact's declared format (``"joblib"``, ``"skops"`` or ``"onnx"``); a
+    bare file (``None``) is recognised by its zip magic (ONNX has none: its callers go by the
+    ``.onnx`` suffix). Never raises on bad input.
     """
     chosen = resolve_policy(policy)
     try:
@@ -175,7 +182,9 @@ def _scan_mapped(
     mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
     try:
         with memoryview(mapped) as view:
-            return scan_bytes(view, policy=policy, limits=limits, path=name)
+            return scan_bytes(
+                view, policy=policy, limits=limits, path=name, format=_by_suffix(name)
+            )
     finally:
         try:
             mapped.close()
@@ -233,4 +242,9 @@ def scan_descriptor(
         raise ArtifactNotFoundError(
             f"cannot read {name!r} for scanning ({exc.strerror or exc}): check the path."
         ) from exc
-    return scan_bytes(data, policy=policy, limits=limits, path=name)
+    return scan_bytes(data, policy=policy, limits=limits, path=name, format=_by_suffix(name))
+
+
+def _by_suffix(name: str) -> str | None:
+    """ONNX has no magic bytes: a bare ``.onnx`` file is scanned as ONNX by its name."""
+    return "onnx" if name.lower().endswith(".onnx") else None

@@ -73,6 +73,11 @@ class ScanLimits:
             ``transform`` run (NMF's ``_transform_max_iter``, LDA's ``max_doc_update_iter``,
             dictionary learning's ``transform_max_iter``). Defaults are 100 to 1,000; a
             setting of 10**12 is a model that never answers.
+        max_onnx_bytes: size of an ONNX file, checked before it is parsed (protobuf's own
+            ceiling is 2 GiB).
+        max_onnx_nodes: nodes of an ONNX model, subgraphs included (skl2onnx writes a few per
+            estimator: a whole forest is one node).
+        max_onnx_depth: subgraphs (``If``/``Loop``/``Scan`` bodies) nested in one another.
         max_booster_bytes: size of one model blob a pack's booster hands to its library's
             native parser (LightGBM's model text, XGBoost's UBJSON, CatBoost's binary model),
             checked with the blob's form before that parser runs (see
@@ -97,6 +102,9 @@ class ScanLimits:
     max_output_features: int = 1 << 24
     max_work_per_value: int = 1024
     max_predict_iterations: int = 100_000
+    max_onnx_bytes: int = 2 * _GIB - 1
+    max_onnx_nodes: int = 1_000_000
+    max_onnx_depth: int = 16
     max_booster_bytes: int = 4 * _GIB
 
 

@@ -15,11 +15,12 @@ class ScanReport:
 
     Attributes:
         path: the file scanned, if any.
-        format: ``"pickle"``, ``"joblib"`` or ``"skops"``.
+        format: ``"pickle"``, ``"joblib"``, ``"skops"`` or ``"onnx"``.
         compression: the joblib compressor found by magic bytes, or ``None``.
         globals: every global the file names, as ``module.qualname``, sorted, unique.
         untrusted: those of ``globals`` outside the policy, sorted, unique.
         problems: other reasons to refuse, each a sentence a user can act on.
+        graph: for an ONNX file that passed, its opsets, inputs and outputs (else ``None``).
     """
 
     path: str | None
@@ -28,6 +29,7 @@ class ScanReport:
     globals: tuple[str, ...]
     untrusted: tuple[str, ...]
     problems: tuple[str, ...]
+    graph: dict[str, object] | None = None
 
     @property
     def safe(self) -> bool:
@@ -63,6 +65,7 @@ class ScanReport:
             "globals": list(self.globals),
             "untrusted": list(self.untrusted),
             "problems": list(self.problems),
+            **({} if self.graph is None else {"graph": self.graph}),
         }
 
 
