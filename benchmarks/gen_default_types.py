@@ -12,6 +12,12 @@ everything. Run it only on models you built yourself: it unpickles without a pol
     python benchmarks/gen_default_types.py --calls    # how each name is used: call forms or ref
     python benchmarks/gen_default_types.py --calls --diff   # only where DEFAULT_CALLS disagrees
 
+    python benchmarks/gen_default_types.py --pack lightgbm  # a pack's names (safeload/_packs.py)
+
+``--pack NAME`` fits that library's scikit-learn estimators instead (every wrapper class, in a
+Pipeline too, on a few shapes of target), and prints the names their streams use beyond the
+default policy, with how each is used: the candidates of that pack in ``safeload/_packs.py``.
+
 ``--calls`` is how ``DEFAULT_CALLS`` was measured: a name any stream calls must be callable
 (and its rule must admit every form seen); a name no stream calls should be a reference.
 
@@ -226,11 +232,85 @@ def probes() -> dict[str, Any]:
     return out
 
 
+def pack_models(pack: str) -> dict[str, Any]:
+    """Small fitted models of one pack's library: each wrapper, each kind of target, a Pipeline."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    d = recipes.make_data()
+    X, yc, yr, yb = d.X, d.y_cls, d.y_reg, d.y_bin
+    group = [len(yc) // 2, len(yc) - len(yc) // 2]
+    out: dict[str, Any] = {}
+    if pack == "lightgbm":
+        import lightgbm as lgb
+
+        kw: dict[str, Any] = {"n_estimators": 3, "verbose": -1, "min_child_samples": 2}
+        out["LGBMClassifier(binary)"] = lgb.LGBMClassifier(**kw).fit(X, yb)
+        out["LGBMClassifier(multiclass)"] = lgb.LGBMClassifier(**kw).fit(X, yc)
+        out["LGBMRegressor"] = lgb.LGBMRegressor(**kw).fit(X, yr)
+        out["LGBMRanker"] = lgb.LGBMRanker(**kw).fit(X, yc, group=group)
+        out["LGBMModel"] = lgb.LGBMModel(objective="regression", **kw).fit(X, yr)
+        out["Pipeline(LGBMClassifier)"] = make_pipeline(
+            StandardScaler(), lgb.LGBMClassifier(**kw)
+        ).fit(X, yc)
+    elif pack == "xgboost":
+        import xgboost as xgb
+
+        kw = {"n_estimators": 3, "max_depth": 2}
+        out["XGBClassifier(binary)"] = xgb.XGBClassifier(**kw).fit(X, yb)
+        out["XGBClassifier(multiclass)"] = xgb.XGBClassifier(**kw).fit(X, yc)
+        out["XGBRegressor"] = xgb.XGBRegressor(**kw).fit(X, yr)
+        out["XGBRanker"] = xgb.XGBRanker(**kw).fit(X, yc, qid=np.repeat([0, 1], group))
+        out["XGBRFClassifier"] = xgb.XGBRFClassifier(**kw).fit(X, yb)
+        out["XGBRFRegressor"] = xgb.XGBRFRegressor(**kw).fit(X, yr)
+        out["XGBRegressor(dart)"] = xgb.XGBRegressor(booster="dart", **kw).fit(X, yr)
+        out["Pipeline(XGBClassifier)"] = make_pipeline(
+            StandardScaler(), xgb.XGBClassifier(**kw)
+        ).fit(X, yc)
+    elif pack == "catboost":
+        import catboost as cb
+
+        kw = {"iterations": 3, "verbose": 0, "allow_writing_files": False, "thread_count": 1}
+        out["CatBoostClassifier(binary)"] = cb.CatBoostClassifier(**kw).fit(X, yb)
+        out["CatBoostClassifier(multiclass)"] = cb.CatBoostClassifier(**kw).fit(X, yc)
+        out["CatBoostRegressor"] = cb.CatBoostRegressor(**kw).fit(X, yr)
+        out["CatBoostRanker"] = cb.CatBoostRanker(**kw).fit(
+            X, yr, group_id=np.repeat([0, 1], group)
+        )
+        out["Pipeline(CatBoostClassifier)"] = make_pipeline(
+            StandardScaler(), cb.CatBoostClassifier(**kw)
+        ).fit(X, yc)
+    else:
+        raise SystemExit(f"unknown pack {pack!r}: lightgbm, xgboost or catboost")
+    return out
+
+
+def print_pack(pack: str) -> int:
+    """The names one pack's models use beyond the default policy, and how each is used."""
+    users: dict[Name, list[str]] = defaultdict(list)
+    calls: dict[Name, set[str]] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        models = pack_models(pack)
+    for label, model in models.items():
+        for glob in record(model, calls):
+            users[glob].append(label)
+    default = {tuple(t.split(":", 1)) for t in DEFAULT_TYPES}
+    for name in sorted(set(users) - default):
+        forms = calls.get(name, set())
+        use = "call " + "; ".join(sorted(forms)[:4]) if forms else "ref"
+        print(f"{name[0]}:{name[1]}    {use}    # {', '.join(sorted(set(users[name]))[:3])}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--diff", action="store_true", help="only the differences")
     parser.add_argument("--calls", action="store_true", help="how each name is used")
+    parser.add_argument("--pack", help="a pack's library instead (lightgbm, xgboost, catboost)")
     args = parser.parse_args()
+    if args.pack:
+        return print_pack(args.pack)
     users: dict[tuple[str, str], list[str]] = defaultdict(list)
     calls: dict[Name, set[str]] = {}
     failed: dict[str, str] = {}

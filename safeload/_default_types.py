@@ -112,6 +112,9 @@ ENCODE = "encode"  # _codecs.encode(<str>, 'latin1'): bytes at protocols 0-2 (on
 PARTIAL = (
     "partial"  # partial(check_array), then BUILD (check_array, (), {<its kwarg>: <data>}, None)
 )
+# Rules only the opt-in packs use (safeload._packs, safeload.typegate.packrules):
+BYTEARRAY = "bytearray"  # bytearray(<bytes>) | bytearray(<str>, 'latin-1'): XGBoost's Booster
+DEFAULTDICT = "defaultdict"  # defaultdict(collections.OrderedDict): LightGBM's eval results
 
 #: namedtuple classes fitted state holds, and their fields: each is created by NEWOBJ with
 #: exactly one value per field (its own __new__ only stores them), under a rule of its own.
@@ -146,6 +149,8 @@ RULES = frozenset(
         COPYREG_NEWOBJ_EX,
         ENCODE,
         PARTIAL,
+        BYTEARRAY,
+        DEFAULTDICT,
         *(namedtuple_rule(n) for n in NAMEDTUPLES),
     }
 )

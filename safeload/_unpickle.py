@@ -257,9 +257,11 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
         start: int = 0,
         budget: _Budget | None = None,
         namer: _RestrictedUnpickler | None = None,
+        limits: ScanLimits | None = None,
     ) -> None:
         self._buffer = buffer
         self._policy = policy
+        self._limits = limits or ScanLimits()
         self._budget = budget or _Budget(Deadline(ScanLimits().max_seconds))
         # joblib reads an object array's nested pickle with the outer unpickler's find_class:
         # the outermost stream's protocol (and fix_imports) decides how its names translate.
@@ -668,9 +670,11 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
                             "looks up on the instance and calls: a stored reference would be "
                             "called with the file's arguments"
                         )
-        why = concrete_problem(inst, state)  # compiled __setstate__ trusts its state's form
+        # compiled __setstate__ trusts its state's form; a pack's booster, its model's
+        why = concrete_problem(inst, state, self._limits.max_booster_bytes)
         if why is not None:
             raise _refuse(why)
+        self._budget.deadline.check("checking the model")  # a booster's check can take seconds
         raw = _class_attribute_of(type(inst), "__setstate__")
         if raw is not None:
             bind = getattr(type(raw), "__get__", None)  # the descriptor protocol, as the type does
@@ -713,7 +717,12 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
         dtype = np.dtype(wrapper.dtype)
         if dtype.hasobject:
             inner = _RestrictedUnpickler(
-                self._buffer, self._policy, handle.tell(), self._budget, self._namer or self
+                self._buffer,
+                self._policy,
+                handle.tell(),
+                self._budget,
+                self._namer or self,
+                self._limits,
             )
             array = inner.load()
             handle.seek(inner.file_handle.tell())
@@ -754,16 +763,20 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
 
 
 def unpickle_verified(
-    buffer: bytes | bytearray | memoryview, policy: TypePolicy, deadline: Deadline | None = None
+    buffer: bytes | bytearray | memoryview,
+    policy: TypePolicy,
+    deadline: Deadline | None = None,
+    limits: ScanLimits | None = None,
 ) -> Any:
     """Deserialize ``buffer`` (already verified and scanned) under ``policy``.
 
-    ``deadline`` is the gate's clock, started before the scan (a fresh one otherwise).
+    ``deadline`` is the gate's clock, started before the scan (a fresh one otherwise);
+    ``limits`` the caller's (``max_booster_bytes``).
     Only :mod:`safeload.loading` may call this, and only after the gate has passed.
     """
     view = memoryview(buffer)
     clock = deadline or Deadline(ScanLimits().max_seconds)
-    unpickler = _RestrictedUnpickler(view, policy, budget=_Budget(clock))
+    unpickler = _RestrictedUnpickler(view, policy, budget=_Budget(clock), limits=limits)
     try:
         obj = unpickler.load()
     except SafeloadError:
@@ -817,4 +830,4 @@ def deserialize_checked(checked: TypeChecked, policy: TypePolicy) -> Any:
     """Deserialize a file that passed :func:`safeload.typegate.check_types`, by its format."""
     if checked.format == "skops":
         return load_skops_verified(checked.payload, list(checked.skops_trusted), checked.deadline)
-    return unpickle_verified(checked.payload, policy, checked.deadline)
+    return unpickle_verified(checked.payload, policy, checked.deadline, checked.limits)

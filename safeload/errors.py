@@ -248,6 +248,19 @@ def _extend_call(names: list[str]) -> str:
     return f"safeload.TypePolicy.default().extend([{quoted}{more}])"
 
 
+def _pack_advice(names: list[str]) -> str:
+    """When the names are exactly an opt-in pack's, which one (advice, never trust)."""
+    from safeload._packs import pack_for
+
+    pack = pack_for(names)
+    if pack is None:
+        return ""
+    return (
+        f" They are all names of the opt-in {pack!r} pack: if you trust this signer's {pack} "
+        f"models, use policy=TypePolicy.default().with_packs({pack!r}) (CLI: --pack {pack})."
+    )
+
+
 def untrusted_types_message(
     types: Iterable[str],
     where: str,
@@ -265,6 +278,7 @@ def untrusted_types_message(
     """
     names = sorted(set(types))
     head = f"{where} names {len(names)} type(s) outside the trusted-type policy: {_listed(names)}."
+    head += _pack_advice(names)
     if saving:
         advice = how_to_trust or (
             f"pass policy={_extend_call(names)} to save, and the same policy when loading"

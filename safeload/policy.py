@@ -37,7 +37,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from safeload._default_types import CALL_RULES, DEFAULT_CALLS, DEFAULT_TYPES
-from safeload.errors import UnsafePolicyError
+from safeload._packs import PACK_CALL_RULES, PACKS
+from safeload.errors import PolicyError, UnsafePolicyError
 from safeload.policyfile import PolicyEntries, read_policy_file
 from safeload.typenames import TypeName as TypeName
 from safeload.typenames import format_type_name as format_type_name
@@ -156,6 +157,29 @@ class TypePolicy:
             warn_if_unsafe(policy, "TypePolicy.extend(..., unsafe=True)", stacklevel=2)
         return policy
 
+    @staticmethod
+    def packs() -> tuple[str, ...]:
+        """The names of the opt-in packs :meth:`with_packs` knows (``docs/policy.md``)."""
+        return tuple(PACKS)
+
+    def with_packs(self, *names: str) -> TypePolicy:
+        """Return a new policy that also trusts these packs' exact names (``"lightgbm"``, ...).
+
+        A pack is one library's scikit-learn estimators (LightGBM, XGBoost, CatBoost): their
+        names, each callable only in the form its pickles take, and their boosters' model
+        blobs checked before native code parses them. An unknown pack name raises
+        :class:`~safeload.errors.PolicyError` listing the known ones.
+        """
+        unknown = [n for n in names if n not in PACKS]
+        if unknown or any(not isinstance(n, str) for n in names):
+            raise PolicyError(
+                f"unknown pack(s) {sorted(map(str, unknown))}; the packs are {sorted(PACKS)}"
+            )
+        added = frozenset(parse_type_name(n) for pack in names for n in PACKS[pack])
+        return TypePolicy(
+            self.names | added, self.callables | added, self.unsafe, self.safe_to_call
+        )
+
     def allows(self, module: str, qualname: str) -> bool:
         """Whether this exact global is trusted (as a reference at least)."""
         return (module, qualname) in self.names
@@ -205,7 +229,9 @@ def warn_if_unsafe(policy: TypePolicy, where: str, *, stacklevel: int = 2) -> No
         )
 
 
-_RULES: dict[TypeName, str] = {parse_type_name(n): rule for n, rule in CALL_RULES.items()}
+_RULES: dict[TypeName, str] = {
+    parse_type_name(n): rule for n, rule in {**CALL_RULES, **PACK_CALL_RULES}.items()
+}
 _DEFAULT = TypePolicy(
     frozenset(parse_type_name(n) for n in DEFAULT_TYPES),
     frozenset(parse_type_name(n) for n in DEFAULT_CALLS),
@@ -257,15 +283,16 @@ def _from_entries(entries: PolicyEntries) -> TypePolicy:
         _DEFAULT.callables | entries.callables,
         entries.unsafe,
         entries.safe_to_call,
-    )
+    ).with_packs(*entries.packs)
 
 
 def cli_policy(
     allow: Iterable[str] | None = None,
     unsafe_allow: Iterable[str] | None = None,
     policy_file: str | os.PathLike[str] | None = None,
+    packs: Iterable[str] | None = None,
 ) -> TypePolicy | None:
-    """The policy a CLI verb's ``--policy FILE``, ``--allow`` and ``--unsafe-allow`` ask for.
+    """The policy a CLI verb's ``--policy``, ``--allow``, ``--unsafe-allow``, ``--pack`` ask for.
 
     ``None`` when none is given, so that the entry point falls back to ``$SAFELOAD_POLICY``
     (or the default). Otherwise the base is the file (or the default policy: an explicit
@@ -274,10 +301,11 @@ def cli_policy(
     accepted, with an :class:`UnsafePolicyWarning`). Bad names raise ``ValueError``; file
     problems :class:`~safeload.errors.PolicyFileError`.
     """
-    allowed, insisted = list(allow or ()), list(unsafe_allow or ())
-    if policy_file is None and not allowed and not insisted:
+    allowed, insisted, chosen = list(allow or ()), list(unsafe_allow or ()), list(packs or ())
+    if policy_file is None and not allowed and not insisted and not chosen:
         return None
     policy = _DEFAULT if policy_file is None else TypePolicy.from_file(policy_file)
+    policy = policy.with_packs(*chosen)
     if allowed:
         policy = policy.extend(allowed)
     if insisted:

@@ -10,6 +10,8 @@ A policy file is TOML (``docs/policy.md`` is its reference)::
     [safe_to_call]
     "mylib.features:clip01" = "elementwise clip, bounded cost; FunctionTransformer calls it"
 
+A top-level ``packs = ["lightgbm"]`` adds opt-in packs (:meth:`TypePolicy.with_packs`).
+
 It is the caller's configuration, never part of an artifact: it is read from the path a
 caller passes (``policy="policy.toml"``, :meth:`TypePolicy.from_file`, the CLI's
 ``--policy``) or from ``$SAFELOAD_POLICY`` when the caller passes none, and always sits on top
@@ -31,6 +33,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import NamedTuple, NoReturn
 
+from safeload._packs import PACKS
 from safeload.errors import PolicyFileError, UnsafePolicyError
 from safeload.typenames import TypeName, parse_type_name
 from safeload.unsafenames import unsafe_message, unsafe_reason
@@ -56,6 +59,7 @@ class PolicyEntries(NamedTuple):
     callables: frozenset[TypeName]
     unsafe: frozenset[TypeName]
     safe_to_call: frozenset[TypeName]
+    packs: tuple[str, ...] = ()
 
 
 _cache: dict[str, tuple[tuple[int, ...], PolicyEntries]] = {}
@@ -204,12 +208,13 @@ def parse_policy(text: str, where: str = "<policy>") -> PolicyEntries:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyFileError(f"the policy file {where} is not valid TOML: {exc}") from exc
-    unknown = sorted(set(document) - set(_TABLES))
+    unknown = sorted(set(document) - set(_TABLES) - {"packs"})
     if unknown:
         raise PolicyFileError(
             f"the policy file {where}: {_line_of(text, unknown[0]) or ''}unknown key or table "
-            f"{unknown[0]!r}; a policy file has only the tables {list(_TABLES)}"
+            f"{unknown[0]!r}; a policy file has only the tables {list(_TABLES)} and `packs`"
         )
+    packs = _packs(document.get("packs", []), text, where)
     entries: dict[str, list[_Entry]] = {}
     count = 0
     for table in _TABLES:
@@ -223,7 +228,23 @@ def parse_policy(text: str, where: str = "<policy>") -> PolicyEntries:
                 "lists the few names you reviewed"
             )
         entries[table] = [_parse_entry(text, where, table, k, v) for k, v in body.items()]
-    return _build(entries, text, where)
+    return _build(entries, text, where)._replace(packs=packs)
+
+
+def _packs(value: object, text: str, where: str) -> tuple[str, ...]:
+    """``packs = ["lightgbm", ...]``: known pack names, each once."""
+    if type(value) is not list or not all(type(v) is str for v in value):
+        raise PolicyFileError(
+            f"the policy file {where}: {_line_of(text, 'packs')}`packs` must be an array of "
+            f"pack names, from {sorted(PACKS)}"
+        )
+    unknown = sorted(set(value) - set(PACKS))
+    if unknown or len(set(value)) != len(value):
+        raise PolicyFileError(
+            f"the policy file {where}: {_line_of(text, 'packs')}`packs` names "
+            f"{unknown or 'a pack twice'}; the packs are {sorted(PACKS)}"
+        )
+    return tuple(value)
 
 
 def _parse_entry(text: str, where: str, table: str, key: str, value: object) -> _Entry:

@@ -122,7 +122,8 @@ def test_import_safeload_pulls_in_no_optional_integration() -> None:
     code = (
         "import sys, safeload\n"
         "heavy = {'fsspec', 's3fs', 'boto3', 'mlflow', 'fastapi', 'uvicorn', 'dask', 'onnx',"
-        " 'onnxruntime', 'skl2onnx', 'pandas', 'model_signing', 'sigstore'}\n"
+        " 'onnxruntime', 'skl2onnx', 'pandas', 'model_signing', 'sigstore', 'lightgbm',"
+        " 'xgboost', 'catboost'}\n"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -44,7 +44,7 @@ def signing_key(args: argparse.Namespace) -> Any:
 
 
 def policy(args: argparse.Namespace) -> Any:
-    """The policy ``--policy``, ``--allow`` and ``--unsafe-allow`` ask for, built once per run.
+    """The policy ``--policy``, ``--allow``, ``--unsafe-allow``, ``--pack`` ask for, once a run.
 
     None when none is given, so that the library reads ``$SAFELOAD_POLICY`` (or the default).
     Built before any file is looked at: a bad name or file is the command's error, not a
@@ -57,5 +57,6 @@ def policy(args: argparse.Namespace) -> Any:
             getattr(args, "allow", None),
             getattr(args, "unsafe_allow", None),
             getattr(args, "policy", None),
+            getattr(args, "pack", None),
         )
     return args.resolved_policy

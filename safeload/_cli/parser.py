@@ -45,6 +45,12 @@ def _common(p: argparse.ArgumentParser, *, allow: bool = True, key: bool = False
             metavar="MODULE:NAME",
             help="trust a name that lets a file run code or reach the OS; warns (repeatable)",
         )
+        p.add_argument(
+            "--pack",
+            action="append",
+            metavar="NAME",
+            help="also trust an opt-in pack: lightgbm, xgboost or catboost (repeatable)",
+        )
     if key:
         p.add_argument("--key", required=True, help="private key file (STEM.key)")
     if key or p.prog.endswith("keygen"):

@@ -68,6 +68,8 @@ class TypeChecked:
     #: The gate's one clock, started before the scan: deserializing and validating this file
     #: spend what is left of the same ``ScanLimits.max_seconds``.
     deadline: Deadline = field(default_factory=lambda: Deadline(ScanLimits().max_seconds))
+    #: The caller's limits, for what the deserializer checks (a pack booster's blob size).
+    limits: ScanLimits = field(default_factory=ScanLimits)
 
 
 def _examine(
@@ -87,7 +89,7 @@ def _examine(
     is_skops = format == "skops" if format is not None else bytes(view[:4]) in _ZIP_MAGICS
     if is_skops:
         report, trusted = scan_skops(view, policy, path, limits, deadline)
-        return TypeChecked("skops", report, view, tuple(trusted), deadline)
+        return TypeChecked("skops", report, view, tuple(trusted), deadline, limits)
     try:
         compression, payload = decompress(view, limits=limits)
     except MalformedArtifactError as exc:
@@ -95,7 +97,7 @@ def _examine(
         report = make_report(
             path=path, fmt=fmt, compression=None, policy=policy, problems=[str(exc)]
         )
-        return TypeChecked("joblib", report, view, deadline=deadline)
+        return TypeChecked("joblib", report, view, deadline=deadline, limits=limits)
     report = scan_payload(
         payload,
         policy=policy,
@@ -104,7 +106,7 @@ def _examine(
         path=path,
         deadline=deadline,
     )
-    return TypeChecked("joblib", report, payload, deadline=deadline)
+    return TypeChecked("joblib", report, payload, deadline=deadline, limits=limits)
 
 
 def scan_bytes(

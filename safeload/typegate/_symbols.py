@@ -313,10 +313,15 @@ _KINDS: dict[TypeName, str] = {
     ("_codecs", "encode"): "encode",
     ("codecs", "encode"): "encode",
 }
-# Classes whose instances SETITEMS may fill: their item assignment is dict's own (Bunch) or
-# OrderedDict's, never code of their own. Everything else gets no SETITEMS.
+# Classes whose instances SETITEMS may fill: their item assignment is dict's own (Bunch,
+# defaultdict: the lightgbm pack) or OrderedDict's, never code of their own. Everything else
+# gets no SETITEMS.
 _DICT_CLASSES: frozenset[TypeName] = frozenset(
-    {("collections", "OrderedDict"), ("sklearn.utils._bunch", "Bunch")}
+    {
+        ("collections", "OrderedDict"),
+        ("sklearn.utils._bunch", "Bunch"),
+        ("collections", "defaultdict"),
+    }
 )
 # Names the pickle machine calls after looking them up on the instance (beside dunder names).
 _SHADOWED = frozenset({"extend", "append", "add"})

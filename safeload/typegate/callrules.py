@@ -32,7 +32,7 @@ from numpy.random.bit_generator import BitGenerator
 
 from safeload import _default_types as rules
 from safeload.policy import TypeName, format_type_name, parse_type_name
-from safeload.typegate import partialrule
+from safeload.typegate import packrules, partialrule
 from safeload.typegate._symbols import (
     _BIT_GENERATOR_CTOR,
     _BIT_GENERATORS,
@@ -817,6 +817,18 @@ RULES: dict[str, CallRule] = {
             _symbolic_reduce(partialrule.symbolic_args),
             _concrete_reduce(partialrule.concrete_args),
             partialrule.skops_call,
+        ),
+        CallRule(
+            rules.BYTEARRAY,
+            _symbolic_reduce(packrules.symbolic_bytearray),
+            _concrete_reduce(packrules.concrete_bytearray),
+            packrules.skops_never,
+        ),
+        CallRule(
+            rules.DEFAULTDICT,
+            _symbolic_reduce(packrules.symbolic_defaultdict),
+            _concrete_reduce(packrules.concrete_defaultdict),
+            packrules.skops_never,
         ),
         *(
             CallRule(

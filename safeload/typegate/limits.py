@@ -78,6 +78,10 @@ class ScanLimits:
         max_onnx_nodes: nodes of an ONNX model, subgraphs included (skl2onnx writes a few per
             estimator: a whole forest is one node).
         max_onnx_depth: subgraphs (``If``/``Loop``/``Scan`` bodies) nested in one another.
+        max_booster_bytes: size of one model blob a pack's booster hands to its library's
+            native parser (LightGBM's model text, XGBoost's UBJSON, CatBoost's binary model),
+            checked with the blob's form before that parser runs (see
+            :mod:`safeload.typegate.boosters`).
     """
 
     max_opcodes: int = 50_000_000
@@ -101,6 +105,7 @@ class ScanLimits:
     max_onnx_bytes: int = 2 * _GIB - 1
     max_onnx_nodes: int = 1_000_000
     max_onnx_depth: int = 16
+    max_booster_bytes: int = 4 * _GIB
 
 
 class Deadline:

@@ -32,7 +32,7 @@ import numpy as np
 from safeload import _default_types as rules
 from safeload.errors import shown
 from safeload.policy import TypeName, format_type_name, parse_type_name
-from safeload.typegate import partialrule
+from safeload.typegate import boosters, partialrule
 from safeload.typegate._symbols import (
     _BIG_INT,
     _LONG_STR,
@@ -45,6 +45,7 @@ from safeload.typegate._symbols import (
     _Tuple,
 )
 from safeload.typegate.dtypes import _Unsure
+from safeload.typegate.limits import ScanLimits
 from safeload.typegate.skops_schema import SchemaNode
 
 __all__ = ["FORMS", "NO_STATE", "OWN_CHECKS", "concrete_problem", "skops_problem"]
@@ -325,9 +326,16 @@ def _real(element: Element, value: object, where: str) -> str | None:
     return None
 
 
-def concrete_problem(inst: object, state: object) -> str | None:
-    """Why the unpickler must not hand ``state`` to ``inst``'s ``__setstate__``, or ``None``."""
+def concrete_problem(
+    inst: object, state: object, max_booster_bytes: int = ScanLimits.max_booster_bytes
+) -> str | None:
+    """Why the unpickler must not hand ``state`` to ``inst``'s ``__setstate__``, or ``None``.
+
+    A pack's booster (:mod:`safeload.typegate.boosters`) has its model blob checked.
+    """
     cls = _real_name(inst)
+    if cls in boosters.CHECKED:
+        return boosters.booster_problem(cls, state, max_booster_bytes)
     if cls == partialrule.PARTIAL_CLASS:
         return partialrule.concrete_state(inst, state)
     if cls in NO_STATE:
@@ -567,6 +575,12 @@ def skops_problem(node: SchemaNode, header: ArrayHeader) -> str | None:
     """
     child = _SKOPS_STATE_CHILD.get(node.kind)
     cls = (node.module, node.name)
+    if child is not None and cls in boosters.CHECKED:
+        return (
+            f"{_SKOPS} restores a {format_type_name(cls)}, whose model blob safeload checks "
+            "only in joblib files (skops' loader would hand it to the library's native parser "
+            "unchecked): save this model with format='joblib'"
+        )
     if child is None or (cls not in FORMS and cls not in NO_STATE):
         return None
     state = node.children.get(child)

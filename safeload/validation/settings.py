@@ -44,6 +44,25 @@ def _visit_estimator(ctx: Context, est: Any) -> None:
         raise Invalid(f"n_jobs={int(jobs)} asks for more workers than [-{MAX_JOBS}, {MAX_JOBS}]")
 
 
+# LightGBM's names for its thread count: its scikit-learn wrapper passes the stored
+# ``_other_params`` (any of these) to every predict, before ``n_jobs``.
+_LIGHTGBM_THREADS = ("num_threads", "num_thread", "nthread", "nthreads", "n_jobs")
+
+
+def _visit_lightgbm(ctx: Context, est: Any) -> None:
+    """The thread count a LightGBM estimator's stored parameters give each predict."""
+    other = attr(est, "_other_params")
+    if other is None:
+        return
+    if type(other) is not dict:
+        raise Invalid(f"_other_params is a {type(other).__name__}, not a dict", "_other_params")
+    for key in _LIGHTGBM_THREADS:
+        if key in other and other[key] is not None:
+            jobs = integer(other[key], f"_other_params[{key!r}]")
+            if not -MAX_JOBS <= jobs <= MAX_JOBS:
+                raise Invalid(f"{key}={jobs} asks for more threads than [-{MAX_JOBS}, {MAX_JOBS}]")
+
+
 def _visit_nmf(ctx: Context, nmf: Any) -> None:
     """``NMF.transform`` solves for W with the training ``max_iter`` (other classes: fit only)."""
     _iterations(ctx, nmf, "max_iter")
@@ -52,4 +71,5 @@ def _visit_nmf(ctx: Context, nmf: Any) -> None:
 CHECKS: Checks = [
     ((("sklearn.base", "BaseEstimator"),), _visit_estimator),
     ((("sklearn.decomposition._nmf", "NMF"),), _visit_nmf),
+    ((("lightgbm.sklearn", "LGBMModel"),), _visit_lightgbm),
 ]
