@@ -29,22 +29,38 @@ from safeload.serve.registry import ModelRegistry, methods_of
 
 MAX_BODY = 1024 * 1024
 MAX_ROWS = 10_000
+BODY_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
 class Limits:
-    """What one request may cost: bytes of body, rows of batch."""
+    """What one request may cost: bytes of body, rows of batch, seconds to send the body."""
 
     max_body: int = MAX_BODY
     max_rows: int = MAX_ROWS
+    body_timeout: float = BODY_TIMEOUT
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"detail": message, **extra}, status_code=status)
 
 
-async def _read_body(request: Request, max_body: int) -> bytes:
-    """The body, refused with a 413 as soon as it is known to exceed ``max_body``."""
+async def _read_body(request: Request, max_body: int, timeout: float) -> bytes:
+    """The body, refused with a 413 past ``max_body``, with a 408 past ``timeout`` seconds.
+
+    The deadline is on the whole body, not on each read: a client that sends one byte at a
+    time (or declares a length it never sends) would otherwise hold its connection forever.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            return await _receive(request, max_body)
+    except TimeoutError:
+        raise BadRequest(
+            f"the body did not arrive within {timeout:g} seconds (--body-timeout)", 408
+        ) from None
+
+
+async def _receive(request: Request, max_body: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -149,7 +165,7 @@ def create_app(
             return _error(404, f"model {shown(name)} has no {method}")
         try:
             kind = media_type(request.headers.get("content-type"))
-            body = await _read_body(request, bounds.max_body)
+            body = await _read_body(request, bounds.max_body, bounds.body_timeout)
             return await run_in_threadpool(_run, artifact, method, kind, body)
         except BadRequest as exc:
             return _error(exc.status, str(exc))
