@@ -119,6 +119,43 @@ def test_a_slowloris_body_is_cut_at_the_deadline(server: Server) -> None:
     assert_healthy(server)
 
 
+def closed_after(server: Server, pieces: list[bytes], pause: float) -> float | None:
+    """Seconds until the server closed a connection fed ``pieces``; None if it never did."""
+    host, port = server.url.removeprefix("http://").split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=BODY_TIMEOUT * 5) as sock:
+        for piece in pieces:
+            try:
+                sock.sendall(piece)
+            except OSError:
+                return time.monotonic() - started
+            time.sleep(pause)
+        try:
+            while sock.recv(65536):
+                pass
+        except TimeoutError:
+            return None
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    ("pieces", "pause"),
+    [
+        ([b"POST /v1/models/churn/predict HTTP/1.1\r\nHost: t\r\n"], 0),  # a head never ended
+        ([b"G", b"E", b"T", b" ", b"/", b"h"] + [b"e"] * 30, 0.25),  # one byte at a time
+        ([b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\n"], 0),  # the next
+    ],
+)
+def test_a_request_head_that_never_ends_is_cut_at_the_deadline(
+    server: Server, pieces: list[bytes], pause: float
+) -> None:
+    # Each byte in time for uvicorn's keep-alive timer (reset by any byte): only a deadline on
+    # the whole head ends it, else each such client holds a connection and a socket forever.
+    took = closed_after(server, pieces, pause)
+    assert took is not None and took < BODY_TIMEOUT + 8
+    assert_healthy(server)
+
+
 # --- JSON bodies --------------------------------------------------------------------------------
 
 

@@ -261,7 +261,8 @@ def _serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=_seconds,
         default=30.0,
         metavar="SECONDS",
-        help="longest a request body may take to arrive (default 30; longer: 408)",
+        help="longest a request head, then its body, may take to arrive (default 30; a late "
+        "body is a 408, a late head closes the connection)",
     )
     p.add_argument(
         "--admin-token-env",

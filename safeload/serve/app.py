@@ -259,8 +259,27 @@ def _log_reload(result: dict[str, Any]) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def run(app: FastAPI, *, host: str, port: int, log_level: str = "info") -> None:
-    """Serve until SIGINT or SIGTERM (uvicorn's handlers); SIGHUP reloads (the app's)."""
+def run(
+    app: FastAPI,
+    *,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    head_timeout: float = BODY_TIMEOUT,
+) -> None:
+    """Serve until SIGINT or SIGTERM (uvicorn's handlers); SIGHUP reloads (the app's).
+
+    Each request head must arrive within ``head_timeout`` seconds (:mod:`.transport`).
+    """
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)
+    from safeload.serve.transport import protocol
+
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        server_header=False,
+        http=protocol(head_timeout),
+    )
