@@ -427,3 +427,63 @@ def test_no_attack_left_a_500_in_the_log(server: Server) -> None:
     log = server.stderr()
     assert '" 500' not in log and "Traceback" not in log, log[-3000:]
     assert_healthy(server)
+
+
+def test_records_that_omit_columns_cannot_cost_a_row_of_cells_each() -> None:
+    """One full record, then empty ones: a few bytes a row would be a whole row of cells."""
+    from safeload.serve.inputs import parse_batch
+
+    schema = {
+        "kind": "dataframe",
+        "columns": [{"name": f"c{i}", "dtype": "float64"} for i in range(2_000)],
+    }
+    full = json.dumps({f"c{i}": 1.0 for i in range(2_000)})
+    body = ("[" + full + ", {}" * 9_999 + "]").encode()  # 53 kB: was 389 MB and 7 s of cells
+    started = time.perf_counter()
+    with pytest.raises(
+        safeload.ContractError,
+        match=r"9999 record\(s\) lack columns, the first is record 1 without \['c0', 'c1',",
+    ):
+        parse_batch(body, "application/json", schema, 10_000)
+    assert time.perf_counter() - started < 5
+    nulls = json.dumps({f"c{i}": None for i in range(2_000)})
+    frame = parse_batch(f"[{full}, {nulls}]".encode(), "application/json", schema, 10)
+    assert frame.shape == (2, 2_000) and frame.iloc[1].isna().all()
+
+
+def test_a_record_without_a_column_is_a_422_naming_it(server: Server) -> None:
+    rows = records(3)
+    del rows[2]["income"]
+    with server.client() as client:
+        answer = client.post("/v1/models/churn/predict", json=rows)
+        rows[2]["income"] = None
+        nulled = client.post("/v1/models/churn/predict", json=rows)
+    assert answer.status_code == 422, answer.text
+    assert "record 2 without ['income']" in answer.json()["detail"]
+    assert "send null for a missing value" in answer.json()["detail"]
+    assert nulled.status_code in (200, 422) and "lack columns" not in nulled.text
+
+
+def test_connections_past_the_limit_are_a_503_until_the_slow_ones_are_cut(store: Path) -> None:
+    """Bodies are held while they arrive: the number of connections bounds that memory."""
+    with serving(store, "--max-connections", "4", "--body-timeout", "3", tag="-limit") as small:
+        host, port = small.url.removeprefix("http://").split(":")
+        slow = [socket.create_connection((host, int(port)), timeout=30) for _ in range(4)]
+        try:
+            for sock in slow:
+                sock.sendall(b"POST /v1/models/churn/predict HTTP/1.1\r\nHost: t\r\n")
+            time.sleep(0.5)
+            with small.client() as client:
+                refused = client.get("/healthz")
+            assert refused.status_code == 503, refused.text
+            deadline = time.monotonic() + 30
+            while True:  # the head deadline closes the slow ones, and room is made
+                with small.client() as client:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                assert time.monotonic() < deadline, "the slow connections were never cut"
+                time.sleep(0.5)
+        finally:
+            for sock in slow:
+                sock.close()
+        assert_healthy(small)
