@@ -265,6 +265,13 @@ def _serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "body is a 408, a late head closes the connection)",
     )
     p.add_argument(
+        "--max-connections",
+        type=_positive,
+        default=256,
+        metavar="N",
+        help="most open connections (default 256; beyond: 503 at once)",
+    )
+    p.add_argument(
         "--admin-token-env",
         metavar="VAR",
         help="enable the reload routes, bound to the bearer token in $VAR (16+ characters)",

@@ -30,6 +30,7 @@ from safeload.serve.registry import ModelRegistry, methods_of
 MAX_BODY = 1024 * 1024
 MAX_ROWS = 10_000
 BODY_TIMEOUT = 30.0
+MAX_CONNECTIONS = 256
 
 
 @dataclass(frozen=True)
@@ -266,10 +267,13 @@ def run(
     port: int,
     log_level: str = "info",
     head_timeout: float = BODY_TIMEOUT,
+    max_connections: int = MAX_CONNECTIONS,
 ) -> None:
     """Serve until SIGINT or SIGTERM (uvicorn's handlers); SIGHUP reloads (the app's).
 
-    Each request head must arrive within ``head_timeout`` seconds (:mod:`.transport`).
+    Each request head must arrive within ``head_timeout`` seconds (:mod:`.transport`), and past
+    ``max_connections`` open connections a request is answered 503 at once: bodies are held in
+    memory while they arrive, so this and ``max_body`` bound what clients can make it hold.
     """
     import uvicorn
 
@@ -282,4 +286,5 @@ def run(
         log_level=log_level,
         server_header=False,
         http=protocol(head_timeout),
+        limit_concurrency=max_connections,
     )
