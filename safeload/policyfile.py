@@ -208,6 +208,11 @@ def parse_policy(text: str, where: str = "<policy>") -> PolicyEntries:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyFileError(f"the policy file {where} is not valid TOML: {exc}") from exc
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise PolicyFileError(
+            f"the policy file {where} nests arrays or inline tables too deeply: a policy "
+            "file is two flat tables and a list of packs"
+        ) from None
     unknown = sorted(set(document) - set(_TABLES) - {"packs"})
     if unknown:
         raise PolicyFileError(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-from safeload.errors import TrustFileError, shown
+from safeload.errors import SignatureError, TrustFileError, shown
 from safeload.layout import is_plain_name
 
 if sys.version_info >= (3, 11):
@@ -29,6 +29,8 @@ MAX_TRUST_FILE = 64 * 1024
 MAX_KEYS = 256
 MAX_RULES = 256
 MAX_PATTERNS = 256
+#: Longest signed model name matched against the rules (store names are at most 128).
+MAX_MODEL_NAME = 1024
 
 # Statuses of one signature, as reported by inspect, verify and UntrustedSignerError.
 VALID = "valid"
@@ -89,7 +91,17 @@ class TrustFile:
     rules: tuple[Rule, ...] = ()
 
     def rule_for(self, model_name: str) -> Rule | None:
-        """The first rule whose patterns match the signed model name, or None."""
+        """The first rule whose patterns match the signed model name, or None.
+
+        Matching costs the name's length times each pattern's, and the name is chosen by
+        whoever signed: a name over :data:`MAX_MODEL_NAME` is refused, never taken as
+        matching no rule (which would need fewer signers).
+        """
+        if self.rules and len(model_name) > MAX_MODEL_NAME:
+            raise SignatureError(
+                f"the signed model name is {len(model_name)} characters long, over "
+                f"{MAX_MODEL_NAME}: the rules of {self.source} are not matched against it"
+            )
         return next((rule for rule in self.rules if rule.matches(model_name)), None)
 
 
@@ -111,6 +123,10 @@ def parse_trust_file(data: bytes, source: str) -> TrustFile:
         doc = tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise TrustFileError(f"{source} is not valid TOML: {exc}") from exc
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise TrustFileError(
+            f"{source} nests arrays or inline tables too deeply: a trust file is flat tables"
+        ) from None
     _only(doc, {"keys", "require"}, source, "the top level")
     keys = _parse_keys(doc.get("keys", {}), source)
     rules = _parse_rules(doc.get("require", []), keys, source)

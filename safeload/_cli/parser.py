@@ -17,6 +17,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 3600, not {text}")
+    return value
+
+
 def _natural(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -280,6 +287,21 @@ def _serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=10_000,
         metavar="N",
         help="most rows per request (default 10000; more: 413)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="longest a request head, then its body, may take to arrive (default 30; a late "
+        "body is a 408, a late head closes the connection)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=_positive,
+        default=256,
+        metavar="N",
+        help="most open connections (default 256; beyond: 503 at once)",
     )
     p.add_argument(
         "--admin-token-env",

@@ -91,6 +91,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             markup=False,
             soft_wrap=True,
         )
-    app = create_app(registry, limits=Limits(args.max_body, args.max_rows), admin_token=token)
-    run(app, host=args.host, port=args.port)
+    app = create_app(
+        registry, limits=Limits(args.max_body, args.max_rows, args.body_timeout), admin_token=token
+    )
+    run(
+        app,
+        host=args.host,
+        port=args.port,
+        head_timeout=args.body_timeout,
+        max_connections=args.max_connections,
+    )
     return EXIT_OK

@@ -30,22 +30,39 @@ from safeload.serve.registry import ModelRegistry, methods_of
 
 MAX_BODY = 1024 * 1024
 MAX_ROWS = 10_000
+BODY_TIMEOUT = 30.0
+MAX_CONNECTIONS = 256
 
 
 @dataclass(frozen=True)
 class Limits:
-    """What one request may cost: bytes of body, rows of batch."""
+    """What one request may cost: bytes of body, rows of batch, seconds to send the body."""
 
     max_body: int = MAX_BODY
     max_rows: int = MAX_ROWS
+    body_timeout: float = BODY_TIMEOUT
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"detail": message, **extra}, status_code=status)
 
 
-async def _read_body(request: Request, max_body: int) -> bytes:
-    """The body, refused with a 413 as soon as it is known to exceed ``max_body``."""
+async def _read_body(request: Request, max_body: int, timeout: float) -> bytes:
+    """The body, refused with a 413 past ``max_body``, with a 408 past ``timeout`` seconds.
+
+    The deadline is on the whole body, not on each read: a client that sends one byte at a
+    time (or declares a length it never sends) would otherwise hold its connection forever.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            return await _receive(request, max_body)
+    except TimeoutError:
+        raise BadRequest(
+            f"the body did not arrive within {timeout:g} seconds (--body-timeout)", 408
+        ) from None
+
+
+async def _receive(request: Request, max_body: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -150,7 +167,7 @@ def create_app(
             return _error(404, f"model {shown(name)} has no {method}")
         try:
             kind = media_type(request.headers.get("content-type"))
-            body = await _read_body(request, bounds.max_body)
+            body = await _read_body(request, bounds.max_body, bounds.body_timeout)
             return await run_in_threadpool(_run, artifact, method, kind, body, entry.drift)
         except BadRequest as exc:
             return _error(exc.status, str(exc))
@@ -272,8 +289,31 @@ def _log_reload(result: dict[str, Any]) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def run(app: FastAPI, *, host: str, port: int, log_level: str = "info") -> None:
-    """Serve until SIGINT or SIGTERM (uvicorn's handlers); SIGHUP reloads (the app's)."""
+def run(
+    app: FastAPI,
+    *,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    head_timeout: float = BODY_TIMEOUT,
+    max_connections: int = MAX_CONNECTIONS,
+) -> None:
+    """Serve until SIGINT or SIGTERM (uvicorn's handlers); SIGHUP reloads (the app's).
+
+    Each request head must arrive within ``head_timeout`` seconds (:mod:`.transport`), and past
+    ``max_connections`` open connections a request is answered 503 at once: bodies are held in
+    memory while they arrive, so this and ``max_body`` bound what clients can make it hold.
+    """
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)
+    from safeload.serve.transport import protocol
+
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        server_header=False,
+        http=protocol(head_timeout),
+        limit_concurrency=max_connections,
+    )

@@ -14,7 +14,8 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterator, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,10 @@ CSV_TYPES = ("text/csv",)
 # numpy's "object" and pandas' string dtypes ("str" is pandas 3's default for text columns).
 _TEXT_DTYPES = ("object", "str", "string")
 _PROBLEMS_SHOWN = 10
+# Numbers in CSV cells: ASCII decimal text as CSV writers write it (spaces or tabs around).
+_INTEGER = re.compile(r"[ \t]*[+-]?[0-9]+[ \t]*")
+_NON_FINITE = ("nan", "inf", "infinity")
+_DECIMAL = re.compile(r"[ \t]*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[ \t]*")
 
 
 class BadRequest(Exception):
@@ -67,24 +72,49 @@ def parse_batch(body: bytes, kind: str, schema: Mapping[str, Any], max_rows: int
         raise BadRequest("the request body is empty: send at least one record")
     columns = schema.get("columns") or []
     by_name = schema.get("kind") == "dataframe" and bool(columns)
-    header: list[str]
-    rows: Sequence[Sequence[Any]]
-    if kind in CSV_TYPES:
+    from_text = kind in CSV_TYPES
+    if from_text:
         header, rows = _csv_rows(body, max_rows, header=by_name)
-    else:
-        header, rows = _json_rows(body, max_rows, by_name=by_name)
-    if by_name:
-        return _frame(columns, header, rows, from_text=kind in CSV_TYPES)
-    return _array(schema, rows, from_text=kind in CSV_TYPES)
+        position = {name: i for i, name in enumerate(header)}
+        if by_name:
+            return _frame(columns, header, lambda n: [row[position[n]] for row in rows], from_text)
+        return _array(schema, rows, from_text=True)
+    if not by_name:
+        return _array(schema, _json_rows(body, max_rows, list), from_text=False)
+    records = _json_rows(body, max_rows, dict)
+    # The union of the records' keys, never a table of every record by every key: keys
+    # spread over records (a few each) would make that table quadratic in the body's size.
+    header = list(dict.fromkeys(key for record in records for key in record))
+    _complete(records, header, [str(c.get("name")) for c in columns])
+    return _frame(columns, header, lambda n: [r[n] for r in records], from_text)
+
+
+def _complete(records: list[dict[str, Any]], header: list[str], saved: list[str]) -> None:
+    """Every record names every saved column, so each cell built is a value the body sent.
+
+    A record without a key cannot stand for "missing" here: ``[{...all...}, {}, {}, ...]`` would
+    make a few bytes per row cost a whole row of cells (53 kB was 389 MB for a model of 2,000
+    columns). Missing and unexpected names are left to :func:`_frame`, which names them.
+    """
+    if set(header) != set(saved):
+        return
+    partial = [i for i, record in enumerate(records) if len(record) != len(header)]
+    if partial:
+        lacking = [name for name in saved if name not in records[partial[0]]]
+        raise ContractError(
+            "prediction input does not match the saved schema: "
+            f"{len(partial)} record(s) lack columns, the first is record {partial[0]} "
+            f"without {shown(lacking)}: every record names every column (send null for a "
+            "missing value)"
+        )
 
 
 def _too_many(max_rows: int) -> BadRequest:
     return BadRequest(f"too many rows: at most {max_rows} per request (--max-rows)", 413)
 
 
-def _json_rows(
-    body: bytes, max_rows: int, *, by_name: bool
-) -> tuple[list[str], list[Sequence[Any]]]:
+def _json_rows(body: bytes, max_rows: int, wanted: type[Any]) -> list[Any]:
+    """The records of a JSON body: each a ``wanted`` (dict or list) of scalars."""
     doc = strictjson.loads(body, "the request body", error=MalformedBody)
     if isinstance(doc, dict) and set(doc) == {"records"}:
         doc = doc["records"]
@@ -97,10 +127,9 @@ def _json_rows(
         raise BadRequest("no records: send at least one")
     if len(doc) > max_rows:
         raise _too_many(max_rows)
-    wanted = dict if by_name else list
     for i, record in enumerate(doc):
         if not isinstance(record, wanted):
-            shape = "an object of column: value" if by_name else "a list of feature values"
+            shape = "an object of column: value" if wanted is dict else "a list of feature values"
             raise BadRequest(f"record {i} is a JSON {_json_type(record)}, expected {shape}")
         values = record.values() if isinstance(record, dict) else record
         for value in values:
@@ -109,13 +138,7 @@ def _json_rows(
                     f"record {i} holds a nested JSON {_json_type(value)}: values must be "
                     "numbers, strings, booleans or null"
                 )
-    if not by_name:
-        return [], doc
-    header: dict[str, None] = {}
-    for record in doc:
-        header.update(dict.fromkeys(record))
-    names = list(header)
-    return names, [[record.get(n, None) for n in names] for record in doc]
+    return doc
 
 
 def _json_type(value: object) -> str:
@@ -168,31 +191,29 @@ def _check_header(names: list[str]) -> None:
 def _frame(
     columns: Sequence[Mapping[str, Any]],
     header: list[str],
-    rows: Sequence[Sequence[Any]],
-    *,
+    values_of: Callable[[str], list[Any]],
     from_text: bool,
 ) -> Any:
-    """Columns in the saved order, then any unexpected ones (the schema check names them)."""
+    """The saved columns in the saved order, each from ``values_of(name)``; else a 422.
+
+    Missing and unexpected names are refused before any column is built, so the cost of a
+    request is its rows by the saved columns, whatever names the body holds.
+    """
     import pandas as pd
 
-    position = {name: i for i, name in enumerate(header)}
+    present = set(header)
     saved = {str(c.get("name")): c for c in columns}
-    order = [n for n in saved if n in position] + [n for n in header if n not in saved]
-    data: dict[str, Any] = {}
     problems: list[str] = []
-    missing = [n for n in saved if n not in position]
+    missing = [n for n in saved if n not in present]
     extra = [n for n in header if n not in saved]
-    if missing or extra:  # said at once, without building a column per unexpected name
-        if missing:
-            problems.append(f"missing columns {shown(missing)}")
-        if extra:
-            problems.append(f"unexpected columns {shown(extra)}")
-        order = []
-    for name in order:
-        values = [row[position[name]] for row in rows]
-        spec = saved.get(name)
+    if missing:  # said at once, without building a column per unexpected name
+        problems.append(f"missing columns {shown(missing)}")
+    if extra:
+        problems.append(f"unexpected columns {shown(extra)}")
+    data: dict[str, Any] = {}
+    for name, spec in saved.items() if not problems else ():
         try:
-            data[name] = _column(spec, values, from_text) if spec else pd.Series(values)
+            data[name] = _column(spec, values_of(name), from_text)
         except _CellError as exc:
             problems.append(f"column {shown(name)} {exc}")
     if problems:
@@ -200,7 +221,7 @@ def _frame(
             "prediction input does not match the saved schema: "
             + "; ".join(problems[:_PROBLEMS_SHOWN])
         )
-    return pd.DataFrame(data, columns=order)
+    return pd.DataFrame(data, columns=list(saved))
 
 
 class _CellError(Exception):
@@ -274,11 +295,19 @@ def _cell(kind: str, dtype: str, value: Any, from_text: bool, row: int) -> Any:
 
 
 def _number(text: str, kind: str, row: int) -> int | float:
+    # Python's int() and float() also take "1_000", non-ASCII digits and Unicode spaces, which
+    # no CSV writer produces: only the plain decimal text is read, by a pattern that cannot
+    # backtrack (each part is delimited by a character the part before it cannot hold).
+    integer = kind in "iu"
     try:
-        return int(text) if kind in "iu" else float(text)
-    except ValueError:
-        want = "an integer" if kind in "iu" else "a number"
-        raise _CellError(f"row {row}: expected {want}, got {shown(text)}") from None
+        if (_INTEGER if integer else _DECIMAL).fullmatch(text):
+            return int(text) if integer else float(text)
+        if not integer and text.strip(" \t").lstrip("+-").lower() in _NON_FINITE:
+            return float(text)  # refused by the caller, which says how to send a missing value
+    except ValueError:  # over Python's int-str digit limit
+        pass
+    want = "an integer" if integer else "a number"
+    raise _CellError(f"row {row}: expected {want}, got {shown(text)}")
 
 
 def _wrong(row: int, want: str, value: Any) -> Any:
@@ -307,12 +336,17 @@ def _array(schema: Mapping[str, Any], rows: Sequence[Sequence[Any]], *, from_tex
         kind = np.dtype(dtype).kind
     except TypeError:
         kind, dtype = "f", "float64"
-    width = schema.get("n_features_in")
+    saved = schema.get("n_features_in")
+    known = isinstance(saved, int) and not isinstance(saved, bool)
+    # Without a saved width the rows must still agree with each other: numpy refuses a ragged
+    # list with a ValueError (a 500), never with a message naming the row.
+    width = saved if known else len(rows[0])
+    expected = f"the model expects {width}" if known else f"row 0 has {width}"
     problems = []
     cells: list[list[Any]] = []
     for i, row in enumerate(rows):
-        if isinstance(width, int) and len(row) != width:
-            problems.append(f"row {i} has {len(row)} values, the model expects {width}")
+        if len(row) != width:
+            problems.append(f"row {i} has {len(row)} values, {expected}")
             continue
         try:
             cells.append([_cell(kind, dtype, v, from_text, i) for v in row])
