@@ -78,6 +78,14 @@ class ScanLimits:
         max_onnx_nodes: nodes of an ONNX model, subgraphs included (skl2onnx writes a few per
             estimator: a whole forest is one node).
         max_onnx_depth: subgraphs (``If``/``Loop``/``Scan`` bodies) nested in one another.
+        max_onnx_messages: protobuf messages (nodes, tensors, attributes, ...) in an ONNX
+            file, counted on the wire before the file is parsed: an empty message is 2 bytes
+            on the wire and about 100 in memory (a 38 MB file of them parsed into 3.4 GB).
+            skl2onnx writes hundreds; a whole forest is one node of a few dozen attributes.
+        max_onnx_arena_bytes: tensor memory onnxruntime's arena may hold for all safeload
+            ONNX sessions of a process (one shared arena, sized by the first ONNX load): a
+            graph's shapes can come from its constants (``ConstantOfShape``, ``Expand``,
+            ``Tile``, broadcasting), so what a run allocates is capped, not predicted.
     """
 
     max_opcodes: int = 50_000_000
@@ -101,6 +109,8 @@ class ScanLimits:
     max_onnx_bytes: int = 2 * _GIB - 1
     max_onnx_nodes: int = 1_000_000
     max_onnx_depth: int = 16
+    max_onnx_messages: int = 1_000_000
+    max_onnx_arena_bytes: int = 4 * _GIB
 
 
 class Deadline:
