@@ -1,0 +1,352 @@
+"""Hostile ONNX graphs that pass the static gate's structure checks and attack onnxruntime.
+
+Each graph is signed with a test key (``write_signed_artifact``), so the signature and hashes
+pass and only the ONNX gate and the session's own bounds stand in the way. Anything that could
+take the machine's memory or never return runs in a child process with a memory cap and a
+timeout, and the child prints the verdict the test asserts.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import safeload
+from safeload.saving import write_signed_artifact
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def good(tmp_path: Path, pipeline: Any, iris: Any, key: safeload.SigningKey) -> Path:
+    X, _ = iris
+    return Path(
+        safeload.save(pipeline, tmp_path / "good" / "1.0", key=key, format="onnx", sample=X[::15])
+    )
+
+
+def _sign(folder: Path, model: onnx.ModelProto, good: Path, key: safeload.SigningKey) -> Path:
+    files = {
+        "model.onnx": model.SerializeToString(),
+        "safeload.json": (good / "safeload.json").read_bytes(),
+    }
+    return Path(write_signed_artifact(folder, files, key=key))
+
+
+def _i64(name: str, values: Any) -> TensorProto:
+    return numpy_helper.from_array(np.array(values, dtype=np.int64), name)
+
+
+def _f32(name: str, values: Any) -> TensorProto:
+    return numpy_helper.from_array(np.array(values, dtype=np.float32), name)
+
+
+def _predictor(nodes: list[Any], initializers: list[Any], last: str) -> onnx.ModelProto:
+    """The good artifact's interface (input X, outputs label and probabilities) around ``nodes``,
+    whose float output ``last`` is added to every probability: predict needs it computed."""
+    tail = [
+        helper.make_node("ReduceSum", [last], ["total"], keepdims=0),
+        helper.make_node("Cast", ["total"], ["total64"], to=TensorProto.DOUBLE),
+        helper.make_node("Add", ["X", "total64"], ["probabilities"]),
+        helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes + tail,
+        "hostile",
+        [helper.make_tensor_value_info("X", TensorProto.DOUBLE, ["N", 4])],
+        [
+            helper.make_tensor_value_info("label", TensorProto.INT64, ["N"]),
+            helper.make_tensor_value_info("probabilities", TensorProto.DOUBLE, ["N", 4]),
+        ],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    return model
+
+
+def _child(code: str, timeout: float = 180) -> str:
+    """Run ``code`` in a fresh interpreter (the worktree first on the path); its stdout."""
+    done = subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r})\n{code}"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    return done.stdout
+
+
+_LOAD = """
+import resource
+resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap}))
+import safeload
+from safeload.typegate import ScanLimits
+try:
+    safeload.load({path!r}, trusted={keys!r}, scan_limits=ScanLimits({limits}))
+    print("LOADED")
+except safeload.SafeloadError as exc:
+    print("REFUSED", type(exc).__name__, exc)
+print("MAXRSS_MB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def _load_in_child(path: Path, keys: Path, *, cap: int = 4 << 30, limits: str = "") -> str:
+    return _child(_LOAD.format(cap=cap, path=str(path), keys=str(keys), limits=limits))
+
+
+# ---- the session build runs nothing of the graph ------------------------------------------------
+
+
+def _folding_bomb(copies: int, values: int) -> onnx.ModelProto:
+    """``copies`` constant tensors of ``values`` floats each, from a 10-byte shape: onnxruntime's
+    constant folding (up to 1 GiB per node) computes them while it builds the session."""
+    nodes, last = [], "zero"
+    initializers = [_i64("shape", [values]), _f32("zero", [0.0])]
+    for i in range(copies):
+        nodes += [
+            helper.make_node("ConstantOfShape", ["shape"], [f"big{i}"], value=_f32("v", [1.0])),
+            helper.make_node("Sin", [f"big{i}"], [f"sin{i}"]),
+            helper.make_node("ReduceSum", [f"sin{i}"], [f"sum{i}"], keepdims=1),
+            helper.make_node("Add", [last, f"sum{i}"], [f"acc{i}"]),
+        ]
+        last = f"acc{i}"
+    return _predictor(nodes, initializers, last)
+
+
+_SESSION = """
+import resource
+resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
+from safeload.onnxmodel import open_session
+open_session(open({path!r}, "rb").read())
+print("MAXRSS_MB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def test_building_the_session_computes_no_constant(tmp_path: Path):
+    """Four 256 MiB constants from a 1 KB graph: before, 1.1 GB at session build (measured;
+    six 1 GiB ones took 13 GB and 90 s); unoptimized, the session holds the graph only."""
+    path = tmp_path / "fold.onnx"
+    path.write_bytes(_folding_bomb(4, 1 << 26).SerializeToString())
+    assert path.stat().st_size < 2000
+    out = _child(_SESSION.format(path=str(path)))
+    rss = int(out.split("MAXRSS_MB")[1])
+    assert rss < 400, out
+
+
+# ---- every run is bounded in memory and time ----------------------------------------------------
+
+
+_ARENA = """
+import resource
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+import numpy as np, safeload
+from safeload.onnxmodel import OnnxModel, open_session
+from safeload.typegate import ScanLimits
+spec = {{"inputs": [{{"name": "X", "column": None, "type": "tensor(double)"}}],
+        "methods": {{"predict": {{"output": "label", "ravel": False}}}}, "opset": {{}}}}
+session = open_session(open({path!r}, "rb").read(), limits=ScanLimits(max_onnx_arena_bytes=1 << 28))
+try:
+    OnnxModel(session, spec, {{}}).predict(np.ones((2, 4)))
+    print("PREDICTED")
+except safeload.SafeloadError as exc:
+    print("REFUSED", type(exc).__name__, exc)
+print("MAXRSS_MB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def test_a_tensor_beyond_the_arena_cap_is_a_refusal(tmp_path: Path):
+    """A 1 GiB tensor asked for by a constant shape, against an arena capped at 256 MiB."""
+    path = tmp_path / "big.onnx"
+    path.write_bytes(_folding_bomb(1, 1 << 28).SerializeToString())
+    out = _child(_ARENA.format(path=str(path)))
+    assert "REFUSED ContractError" in out, out
+    assert "max_onnx_arena_bytes" in out
+    assert int(out.split("MAXRSS_MB")[1]) < 600, out
+
+
+def _endless_loop() -> onnx.ModelProto:
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond"], ["cond_out"]),
+            helper.make_node("Identity", ["v"], ["v_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v", TensorProto.FLOAT, [1]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1]),
+        ],
+    )
+    loop = helper.make_node("Loop", ["trips", "", "start"], ["after"], body=body)
+    initializers = [
+        numpy_helper.from_array(np.array(1 << 60, dtype=np.int64), "trips"),
+        _f32("start", [0.0]),
+    ]
+    return _predictor([loop], initializers, "after")
+
+
+def test_a_loop_of_2_60_trips_is_stopped_by_the_clock(
+    tmp_path: Path, good: Path, key: safeload.SigningKey, keydir: Path
+):
+    """Before: load never returned (the saved sample's predict runs the loop)."""
+    path = _sign(tmp_path / "loop", _endless_loop(), good, key)
+    out = _load_in_child(path, keydir, limits="max_seconds=3")
+    assert "REFUSED ContractError" in out, out
+    assert "ran longer than 3 s" in out
+
+
+def _gather_out_of_range() -> onnx.ModelProto:
+    gather = helper.make_node("Gather", ["values", "index"], ["picked"])
+    return _predictor([gather], [_f32("values", [1.0, 2.0]), _i64("index", [1 << 40])], "picked")
+
+
+def test_an_onnxruntime_failure_at_predict_is_a_safeload_error(
+    tmp_path: Path, good: Path, key: safeload.SigningKey, keydir: Path
+):
+    """A kernel's refusal (a constant index out of range) reaches the caller as ContractError,
+    not as onnxruntime's own exception class."""
+    from safeload.onnxmodel import load_onnx_verified
+
+    path = _sign(tmp_path / "gather", _gather_out_of_range(), good, key)
+    verified = safeload.verify_artifact(path, trusted=keydir)
+    model = load_onnx_verified(verified.checked.payload, verified.metadata)
+    with pytest.raises(safeload.ContractError, match="could not run the graph's predict"):
+        model.predict(np.ones((2, 4)))
+    # And at load, the saved sample's check says the same.
+    with pytest.raises(safeload.ContractError, match="inclusive range"):
+        safeload.load(path, trusted=keydir)
+
+
+# ---- parsing: messages counted before the parse -------------------------------------------------
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def test_millions_of_empty_messages_are_refused_before_parsing(tmp_path: Path):
+    """20 MB of 2-byte empty initializers parse into ~1.7 GB; counted first, they are refused
+    under a 1.2 GiB memory cap. (Before: a MemoryError, or the machine's memory.)"""
+    inner = b"\x2a\x00" * 10_000_000  # GraphProto.initializer (5), length 0
+    bomb = tmp_path / "empty.onnx"
+    bomb.write_bytes(b"\x08\x09" + b"\x3a" + _varint(len(inner)) + inner)
+    code = (
+        "import resource, safeload\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (1200 << 20, 1200 << 20))\n"
+        f"r = safeload.scan({str(bomb)!r})\n"
+        "print(r.safe, r.problems)\n"
+    )
+    out = _child(code)
+    assert out.startswith("False"), out
+    assert "ScanLimits.max_onnx_messages" in out
+
+
+def test_real_graphs_hold_few_messages(good: Path):
+    """What skl2onnx writes is far below the message limit (a pipeline: tens)."""
+    from safeload.typegate import ScanLimits
+    from safeload.typegate.onnx import count_messages
+
+    count = count_messages((good / "model.onnx").read_bytes(), ScanLimits())
+    assert 10 < count < 1000
+
+
+# ---- native code that trusts indices: onnxruntime's own checks, pinned ---------------------------
+
+
+def _tree(kind: str, **bad: Any) -> onnx.ModelProto:
+    """A two-leaf ai.onnx.ml tree ensemble with one attribute made inconsistent."""
+    attrs: dict[str, Any] = {
+        "nodes_treeids": [0, 0, 0],
+        "nodes_nodeids": [0, 1, 2],
+        "nodes_featureids": [0, 0, 0],
+        "nodes_modes": ["BRANCH_LEQ", "LEAF", "LEAF"],
+        "nodes_values": [0.0, 0.0, 0.0],
+        "nodes_truenodeids": [1, 0, 0],
+        "nodes_falsenodeids": [2, 0, 0],
+    }
+    if kind == "classifier":
+        attrs |= {
+            "class_treeids": [0, 0],
+            "class_nodeids": [1, 2],
+            "class_ids": [0, 1],
+            "class_weights": [1.0, 1.0],
+            "classlabels_int64s": [0, 1],
+        }
+        outputs = ["label", "probabilities"]
+        op = "TreeEnsembleClassifier"
+    else:
+        attrs |= {
+            "target_treeids": [0, 0],
+            "target_nodeids": [1, 2],
+            "target_ids": [0, 0],
+            "target_weights": [1.0, 2.0],
+            "n_targets": 1,
+        }
+        outputs = ["probabilities"]
+        op = "TreeEnsembleRegressor"
+    attrs |= bad
+    node = helper.make_node(op, ["X"], outputs, domain="ai.onnx.ml", **attrs)
+    graph = helper.make_graph(
+        [node],
+        "tree",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, ["N", 2]) for o in outputs],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)]
+    )
+    model.ir_version = 9
+    return model
+
+
+TREES = {
+    "child_node_out_of_range": ("regressor", {"nodes_truenodeids": [1_000_000, 0, 0]}),
+    "node_points_to_itself": (
+        "regressor",
+        {"nodes_truenodeids": [0, 0, 0], "nodes_falsenodeids": [0, 0, 0]},
+    ),
+    "negative_feature": ("regressor", {"nodes_featureids": [-5, 0, 0]}),
+    "target_id_out_of_range": ("regressor", {"target_ids": [100_000, 0]}),
+    "weight_on_a_missing_node": ("regressor", {"target_nodeids": [999, 2]}),
+    "attribute_lengths_differ": ("regressor", {"nodes_values": [0.0]}),
+    "class_id_out_of_range": ("classifier", {"class_ids": [0, 100_000]}),
+    "negative_class_id": ("classifier", {"class_ids": [0, -7]}),
+}
+
+
+def test_inconsistent_tree_ensembles_are_refused_cleanly(tmp_path: Path):
+    """Index attacks on onnxruntime's tree kernels: each session build refuses (ORT 1.32
+    checks these) as MalformedArtifactError, in a child so that a crash would show."""
+    for name, (kind, bad) in TREES.items():
+        (tmp_path / f"{name}.onnx").write_bytes(_tree(kind, **bad).SerializeToString())
+    code = (
+        "import resource, pathlib, safeload\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))\n"
+        "from safeload.onnxmodel import open_session\n"
+        f"for p in sorted(pathlib.Path({str(tmp_path)!r}).glob('*.onnx')):\n"
+        "    try:\n"
+        "        open_session(p.read_bytes())\n"
+        "        print(p.stem, 'BUILT')\n"
+        "    except safeload.MalformedArtifactError:\n"
+        "        print(p.stem, 'REFUSED')\n"
+    )
+    out = _child(code)
+    verdicts = dict(line.split() for line in out.splitlines())
+    assert verdicts == dict.fromkeys(TREES, "REFUSED"), out
