@@ -350,3 +350,35 @@ def test_inconsistent_tree_ensembles_are_refused_cleanly(tmp_path: Path):
     out = _child(code)
     verdicts = dict(line.split() for line in out.splitlines())
     assert verdicts == dict.fromkeys(TREES, "REFUSED"), out
+
+
+# ---- the gate's own bounds ---------------------------------------------------------------
+
+
+def test_a_graph_of_more_nodes_than_a_session_builds_quickly_is_refused(
+    tmp_path: Path, good: Path, key: safeload.SigningKey, keydir: Path
+):
+    """60,000 ``Neg`` nodes (1.4 MB): onnxruntime would spend ~6 s and 200 MB building them,
+    uninterruptibly (1,000,000, the former limit: ~2 min, 3.5 GB); the default refuses."""
+    count = 60_000
+    nodes = [
+        helper.make_node("Neg", ["zero" if i == 0 else f"n{i - 1}"], [f"n{i}"])
+        for i in range(count)
+    ]
+    path = _sign(
+        tmp_path / "nodes", _predictor(nodes, [_f32("zero", [0.0])], f"n{count - 1}"), good, key
+    )
+    with pytest.raises(safeload.MalformedArtifactError, match="ScanLimits.max_onnx_nodes"):
+        safeload.verify_artifact(path, trusted=keydir)
+
+
+def test_an_empty_tensor_with_dimensions_beyond_64_bits_is_refused(
+    tmp_path: Path, good: Path, key: safeload.SigningKey, keydir: Path
+):
+    """Zero values, so it holds what it declares; but its other dimensions multiply past
+    2**63, which onnxruntime built into a session and returned (measured)."""
+    empty = TensorProto(name="empty", data_type=TensorProto.FLOAT, dims=[0, 1 << 62, 1 << 62])
+    model = _predictor([helper.make_node("Identity", ["empty"], ["same"])], [empty], "same")
+    path = _sign(tmp_path / "dims", model, good, key)
+    with pytest.raises(safeload.MalformedArtifactError, match="beyond 64-bit sizes"):
+        safeload.verify_artifact(path, trusted=keydir)

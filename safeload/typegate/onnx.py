@@ -78,6 +78,7 @@ _FIELD = {
     8: ("string_data", 1),
 }
 _INT32_DATA = ("int32_data", 1)
+_INT64_MAX = (1 << 63) - 1
 
 
 class OnnxProblem(Exception):
@@ -102,6 +103,9 @@ def _tensor_problem(tensor: Any, where: str, limits: ScanLimits) -> None:
     if any(d < 0 for d in dims):
         raise OnnxProblem(f"tensor {name} in {where} has a negative dimension")
     declared = math.prod(dims)
+    if math.prod(d for d in dims if d) > _INT64_MAX:
+        # Empty, but its strides overflow the 64-bit arithmetic of onnxruntime's kernels.
+        raise OnnxProblem(f"tensor {name} in {where} has dimensions beyond 64-bit sizes")
     field, per_value = _FIELD.get(dtype, _INT32_DATA)
     if tensor.raw_data:
         if dtype == _STRING:
