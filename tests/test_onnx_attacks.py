@@ -252,10 +252,30 @@ def test_millions_of_empty_messages_are_refused_before_parsing(tmp_path: Path):
         "resource.setrlimit(resource.RLIMIT_AS, (1200 << 20, 1200 << 20))\n"
         f"r = safeload.scan({str(bomb)!r})\n"
         "print(r.safe, r.problems)\n"
+        "print('MAXRSS_MB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
     )
     out = _child(code)
     assert out.startswith("False"), out
     assert "ScanLimits.max_onnx_messages" in out
+    assert int(out.split("MAXRSS_MB")[1]) < 400, out  # the file, and a frame per nesting level
+
+
+def test_nesting_deeper_than_protobuf_reads_is_refused_by_the_count(tmp_path: Path):
+    """Types nested 200 deep (``sequence(sequence(...))``): refused on the wire, as protobuf
+    itself would refuse them, before anything is parsed."""
+    from safeload.typegate import ScanLimits
+    from safeload.typegate.onnx import OnnxProblem, count_messages
+
+    def field(number: int, body: bytes) -> bytes:  # a length-delimited field, by hand
+        return bytes([number << 3 | 2]) + _varint(len(body)) + body
+
+    nested = b""  # protobuf's writer refuses this depth too: the bytes are written by hand
+    for _ in range(200):
+        nested = field(4, field(1, nested))  # TypeProto.sequence_type > Sequence.elem_type
+    value = field(1, b"X") + field(2, nested)  # ValueInfoProto name, type
+    data = b"\x08\x09" + field(7, field(11, value))  # ir_version; graph > input
+    with pytest.raises(OnnxProblem, match="deeper than 100"):
+        count_messages(data, ScanLimits())
 
 
 def test_real_graphs_hold_few_messages(good: Path):
