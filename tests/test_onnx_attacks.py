@@ -351,11 +351,91 @@ TREES = {
 }
 
 
-def test_inconsistent_tree_ensembles_are_refused_cleanly(tmp_path: Path):
-    """Index attacks on onnxruntime's tree kernels: each session build refuses (ORT 1.32
-    checks these) as MalformedArtifactError, in a child so that a crash would show."""
+def _ml(op: str, outputs: list[str], input_type: int = TensorProto.FLOAT, **attrs: Any) -> Any:
+    """One ``ai.onnx.ml`` (or TfIdfVectorizer) node over a ``[N, 4]`` input."""
+    domain = "" if op == "TfIdfVectorizer" else "ai.onnx.ml"
+    node = helper.make_node(op, ["X"], outputs, domain=domain, **attrs)
+    graph = helper.make_graph(
+        [node],
+        "ml",
+        [helper.make_tensor_value_info("X", input_type, ["N", 4])],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, ["N", 2]) for o in outputs],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)]
+    )
+    model.ir_version = 9
+    return model
+
+
+_SVM = {"kernel_type": "RBF", "kernel_params": [0.1, 0.0, 3.0], "rho": [0.0]}
+_NGRAMS = {"mode": "TF", "min_gram_length": 1, "max_skip_count": 0, "pool_int64s": [1, 2, 3]}
+OTHER_ML = {
+    "svm_more_vectors_than_given": lambda: _ml(
+        "SVMClassifier",
+        ["label", "probabilities"],
+        classlabels_ints=[0, 1],
+        vectors_per_class=[1000, 1000],
+        support_vectors=[0.0] * 8,
+        coefficients=[1.0] * 2,
+        **_SVM,
+    ),
+    "svm_support_vectors_short": lambda: _ml(
+        "SVMClassifier",
+        ["label", "probabilities"],
+        classlabels_ints=[0, 1],
+        vectors_per_class=[2, 2],
+        support_vectors=[0.0] * 3,
+        coefficients=[1.0] * 4,
+        **_SVM,
+    ),
+    "svm_regressor_coefficients_short": lambda: _ml(
+        "SVMRegressor",
+        ["probabilities"],
+        n_supports=5,
+        support_vectors=[0.0] * 3,
+        coefficients=[1.0] * 5,
+        **_SVM,
+    ),
+    "linear_coefficients_short": lambda: _ml(
+        "LinearClassifier",
+        ["label", "probabilities"],
+        classlabels_ints=[0, 1, 2],
+        coefficients=[1.0] * 5,
+        intercepts=[0.0] * 3,
+    ),
+    "scaler_lengths_differ": lambda: _ml(
+        "Scaler", ["probabilities"], offset=[0.0, 1.0], scale=[1.0, 2.0, 3.0]
+    ),
+    "ngram_counts_out_of_range": lambda: _ml(
+        "TfIdfVectorizer",
+        ["probabilities"],
+        TensorProto.INT64,
+        max_gram_length=2,
+        ngram_counts=[0, 100],
+        ngram_indexes=[0, 1, 2],
+        **_NGRAMS,
+    ),
+    "negative_ngram_index": lambda: _ml(
+        "TfIdfVectorizer",
+        ["probabilities"],
+        TensorProto.INT64,
+        max_gram_length=1,
+        ngram_counts=[0],
+        ngram_indexes=[-3, 1, 2],
+        **_NGRAMS,
+    ),
+}
+
+
+def test_inconsistent_ml_operators_are_refused_cleanly(tmp_path: Path):
+    """Index attacks on onnxruntime's ``ai.onnx.ml`` kernels (tree ensembles, SVMs, linear
+    models, scalers, n-gram tables): each session build refuses (ORT 1.32 checks these) as
+    MalformedArtifactError, in a child so that a crash would show."""
     for name, (kind, bad) in TREES.items():
         (tmp_path / f"{name}.onnx").write_bytes(_tree(kind, **bad).SerializeToString())
+    for name, make in OTHER_ML.items():
+        (tmp_path / f"{name}.onnx").write_bytes(make().SerializeToString())
     code = (
         "import resource, pathlib, safeload\n"
         "resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))\n"
@@ -369,7 +449,7 @@ def test_inconsistent_tree_ensembles_are_refused_cleanly(tmp_path: Path):
     )
     out = _child(code)
     verdicts = dict(line.split() for line in out.splitlines())
-    assert verdicts == dict.fromkeys(TREES, "REFUSED"), out
+    assert verdicts == dict.fromkeys([*TREES, *OTHER_ML], "REFUSED"), out
 
 
 # ---- the gate's own bounds ---------------------------------------------------------------
