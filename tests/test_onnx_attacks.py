@@ -22,6 +22,8 @@ import safeload
 from safeload.saving import write_signed_artifact
 
 ROOT = Path(__file__).resolve().parents[1]
+# The child's peak memory in MB: VmHWM is its own (ru_maxrss carries the parent's across exec).
+HWM = "int(next(x for x in open('/proc/self/status') if x.startswith('VmHWM')).split()[1]) >> 10"
 
 
 @pytest.fixture
@@ -94,12 +96,12 @@ try:
     print("LOADED")
 except safeload.SafeloadError as exc:
     print("REFUSED", type(exc).__name__, exc)
-print("MAXRSS_MB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print("MAXRSS_MB", {hwm})
 """
 
 
 def _load_in_child(path: Path, keys: Path, *, cap: int = 4 << 30, limits: str = "") -> str:
-    return _child(_LOAD.format(cap=cap, path=str(path), keys=str(keys), limits=limits))
+    return _child(_LOAD.format(cap=cap, path=str(path), keys=str(keys), limits=limits, hwm=HWM))
 
 
 # ---- the session build runs nothing of the graph ------------------------------------------------
@@ -126,7 +128,7 @@ import resource
 resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
 from safeload.onnxmodel import open_session
 open_session(open({path!r}, "rb").read())
-print("MAXRSS_MB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print("MAXRSS_MB", {hwm})
 """
 
 
@@ -136,7 +138,7 @@ def test_building_the_session_computes_no_constant(tmp_path: Path):
     path = tmp_path / "fold.onnx"
     path.write_bytes(_folding_bomb(4, 1 << 26).SerializeToString())
     assert path.stat().st_size < 2000
-    out = _child(_SESSION.format(path=str(path)))
+    out = _child(_SESSION.format(path=str(path), hwm=HWM))
     rss = int(out.split("MAXRSS_MB")[1])
     assert rss < 400, out
 
@@ -158,7 +160,7 @@ try:
     print("PREDICTED")
 except safeload.SafeloadError as exc:
     print("REFUSED", type(exc).__name__, exc)
-print("MAXRSS_MB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print("MAXRSS_MB", {hwm})
 """
 
 
@@ -166,7 +168,7 @@ def test_a_tensor_beyond_the_arena_cap_is_a_refusal(tmp_path: Path):
     """A 1 GiB tensor asked for by a constant shape, against an arena capped at 256 MiB."""
     path = tmp_path / "big.onnx"
     path.write_bytes(_folding_bomb(1, 1 << 28).SerializeToString())
-    out = _child(_ARENA.format(path=str(path)))
+    out = _child(_ARENA.format(path=str(path), hwm=HWM))
     assert "REFUSED ContractError" in out, out
     assert "max_onnx_arena_bytes" in out
     assert int(out.split("MAXRSS_MB")[1]) < 600, out
@@ -241,6 +243,11 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
+def _field(number: int, body: bytes) -> bytes:
+    """A length-delimited protobuf field (numbers below 16), written by hand."""
+    return bytes([number << 3 | 2]) + _varint(len(body)) + body
+
+
 def test_millions_of_empty_messages_are_refused_before_parsing(tmp_path: Path):
     """20 MB of 2-byte empty initializers parse into ~1.7 GB; counted first, they are refused
     under a 1.2 GiB memory cap. (Before: a MemoryError, or the machine's memory.)"""
@@ -252,7 +259,7 @@ def test_millions_of_empty_messages_are_refused_before_parsing(tmp_path: Path):
         "resource.setrlimit(resource.RLIMIT_AS, (1200 << 20, 1200 << 20))\n"
         f"r = safeload.scan({str(bomb)!r})\n"
         "print(r.safe, r.problems)\n"
-        "print('MAXRSS_MB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+        f"print('MAXRSS_MB', {HWM})\n"
     )
     out = _child(code)
     assert out.startswith("False"), out
@@ -266,14 +273,11 @@ def test_nesting_deeper_than_protobuf_reads_is_refused_by_the_count(tmp_path: Pa
     from safeload.typegate import ScanLimits
     from safeload.typegate.onnx import OnnxProblem, count_messages
 
-    def field(number: int, body: bytes) -> bytes:  # a length-delimited field, by hand
-        return bytes([number << 3 | 2]) + _varint(len(body)) + body
-
     nested = b""  # protobuf's writer refuses this depth too: the bytes are written by hand
     for _ in range(200):
-        nested = field(4, field(1, nested))  # TypeProto.sequence_type > Sequence.elem_type
-    value = field(1, b"X") + field(2, nested)  # ValueInfoProto name, type
-    data = b"\x08\x09" + field(7, field(11, value))  # ir_version; graph > input
+        nested = _field(4, _field(1, nested))  # TypeProto.sequence_type > Sequence.elem_type
+    value = _field(1, b"X") + _field(2, nested)  # ValueInfoProto name, type
+    data = b"\x08\x09" + _field(7, _field(11, value))  # ir_version; graph > input
     with pytest.raises(OnnxProblem, match="deeper than 100"):
         count_messages(data, ScanLimits())
 
@@ -482,3 +486,25 @@ def test_an_empty_tensor_with_dimensions_beyond_64_bits_is_refused(
     path = _sign(tmp_path / "dims", model, good, key)
     with pytest.raises(safeload.MalformedArtifactError, match="beyond 64-bit sizes"):
         safeload.verify_artifact(path, trusted=keydir)
+
+
+def test_a_parse_costlier_than_its_limit_is_refused_before_parsing(tmp_path: Path):
+    """20,000,000 empty strings in one attribute (40 MB) parse into ~0.8 GB (measured): the
+    estimate on the wire refuses them against a 256 MiB ``max_onnx_parse_bytes``."""
+    # Written by hand: building it with onnx's helpers takes gigabytes in this process.
+    strings = _field(1, b"s") + b"\x4a\x00" * 20_000_000  # AttributeProto name, strings (9)
+    node = _field(1, b"X") + _field(2, b"Y") + _field(4, b"Identity") + _field(5, strings)
+    bomb = tmp_path / "strings.onnx"
+    bomb.write_bytes(b"\x08\x09" + _field(7, _field(1, node)))  # ir_version; graph > node
+    code = (
+        "import resource, safeload\n"
+        "from safeload.typegate import ScanLimits\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (1200 << 20, 1200 << 20))\n"
+        f"r = safeload.scan({str(bomb)!r}, limits=ScanLimits(max_onnx_parse_bytes=256 << 20))\n"
+        "print(r.safe, r.problems)\n"
+        f"print('MAXRSS_MB', {HWM})\n"
+    )
+    out = _child(code)
+    assert out.startswith("False"), out
+    assert "ScanLimits.max_onnx_parse_bytes" in out
+    assert int(out.split("MAXRSS_MB")[1]) < 400, out

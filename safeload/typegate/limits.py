@@ -84,6 +84,10 @@ class ScanLimits:
             file, counted on the wire before the file is parsed: an empty message is 2 bytes
             on the wire and about 100 in memory (a 38 MB file of them parsed into 3.4 GB).
             skl2onnx writes hundreds; a whole forest is one node of a few dozen attributes.
+        max_onnx_parse_bytes: memory protobuf may take to parse an ONNX file, estimated on the
+            wire before parsing, from above: an empty repeated string is 2 bytes in the file and
+            ~40 parsed, a repeated int 2 and ~20 (measured). Like ``max_decompressed_bytes``:
+            a 21 MB forest of 556,000 nodes is estimated at ~0.2 GB.
         max_onnx_arena_bytes: tensor memory onnxruntime's arena may hold for all safeload
             ONNX sessions of a process (one shared arena, sized by the first ONNX load): a
             graph's shapes can come from its constants (``ConstantOfShape``, ``Expand``,
@@ -112,6 +116,7 @@ class ScanLimits:
     max_onnx_nodes: int = 50_000
     max_onnx_depth: int = 16
     max_onnx_messages: int = 1_000_000
+    max_onnx_parse_bytes: int = 16 * _GIB
     max_onnx_arena_bytes: int = 4 * _GIB
 
 

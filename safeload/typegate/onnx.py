@@ -15,8 +15,8 @@ What is accepted, and nothing else (an allowlist, not a list of known-bad values
   costs up to ~90 times its size (a 38 MB file of empty initializers took 3.4 GB and 8 s). The
   count walks the wire encoding, allocating nothing per field (a length-delimited field is one
   step, a run of repeated numbers one regular-expression match, the clock asked as it goes);
-  after it, parsing costs ~100 bytes per message plus at most 8 per byte of the file (an empty
-  repeated string: 2 bytes to a 16-byte view; a repeated int: 2 to 8);
+  it also estimates from above what the parse will hold (an empty repeated string: 2 bytes to
+  ~40; a repeated int: 2 to ~20) against ``ScanLimits.max_onnx_parse_bytes``;
 * operators of the standard (``""``, ``ai.onnx``) and ``ai.onnx.ml`` domains that the installed
   ``onnx`` knows, at opsets it knows: a custom domain is a native library's code (onnxruntime
   contrib ops, EP context nodes that name cache files), refused;
@@ -325,6 +325,12 @@ _FIELDS: dict[str, dict[int, str]] = {}
 # protobuf's own nesting limit (upb refuses deeper messages when parsing).
 _PROTOBUF_DEPTH = 100
 _RUNS: dict[bytes, re.Pattern[bytes]] = {}
+# Bytes protobuf (upb) holds per parsed value, measured on 20,000,000 of each: an empty
+# message, a repeated varint, float, double, a short (empty) string; and the fewest bytes each
+# takes on the wire after its tag.
+_MESSAGE_COST = 170
+_COST = {0: 20, 5: 8, 1: 16, 2: 40}
+_WIRE_MIN = {0: 1, 5: 4, 1: 8, 2: 1}
 # What follows a tag of each fixed wire type: a varint (0), 8 bytes (1), 4 bytes (5).
 _VALUE = {0: rb"[\x80-\xff]*+[\x00-\x7f]", 1: rb".{8}", 5: rb".{4}"}
 # A length-delimited value shorter than 128 bytes: its one-byte length, then that many bytes.
@@ -379,8 +385,21 @@ def _run(tag: bytes, wire: int) -> re.Pattern[bytes]:
     return pattern
 
 
+def _too_costly(cost: int, limits: ScanLimits) -> None:
+    if cost > limits.max_onnx_parse_bytes:
+        raise OnnxProblem(
+            f"parsing the ONNX file would take more than {limits.max_onnx_parse_bytes} bytes "
+            "of memory (ScanLimits.max_onnx_parse_bytes; estimated from its values on the "
+            "wire: protobuf holds an empty string of 2 bytes in ~40)"
+        )
+
+
 def count_messages(data: bytes, limits: ScanLimits, deadline: Deadline | None = None) -> int:
     """The messages of an ONNX file, counted on the wire before it is parsed.
+
+    With them, an upper estimate of the memory the parse will take (per message, per value of
+    a run by the fewest bytes it can take on the wire, per long value its length), held to
+    ``ScanLimits.max_onnx_parse_bytes``.
 
     A depth-first walk of the protobuf encoding that allocates nothing per field (one frame per
     nesting level): each length-delimited field is one step, a run of one repeated number (a
@@ -390,7 +409,7 @@ def count_messages(data: bytes, limits: ScanLimits, deadline: Deadline | None = 
     fields = _message_fields()
     # One frame per open message: its type, where the walk is in it, where it ends.
     kinds, positions, ends = ["onnx.ModelProto"], [0], [len(data)]
-    total = steps = 0
+    total = steps = cost = 0
     while kinds:
         kind, pos, end = kinds[-1], positions[-1], ends[-1]
         if pos >= end:
@@ -409,6 +428,8 @@ def count_messages(data: bytes, limits: ScanLimits, deadline: Deadline | None = 
             if found is None:
                 raise OnnxProblem("the file is not a valid ONNX protobuf (a truncated value)")
             positions[-1] = found.end()
+            cost += (found.end() - pos) // (after - pos + _WIRE_MIN[wire]) * _COST[wire]
+            _too_costly(cost, limits)
             continue
         if wire != 2:  # groups (3, 4) and reserved types: ONNX writes none
             raise OnnxProblem(f"the file is not a valid ONNX protobuf (wire type {wire})")
@@ -417,6 +438,8 @@ def count_messages(data: bytes, limits: ScanLimits, deadline: Deadline | None = 
             found = _run(data[pos:after], wire).match(data, pos, end)
             if found is not None:
                 positions[-1] = found.end()
+                cost += (found.end() - pos) // (after - pos + 1) * _COST[2]
+                _too_costly(cost, limits)
                 continue
         if after < end and data[after] < 0x80:
             length, start = data[after], after + 1
@@ -426,9 +449,13 @@ def count_messages(data: bytes, limits: ScanLimits, deadline: Deadline | None = 
         if stop > end:
             raise OnnxProblem("the file is not a valid ONNX protobuf (a length past its end)")
         positions[-1] = stop
-        if child is None:
-            continue  # a string, bytes or packed numbers of 128 bytes or more
+        if child is None:  # a string, bytes or packed numbers of 128 bytes or more
+            cost += _COST[2] + length
+            _too_costly(cost, limits)
+            continue
         total += 1
+        cost += _MESSAGE_COST
+        _too_costly(cost, limits)
         if total > limits.max_onnx_messages:
             raise OnnxProblem(
                 f"the file holds more than {limits.max_onnx_messages} protobuf messages "
