@@ -142,6 +142,10 @@ class OnnxModel:
     (``hasattr`` tells, as for a scikit-learn estimator). Input is a DataFrame (columns found
     by the names recorded at save) or a 2-D array (columns by position); output is a numpy
     array shaped as the scikit-learn model's was.
+
+    Each run is stopped after ``max_seconds`` (the load's ``ScanLimits.max_seconds``, 60 s by
+    default: set the attribute to serve larger batches) and draws its tensors from the capped
+    arena; a run that fails either way, or that onnxruntime refuses, raises ``ContractError``.
     """
 
     def __init__(
