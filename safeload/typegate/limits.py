@@ -76,12 +76,26 @@ class ScanLimits:
         max_onnx_bytes: size of an ONNX file, checked before it is parsed (protobuf's own
             ceiling is 2 GiB).
         max_onnx_nodes: nodes of an ONNX model, subgraphs included (skl2onnx writes a few per
-            estimator: a whole forest is one node).
+            estimator: a whole forest is one node). onnxruntime builds a session in about
+            0.1 ms and 3.5 KB per node, uninterruptibly (200,000 nodes: 21 s, 700 MB,
+            measured): 50,000 keeps that near 5 s.
         max_onnx_depth: subgraphs (``If``/``Loop``/``Scan`` bodies) nested in one another.
         max_booster_bytes: size of one model blob a pack's booster hands to its library's
             native parser (LightGBM's model text, XGBoost's UBJSON, CatBoost's binary model),
             checked with the blob's form before that parser runs (see
             :mod:`safeload.typegate.boosters`).
+        max_onnx_messages: protobuf messages (nodes, tensors, attributes, ...) in an ONNX
+            file, counted on the wire before the file is parsed: an empty message is 2 bytes
+            on the wire and about 100 in memory (a 38 MB file of them parsed into 3.4 GB).
+            skl2onnx writes hundreds; a whole forest is one node of a few dozen attributes.
+        max_onnx_parse_bytes: memory protobuf may take to parse an ONNX file, estimated on the
+            wire before parsing, from above: an empty repeated string is 2 bytes in the file and
+            ~40 parsed, a repeated int 2 and ~20 (measured). Like ``max_decompressed_bytes``:
+            a 21 MB forest of 556,000 nodes is estimated at ~0.2 GB.
+        max_onnx_arena_bytes: tensor memory onnxruntime's arena may hold for all safeload
+            ONNX sessions of a process (one shared arena, sized by the first ONNX load): a
+            graph's shapes can come from its constants (``ConstantOfShape``, ``Expand``,
+            ``Tile``, broadcasting), so what a run allocates is capped, not predicted.
     """
 
     max_opcodes: int = 50_000_000
@@ -103,9 +117,12 @@ class ScanLimits:
     max_work_per_value: int = 1024
     max_predict_iterations: int = 100_000
     max_onnx_bytes: int = 2 * _GIB - 1
-    max_onnx_nodes: int = 1_000_000
+    max_onnx_nodes: int = 50_000
     max_onnx_depth: int = 16
     max_booster_bytes: int = 4 * _GIB
+    max_onnx_messages: int = 1_000_000
+    max_onnx_parse_bytes: int = 16 * _GIB
+    max_onnx_arena_bytes: int = 4 * _GIB
 
 
 class Deadline:
