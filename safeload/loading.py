@@ -246,7 +246,10 @@ def load_checked(
         if verified.format == "onnx":
             # The graph was checked by the ONNX gate (step 4); onnxruntime gets its bytes.
             model = load_onnx_verified(
-                verified.checked.payload, verified.metadata, verified.checked.deadline
+                verified.checked.payload,
+                verified.metadata,
+                verified.checked.deadline,
+                opts.scan_limits,  # the arena cap, when this load is the process's first
             )
         else:
             model = _unpickle.deserialize_checked(verified.checked, opts.types)

@@ -332,6 +332,7 @@ def load_onnx_verified(
     payload: Buffer,
     metadata: Mapping[str, JSON],
     deadline: Deadline | None = None,
+    limits: ScanLimits | None = None,
 ) -> OnnxModel:
     """The model of an ONNX artifact that passed steps 1 to 4 (from its verified bytes)."""
     spec = metadata.get("onnx")
@@ -341,4 +342,4 @@ def load_onnx_verified(
         )
     schema = metadata.get("schema") or {}
     seconds = deadline.seconds if deadline is not None else None
-    return OnnxModel(open_session(payload, deadline), spec, schema, max_seconds=seconds)
+    return OnnxModel(open_session(payload, deadline, limits), spec, schema, max_seconds=seconds)

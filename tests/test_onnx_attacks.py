@@ -174,6 +174,16 @@ def test_a_tensor_beyond_the_arena_cap_is_a_refusal(tmp_path: Path):
     assert int(out.split("MAXRSS_MB")[1]) < 600, out
 
 
+def test_the_arena_cap_is_the_load_s_own_scan_limits(
+    tmp_path: Path, good: Path, key: safeload.SigningKey, keydir: Path
+):
+    """``load(scan_limits=...)``, the process's first ONNX load, sets the cap of its arena."""
+    path = _sign(tmp_path / "big", _folding_bomb(1, 1 << 28), good, key)
+    out = _load_in_child(path, keydir, limits="max_onnx_arena_bytes=1 << 28")
+    assert "REFUSED ContractError" in out and "could not run" in out, out  # the arena said no
+    assert int(out.split("MAXRSS_MB")[1]) < 800, out
+
+
 def _endless_loop() -> onnx.ModelProto:
     body = helper.make_graph(
         [
