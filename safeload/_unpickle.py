@@ -245,7 +245,83 @@ def _resolve(proto: int, module: str, name: str) -> Any:
     return getattr(sys.modules[module], name)
 
 
-class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
+class _KeyCharges:
+    """Hashing and comparing dict keys and set members, charged before they happen.
+
+    Shared by the restricted unpickler and the fast path's guarded calls.
+    """
+
+    _budget: _Budget
+    _tables: dict[int, tuple[object, dict[int, list[Any]]]]
+
+    def _charge(self, values: list[Any] | tuple[Any, ...], target: object = None) -> None:
+        """Spend the hashing work of ``values`` (dict keys, set members) before it is done.
+
+        Then the comparing work: ``values`` go into ``target`` (``None``: a new container).
+        """
+        self._budget.tick()
+        kinds = set(map(type, values))
+        if kinds <= _FLAT_KEYS:  # the common case, at C speed
+            self._budget.spend(len(values))
+            if not kinds <= _KEYED_STRINGS:
+                self._collisions(values, target)
+            return
+        work = 0
+        for value in values:
+            if isinstance(value, tuple):
+                work += _tuple_hash_cost(value, self._budget.left - work)
+            elif isinstance(value, frozenset):
+                work += 1 + len(value)
+            else:
+                work += 1
+        self._budget.spend(work)
+        self._collisions(values, target)
+
+    def _collisions(self, values: Any, target: object) -> None:
+        """Charge the comparisons of ``values`` with the keys of equal hash in ``target``.
+
+        Inserting a key compares it with each distinct key of the same hash already there
+        (an identical one is found by identity, for free), so the keys of each container are
+        kept by hash (``_tables``, by the container's id; ``None``: a new container) as
+        ``[ids, distinct keys, widest]``; a comparison costs the product of both widths.
+        """
+        if target is None:
+            table: dict[int, list[Any]] = {}
+        else:
+            entry = self._tables.get(id(target))
+            if entry is None or entry[0] is not target:
+                table = {}
+                self._tables[id(target)] = (target, table)
+                self._collisions(list(target), None)  # type: ignore[call-overload]
+                for key in target:  # type: ignore[attr-defined]
+                    first = table.setdefault(hash(key), [set(), set(), 0])
+                    first[0].add(id(key))
+                    first[1].add(key)
+            else:
+                table = entry[1]
+        for key in values:
+            if type(key) in _KEYED_STRINGS:
+                continue  # see _KEYED_STRINGS
+            digest = hash(key)  # its cost was charged (and bounded) by _charge
+            bucket: list[Any] | None = table.get(digest)
+            if bucket is None:
+                table[digest] = [{id(key)}, {key}, 0]  # one key: no comparison yet
+                continue
+            ids, keys, widest = bucket
+            if id(key) in ids:
+                continue  # the same object: found by identity, for free
+            limit = max(self._budget.left, 0)
+            if not widest:
+                widest = max(_eq_width(known, limit) for known in keys)
+            width = _eq_width(key, limit)
+            self._budget.spend_comparing(len(keys) * width * widest)
+            bucket[2] = max(widest, width)
+            if key not in keys:  # the comparisons this makes are the ones charged above
+                keys.add(key)
+                ids.add(id(key))
+
+
+class _RestrictedUnpickler(_KeyCharges, NumpyUnpickler):  # type: ignore[misc]
     """joblib's unpickler with exact-name ``find_class``, guarded calls, and zero-copy arrays."""
 
     dispatch = NumpyUnpickler.dispatch.copy()
@@ -437,74 +513,6 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
         self._made(rule, None, self.stack[-1])
 
     dispatch[pickle.INST[0]] = load_inst
-
-    # -- hashing -------------------------------------------------------------------------------
-
-    def _charge(self, values: list[Any] | tuple[Any, ...], target: object = None) -> None:
-        """Spend the hashing work of ``values`` (dict keys, set members) before it is done.
-
-        Then the comparing work: ``values`` go into ``target`` (``None``: a new container).
-        """
-        self._budget.tick()
-        kinds = set(map(type, values))
-        if kinds <= _FLAT_KEYS:  # the common case, at C speed
-            self._budget.spend(len(values))
-            if not kinds <= _KEYED_STRINGS:
-                self._collisions(values, target)
-            return
-        work = 0
-        for value in values:
-            if isinstance(value, tuple):
-                work += _tuple_hash_cost(value, self._budget.left - work)
-            elif isinstance(value, frozenset):
-                work += 1 + len(value)
-            else:
-                work += 1
-        self._budget.spend(work)
-        self._collisions(values, target)
-
-    def _collisions(self, values: Any, target: object) -> None:
-        """Charge the comparisons of ``values`` with the keys of equal hash in ``target``.
-
-        Inserting a key compares it with each distinct key of the same hash already there
-        (an identical one is found by identity, for free), so the keys of each container are
-        kept by hash (``_tables``, by the container's id; ``None``: a new container) as
-        ``[ids, distinct keys, widest]``; a comparison costs the product of both widths.
-        """
-        if target is None:
-            table: dict[int, list[Any]] = {}
-        else:
-            entry = self._tables.get(id(target))
-            if entry is None or entry[0] is not target:
-                table = {}
-                self._tables[id(target)] = (target, table)
-                self._collisions(list(target), None)  # type: ignore[call-overload]
-                for key in target:  # type: ignore[attr-defined]
-                    first = table.setdefault(hash(key), [set(), set(), 0])
-                    first[0].add(id(key))
-                    first[1].add(key)
-            else:
-                table = entry[1]
-        for key in values:
-            if type(key) in _KEYED_STRINGS:
-                continue  # see _KEYED_STRINGS
-            digest = hash(key)  # its cost was charged (and bounded) by _charge
-            bucket: list[Any] | None = table.get(digest)
-            if bucket is None:
-                table[digest] = [{id(key)}, {key}, 0]  # one key: no comparison yet
-                continue
-            ids, keys, widest = bucket
-            if id(key) in ids:
-                continue  # the same object: found by identity, for free
-            limit = max(self._budget.left, 0)
-            if not widest:
-                widest = max(_eq_width(known, limit) for known in keys)
-            width = _eq_width(key, limit)
-            self._budget.spend_comparing(len(keys) * width * widest)
-            bucket[2] = max(widest, width)
-            if key not in keys:  # the comparisons this makes are the ones charged above
-                keys.add(key)
-                ids.add(id(key))
 
     def _mutable(self, target: object, how: str, kind: type) -> None:
         """``how`` fills ``target``: only a real ``kind`` (see the module docstring)."""
@@ -726,31 +734,39 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
                 raise MalformedArtifactError("truncated array padding in the model stream")
             handle.seek(pad[0], io.SEEK_CUR)
         shape = tuple(int(s) for s in wrapper.shape)
-        if any(s < 0 for s in shape):
-            raise MalformedArtifactError(f"negative array shape {shape} in the model stream")
-        count = math.prod(shape)  # exact Python ints: an int64 product can wrap to 0
-        nbytes = count * dtype.itemsize
         start = handle.tell()
-        if start + nbytes > len(self._buffer):
-            raise MalformedArtifactError(
-                f"array of {nbytes} bytes declared at offset {start} runs past the end of the file"
-            )
-        array = np.frombuffer(self._buffer, dtype=dtype, count=count, offset=start)
-        handle.seek(start + nbytes)
-        if wrapper.order == "F":
-            array = array.reshape(shape[::-1]).transpose()
-        else:
-            array = array.reshape(shape)
-        # Exactly what joblib.load does; a dtype numpy calls native (every field too) is
-        # left as it is by joblib's test, which is slow on record dtypes: skip it then.
-        native = array if dtype.isnative else _ensure_native_byte_order(array)
-        if native is not array:
-            array = native
-        elif not array.flags.aligned:
-            # Files written without alignment padding: a misaligned view is slow in numpy and
-            # refused by scipy and Cython code, so pay for one copy here.
-            array = array.copy(order="K")
+        array = _array_view(self._buffer, dtype, shape, wrapper.order, start)
+        handle.seek(start + array.nbytes)
         return array
+
+
+def _array_view(
+    buffer: memoryview, dtype: np.dtype[Any], shape: tuple[int, ...], order: str, start: int
+) -> Any:
+    """The array of ``shape`` whose bytes start at ``start``: a view on the verified buffer."""
+    if any(s < 0 for s in shape):
+        raise MalformedArtifactError(f"negative array shape {shape} in the model stream")
+    count = math.prod(shape)  # exact Python ints: an int64 product can wrap to 0
+    nbytes = count * dtype.itemsize
+    if start + nbytes > len(buffer):
+        raise MalformedArtifactError(
+            f"array of {nbytes} bytes declared at offset {start} runs past the end of the file"
+        )
+    array = np.frombuffer(buffer, dtype=dtype, count=count, offset=start)
+    if order == "F":
+        array = array.reshape(shape[::-1]).transpose()
+    else:
+        array = array.reshape(shape)
+    # Exactly what joblib.load does; a dtype numpy calls native (every field too) is
+    # left as it is by joblib's test, which is slow on record dtypes: skip it then.
+    native = array if dtype.isnative else _ensure_native_byte_order(array)
+    if native is not array:
+        array = native
+    elif not array.flags.aligned:
+        # Files written without alignment padding: a misaligned view is slow in numpy and
+        # refused by scipy and Cython code, so pay for one copy here.
+        array = array.copy(order="K")
+    return array
 
 
 def unpickle_verified(
@@ -814,7 +830,17 @@ def load_skops_verified(
 
 
 def deserialize_checked(checked: TypeChecked, policy: TypePolicy) -> Any:
-    """Deserialize a file that passed :func:`safeload.typegate.check_types`, by its format."""
+    """Deserialize a file that passed :func:`safeload.typegate.check_types`, by its format.
+
+    A stream whose scan proved it sound for the C unpickler (``checked.plan``) goes there
+    first (:mod:`safeload._unpickle_fast`); anything it doubts comes back here.
+    """
     if checked.format == "skops":
         return load_skops_verified(checked.payload, list(checked.skops_trusted), checked.deadline)
+    if checked.plan is not None:
+        from safeload import _unpickle_fast
+
+        model = _unpickle_fast.load_fast(checked.plan, policy, checked.deadline)
+        if model is not _unpickle_fast.FALLBACK:
+            return model
     return unpickle_verified(checked.payload, policy, checked.deadline)

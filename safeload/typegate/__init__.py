@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 from safeload.buffers import Buffer, byte_view
 from safeload.errors import ArtifactNotFoundError, MalformedArtifactError, SafeloadError
 from safeload.policy import TypePolicy, resolve_policy
-from safeload.typegate._stream import scan_payload
+from safeload.typegate._stream import scan_payload, scan_planned
 from safeload.typegate.compression import decompress
+from safeload.typegate.fastplan import FastPlan
 from safeload.typegate.limits import Deadline, ScanLimits
 from safeload.typegate.report import ScanReport, make_report
 from safeload.typegate.skops import scan_skops
@@ -65,6 +66,8 @@ class TypeChecked:
     #: The gate's one clock, started before the scan: deserializing and validating this file
     #: spend what is left of the same ``ScanLimits.max_seconds``.
     deadline: Deadline = field(default_factory=lambda: Deadline(ScanLimits().max_seconds))
+    #: The scan's proof that the C unpickler may load ``payload`` (``fastplan``), or ``None``.
+    plan: FastPlan | None = field(default=None, repr=False)
 
 
 def _examine(
@@ -90,15 +93,8 @@ def _examine(
             path=path, fmt=fmt, compression=None, policy=policy, problems=[str(exc)]
         )
         return TypeChecked("joblib", report, view, deadline=deadline)
-    report = scan_payload(
-        payload,
-        policy=policy,
-        limits=limits,
-        compression=compression,
-        path=path,
-        deadline=deadline,
-    )
-    return TypeChecked("joblib", report, payload, deadline=deadline)
+    report, plan = scan_planned(payload, policy, limits, compression, path, deadline)
+    return TypeChecked("joblib", report, payload, deadline=deadline, plan=plan)
 
 
 def scan_bytes(

@@ -49,6 +49,8 @@ def _proto(s: _Stream) -> None:
     if version > 5:
         s.fatal(f"pickle protocol {version} is higher than 5, the highest that exists")
     s.proto = version
+    if version < 3:
+        s.scan.slow(f"pickle protocol {version} (Python 2 names are translated below 3)")
 
 
 @_op(b"\x95")  # FRAME
@@ -501,6 +503,7 @@ def _inst(s: _Stream) -> None:
     module = _global_line(s, "ascii")
     name = _global_line(s, "ascii")
     klass = s.global_(module, name)
+    s.scan.slow("INST")
     s.push(s.instantiate(klass, s.pop_mark(), "INST"))
 
 
@@ -508,6 +511,7 @@ def _inst(s: _Stream) -> None:
 def _obj(s: _Stream) -> None:
     args = s.pop_mark()
     klass = args.pop(0)
+    s.scan.slow("OBJ")
     s.push(s.instantiate(klass, args, "OBJ"))
 
 
@@ -523,6 +527,7 @@ def _newobj_ex(s: _Stream) -> None:
     kwargs = s.pop()
     args = s.pop()
     cls = s.pop()
+    s.scan.slow("NEWOBJ_EX")
     s.push(s.new(cls, args, kwargs))
 
 

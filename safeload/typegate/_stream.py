@@ -92,6 +92,7 @@ from safeload.typegate._symbols import (
 )
 from safeload.typegate.callrules import RULES
 from safeload.typegate.dtypes import _Unsure, plain_code
+from safeload.typegate.fastplan import ArrayPlace, FastPlan
 from safeload.typegate.limits import Deadline, ScanLimits
 from safeload.typegate.report import ScanReport, make_report
 from safeload.typegate.states import symbolic_problem
@@ -133,6 +134,16 @@ class _Scan:
         self.next_check = min(self.interval, limits.max_opcodes + 1)
         self.globals_cache: dict[TypeName, _Global] = {}
         self.hash_work = 0  # steps the loader will spend hashing keys and set members
+        # The fast path's proof (typegate.fastplan): each joblib array's place in the stream,
+        # while every property the C unpickler would not check holds; None once one may not.
+        self.arrays: list[ArrayPlace] | None = []
+        self.slow_reason = ""
+
+    def slow(self, reason: str) -> None:
+        """This stream may not go to the C unpickler (see :mod:`safeload.typegate.fastplan`)."""
+        if self.arrays is not None:
+            self.arrays = None
+            self.slow_reason = reason
 
     def problem(self, message: str) -> None:
         if self.quiet or message in self.problems:
@@ -604,8 +615,10 @@ class _Stream(_Containers):
             self.in_frame = False
             self.end = self.n
         attrs = wrapper.attrs
+        region = self.p  # where the loader leaves the opcodes (the fast path skips from here)
         dtype = self.array_dtype(attrs.get("dtype", _MISSING))
         if dtype.hasobject:
+            self.scan.slow("an object-dtype joblib array (a nested pickle)")
             limits = self.scan.limits
             if self.depth + 1 > limits.max_nesting:
                 self.fatal(
@@ -646,6 +659,13 @@ class _Stream(_Containers):
                 f"a joblib array declares {nbytes} bytes but only {self.n - self.p} remain in "
                 "the file"
             )
+        arrays = self.scan.arrays
+        if arrays is not None:
+            if self.depth or self.scan.quiet:
+                self.scan.slow("an array outside the top-level stream")
+            else:
+                shape = tuple(int(size) for size in items)
+                arrays.append(ArrayPlace(region, self.p, dtype, shape, attrs["order"]))
         self.p += nbytes
         return _JoblibArray(dtype, len(items))
 
@@ -684,6 +704,18 @@ def scan_payload(
 
     Never raises on bad input: whatever is wrong with the bytes is a problem in the report.
     """
+    return scan_planned(payload, policy, limits, compression, path, deadline)[0]
+
+
+def scan_planned(
+    payload: Buffer,
+    policy: TypePolicy | None,
+    limits: ScanLimits | None,
+    compression: str | None,
+    path: str | None,
+    deadline: Deadline | None,
+) -> tuple[ScanReport, FastPlan | None]:
+    """:func:`scan_payload`, and the fast path's plan when the scan proved it sound."""
     chosen = resolve_policy(policy)
     limits = limits or ScanLimits()
     view = byte_view(payload)
@@ -706,7 +738,7 @@ def scan_payload(
     problems = list(scan.problems)
     if scan.dropped:
         problems.append(f"... and {scan.dropped} more problem(s) of the same kinds.")
-    return make_report(
+    report = make_report(
         path=path,
         fmt="joblib" if is_joblib else "pickle",
         compression=compression,
@@ -714,14 +746,22 @@ def scan_payload(
         names=scan.names,
         problems=problems,
     )
+    plan = None
+    if scan.arrays is not None and report.safe:
+        plan = FastPlan(view, chosen, tuple(scan.arrays), len(view))
+    return report, plan
 
 
 def _scan_all(scan: _Scan) -> None:
     if scan.n == 0:
         raise _Fatal("the file is empty: refused.")
-    pos = _Stream(scan, 0, 0).run()
+    top = _Stream(scan, 0, 0)
+    pos = top.run()
+    if top.proto < 3:
+        scan.slow(f"pickle protocol {top.proto} (Python 2 names are translated below 3)")
     if pos >= scan.n:
         return
+    scan.slow("bytes after the end of the stream")
     scan.problem(
         f"{scan.n - pos} byte(s) follow the end of the pickle stream at byte {pos}; safeload "
         "deserializes exactly one pickle, so a file with anything after it is refused."
