@@ -135,14 +135,16 @@ class _Scan:
         self.globals_cache: dict[TypeName, _Global] = {}
         self.hash_work = 0  # steps the loader will spend hashing keys and set members
         # The fast path's proof (typegate.fastplan): each joblib array's place in the stream,
-        # while every property the C unpickler would not check holds; None once one may not.
-        self.arrays: list[ArrayPlace] | None = []
-        self.slow_reason = ""
+        # and why the C unpickler may not load it (None: every property it needs holds).
+        self.places: list[ArrayPlace] = []
+        self.ops: list[int] = []  # where each opcode that calls, builds, fills or hashes is
+        self.gets: list[int] = []  # where each memo fetch of a numpy.dtype ends
+        self.slow_reason: str | None = None
+        self.proto = 0
 
     def slow(self, reason: str) -> None:
         """This stream may not go to the C unpickler (see :mod:`safeload.typegate.fastplan`)."""
-        if self.arrays is not None:
-            self.arrays = None
+        if self.slow_reason is None:
             self.slow_reason = reason
 
     def problem(self, message: str) -> None:
@@ -659,13 +661,11 @@ class _Stream(_Containers):
                 f"a joblib array declares {nbytes} bytes but only {self.n - self.p} remain in "
                 "the file"
             )
-        arrays = self.scan.arrays
-        if arrays is not None:
-            if self.depth or self.scan.quiet:
-                self.scan.slow("an array outside the top-level stream")
-            else:
-                shape = tuple(int(size) for size in items)
-                arrays.append(ArrayPlace(region, self.p, dtype, shape, attrs["order"]))
+        if self.depth or self.scan.quiet:
+            self.scan.slow("an array outside the top-level stream")
+        else:
+            shape = tuple(int(size) for size in items)
+            self.scan.places.append(ArrayPlace(region, self.p, dtype, shape, attrs["order"]))
         self.p += nbytes
         return _JoblibArray(dtype, len(items))
 
@@ -747,8 +747,8 @@ def scan_planned(
         problems=problems,
     )
     plan = None
-    if scan.arrays is not None and report.safe:
-        plan = FastPlan(view, chosen, tuple(scan.arrays), len(view))
+    if scan.slow_reason is None and report.safe:
+        plan = FastPlan(view, chosen, tuple(scan.places), scan.ops, scan.gets, scan.proto)
     return report, plan
 
 
@@ -757,6 +757,7 @@ def _scan_all(scan: _Scan) -> None:
         raise _Fatal("the file is empty: refused.")
     top = _Stream(scan, 0, 0)
     pos = top.run()
+    scan.proto = top.proto
     if top.proto < 3:
         scan.slow(f"pickle protocol {top.proto} (Python 2 names are translated below 3)")
     if pos >= scan.n:

@@ -51,9 +51,15 @@ class ArrayPlace(NamedTuple):
 
 @dataclass(frozen=True)
 class FastPlan:
-    """A scanned stream the fast path may load: the buffer, its policy and its arrays."""
+    """A scanned stream the fast path may load, and where the scanner found what in it."""
 
     buffer: memoryview = field(repr=False)
     policy: TypePolicy
     arrays: tuple[ArrayPlace, ...]
-    length: int
+    #: Each opcode that calls, builds, fills or hashes, or frames or is refused (INST, OBJ,
+    #: NEWOBJ_EX): where it starts.
+    ops: list[int] = field(repr=False)
+    #: Where each memo fetch (GET, DUP) of a numpy.dtype ends.
+    gets: list[int] = field(repr=False)
+    #: The stream's protocol, as the loader's find_class would know it.
+    proto: int
