@@ -35,9 +35,14 @@ without bound or corrupt memory:
   served by a class's ``__getattr__``, as ``Bunch`` does) would be called with the file's
   arguments.
 
-Nothing else may import it. Arrays are built as views on the verified buffer (no second copy,
-no re-read of the path), and object-dtype arrays, which joblib stores as a nested pickle, go
-through this same restricted unpickler rather than a plain one.
+Nothing else may import it (but :mod:`safeload._unpickle_fast`). Arrays are built as views on
+the verified buffer (no second copy, no re-read of the path), and object-dtype arrays, which
+joblib stores as a nested pickle, go through this same restricted unpickler.
+
+The fast path (:mod:`safeload._unpickle_fast`) runs CPython's C unpickler on a stream the scan
+mapped (:mod:`safeload.typegate.fastplan`): the C machine only reads and pushes plain values;
+every opcode with an effect is handed back to this class's own handler (the checks above, on
+the real values). It relies on the scan only for *where* those opcodes are.
 """
 
 from __future__ import annotations
@@ -245,83 +250,7 @@ def _resolve(proto: int, module: str, name: str) -> Any:
     return getattr(sys.modules[module], name)
 
 
-class _KeyCharges:
-    """Hashing and comparing dict keys and set members, charged before they happen.
-
-    Shared by the restricted unpickler and the fast path's guarded calls.
-    """
-
-    _budget: _Budget
-    _tables: dict[int, tuple[object, dict[int, list[Any]]]]
-
-    def _charge(self, values: list[Any] | tuple[Any, ...], target: object = None) -> None:
-        """Spend the hashing work of ``values`` (dict keys, set members) before it is done.
-
-        Then the comparing work: ``values`` go into ``target`` (``None``: a new container).
-        """
-        self._budget.tick()
-        kinds = set(map(type, values))
-        if kinds <= _FLAT_KEYS:  # the common case, at C speed
-            self._budget.spend(len(values))
-            if not kinds <= _KEYED_STRINGS:
-                self._collisions(values, target)
-            return
-        work = 0
-        for value in values:
-            if isinstance(value, tuple):
-                work += _tuple_hash_cost(value, self._budget.left - work)
-            elif isinstance(value, frozenset):
-                work += 1 + len(value)
-            else:
-                work += 1
-        self._budget.spend(work)
-        self._collisions(values, target)
-
-    def _collisions(self, values: Any, target: object) -> None:
-        """Charge the comparisons of ``values`` with the keys of equal hash in ``target``.
-
-        Inserting a key compares it with each distinct key of the same hash already there
-        (an identical one is found by identity, for free), so the keys of each container are
-        kept by hash (``_tables``, by the container's id; ``None``: a new container) as
-        ``[ids, distinct keys, widest]``; a comparison costs the product of both widths.
-        """
-        if target is None:
-            table: dict[int, list[Any]] = {}
-        else:
-            entry = self._tables.get(id(target))
-            if entry is None or entry[0] is not target:
-                table = {}
-                self._tables[id(target)] = (target, table)
-                self._collisions(list(target), None)  # type: ignore[call-overload]
-                for key in target:  # type: ignore[attr-defined]
-                    first = table.setdefault(hash(key), [set(), set(), 0])
-                    first[0].add(id(key))
-                    first[1].add(key)
-            else:
-                table = entry[1]
-        for key in values:
-            if type(key) in _KEYED_STRINGS:
-                continue  # see _KEYED_STRINGS
-            digest = hash(key)  # its cost was charged (and bounded) by _charge
-            bucket: list[Any] | None = table.get(digest)
-            if bucket is None:
-                table[digest] = [{id(key)}, {key}, 0]  # one key: no comparison yet
-                continue
-            ids, keys, widest = bucket
-            if id(key) in ids:
-                continue  # the same object: found by identity, for free
-            limit = max(self._budget.left, 0)
-            if not widest:
-                widest = max(_eq_width(known, limit) for known in keys)
-            width = _eq_width(key, limit)
-            self._budget.spend_comparing(len(keys) * width * widest)
-            bucket[2] = max(widest, width)
-            if key not in keys:  # the comparisons this makes are the ones charged above
-                keys.add(key)
-                ids.add(id(key))
-
-
-class _RestrictedUnpickler(_KeyCharges, NumpyUnpickler):  # type: ignore[misc]
+class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
     """joblib's unpickler with exact-name ``find_class``, guarded calls, and zero-copy arrays."""
 
     dispatch = NumpyUnpickler.dispatch.copy()
@@ -513,6 +442,74 @@ class _RestrictedUnpickler(_KeyCharges, NumpyUnpickler):  # type: ignore[misc]
         self._made(rule, None, self.stack[-1])
 
     dispatch[pickle.INST[0]] = load_inst
+
+    # -- hashing -------------------------------------------------------------------------------
+
+    def _charge(self, values: list[Any] | tuple[Any, ...], target: object = None) -> None:
+        """Spend the hashing work of ``values`` (dict keys, set members) before it is done.
+
+        Then the comparing work: ``values`` go into ``target`` (``None``: a new container).
+        """
+        self._budget.tick()
+        kinds = set(map(type, values))
+        if kinds <= _FLAT_KEYS:  # the common case, at C speed
+            self._budget.spend(len(values))
+            if not kinds <= _KEYED_STRINGS:
+                self._collisions(values, target)
+            return
+        work = 0
+        for value in values:
+            if isinstance(value, tuple):
+                work += _tuple_hash_cost(value, self._budget.left - work)
+            elif isinstance(value, frozenset):
+                work += 1 + len(value)
+            else:
+                work += 1
+        self._budget.spend(work)
+        self._collisions(values, target)
+
+    def _collisions(self, values: Any, target: object) -> None:
+        """Charge the comparisons of ``values`` with the keys of equal hash in ``target``.
+
+        Inserting a key compares it with each distinct key of the same hash already there
+        (an identical one is found by identity, for free), so the keys of each container are
+        kept by hash (``_tables``, by the container's id; ``None``: a new container) as
+        ``[ids, distinct keys, widest]``; a comparison costs the product of both widths.
+        """
+        if target is None:
+            table: dict[int, list[Any]] = {}
+        else:
+            entry = self._tables.get(id(target))
+            if entry is None or entry[0] is not target:
+                table = {}
+                self._tables[id(target)] = (target, table)
+                self._collisions(list(target), None)  # type: ignore[call-overload]
+                for key in target:  # type: ignore[attr-defined]
+                    first = table.setdefault(hash(key), [set(), set(), 0])
+                    first[0].add(id(key))
+                    first[1].add(key)
+            else:
+                table = entry[1]
+        for key in values:
+            if type(key) in _KEYED_STRINGS:
+                continue  # see _KEYED_STRINGS
+            digest = hash(key)  # its cost was charged (and bounded) by _charge
+            bucket: list[Any] | None = table.get(digest)
+            if bucket is None:
+                table[digest] = [{id(key)}, {key}, 0]  # one key: no comparison yet
+                continue
+            ids, keys, widest = bucket
+            if id(key) in ids:
+                continue  # the same object: found by identity, for free
+            limit = max(self._budget.left, 0)
+            if not widest:
+                widest = max(_eq_width(known, limit) for known in keys)
+            width = _eq_width(key, limit)
+            self._budget.spend_comparing(len(keys) * width * widest)
+            bucket[2] = max(widest, width)
+            if key not in keys:  # the comparisons this makes are the ones charged above
+                keys.add(key)
+                ids.add(id(key))
 
     def _mutable(self, target: object, how: str, kind: type) -> None:
         """``how`` fills ``target``: only a real ``kind`` (see the module docstring)."""
@@ -832,8 +829,8 @@ def load_skops_verified(
 def deserialize_checked(checked: TypeChecked, policy: TypePolicy) -> Any:
     """Deserialize a file that passed :func:`safeload.typegate.check_types`, by its format.
 
-    A stream whose scan proved it sound for the C unpickler (``checked.plan``) goes there
-    first (:mod:`safeload._unpickle_fast`); anything it doubts comes back here.
+    A stream the scan mapped (``checked.plan``) goes to the fast path first
+    (:mod:`safeload._unpickle_fast`); anything it doubts comes back here.
     """
     if checked.format == "skops":
         return load_skops_verified(checked.payload, list(checked.skops_trusted), checked.deadline)

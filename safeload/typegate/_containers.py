@@ -35,10 +35,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from safeload.typegate._symbols import (
-    _BYTES,
     _DICT_CLASSES,
     _KEEP_ITEMS,
-    _LONG_STR,
     _NATIVE_KEYS,
     _SHADOWED,
     _SIZE_CAP,
@@ -101,10 +99,6 @@ def charge_comparisons(
         else:
             real = _real_key(value)
         if real is _UNKNOWN:
-            if value is not _LONG_STR and value is not _BYTES:
-                # Its hash (numpy scalar, frozenset, object) is not the scanner's to know: only
-                # the pure-Python unpickler counts its collisions (typegate.fastplan).
-                s.scan.slow("a dict key or set member the scanner cannot rebuild")
             if width <= 1:
                 continue  # a flat object a call made: counted by the second wall
             digest: object = None

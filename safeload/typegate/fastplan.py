@@ -1,32 +1,21 @@
-"""The scanner's proof that one stream may run on CPython's C unpickler (the fast path).
+"""What the scan hands the fast path: where each opcode of this very stream is.
 
-The C unpickler (``_pickle.Unpickler``) is five times faster than the pure-Python restricted
-unpickler, but it cannot make most of the second wall's checks (:mod:`safeload._unpickle`): it
-looks ``__setstate__`` up on the instance, calls ``extend``/``append``/``add``/``__setitem__``
-of whatever it fills, hashes keys without a budget and needs real types for ``NEWOBJ``. So it
-only ever runs on a stream whose scan (the first wall, on these very bytes) proved each of
-those properties statically, and found no problem at all. The scanner proves, for the fast
-path (each is a problem of the scan, refused, or a reason to stay on the Python path):
+The fast path (:mod:`safeload._unpickle_fast`) lets CPython's C unpickler read the stream and
+push plain values, and hands every opcode that calls, builds, fills or hashes to the restricted
+unpickler's own handler. To cut those opcodes out it must know where they are; the scanner,
+which walks these very bytes with the unframer's exact rules and refuses what it cannot follow,
+records it as it goes:
 
-* every global an exact policy name, never translated (protocol 3 or above throughout, no
-  INST/OBJ/NEWOBJ_EX, nothing after STOP);
-* every call in the form its rule allows, read from values the scanner tracked (``callrules``
-  symbolic checks); a reference-only name never called, a ``NEW`` class only by ``NEWOBJ``
-  without arguments (the C unpickler gets the real class for those: nothing else guards them);
-* ``BUILD`` at most once per object, with dict states of plain str keys that shadow nothing
-  the machine calls; a dtype ``BUILD`` only right after its conforming ``numpy.dtype`` call,
-  with a state that rebuilds the same dtype (``dtypes.rebuild_dtype``);
-* ``APPEND(S)`` only on lists, ``SETITEM(S)`` only on dicts or dict classes whose item
-  assignment is dict's own;
-* every dict key and set member a value the scanner rebuilds exactly (str, bytes, int, float,
-  bool, None, or tuples of them), so that hashing and comparing them was charged exactly;
-  a numpy scalar or frozenset key (whose collisions only the Python unpickler counts) keeps the
-  stream on the Python path;
-* every joblib array where the scanner found it (``arrays``), none of object dtype.
+* ``ops``: where each REDUCE, NEWOBJ, BUILD, APPEND(S), SETITEM(S), ADDITEMS, DICT, FROZENSET
+  and FRAME starts (and INST, OBJ, NEWOBJ_EX, which keep a stream off the fast path);
+* ``gets``: where each memo fetch (GET, DUP) of a numpy dtype ends, so that the dtype is no
+  longer fresh for a BUILD (the Python wall marks it on every fetch);
+* ``arrays``: where each joblib array's bytes are, to be cut out and handed over as views.
 
-The C unpickler keeps defences of its own that do not depend on this proof
-(:mod:`safeload._unpickle_fast`): exact-name ``find_class``, guarded callables that check a
-call rule's arguments on the real values, class checks, and a walk of the result.
+A plan exists only for a stream the scan found safe, at protocol 3 or above throughout (no
+Python 2 names to translate), with no object-dtype array (a nested pickle) and nothing after
+its STOP. The plan is the only thing the fast path takes from the scan alone: if the scanner
+missed an opcode, the C machine would run that one unjudged.
 """
 
 from __future__ import annotations
