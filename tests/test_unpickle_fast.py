@@ -464,3 +464,19 @@ def test_every_estimator_loads_the_same_by_both_paths() -> None:
 
 def _dense(value: Any) -> Any:
     return value.toarray() if hasattr(value, "toarray") else value
+
+
+def test_the_judge_checks_each_array_against_where_the_scanner_found_it() -> None:
+    """A plan whose array place disagrees with the wrapper's own fields: the Python decides."""
+    data = joblib_bytes(np.arange(6, dtype=np.int64))
+    _, plan = scan_planned(data, DEFAULT, None, None, None, None)
+    assert plan is not None and len(plan.arrays) == 1
+    assert np.array_equal(_unpickle_fast.load_fast(plan, DEFAULT, Deadline(60)), np.arange(6))
+    place = plan.arrays[0]
+    for wrong in (
+        place._replace(dtype=np.dtype(np.float64)),
+        place._replace(shape=(3,)),
+        place._replace(data=place.data + 8),
+    ):
+        skewed = FastPlan(plan.buffer, plan.policy, (wrong,), plan.ops, plan.gets, plan.proto)
+        assert _unpickle_fast.load_fast(skewed, DEFAULT, Deadline(60)) is _unpickle_fast.FALLBACK
