@@ -67,7 +67,11 @@ _PACK = {
     b"\x91"[0]: b"l\x85",  # FROZENSET: ([items],)
 }
 _GET_TAG = 0  # a dtype just fetched from the memo: (dtype,)
+_GET_HANDOVER = b"\x85K\x00\x86Q"
+_REPLACEMENTS = {op: pack + b"K" + bytes((op,)) + b"\x86Q" for op, pack in _PACK.items()}
 _FRAME = b"\x95"[0]
+_BUILD = b"b"[0]
+_INSERTED, _REPLACED = 0, 1  # an insertion after a GET comes before the next opcode
 
 
 class _Fallback(Exception):
@@ -139,31 +143,32 @@ class _Reader(_pickle.Unpickler):
 def _rewrite(plan: FastPlan) -> bytes:
     """The stream the C machine reads (see the module docstring)."""
     buffer = plan.buffer
-    cuts: list[tuple[int, int, bytes]] = []  # (start, end, replacement)
+    cuts = [(pos, _REPLACED) for pos in plan.ops]
+    if plan.gets:
+        cuts += [(end, _INSERTED) for end in plan.gets]
+        cuts.sort()
     arrays = {place.region: place for place in plan.arrays}
-    for pos in plan.ops:
-        op = buffer[pos]
-        if op == _FRAME:
-            cuts.append((pos, pos + 9, b""))
-            continue
-        pack = _PACK.get(op)
-        if pack is None:  # INST, OBJ, NEWOBJ_EX: never on the fast path
-            raise _Fallback
-        replacement = pack + b"K" + bytes((op,)) + b"\x86Q"
-        place = arrays.get(pos + 1) if op == b"b"[0] else None
-        end = pos + 1 if place is None else place.data + place.dtype.itemsize * _count(place)
-        cuts.append((pos, end, replacement))
-    for end in plan.gets:
-        cuts.append((end, end, b"\x85K\x00\x86Q"))
-    cuts.sort()
+    replacements = _REPLACEMENTS
     parts: list[Any] = []
     at = 0
-    for start, end, replacement in cuts:
-        if start < at:
+    for pos, kind in cuts:
+        if pos < at:
             raise _Fallback  # overlapping cuts: not a stream the scanner walked
-        parts.append(buffer[at:start])
+        parts.append(buffer[at:pos])
+        if kind == _INSERTED:
+            parts.append(_GET_HANDOVER)
+            at = pos
+            continue
+        op = buffer[pos]
+        if op == _FRAME:
+            at = pos + 9
+            continue
+        replacement = replacements.get(op)
+        if replacement is None:  # INST, OBJ, NEWOBJ_EX: never on the fast path
+            raise _Fallback
         parts.append(replacement)
-        at = end
+        place = arrays.get(pos + 1) if op == _BUILD else None
+        at = pos + 1 if place is None else place.data + place.dtype.itemsize * _count(place)
     parts.append(buffer[at:])
     return b"".join(parts)
 
