@@ -35,9 +35,10 @@ without bound or corrupt memory:
   served by a class's ``__getattr__``, as ``Bunch`` does) would be called with the file's
   arguments.
 
-Nothing else may import it (but :mod:`safeload._unpickle_fast`). Arrays are built as views on
-the verified buffer (no second copy, no re-read of the path), and object-dtype arrays, which
-joblib stores as a nested pickle, go through this same restricted unpickler.
+Nothing else may import it (but :mod:`safeload._unpickle_fast`, the gate's entry to it).
+Arrays are built as views on the verified buffer (no second copy, no re-read of the path), and
+object-dtype arrays, which joblib stores as a nested pickle, go through this same restricted
+unpickler.
 
 The fast path (:mod:`safeload._unpickle_fast`) runs CPython's C unpickler on a stream the scan
 mapped (:mod:`safeload.typegate.fastplan`): the C machine only reads and pushes plain values;
@@ -829,15 +830,9 @@ def load_skops_verified(
 def deserialize_checked(checked: TypeChecked, policy: TypePolicy) -> Any:
     """Deserialize a file that passed :func:`safeload.typegate.check_types`, by its format.
 
-    A stream the scan mapped (``checked.plan``) goes to the fast path first
-    (:mod:`safeload._unpickle_fast`); anything it doubts comes back here.
+    The gate calls :func:`safeload._unpickle_fast.deserialize_checked`, which tries the fast
+    path first for a stream the scan mapped and comes here for everything else.
     """
     if checked.format == "skops":
         return load_skops_verified(checked.payload, list(checked.skops_trusted), checked.deadline)
-    if checked.plan is not None:
-        from safeload import _unpickle_fast
-
-        model = _unpickle_fast.load_fast(checked.plan, policy, checked.deadline)
-        if model is not _unpickle_fast.FALLBACK:
-            return model
     return unpickle_verified(checked.payload, policy, checked.deadline)

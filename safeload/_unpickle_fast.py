@@ -1,10 +1,10 @@
 """The fast path of the second wall: CPython's C unpickler reads, the Python wall judges.
 
-Dangerous, like :mod:`safeload._unpickle` (the only module that imports this one): it runs an
-unpickler. It is an optimisation of the pure-Python restricted unpickler, never a replacement:
-it only ever sees a stream whose scan found no problem and proved the properties listed in
-:mod:`safeload.typegate.fastplan`; anything it doubts returns :data:`FALLBACK`, and the Python
-unpickler, the reference, decides.
+Dangerous, like :mod:`safeload._unpickle`: it runs an unpickler. The gate's step 5 enters
+here (:func:`deserialize_checked`), and only the gate's modules import it. It is an
+optimisation of the pure-Python restricted unpickler, never a replacement: it only ever sees
+a stream the scan found safe and mapped (:mod:`safeload.typegate.fastplan`); anything it
+doubts returns :data:`FALLBACK`, and the Python unpickler, the reference, decides.
 
 Most opcodes of a model only push values: strings, numbers, tuples, memo reads and writes.
 The C unpickler does those five times faster than ``pickle._Unpickler``. Every opcode that
@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import _pickle
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from safeload import _unpickle
 from safeload._unpickle import (
     _array_view,
     _Budget,
@@ -45,6 +46,9 @@ from safeload.errors import MalformedArtifactError, SafeloadError
 from safeload.policy import TypePolicy
 from safeload.typegate.fastplan import ArrayPlace, FastPlan
 from safeload.typegate.limits import Deadline
+
+if TYPE_CHECKING:
+    from safeload.typegate import TypeChecked
 
 #: Set to ``False`` to load every stream with the pure-Python unpickler (tests, measurements).
 ENABLED = True
@@ -200,4 +204,17 @@ def load_fast(plan: FastPlan, policy: TypePolicy, deadline: Deadline) -> Any:
     return model
 
 
-__all__ = ["ENABLED", "FALLBACK", "MalformedArtifactError", "load_fast"]
+def deserialize_checked(checked: TypeChecked, policy: TypePolicy) -> Any:
+    """Deserialize a file that passed :func:`safeload.typegate.check_types`, by its format.
+
+    A stream the scan mapped (``checked.plan``) goes to the fast path first; everything else,
+    and anything the fast path doubts, to :func:`safeload._unpickle.deserialize_checked`.
+    """
+    if checked.format != "skops" and checked.plan is not None:
+        model = load_fast(checked.plan, policy, checked.deadline)
+        if model is not FALLBACK:
+            return model
+    return _unpickle.deserialize_checked(checked, policy)
+
+
+__all__ = ["ENABLED", "FALLBACK", "MalformedArtifactError", "deserialize_checked", "load_fast"]

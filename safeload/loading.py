@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from safeload import _unpickle, contract
+from safeload import _unpickle_fast, contract
 from safeload.errors import (
     ContractError,
     MalformedArtifactError,
@@ -229,7 +229,7 @@ def load_checked(
         verified = verify_artifact(path, trusted=trusted, options=opts)
         _check_identity(verified.metadata, name, version, verified.path)
         # Step 5: the very bytes that were hashed and scanned, never the path again.
-        model = _unpickle.deserialize_checked(verified.checked, opts.types)
+        model = _unpickle_fast.deserialize_checked(verified.checked, opts.types)
         # Before anything calls the model (the contract below runs its predictions).
         validate_model(
             model,
@@ -329,7 +329,7 @@ def load_file(
     warnings.warn(message, UnsafeUnsignedLoadWarning, stacklevel=2)
     types = resolve_policy(policy)
     checked = check_types(read_model_file(source), types, limits=scan_limits, path=str(source))
-    model = _unpickle.deserialize_checked(checked, types)
+    model = _unpickle_fast.deserialize_checked(checked, types)
     vouched = (*safe_to_call, *(f"{m}:{q}" for m, q in sorted(types.safe_to_call)))
     validate_model(model, limits=scan_limits, deadline=checked.deadline, safe_to_call=vouched)
     return model
