@@ -420,6 +420,10 @@ def test_second_wall_suites_through_the_fast_entry() -> None:
             "tests/test_attacks.py",
             "-k",
             "not compression_bomb and not attack_is_real",
+            # It times the Python unpickler alone against 0.5 s; through the entry the scan runs
+            # first (and finds no plan: it refuses the stream), which that bound does not count.
+            "--deselect",
+            "tests/test_unpickle.py::test_a_memo_shared_graph_in_a_dtype_state_is_refused_quickly",
         ],
         cwd=ROOT,
         env={**os.environ, "SAFELOAD_FAST_ENTRY": "1", "PYTHONPATH": str(ROOT)},
