@@ -71,8 +71,18 @@ print(json.dumps({"seconds": elapsed, "peak_rss_mib": hwm / 1024}))
 """
 
 
-def make_models(sizes_mb: list[int], smoke: bool) -> dict[str, object]:
-    """The cases of issue 17: KNN of N MB, a tiny pipeline, a forest, gradient boosting."""
+def make_models(
+    sizes_mb: list[int], smoke: bool, cases: list[str] | None = None
+) -> dict[str, object]:
+    """The cases of issue 17: KNN of N MB, a tiny pipeline, a forest, gradient boosting.
+
+    ``cases``: only the models whose name starts with one of these (``knn``, ``pipeline``,
+    ``forest``, ``hgb``); all when ``None``.
+    """
+
+    def wanted(name: str) -> bool:
+        return cases is None or any(name.startswith(case) for case in cases)
+
     import numpy as np
     from sklearn.decomposition import PCA
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
@@ -83,25 +93,28 @@ def make_models(sizes_mb: list[int], smoke: bool) -> dict[str, object]:
 
     rng = np.random.default_rng(0)
     models: dict[str, object] = {}
-    for size in sizes_mb:
+    for size in sizes_mb if wanted("knn") else []:
         rows = max(int(size * 1e6 / 800), 10)  # 100 float64 features = 800 bytes a row
         X = rng.normal(size=(rows, 100))
         y = rng.integers(0, 2, rows)
         models[f"knn-{size}MB"] = KNeighborsClassifier(algorithm="brute").fit(X, y)
     X = rng.normal(size=(2000 if smoke else 20000, 20))
     y = (X[:, 0] > 0).astype(int)
-    models["pipeline"] = make_pipeline(
-        StandardScaler(), PCA(n_components=10), LogisticRegression()
-    ).fit(X, y)
+    if wanted("pipeline"):
+        models["pipeline"] = make_pipeline(
+            StandardScaler(), PCA(n_components=10), LogisticRegression()
+        ).fit(X, y)
     y = (X[:, 0] + rng.normal(size=len(X)) > 0).astype(int)
     trees = 5 if smoke else 300
-    models[f"forest-{trees}"] = RandomForestClassifier(
-        n_estimators=trees, random_state=0, n_jobs=-1
-    ).fit(X, y)
+    if wanted("forest"):
+        models[f"forest-{trees}"] = RandomForestClassifier(
+            n_estimators=trees, random_state=0, n_jobs=-1
+        ).fit(X, y)
     iterations = 5 if smoke else 200
-    models[f"hgb-{iterations}"] = HistGradientBoostingClassifier(
-        max_iter=iterations, early_stopping=False, random_state=0
-    ).fit(X, y)
+    if wanted("hgb"):
+        models[f"hgb-{iterations}"] = HistGradientBoostingClassifier(
+            max_iter=iterations, early_stopping=False, random_state=0
+        ).fit(X, y)
     return models
 
 
@@ -315,6 +328,11 @@ def main() -> None:
         action="store_true",
         help="time safeload's first call with its lazy imports (default: imported before)",
     )
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        help="only these models (by name prefix: knn, pipeline, forest, hgb); default all",
+    )
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
     if args.smoke:
@@ -333,7 +351,7 @@ def main() -> None:
         safeload.generate_key().save(keys / "bench")
 
     rows = []
-    for name, model in make_models(args.sizes, args.smoke).items():
+    for name, model in make_models(args.sizes, args.smoke, args.cases).items():
         joblib.dump(model, work / f"{name}.joblib")
         knn = name.startswith("knn")
         size = (work / f"{name}.joblib").stat().st_size

@@ -35,9 +35,15 @@ without bound or corrupt memory:
   served by a class's ``__getattr__``, as ``Bunch`` does) would be called with the file's
   arguments.
 
-Nothing else may import it. Arrays are built as views on the verified buffer (no second copy,
-no re-read of the path), and object-dtype arrays, which joblib stores as a nested pickle, go
-through this same restricted unpickler rather than a plain one.
+Nothing else may import it (but :mod:`safeload._unpickle_fast`, the gate's entry to it).
+Arrays are built as views on the verified buffer (no second copy, no re-read of the path), and
+object-dtype arrays, which joblib stores as a nested pickle, go through this same restricted
+unpickler.
+
+The fast path (:mod:`safeload._unpickle_fast`) runs CPython's C unpickler on a stream the scan
+mapped (:mod:`safeload.typegate.fastplan`): the C machine only reads and pushes plain values;
+every opcode with an effect is handed back to this class's own handler (the checks above, on
+the real values). It relies on the scan only for *where* those opcodes are.
 """
 
 from __future__ import annotations
@@ -234,10 +240,9 @@ def _python3_name(proto: int, fix_imports: bool, module: str, name: str) -> Type
 
 
 def _resolve(proto: int, module: str, name: str) -> Any:
-    """The rest of ``pickle._Unpickler.find_class``, on an already translated (and trusted) name.
+    """``pickle._Unpickler.find_class``'s import, on a name translated (and trusted) once.
 
-    ``super().find_class`` would translate it a second time (``anydbm`` -> ``dbm`` ->
-    ``dbm.ndbm``): the policy would have judged another name than the one imported.
+    ``super().find_class`` would translate it again (``anydbm`` -> ``dbm`` -> ``dbm.ndbm``).
     """
     __import__(module, level=0)
     if proto >= 4:
@@ -735,31 +740,39 @@ class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
                 raise MalformedArtifactError("truncated array padding in the model stream")
             handle.seek(pad[0], io.SEEK_CUR)
         shape = tuple(int(s) for s in wrapper.shape)
-        if any(s < 0 for s in shape):
-            raise MalformedArtifactError(f"negative array shape {shape} in the model stream")
-        count = math.prod(shape)  # exact Python ints: an int64 product can wrap to 0
-        nbytes = count * dtype.itemsize
         start = handle.tell()
-        if start + nbytes > len(self._buffer):
-            raise MalformedArtifactError(
-                f"array of {nbytes} bytes declared at offset {start} runs past the end of the file"
-            )
-        array = np.frombuffer(self._buffer, dtype=dtype, count=count, offset=start)
-        handle.seek(start + nbytes)
-        if wrapper.order == "F":
-            array = array.reshape(shape[::-1]).transpose()
-        else:
-            array = array.reshape(shape)
-        # Exactly what joblib.load does; a dtype numpy calls native (every field too) is
-        # left as it is by joblib's test, which is slow on record dtypes: skip it then.
-        native = array if dtype.isnative else _ensure_native_byte_order(array)
-        if native is not array:
-            array = native
-        elif not array.flags.aligned:
-            # Files written without alignment padding: a misaligned view is slow in numpy and
-            # refused by scipy and Cython code, so pay for one copy here.
-            array = array.copy(order="K")
+        array = _array_view(self._buffer, dtype, shape, wrapper.order, start)
+        handle.seek(start + array.nbytes)
         return array
+
+
+def _array_view(
+    buffer: memoryview, dtype: np.dtype[Any], shape: tuple[int, ...], order: str, start: int
+) -> Any:
+    """The array of ``shape`` whose bytes start at ``start``: a view on the verified buffer."""
+    if any(s < 0 for s in shape):
+        raise MalformedArtifactError(f"negative array shape {shape} in the model stream")
+    count = math.prod(shape)  # exact Python ints: an int64 product can wrap to 0
+    nbytes = count * dtype.itemsize
+    if start + nbytes > len(buffer):
+        raise MalformedArtifactError(
+            f"array of {nbytes} bytes declared at offset {start} runs past the end of the file"
+        )
+    array = np.frombuffer(buffer, dtype=dtype, count=count, offset=start)
+    if order == "F":
+        array = array.reshape(shape[::-1]).transpose()
+    else:
+        array = array.reshape(shape)
+    # Exactly what joblib.load does; a dtype numpy calls native (every field too) is
+    # left as it is by joblib's test, which is slow on record dtypes: skip it then.
+    native = array if dtype.isnative else _ensure_native_byte_order(array)
+    if native is not array:
+        array = native
+    elif not array.flags.aligned:
+        # Files written without alignment padding: a misaligned view is slow in numpy and
+        # refused by scipy and Cython code, so pay for one copy here.
+        array = array.copy(order="K")
+    return array
 
 
 def unpickle_verified(
@@ -827,7 +840,11 @@ def load_skops_verified(
 
 
 def deserialize_checked(checked: TypeChecked, policy: TypePolicy) -> Any:
-    """Deserialize a file that passed :func:`safeload.typegate.check_types`, by its format."""
+    """Deserialize a file that passed :func:`safeload.typegate.check_types`, by its format.
+
+    The gate calls :func:`safeload._unpickle_fast.deserialize_checked`, which tries the fast
+    path first for a stream the scan mapped and comes here for everything else.
+    """
     if checked.format == "skops":
         return load_skops_verified(checked.payload, list(checked.skops_trusted), checked.deadline)
     return unpickle_verified(checked.payload, policy, checked.deadline, checked.limits)

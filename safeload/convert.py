@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from safeload import _unpickle, contract
+from safeload import _unpickle_fast, contract
 from safeload.errors import OperationalError
 from safeload.fitted import check_fitted
 from safeload.keys import SigningKey
@@ -69,7 +69,7 @@ def convert(
     types = resolve_policy(policy)
     src = Path(source)
     checked = check_types(read_model_file(src), types, format="joblib", path=str(src))
-    model = _unpickle.deserialize_checked(checked, types)
+    model = _unpickle_fast.deserialize_checked(checked, types)
     validate_model(model, deadline=checked.deadline)
     check_fitted(model, source=str(src))
 
@@ -102,6 +102,6 @@ def _check_skops_round_trip(model: Any, probe: Any, types: TypePolicy) -> None:
     except Exception as exc:
         raise OperationalError(f"skops cannot serialize this model: {exc}") from exc
     after = check_types(skops_bytes, types, format="skops", path="the converted model")
-    after_model = _unpickle.deserialize_checked(after, types)
+    after_model = _unpickle_fast.deserialize_checked(after, types)
     validate_model(after_model, deadline=after.deadline)
     contract.check_predictions(after_model, contract.encode_sample(probe), before)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from safeload import _unpickle
+from safeload import _unpickle_fast
 from safeload.errors import (
     MalformedArtifactError,
     OperationalError,
@@ -209,7 +209,7 @@ def load_model_signing(
     opts = resolve_options(options, policy=policy, read_limits=read_limits, scan_limits=scan_limits)
     with paused_gc():
         verified = verify_model_signing(path, trusted=trusted, signature=signature, options=opts)
-        model = _unpickle.deserialize_checked(verified.checked, opts.types)
+        model = _unpickle_fast.deserialize_checked(verified.checked, opts.types)
         validate_model(
             model,
             limits=opts.scan_limits,

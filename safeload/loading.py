@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from safeload import _unpickle, contract
+from safeload import _unpickle_fast, contract
 from safeload.drift import DriftReport, check_drift
 from safeload.errors import (
     ContractError,
@@ -252,7 +252,7 @@ def load_checked(
                 opts.scan_limits,  # the arena cap, when this load is the process's first
             )
         else:
-            model = _unpickle.deserialize_checked(verified.checked, opts.types)
+            model = _unpickle_fast.deserialize_checked(verified.checked, opts.types)
             # Before anything calls the model (the contract below runs its predictions).
             validate_model(
                 model,
@@ -352,7 +352,7 @@ def load_file(
     warnings.warn(message, UnsafeUnsignedLoadWarning, stacklevel=2)
     types = resolve_policy(policy)
     checked = check_types(read_model_file(source), types, limits=scan_limits, path=str(source))
-    model = _unpickle.deserialize_checked(checked, types)
+    model = _unpickle_fast.deserialize_checked(checked, types)
     vouched = (*safe_to_call, *(f"{m}:{q}" for m, q in sorted(types.safe_to_call)))
     validate_model(model, limits=scan_limits, deadline=checked.deadline, safe_to_call=vouched)
     return model

@@ -66,3 +66,18 @@ def constructed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(Node, "construct", spy)
     return calls
+
+
+@pytest.fixture(autouse=True)
+def _fast_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``SAFELOAD_FAST_ENTRY=1``: every direct call of the restricted unpickler goes through the
+    fast path's entry first (scan, then the C unpickler when the scan proved the stream), so
+    that the second wall's own tests run against it (``tests/test_unpickle_fast.py``)."""
+    import os
+
+    if os.environ.get("SAFELOAD_FAST_ENTRY") != "1":
+        return
+    from safeload import _unpickle
+    from tests.fastentry import through_fast_path
+
+    monkeypatch.setattr(_unpickle, "unpickle_verified", through_fast_path)

@@ -36,8 +36,9 @@ from dataclasses import dataclass, field, replace
 from safeload.buffers import Buffer, byte_view
 from safeload.errors import ArtifactNotFoundError, MalformedArtifactError, SafeloadError
 from safeload.policy import TypePolicy, resolve_policy
-from safeload.typegate._stream import scan_payload
+from safeload.typegate._stream import scan_payload, scan_planned
 from safeload.typegate.compression import decompress
+from safeload.typegate.fastplan import FastPlan
 from safeload.typegate.limits import Deadline, ScanLimits
 from safeload.typegate.onnx import scan_onnx
 from safeload.typegate.report import ScanReport, make_report
@@ -70,6 +71,8 @@ class TypeChecked:
     deadline: Deadline = field(default_factory=lambda: Deadline(ScanLimits().max_seconds))
     #: The caller's limits, for what the deserializer checks (a pack booster's blob size).
     limits: ScanLimits = field(default_factory=ScanLimits)
+    #: The scan's proof that the C unpickler may load ``payload`` (``fastplan``), or ``None``.
+    plan: FastPlan | None = field(default=None, repr=False)
 
 
 def _examine(
@@ -98,15 +101,8 @@ def _examine(
             path=path, fmt=fmt, compression=None, policy=policy, problems=[str(exc)]
         )
         return TypeChecked("joblib", report, view, deadline=deadline, limits=limits)
-    report = scan_payload(
-        payload,
-        policy=policy,
-        limits=limits,
-        compression=compression,
-        path=path,
-        deadline=deadline,
-    )
-    return TypeChecked("joblib", report, payload, deadline=deadline, limits=limits)
+    report, plan = scan_planned(payload, policy, limits, compression, path, deadline)
+    return TypeChecked("joblib", report, payload, deadline=deadline, limits=limits, plan=plan)
 
 
 def scan_bytes(

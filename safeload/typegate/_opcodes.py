@@ -19,6 +19,7 @@ from safeload.typegate._symbols import (
     _UNRESOLVED,
     _any_tainted,
     _Dict,
+    _Dtype,
     _List,
     _measure,
     _Set,
@@ -49,10 +50,13 @@ def _proto(s: _Stream) -> None:
     if version > 5:
         s.fatal(f"pickle protocol {version} is higher than 5, the highest that exists")
     s.proto = version
+    if version < 3:
+        s.scan.slow(f"pickle protocol {version} (Python 2 names are translated below 3)")
 
 
 @_op(b"\x95")  # FRAME
 def _frame(s: _Stream) -> None:
+    s.scan.ops.append(s.op_pos)  # the fast path's rewrite (fastplan)
     (size,) = struct.unpack_from("<Q", s.buf, s.take(8))
     if s.in_frame and s.p != s.end:
         s.fatal("a new frame starts before the current one ends")
@@ -336,6 +340,7 @@ def _empty_dict(s: _Stream) -> None:
 
 @_op(b"d")
 def _dict(s: _Stream) -> None:
+    s.scan.ops.append(s.op_pos)  # the fast path's rewrite (fastplan)
     items = s.pop_mark()
     if len(items) % 2:
         s.fatal("DICT has a key without a value")
@@ -351,6 +356,7 @@ def _empty_set(s: _Stream) -> None:
 
 @_op(b"\x91")
 def _frozenset(s: _Stream) -> None:
+    s.scan.ops.append(s.op_pos)  # the fast path's rewrite (fastplan)
     items = s.pop_mark()
     s.hashed(items)
     tainted, depth, _ = _measure(items)
@@ -363,6 +369,7 @@ def _frozenset(s: _Stream) -> None:
 
 @_op(b"\x90")
 def _additems(s: _Stream) -> None:
+    s.scan.ops.append(s.op_pos)  # the fast path's rewrite (fastplan)
     items = s.pop_mark()
     target = s.stack[-1]
     if type(target) is _Set and not target.frozen:
@@ -382,18 +389,21 @@ def _additems(s: _Stream) -> None:
 
 @_op(b"a")
 def _append(s: _Stream) -> None:
+    s.scan.ops.append(s.op_pos)  # the fast path's rewrite (fastplan)
     value = s.pop()
     s.extend(s.stack[-1], [value])
 
 
 @_op(b"e")
 def _appends(s: _Stream) -> None:
+    s.scan.ops.append(s.op_pos)  # the fast path's rewrite (fastplan)
     items = s.pop_mark()
     s.extend(s.stack[-1], items)
 
 
 @_op(b"s")
 def _setitem(s: _Stream) -> None:
+    s.scan.ops.append(s.op_pos)  # the fast path's rewrite (fastplan)
     value = s.pop()
     key = s.pop()
     s.setitems(s.stack[-1], [key, value])
@@ -401,6 +411,7 @@ def _setitem(s: _Stream) -> None:
 
 @_op(b"u")
 def _setitems(s: _Stream) -> None:
+    s.scan.ops.append(s.op_pos)  # the fast path's rewrite (fastplan)
     items = s.pop_mark()
     s.setitems(s.stack[-1], items)
 
@@ -420,11 +431,17 @@ def _pop_mark(s: _Stream) -> None:
 
 @_op(b"2")
 def _dup(s: _Stream) -> None:
-    s.push(s.stack[-1])
+    value = s.stack[-1]
+    s.push(value)
+    if type(value) is _Dtype:
+        s.scan.gets.append(s.p)  # the fast path marks it used (fastplan)
 
 
 def _get(s: _Stream, index: int) -> None:
-    s.push(s.memo[index])
+    value = s.memo[index]
+    s.push(value)
+    if type(value) is _Dtype:
+        s.scan.gets.append(s.p)  # the fast path marks it used (fastplan)
 
 
 @_op(b"g")
@@ -498,21 +515,26 @@ def _stack_global(s: _Stream) -> None:
 
 @_op(b"i")
 def _inst(s: _Stream) -> None:
+    s.scan.ops.append(s.op_pos)  # the fast path's rewrite (fastplan)
     module = _global_line(s, "ascii")
     name = _global_line(s, "ascii")
     klass = s.global_(module, name)
+    s.scan.slow("INST")
     s.push(s.instantiate(klass, s.pop_mark(), "INST"))
 
 
 @_op(b"o")
 def _obj(s: _Stream) -> None:
+    s.scan.ops.append(s.op_pos)  # the fast path's rewrite (fastplan)
     args = s.pop_mark()
     klass = args.pop(0)
+    s.scan.slow("OBJ")
     s.push(s.instantiate(klass, args, "OBJ"))
 
 
 @_op(b"\x81")
 def _newobj(s: _Stream) -> None:
+    s.scan.ops.append(s.op_pos)  # the fast path's rewrite (fastplan)
     args = s.pop()
     cls = s.pop()
     s.push(s.new(cls, args, None))
@@ -520,20 +542,24 @@ def _newobj(s: _Stream) -> None:
 
 @_op(b"\x92")
 def _newobj_ex(s: _Stream) -> None:
+    s.scan.ops.append(s.op_pos)  # the fast path's rewrite (fastplan)
     kwargs = s.pop()
     args = s.pop()
     cls = s.pop()
+    s.scan.slow("NEWOBJ_EX")
     s.push(s.new(cls, args, kwargs))
 
 
 @_op(b"R")
 def _reduce(s: _Stream) -> None:
+    s.scan.ops.append(s.op_pos)  # the fast path's rewrite (fastplan)
     args = s.pop()
     s.stack[-1] = s.call(s.stack[-1], args)
 
 
 @_op(b"b")
 def _build(s: _Stream) -> None:
+    s.scan.ops.append(s.op_pos)  # the fast path's rewrite (fastplan)
     state = s.pop()
     s.build(s.stack[-1], state)
 

@@ -92,6 +92,7 @@ from safeload.typegate._symbols import (
 )
 from safeload.typegate.callrules import RULES
 from safeload.typegate.dtypes import _Unsure, plain_code
+from safeload.typegate.fastplan import ArrayPlace, FastPlan
 from safeload.typegate.limits import Deadline, ScanLimits
 from safeload.typegate.report import ScanReport, make_report
 from safeload.typegate.states import symbolic_problem
@@ -133,6 +134,18 @@ class _Scan:
         self.next_check = min(self.interval, limits.max_opcodes + 1)
         self.globals_cache: dict[TypeName, _Global] = {}
         self.hash_work = 0  # steps the loader will spend hashing keys and set members
+        # The fast path's proof (typegate.fastplan): each joblib array's place in the stream,
+        # and why the C unpickler may not load it (None: every property it needs holds).
+        self.places: list[ArrayPlace] = []
+        self.ops: list[int] = []  # where each opcode that calls, builds, fills or hashes is
+        self.gets: list[int] = []  # where each memo fetch of a numpy.dtype ends
+        self.slow_reason: str | None = None
+        self.proto = 0
+
+    def slow(self, reason: str) -> None:
+        """This stream may not go to the C unpickler (see :mod:`safeload.typegate.fastplan`)."""
+        if self.slow_reason is None:
+            self.slow_reason = reason
 
     def problem(self, message: str) -> None:
         if self.quiet or message in self.problems:
@@ -604,8 +617,10 @@ class _Stream(_Containers):
             self.in_frame = False
             self.end = self.n
         attrs = wrapper.attrs
+        region = self.p  # where the loader leaves the opcodes (the fast path skips from here)
         dtype = self.array_dtype(attrs.get("dtype", _MISSING))
         if dtype.hasobject:
+            self.scan.slow("an object-dtype joblib array (a nested pickle)")
             limits = self.scan.limits
             if self.depth + 1 > limits.max_nesting:
                 self.fatal(
@@ -646,6 +661,11 @@ class _Stream(_Containers):
                 f"a joblib array declares {nbytes} bytes but only {self.n - self.p} remain in "
                 "the file"
             )
+        if self.depth or self.scan.quiet:
+            self.scan.slow("an array outside the top-level stream")
+        else:
+            shape = tuple(int(size) for size in items)
+            self.scan.places.append(ArrayPlace(region, self.p, dtype, shape, attrs["order"]))
         self.p += nbytes
         return _JoblibArray(dtype, len(items))
 
@@ -684,6 +704,18 @@ def scan_payload(
 
     Never raises on bad input: whatever is wrong with the bytes is a problem in the report.
     """
+    return scan_planned(payload, policy, limits, compression, path, deadline)[0]
+
+
+def scan_planned(
+    payload: Buffer,
+    policy: TypePolicy | None,
+    limits: ScanLimits | None,
+    compression: str | None,
+    path: str | None,
+    deadline: Deadline | None,
+) -> tuple[ScanReport, FastPlan | None]:
+    """:func:`scan_payload`, and the fast path's plan when the scan proved it sound."""
     chosen = resolve_policy(policy)
     limits = limits or ScanLimits()
     view = byte_view(payload)
@@ -706,7 +738,7 @@ def scan_payload(
     problems = list(scan.problems)
     if scan.dropped:
         problems.append(f"... and {scan.dropped} more problem(s) of the same kinds.")
-    return make_report(
+    report = make_report(
         path=path,
         fmt="joblib" if is_joblib else "pickle",
         compression=compression,
@@ -714,14 +746,23 @@ def scan_payload(
         names=scan.names,
         problems=problems,
     )
+    plan = None
+    if scan.slow_reason is None and report.safe:
+        plan = FastPlan(view, chosen, tuple(scan.places), scan.ops, scan.gets, scan.proto)
+    return report, plan
 
 
 def _scan_all(scan: _Scan) -> None:
     if scan.n == 0:
         raise _Fatal("the file is empty: refused.")
-    pos = _Stream(scan, 0, 0).run()
+    top = _Stream(scan, 0, 0)
+    pos = top.run()
+    scan.proto = top.proto
+    if top.proto < 3:
+        scan.slow(f"pickle protocol {top.proto} (Python 2 names are translated below 3)")
     if pos >= scan.n:
         return
+    scan.slow("bytes after the end of the stream")
     scan.problem(
         f"{scan.n - pos} byte(s) follow the end of the pickle stream at byte {pos}; safeload "
         "deserializes exactly one pickle, so a file with anything after it is refused."
