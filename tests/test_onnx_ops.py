@@ -89,7 +89,9 @@ def _string_doubling(times: int) -> onnx.ModelProto:
 
 def _einsum() -> onnx.ModelProto:
     seed = numpy_helper.from_array(np.ones((2, 2), dtype=np.float32), "m")
-    return _predictor([helper.make_node("Einsum", ["m", "m"], ["text"], equation="ij,jk->ik")], [seed])
+    return _predictor(
+        [helper.make_node("Einsum", ["m", "m"], ["text"], equation="ij,jk->ik")], [seed]
+    )
 
 
 def _binarizer_in_a_subgraph() -> onnx.ModelProto:

@@ -314,9 +314,7 @@ def describe(model: Any) -> dict[str, Any]:
     }
 
 
-def check_model(
-    model: Any, limits: ScanLimits, deadline: Deadline, ops: frozenset[str]
-) -> None:
+def check_model(model: Any, limits: ScanLimits, deadline: Deadline, ops: frozenset[str]) -> None:
     """Raise :class:`OnnxProblem` for the first thing the gate does not accept.
 
     ``ops``: the operators a graph may use (``TypePolicy.onnx_ops``), as ``domain:OpType``.
