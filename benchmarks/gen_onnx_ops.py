@@ -90,8 +90,8 @@ def _alarm(signum: int, frame: Any) -> None:
 
 def cases(d: Any) -> Iterator[tuple[str, Any, tuple[Any, ...], Any]]:
     """``(name, unfitted model, fit args, sample)`` for every model to convert."""
-    from sklearn.base import clone, is_classifier, is_regressor
     from skl2onnx._supported_operators import sklearn_operator_name_map
+    from sklearn.base import clone, is_classifier, is_regressor
 
     labels = np.array(["ant", "bee", "cow"])[d.y_cls]
     for case in recipes.build_cases(d):
@@ -115,6 +115,7 @@ def cases(d: Any) -> Iterator[tuple[str, Any, tuple[Any, ...], Any]]:
 def pipelines() -> Iterator[tuple[str, Any, tuple[Any, ...], Any]]:
     """Common preprocessing on DataFrames: numbers, categories and text columns."""
     import pandas as pd
+    from sklearn.base import clone
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import (
         GradientBoostingRegressor,
@@ -165,7 +166,11 @@ def pipelines() -> Iterator[tuple[str, Any, tuple[Any, ...], Any]]:
         "imputer-constant": ColumnTransformer(
             [
                 ("num", SimpleImputer(strategy="constant", fill_value=0.0), ["age"]),
-                ("cat", SimpleImputer(strategy="most_frequent"), ["city"]),
+                (
+                    "cat",
+                    make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder()),
+                    ["city"],
+                ),
             ]
         ),
     }
@@ -177,19 +182,23 @@ def pipelines() -> Iterator[tuple[str, Any, tuple[Any, ...], Any]]:
     }
     for pre_name, pre in models.items():
         for tail_name, tail in tails.items():
-            from sklearn.base import clone
-
             model = make_pipeline(clone(pre), clone(tail))
             yield f"pipe:{pre_name}>{tail_name}", model, (frame, y), frame.iloc[:12]
         if pre_name == "count+onehot":
             model = make_pipeline(clone(pre), MultinomialNB())
             yield f"pipe:{pre_name}>MultinomialNB", model, (frame, y), frame.iloc[:12]
-    for tail_name, tail in {"Ridge": Ridge(), "GBR": GradientBoostingRegressor(n_estimators=5)}.items():
+    for tail_name, tail in {
+        "Ridge": Ridge(),
+        "GBR": GradientBoostingRegressor(n_estimators=5),
+    }.items():
         model = make_pipeline(models["onehot+scaler+LR"], tail)
         yield f"pipe:onehot+scaler>{tail_name}", model, (frame, y_reg), frame.iloc[:12]
-    yield "pipe:array scaler+imputer", make_pipeline(StandardScaler(), SimpleImputer()), (
-        frame[["age"]].to_numpy(),
-    ), frame[["age"]].to_numpy()[:12]
+    yield (
+        "pipe:array scaler+imputer",
+        make_pipeline(StandardScaler(), SimpleImputer()),
+        (frame[["age"]].to_numpy(),),
+        frame[["age"]].to_numpy()[:12],
+    )
 
 
 def collect(seconds: int) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, str]]:
@@ -215,7 +224,7 @@ def collect(seconds: int) -> tuple[dict[str, list[str]], dict[str, list[str]], d
             skipped[name] = f"more than {seconds} s"
             continue
         except Exception as exc:
-            skipped[name] = f"{type(exc).__name__}: {str(exc).strip()[:100]}"
+            skipped[name] = f"{type(exc).__name__}: {' '.join(str(exc).split())[-240:]}"
             continue
         finally:
             signal.alarm(0)
@@ -256,7 +265,7 @@ def main() -> int:
         print(f'        "{op}",  # {len(emitters[op])}: {_who(emitters[op])}')
     print("    }")
     print(")")
-    for op in sorted(zipmap):
+    for op in sorted(set(zipmap) - set(emitters)):
         print(f"# only with skl2onnx's default ZipMap (never written by safeload): {op}")
     for name, why in sorted(skipped.items()):
         print(f"# skipped {name}: {why}")
