@@ -28,6 +28,7 @@ from safeload.errors import (
     SafeloadError,
     shown,
 )
+from safeload.policy import TypePolicy
 from safeload.typegate.limits import ScanLimits
 
 # Floats of the graph against the model's: float32 arithmetic in skl2onnx's tree ensembles
@@ -202,9 +203,16 @@ def _compare(model: Any, onnx_model: Any, sample: Any, estimator: str) -> float:
 
 
 def convert_to_onnx(
-    model: Any, sample: Any, where: str, limits: ScanLimits | None = None
+    model: Any,
+    sample: Any,
+    where: str,
+    limits: ScanLimits | None = None,
+    policy: TypePolicy | None = None,
 ) -> tuple[bytes, dict[str, Any]]:
     """The ONNX bytes of ``model`` and the ``onnx`` record of its metadata, proven on ``sample``.
+
+    ``policy`` is the gate's (default: :meth:`TypePolicy.default`, whose ONNX operators are
+    those skl2onnx writes); ``benchmarks/gen_onnx_ops.py`` passes one admitting every operator.
 
     Raises:
         ConversionError: skl2onnx cannot convert the model (the estimator is named).
@@ -212,7 +220,6 @@ def convert_to_onnx(
         MalformedArtifactError: the graph would not pass the load gate.
     """
     from safeload.onnxmodel import OnnxModel, open_session
-    from safeload.policy import TypePolicy
     from safeload.typegate import check_types
 
     if sample is None:
@@ -226,7 +233,7 @@ def convert_to_onnx(
         try:
             data, inputs = _convert(model, sample, float_type)
             checked = check_types(
-                data, TypePolicy.default(), format="onnx", path=where, limits=limits
+                data, policy or TypePolicy.default(), format="onnx", path=where, limits=limits
             )
             session = open_session(checked.payload)
         except SafeloadError as exc:

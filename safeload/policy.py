@@ -34,9 +34,10 @@ import functools
 import os
 import warnings
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from safeload._default_types import CALL_RULES, DEFAULT_CALLS, DEFAULT_TYPES
+from safeload._onnx_ops import ONNX_DOMAINS, ONNX_OPS
 from safeload._packs import PACK_CALL_RULES, PACKS
 from safeload.errors import PolicyError, UnsafePolicyError
 from safeload.policyfile import PolicyEntries, read_policy_file
@@ -66,12 +67,15 @@ class TypePolicy:
             such a name without listing it here cannot be built.
         safe_to_call: functions the policy's author vouches scikit-learn may call on data
             (see :attr:`safeload.LoadOptions.safe_to_call`); each is also a trusted name.
+        onnx_ops: the ONNX operators (``"ai.onnx:Add"``, ``"ai.onnx.ml:TreeEnsembleClassifier"``)
+            a graph may use; defaults to those skl2onnx writes (:mod:`safeload._onnx_ops`).
     """
 
     names: frozenset[TypeName]
     callables: frozenset[TypeName] = frozenset()
     unsafe: frozenset[TypeName] = frozenset()
     safe_to_call: frozenset[TypeName] = frozenset()
+    onnx_ops: frozenset[str] = ONNX_OPS
 
     def __post_init__(self) -> None:
         if not self.callables <= self.names:
@@ -152,6 +156,7 @@ class TypePolicy:
             self.callables | added if callable else self.callables,
             self.unsafe | frozenset(refused),
             self.safe_to_call | added if safe_to_call else self.safe_to_call,
+            self.onnx_ops,
         )
         if refused:
             warn_if_unsafe(policy, "TypePolicy.extend(..., unsafe=True)", stacklevel=2)
@@ -176,9 +181,26 @@ class TypePolicy:
                 f"unknown pack(s) {sorted(map(str, unknown))}; the packs are {sorted(PACKS)}"
             )
         added = frozenset(parse_type_name(n) for pack in names for n in PACKS[pack])
-        return TypePolicy(
-            self.names | added, self.callables | added, self.unsafe, self.safe_to_call
-        )
+        return replace(self, names=self.names | added, callables=self.callables | added)
+
+    def with_onnx_ops(self, *names: str) -> TypePolicy:
+        """Return a new policy whose ONNX gate also admits these exact operators.
+
+        Each is ``"ai.onnx:OpType"`` or ``"ai.onnx.ml:OpType"``, spelled as ONNX does. The
+        default admits only what skl2onnx writes for scikit-learn models; add an operator only
+        for graphs you sign from another converter, knowing what its kernel may allocate (a
+        string operator's output escapes onnxruntime's arena: ``docs/threat-model.md``).
+        Raises :class:`~safeload.errors.PolicyError` for a name of another form or domain.
+        """
+        for name in names:
+            domain, _, op = name.partition(":") if isinstance(name, str) else ("", "", "")
+            if domain not in ONNX_DOMAINS or not op.isidentifier():
+                raise PolicyError(
+                    f"ONNX operator {name!r} is not 'ai.onnx:OpType' or 'ai.onnx.ml:OpType'"
+                    if isinstance(name, str) and len(name) <= 200
+                    else "an ONNX operator must be a 'domain:OpType' string"
+                )
+        return replace(self, onnx_ops=self.onnx_ops | frozenset(names))
 
     def allows(self, module: str, qualname: str) -> bool:
         """Whether this exact global is trusted (as a reference at least)."""

@@ -359,11 +359,16 @@ def _skops_bytes(
     return data
 
 
-def _onnx_bytes(obj: Any, sample: Any, metadata: dict[str, JSONValue], where: str) -> bytes:
-    """Convert with skl2onnx, proven on the sample; record the graph in ``metadata``."""
+def _onnx_bytes(
+    obj: Any, sample: Any, metadata: dict[str, JSONValue], where: str, policy: TypePolicy
+) -> bytes:
+    """Convert with skl2onnx, proven on the sample; record the graph in ``metadata``.
+
+    The graph is checked under ``policy`` (its ``onnx_ops``), as a load with it would.
+    """
     from safeload import onnxconvert
 
-    data, spec = onnxconvert.convert_to_onnx(obj, sample, where)
+    data, spec = onnxconvert.convert_to_onnx(obj, sample, where, policy=policy)
     metadata["onnx"] = spec
     metadata["versions"] = {**metadata["versions"], **onnxconvert.library_versions()}
     predictions = metadata["sample"]["predictions"]  # recorded from the model itself
@@ -508,7 +513,9 @@ def save(
         raise OperationalError(f"cannot record metadata: {exc}") from exc
     model_name = MODEL_FILES[format]
     where = f"The model being saved to {where_to}"
-    onnx_bytes = _onnx_bytes(obj, sample, metadata, where) if format == "onnx" else None
+    onnx_bytes = (
+        _onnx_bytes(obj, sample, metadata, where, trusted_types) if format == "onnx" else None
+    )
 
     def write(local: Path) -> Path:
         with paused_gc(), _Staging(local, scheme) as staging:

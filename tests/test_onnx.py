@@ -36,6 +36,7 @@ from safeload.errors import (
     TamperedArtifactError,
 )
 from safeload.onnxmodel import load_onnx_verified, open_session
+from safeload.policy import TypePolicy
 from safeload.saving import write_signed_artifact
 from safeload.typegate import ScanLimits
 
@@ -244,6 +245,11 @@ def _sign(folder: Path, model: onnx.ModelProto, good: Path, key: safeload.Signin
     return Path(write_signed_artifact(folder, files, key=key))
 
 
+# The hand-made graphs below use Constant and If, which skl2onnx never writes: admitted here so
+# that each test proves its own defence, not the operator allowlist (tests/test_onnx_ops.py).
+OPS = TypePolicy.default().with_onnx_ops("ai.onnx:Constant", "ai.onnx:If")
+
+
 def _model(
     nodes: list[Any], *, initializers: Any = (), opsets: Any = None, shape: Any = (4,)
 ) -> Any:
@@ -346,7 +352,7 @@ def test_external_data_in_a_nested_subgraph_is_refused(
 ):
     path = _sign(secret_dir.parent.parent / "evil-if", _if_with_external_constant(), good, key)
     with pytest.raises(MalformedArtifactError, match="refers to external data") as info:
-        safeload.load(path, trusted=keydir)
+        safeload.load(path, trusted=keydir, policy=OPS)
     assert "If" in str(info.value)
     assert SECRET not in str(info.value)
 
@@ -443,7 +449,7 @@ def test_hostile_graph_is_refused_by_the_gate(
     make, why = HOSTILE[case]
     path = _sign(tmp_path / f"evil-{case}", make(), good, key)
     with pytest.raises(MalformedArtifactError) as info:
-        safeload.load(path, trusted=keydir)
+        safeload.load(path, trusted=keydir, policy=OPS)
     assert "refused by the static scan" in str(info.value)
     assert why in str(info.value)
 
@@ -477,9 +483,11 @@ def test_nesting_beyond_the_limit_is_refused(
         inner = helper.make_graph([make_c, node], f"level{level}", [], [out])
     model = _model(list(inner.node), shape=(1,))
     path = _sign(tmp_path / "deep", model, good, key)
-    safeload.verify_artifact(path, trusted=keydir)  # within the default depth
+    safeload.verify_artifact(path, trusted=keydir, policy=OPS)  # within the default depth
     with pytest.raises(MalformedArtifactError, match="ScanLimits.max_onnx_depth"):
-        safeload.verify_artifact(path, trusted=keydir, scan_limits=ScanLimits(max_onnx_depth=1))
+        safeload.verify_artifact(
+            path, trusted=keydir, policy=OPS, scan_limits=ScanLimits(max_onnx_depth=1)
+        )
 
 
 @pytest.mark.parametrize("kind", ["garbage", "truncated", "empty"])

@@ -17,9 +17,18 @@ What is accepted, and nothing else (an allowlist, not a list of known-bad values
   step, a run of repeated numbers one regular-expression match, the clock asked as it goes);
   it also estimates from above what the parse will hold (an empty repeated string: 2 bytes to
   ~40; a repeated int: 2 to ~20) against ``ScanLimits.max_onnx_parse_bytes``;
-* operators of the standard (``""``, ``ai.onnx``) and ``ai.onnx.ml`` domains that the installed
-  ``onnx`` knows, at opsets it knows: a custom domain is a native library's code (onnxruntime
-  contrib ops, EP context nodes that name cache files), refused;
+* operators of the policy's ``onnx_ops`` only, by exact ``domain:OpType`` name, in every graph
+  and subgraph: by default those skl2onnx writes for scikit-learn models
+  (:mod:`safeload._onnx_ops`, measured by ``benchmarks/gen_onnx_ops.py``). The rest of the
+  standard is refused though onnxruntime implements it: string operators such as
+  ``StringConcat`` or ``Expand`` of a string allocate outside onnxruntime's capped arena
+  (36 chained ``StringConcat`` double a 2-byte constant to 2**37 bytes), and an operator no
+  converter of ours writes is one nobody here has reviewed. A caller who signs graphs from
+  another converter admits more with ``TypePolicy.with_onnx_ops``;
+* of the standard (``""``, ``ai.onnx``) and ``ai.onnx.ml`` domains only, each known to the
+  installed ``onnx``, at opsets it knows: a custom domain is a native library's code
+  (onnxruntime contrib ops, EP context nodes that name cache files), refused even if a policy
+  names it;
 * no model-local functions, training info, device configurations or operator overloads:
   skl2onnx writes none, and each would let a graph define or reroute operators;
 * every tensor (initializers, attribute tensors of every node of every subgraph:
@@ -145,10 +154,13 @@ def _short(text: str) -> str:
 class _Walk:
     """One pass over every graph of the model, bounded in nodes, depth and time."""
 
-    def __init__(self, limits: ScanLimits, deadline: Deadline, opsets: dict[str, int]) -> None:
+    def __init__(
+        self, limits: ScanLimits, deadline: Deadline, opsets: dict[str, int], ops: frozenset[str]
+    ) -> None:
         self.limits = limits
         self.deadline = deadline
         self.opsets = opsets
+        self.ops = ops
         self.nodes = 0
 
     def graph(self, graph: Any, where: str, depth: int) -> None:
@@ -174,7 +186,7 @@ class _Walk:
         if self.nodes % 4096 == 0:
             self.deadline.check("the ONNX graph check")
         op = f"{_short(node.domain) or 'ai.onnx'}:{_short(node.op_type)}"
-        _check_op(node.domain, node.op_type, self.opsets)
+        _check_op(node.domain, node.op_type, self.opsets, self.ops, where)
         if node.overload or len(node.device_configurations):
             raise OnnxProblem(f"node {op} in {where} names an overload or device configuration")
         for name in (node.name, *node.input, *node.output):
@@ -218,7 +230,9 @@ def _known_opsets() -> dict[str, int]:
     return {"": standard, "ai.onnx": standard, "ai.onnx.ml": ml}
 
 
-def _check_op(domain: str, op_type: str, opsets: dict[str, int]) -> None:
+def _check_op(
+    domain: str, op_type: str, opsets: dict[str, int], ops: frozenset[str], where: str
+) -> None:
     import onnx.defs
 
     if domain not in ALLOWED_DOMAINS:
@@ -233,6 +247,14 @@ def _check_op(domain: str, op_type: str, opsets: dict[str, int]) -> None:
     if not onnx.defs.has(op_type, standard):
         raise OnnxProblem(
             f"operator {_short(op_type)} is not a standard operator of {domain or 'ai.onnx'}"
+        )
+    name = f"{domain or 'ai.onnx'}:{op_type}"
+    if name not in ops:
+        raise OnnxProblem(
+            f"operator {_short(name)} in {where} is not an operator safeload's converter "
+            "(skl2onnx, for scikit-learn models) writes, so the gate does not accept it. For a "
+            "graph you sign from another converter, admit it deliberately: "
+            f"policy=TypePolicy.default().with_onnx_ops({_short(name)})"
         )
 
 
@@ -292,8 +314,11 @@ def describe(model: Any) -> dict[str, Any]:
     }
 
 
-def check_model(model: Any, limits: ScanLimits, deadline: Deadline) -> None:
-    """Raise :class:`OnnxProblem` for the first thing the gate does not accept."""
+def check_model(model: Any, limits: ScanLimits, deadline: Deadline, ops: frozenset[str]) -> None:
+    """Raise :class:`OnnxProblem` for the first thing the gate does not accept.
+
+    ``ops``: the operators a graph may use (``TypePolicy.onnx_ops``), as ``domain:OpType``.
+    """
     import onnx
 
     if not 1 <= int(model.ir_version) <= int(onnx.IR_VERSION):
@@ -311,7 +336,7 @@ def check_model(model: Any, limits: ScanLimits, deadline: Deadline) -> None:
     opsets = _opsets(model)
     if not model.HasField("graph"):
         raise OnnxProblem("the model has no graph")
-    _Walk(limits, deadline, opsets).graph(model.graph, "the main graph", 0)
+    _Walk(limits, deadline, opsets, ops).graph(model.graph, "the main graph", 0)
     deadline.check("the ONNX graph check")
     # Only now: the checker resolves external data against the disk, and none is left.
     try:
@@ -506,7 +531,7 @@ def scan_onnx(
     view = byte_view(data)
     try:
         model = parse_model(view, limits, deadline)
-        check_model(model, limits, deadline)
+        check_model(model, limits, deadline, policy.onnx_ops)
         summary = describe(model)
     except OnnxProblem as exc:
         report = make_report(
