@@ -65,6 +65,7 @@ from safeload.errors import (
 
 if TYPE_CHECKING:
     from safeload.typegate import TypeChecked
+    from safeload.typegate.skops import SkopsPlan
 
 from safeload.policy import TypeName, TypePolicy, format_type_name
 from safeload.typegate.callrules import RULES
@@ -785,12 +786,15 @@ def load_skops_verified(
     buffer: bytes | bytearray | memoryview,
     trusted_types: list[str],
     deadline: Deadline | None = None,
+    plan: SkopsPlan | None = None,
 ) -> Any:
     """Construct a skops file (already verified, zip-checked and type-checked).
 
     ``trusted_types`` is the exact list of names skops asks for, each already checked against
     the caller's policy by :mod:`safeload.typegate.skops`; nothing broader is ever passed.
-    Only :mod:`safeload.loading` may call this, and only after the gate has passed.
+    With the scan's ``plan``, skops builds from the document the scan audited and arrays are
+    views on the buffer (:mod:`safeload._skops_load`). Only :mod:`safeload.loading` may call
+    this, and only after the gate has passed.
     """
     import skops.io
 
@@ -799,8 +803,15 @@ def load_skops_verified(
     clock = deadline or Deadline(ScanLimits().max_seconds)
     clock.check("deserializing the model")
     try:
-        # skops.io.load on a file over the verified buffer: loads(bytes(...)) would copy it.
-        model = skops.io.load(BufferReader(buffer), trusted=list(trusted_types))
+        if plan is not None and list(plan.trusted) == list(trusted_types):
+            from safeload import _skops_load
+
+            model = _skops_load.construct(buffer, plan)
+        else:
+            # skops.io.load on a file over the verified buffer: loads(bytes(...)) would copy it.
+            model = skops.io.load(BufferReader(buffer), trusted=list(trusted_types))
+    except SafeloadError:
+        raise
     except Exception as exc:
         from skops.io.exceptions import UntrustedTypesFoundException
 
@@ -816,5 +827,7 @@ def load_skops_verified(
 def deserialize_checked(checked: TypeChecked, policy: TypePolicy) -> Any:
     """Deserialize a file that passed :func:`safeload.typegate.check_types`, by its format."""
     if checked.format == "skops":
-        return load_skops_verified(checked.payload, list(checked.skops_trusted), checked.deadline)
+        return load_skops_verified(
+            checked.payload, list(checked.skops_trusted), checked.deadline, checked.skops_plan
+        )
     return unpickle_verified(checked.payload, policy, checked.deadline)

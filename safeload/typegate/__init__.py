@@ -38,7 +38,7 @@ from safeload.typegate._stream import scan_payload
 from safeload.typegate.compression import decompress
 from safeload.typegate.limits import Deadline, ScanLimits
 from safeload.typegate.report import ScanReport, make_report
-from safeload.typegate.skops import scan_skops
+from safeload.typegate.skops import SkopsPlan, scan_skops
 
 __all__ = [
     "ScanLimits",
@@ -65,6 +65,8 @@ class TypeChecked:
     #: The gate's one clock, started before the scan: deserializing and validating this file
     #: spend what is left of the same ``ScanLimits.max_seconds``.
     deadline: Deadline = field(default_factory=lambda: Deadline(ScanLimits().max_seconds))
+    #: A skops file's plan (parsed schema, the list skops' audit asked for, stored spans).
+    skops_plan: SkopsPlan | None = field(default=None, repr=False)
 
 
 def _examine(
@@ -80,8 +82,9 @@ def _examine(
     deadline = deadline or Deadline(limits.max_seconds)
     is_skops = format == "skops" if format is not None else bytes(view[:4]) in _ZIP_MAGICS
     if is_skops:
-        report, trusted = scan_skops(view, policy, path, limits, deadline)
-        return TypeChecked("skops", report, view, tuple(trusted), deadline)
+        report, plan = scan_skops(view, policy, path, limits, deadline)
+        trusted = plan.trusted if plan is not None else ()
+        return TypeChecked("skops", report, view, trusted, deadline, plan)
     try:
         compression, payload = decompress(view, limits=limits)
     except MalformedArtifactError as exc:

@@ -49,6 +49,7 @@ class SchemaNode:
     children: dict[str, Child] = field(default_factory=dict)
     content: str | None = None  # JsonNode: its JSON text; MethodNode: the method's name;
     # NdArrayNode (.npy data): its file's name
+    file: str | None = None  # the zip entry its loader reads (arrays, bytes, sparse matrices)
 
     def child_nodes(self) -> Iterator[SchemaNode]:
         """Every child node, in skops' order (shared ones as often as they are referred to)."""
@@ -68,6 +69,9 @@ class SkopsSchema:
     root: SchemaNode
     nodes: tuple[SchemaNode, ...]
     expanded: int
+    #: The parsed ``schema.json`` this walk accepted: what skops' ``get_tree`` is handed, so
+    #: that skops never parses the bytes again (nor differently).
+    document: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
 
 def read_schema_bytes(archive: zipfile.ZipFile, limits: ScanLimits) -> bytes:
@@ -110,7 +114,7 @@ def _parse(raw: bytes, names: set[str], limits: ScanLimits, deadline: Deadline) 
         )
     walk = _Walk(names, limits, deadline)
     root = walk.state(document, 0)
-    return SkopsSchema(root, tuple(walk.nodes), walk.expanded)
+    return SkopsSchema(root, tuple(walk.nodes), walk.expanded, document)
 
 
 class _Walk:
@@ -179,10 +183,11 @@ class _Walk:
             ) from exc
         return node
 
-    def file(self, state: dict[str, Any]) -> None:
+    def file(self, node: SchemaNode, state: dict[str, Any]) -> None:
         entry = state["file"]
         if type(entry) is not str or entry not in self.names:
             raise MalformedArtifactError(f"a skops node names a missing file {_show(entry)}")
+        node.file = entry
 
 
 def _show(value: object) -> str:
@@ -286,7 +291,7 @@ def _json(walk: _Walk, node: SchemaNode, state: dict[str, Any], depth: int) -> N
 
 
 def _file(walk: _Walk, node: SchemaNode, state: dict[str, Any], depth: int) -> None:
-    walk.file(state)
+    walk.file(node, state)
 
 
 def _slice(walk: _Walk, node: SchemaNode, state: dict[str, Any], depth: int) -> None:
@@ -312,7 +317,7 @@ def _operator(walk: _Walk, node: SchemaNode, state: dict[str, Any], depth: int) 
 
 def _ndarray(walk: _Walk, node: SchemaNode, state: dict[str, Any], depth: int) -> None:
     if state["type"] == "numpy":
-        walk.file(state)
+        walk.file(node, state)
         node.content = state["file"]  # the .npy entry, whose header typegate.states reads
     elif state["type"] == "json":
         _sequence(walk, node, state, depth)
@@ -324,7 +329,7 @@ def _ndarray(walk: _Walk, node: SchemaNode, state: dict[str, Any], depth: int) -
 def _sparse(walk: _Walk, node: SchemaNode, state: dict[str, Any], depth: int) -> None:
     if state["type"] != "scipy":
         raise TypeError(f"sparse type {_show(state['type'])}")
-    walk.file(state)
+    walk.file(node, state)
 
 
 def _reduce(walk: _Walk, node: SchemaNode, state: dict[str, Any], depth: int) -> None:
