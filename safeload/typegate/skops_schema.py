@@ -160,7 +160,14 @@ class _Walk:
             raise MalformedArtifactError(f"a skops node has an odd __id__ {_show(saved_id)}")
         known = self.memo.get(saved_id)
         if known is not None:  # skops returns the first node and never reads this state
-            self._count(_same_as_first(state, known[1], saved_id))
+            first = known[1]
+            if state == first and all(
+                type(value) is type(first[key]) and type(value) not in (dict, list)
+                for key, value in state.items()
+            ):
+                self._count(1)  # a flat state (most repeats): the first one, type for type
+            else:
+                self._count(_same_as_first(state, first, saved_id))
             return known[0]
         self._count(1)
         loader = self._name(state.get("__loader__"), "__loader__")
