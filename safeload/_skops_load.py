@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from safeload.buffers import BufferReader, byte_view
+from safeload.buffers import byte_view
 from safeload.errors import MalformedArtifactError
+from safeload.typegate.npyheader import read_header
 from safeload.typegate.skops import ARRAY_MARK, SkopsPlan, SkopsSource
 from safeload.typegate.skops_schema import SKOPS_PROTOCOL
 
@@ -89,24 +90,16 @@ def _fill_arrays(tree: Any, view: memoryview, plan: SkopsPlan) -> collections.Co
 def npy_array(entry: memoryview) -> np.ndarray[Any, Any]:
     """The array an ``.npy`` entry holds, as a view on ``entry`` (copied only if misaligned).
 
-    The header is read by numpy's own parser (``np.load`` reads it the same way); object
+    The header is read as ``np.load`` reads it (:mod:`safeload.typegate.npyheader`); object
     arrays are refused, as ``np.load(allow_pickle=False)`` refuses them, and the data must fill
     the entry exactly.
     """
-    reader = BufferReader(entry)
     try:
-        version = np.lib.format.read_magic(reader)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(reader)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(reader)
-        else:
-            raise ValueError(f"npy version {version}")
+        shape, fortran, dtype, offset = read_header(entry)
     except ValueError as exc:
         raise MalformedArtifactError(f"a skops array entry has an odd .npy header: {exc}") from exc
     if dtype.hasobject:
         raise MalformedArtifactError("a skops array entry holds Python objects: refused")
-    offset = reader.tell()
     count = math.prod(shape)
     if count * dtype.itemsize != len(entry) - offset:
         raise MalformedArtifactError(

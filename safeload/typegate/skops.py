@@ -29,6 +29,7 @@ from safeload.policy import TypeName, TypePolicy, format_type_name
 from safeload.typegate.callrules import skops_call_problem
 from safeload.typegate.dtypes import NUMERIC_SCALARS
 from safeload.typegate.limits import Deadline, ScanLimits
+from safeload.typegate.npyheader import read_header
 from safeload.typegate.report import ScanReport
 from safeload.typegate.skops_schema import (
     SKOPS_PROTOCOL,
@@ -260,9 +261,9 @@ def state_problems(
 ) -> list[str]:
     """The states skops would hand to a compiled ``__setstate__`` in a form its class never has.
 
-    See :mod:`safeload.typegate.states`; arrays are judged by their ``.npy`` headers (read with
-    numpy's header parser, which evaluates literals only and bounds the header's size), straight
-    from the buffer for stored entries (``spans``), through zipfile for the others.
+    See :mod:`safeload.typegate.states`; arrays are judged by their ``.npy`` headers, read as
+    numpy reads them (:mod:`safeload.typegate.npyheader`: literals only, bounded size),
+    straight from the buffer for stored entries (``spans``), through zipfile for the others.
     """
     view = byte_view(data)
     located = spans or {}
@@ -274,19 +275,13 @@ def state_problems(
             nonlocal archive
             try:
                 span = located.get(entry)
-                if span is not None:
-                    stream: Any = BufferReader(view[span[0] : span[1]])
-                else:
+                if span is None:
                     if archive is None:
                         archive = stack.enter_context(zipfile.ZipFile(BufferReader(view)))
-                    stream = stack.enter_context(archive.open(entry))
-                version = np.lib.format.read_magic(stream)
-                if version == (1, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
-                elif version == (2, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+                    with archive.open(entry) as stream:  # the header is in the first 64 KiB
+                        shape, _, dtype, _ = read_header(memoryview(stream.read(1 << 16)))
                 else:
-                    return None
+                    shape, _, dtype, _ = read_header(view[span[0] : span[1]])
             except Exception:
                 return None
             return dtype, len(shape)
