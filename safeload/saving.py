@@ -314,6 +314,7 @@ def _write_all(fd: int, pieces: list[bytes | memoryview]) -> None:
 
 
 _IOV_MAX = 512
+_INLINE_BYTES = 1 << 20
 
 
 def _check_model_file(path: Path, policy: TypePolicy, where: str) -> None:
@@ -383,6 +384,11 @@ def _write_skops(
     except Exception as exc:
         raise OperationalError(f"skops could not serialize the model: {exc}") from exc
     data = captured.view()
+    if data.nbytes <= _INLINE_BYTES:  # threads cost more than writing and hashing this
+        with path.open("xb") as raw:
+            _write_all(raw.fileno(), [data])
+        check_types(data, policy, format="skops", path=where)
+        return file_digests(data, scheme), data.nbytes
     with path.open("xb") as raw, ThreadPoolExecutor(max_workers=2) as pool:
         writing = pool.submit(_write_all, raw.fileno(), [data])
         hashing = pool.submit(file_digests, data, scheme)
