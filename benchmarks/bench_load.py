@@ -131,8 +131,10 @@ COLD: list[str] = []  # ["--cold"]: leave safeload's lazy imports inside the clo
 
 def run_child(*args: str) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, *args, *COLD], capture_output=True, text=True, check=True
+        [sys.executable, "-c", CHILD, *args, *COLD], capture_output=True, text=True
     )
+    if out.returncode:
+        raise SystemExit(f"{' '.join(args)} failed ({out.returncode}):\n{out.stderr[-3000:]}")
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
