@@ -18,6 +18,7 @@ manifest (``save(..., hash="blake3")``) interleaved with the SHA-256 default and
     python benchmarks/bench_load.py                  # every case of issue 17
     python benchmarks/bench_load.py --sizes 10 100 --repeat 3 --workdir /tmp/bench
     python benchmarks/bench_load.py --json results.json   # also write every figure as JSON
+    python benchmarks/bench_load.py --case forest-300 pipeline --formats skops  # a subset
     python benchmarks/bench_load.py --smoke               # tiny, for CI: checks it runs
 """
 
@@ -72,17 +73,12 @@ print(json.dumps({"seconds": elapsed, "peak_rss_mib": hwm / 1024}))
 
 
 def make_models(
-    sizes_mb: list[int], smoke: bool, cases: list[str] | None = None
+    sizes_mb: list[int], smoke: bool, only: set[str] | None = None
 ) -> dict[str, object]:
     """The cases of issue 17: KNN of N MB, a tiny pipeline, a forest, gradient boosting.
 
-    ``cases``: only the models whose name starts with one of these (``knn``, ``pipeline``,
-    ``forest``, ``hgb``); all when ``None``.
+    ``only``: the cases to build, by name or name prefix (``knn`` is every KNN); all when None.
     """
-
-    def wanted(name: str) -> bool:
-        return cases is None or any(name.startswith(case) for case in cases)
-
     import numpy as np
     from sklearn.decomposition import PCA
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
@@ -93,11 +89,25 @@ def make_models(
 
     rng = np.random.default_rng(0)
     models: dict[str, object] = {}
-    for size in sizes_mb if wanted("knn") else []:
+    trees = 5 if smoke else 300
+    iterations = 5 if smoke else 200
+    names = [f"knn-{size}MB" for size in sizes_mb]
+    names += ["pipeline", f"forest-{trees}", f"hgb-{iterations}"]
+    unknown = {case for case in only or () if not any(n.startswith(case) for n in names)}
+    if unknown:
+        raise SystemExit(f"unknown --case {sorted(unknown)}; the cases are {names}")
+
+    def wanted(name: str) -> bool:
+        return only is None or any(name.startswith(case) for case in only)
+
+    for size in sizes_mb:
+        if not wanted(f"knn-{size}MB"):
+            continue
         rows = max(int(size * 1e6 / 800), 10)  # 100 float64 features = 800 bytes a row
         X = rng.normal(size=(rows, 100))
         y = rng.integers(0, 2, rows)
         models[f"knn-{size}MB"] = KNeighborsClassifier(algorithm="brute").fit(X, y)
+    rng = np.random.default_rng(1)  # the same models whichever cases --case picks
     X = rng.normal(size=(2000 if smoke else 20000, 20))
     y = (X[:, 0] > 0).astype(int)
     if wanted("pipeline"):
@@ -105,13 +115,11 @@ def make_models(
             StandardScaler(), PCA(n_components=10), LogisticRegression()
         ).fit(X, y)
     y = (X[:, 0] + rng.normal(size=len(X)) > 0).astype(int)
-    trees = 5 if smoke else 300
-    if wanted("forest"):
+    if wanted(f"forest-{trees}"):
         models[f"forest-{trees}"] = RandomForestClassifier(
             n_estimators=trees, random_state=0, n_jobs=-1
         ).fit(X, y)
-    iterations = 5 if smoke else 200
-    if wanted("hgb"):
+    if wanted(f"hgb-{iterations}"):
         models[f"hgb-{iterations}"] = HistGradientBoostingClassifier(
             max_iter=iterations, early_stopping=False, random_state=0
         ).fit(X, y)
@@ -123,8 +131,10 @@ COLD: list[str] = []  # ["--cold"]: leave safeload's lazy imports inside the clo
 
 def run_child(*args: str) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, *args, *COLD], capture_output=True, text=True, check=True
+        [sys.executable, "-c", CHILD, *args, *COLD], capture_output=True, text=True
     )
+    if out.returncode:
+        raise SystemExit(f"{' '.join(args)} failed ({out.returncode}):\n{out.stderr[-3000:]}")
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
@@ -320,6 +330,12 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--formats", nargs="+", default=["joblib", "skops"])
+    parser.add_argument(
+        "--case",
+        nargs="+",
+        metavar="NAME",
+        help="only these cases, by name or name prefix (knn-10MB or knn, pipeline, forest, hgb)",
+    )
     parser.add_argument("--workdir")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     parser.add_argument("--no-startup", action="store_true", help="skip the CLI start-up times")
@@ -327,11 +343,6 @@ def main() -> None:
         "--cold",
         action="store_true",
         help="time safeload's first call with its lazy imports (default: imported before)",
-    )
-    parser.add_argument(
-        "--cases",
-        nargs="+",
-        help="only these models (by name prefix: knn, pipeline, forest, hgb); default all",
     )
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
@@ -351,7 +362,8 @@ def main() -> None:
         safeload.generate_key().save(keys / "bench")
 
     rows = []
-    for name, model in make_models(args.sizes, args.smoke, args.cases).items():
+    only = set(args.case) if args.case else None
+    for name, model in make_models(args.sizes, args.smoke, only).items():
         joblib.dump(model, work / f"{name}.joblib")
         knn = name.startswith("knn")
         size = (work / f"{name}.joblib").stat().st_size

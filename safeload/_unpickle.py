@@ -71,17 +71,20 @@ from safeload.errors import (
 
 if TYPE_CHECKING:
     from safeload.typegate import TypeChecked
+    from safeload.typegate.skops import SkopsPlan
 
+from safeload._unpickle_budget import (  # the second wall's hashing and comparing budget
+    _WHERE,
+    _Budget,
+    _eq_width,
+    _refuse,
+    _tuple_hash_cost,
+)
 from safeload.policy import TypeName, TypePolicy, format_type_name
 from safeload.typegate.callrules import RULES
 from safeload.typegate.dtypes import DtypeFormError, dtype_form, rebuild_dtype
 from safeload.typegate.limits import Deadline, ScanLimits
 from safeload.typegate.states import concrete_problem
-
-# Safety nets of their own (the scanner's ScanLimits bound the same things first, by default to
-# the same values): no legitimate model comes near them.
-_MAX_DEPTH = 1000
-_MAX_HASH_WORK = 50_000_000
 
 # Keys whose hash is one cheap step (and never recursive).
 _FLAT_KEYS = frozenset({str, int, float, bool, bytes, type(None), complex})
@@ -94,126 +97,9 @@ _DICT_SETITEMS = (dict.__setitem__, OrderedDict.__setitem__)
 # Names the machine (or copy) looks up on an instance and calls, beside dunder names.
 _SHADOWED = frozenset({"extend", "append", "add"})
 
-_WHERE = "The model stream (at load time)"
-
 
 def _shown(names: set[TypeName]) -> str:
     return " / ".join(sorted(format_type_name(n) for n in names))
-
-
-def _refuse(message: str) -> MalformedArtifactError:
-    return MalformedArtifactError(f"{_WHERE}: {message}; nothing more was deserialized.")
-
-
-class _Budget:
-    """Hashing work and time left for one load (nested object-array pickles share it)."""
-
-    __slots__ = ("deadline", "left", "ticks")
-
-    def __init__(self, deadline: Deadline) -> None:
-        self.left = _MAX_HASH_WORK
-        self.deadline = deadline
-        self.ticks = 0
-
-    def tick(self) -> None:
-        """One costly step (a call, a BUILD, a batch of keys): ask the clock every 256."""
-        self.ticks += 1
-        if self.ticks & 255 == 1:  # the first step too: no load starts late
-            self.deadline.check("deserializing the model")
-
-    def spend(self, work: int) -> None:
-        self.left -= work
-        if self.left < 0:
-            raise _refuse(
-                f"its dict keys and set members take more than {_MAX_HASH_WORK} steps to hash "
-                "(a hashing bomb, e.g. a tuple shared through the memo)"
-            )
-
-    def spend_comparing(self, work: int) -> None:
-        self.left -= work
-        if self.left < 0:
-            raise self.over_comparing()
-
-    @staticmethod
-    def over_comparing() -> MalformedArtifactError:
-        return _refuse(
-            f"its dict keys and set members collide: comparing them takes more than "
-            f"{_MAX_HASH_WORK} steps (an equality bomb: equal frozenset DAGs, or keys that "
-            "hash alike)"
-        )
-
-
-def _eq_width(root: object, limit: int) -> int:
-    """Values comparing ``root`` with an equal value may visit, in linear time.
-
-    Tuples and frozensets fully expanded (memo-shared parts once per use); raises past ``limit``.
-    """
-    if not isinstance(root, (tuple, frozenset)):
-        return 1
-    sizes: dict[int, int] = {}  # id -> expanded size, for containers shared through the memo
-    frames: list[list[Any]] = [[root, iter(root), 1]]
-    while frames:
-        frame = frames[-1]
-        for child in frame[1]:
-            if isinstance(child, (tuple, frozenset)):
-                known = sizes.get(id(child))
-                if known is None:
-                    if len(frames) >= _MAX_DEPTH:
-                        raise _refuse(f"a key it compares nests more than {_MAX_DEPTH} deep")
-                    frames.append([child, iter(child), 1])
-                    break
-                frame[2] += known
-            else:
-                frame[2] += 1
-            if frame[2] > limit:
-                raise _Budget.over_comparing()
-        else:
-            frames.pop()
-            sizes[id(frame[0])] = frame[2]
-            if frames:
-                frames[-1][2] += frame[2]
-                if frames[-1][2] > limit:
-                    raise _Budget.over_comparing()
-    return sizes[id(root)]
-
-
-def _tuple_hash_cost(root: tuple[Any, ...], limit: int) -> int:
-    """Steps ``hash(root)`` takes (each item of each nested tuple, expanded), in linear time.
-
-    Raises past ``limit`` steps or ``_MAX_DEPTH`` levels; iterative, so it cannot overflow.
-    """
-    sizes: dict[int, int] = {}  # id -> expanded size, for tuples shared through the memo
-    frames: list[list[Any]] = [[root, 0, 1]]  # [tuple, next index, size so far]
-    while frames:
-        frame = frames[-1]
-        node, index, size = frame
-        descended = False
-        while index < len(node):
-            child = node[index]
-            index += 1
-            if isinstance(child, tuple):
-                known = sizes.get(id(child))
-                if known is None:
-                    if len(frames) >= _MAX_DEPTH:
-                        raise _refuse(f"a tuple it hashes nests more than {_MAX_DEPTH} deep")
-                    frame[1], frame[2] = index, size
-                    frames.append([child, 0, 1])
-                    descended = True
-                    break
-                size += known
-            elif isinstance(child, frozenset):
-                size += 1 + len(child)
-            else:
-                size += 1
-            if size > limit:
-                raise _refuse(f"a value it hashes takes more than {_MAX_HASH_WORK} steps")
-        if descended:
-            continue
-        frames.pop()
-        sizes[id(node)] = size
-        if frames:
-            frames[-1][2] += size
-    return sizes[id(root)]
 
 
 def _class_attribute_of(cls: type, name: str) -> Any:
@@ -811,12 +697,15 @@ def load_skops_verified(
     buffer: bytes | bytearray | memoryview,
     trusted_types: list[str],
     deadline: Deadline | None = None,
+    plan: SkopsPlan | None = None,
 ) -> Any:
     """Construct a skops file (already verified, zip-checked and type-checked).
 
     ``trusted_types`` is the exact list of names skops asks for, each already checked against
     the caller's policy by :mod:`safeload.typegate.skops`; nothing broader is ever passed.
-    Only :mod:`safeload.loading` may call this, and only after the gate has passed.
+    With the scan's ``plan``, skops builds from the document the scan audited and arrays are
+    views on the buffer (:mod:`safeload._skops_load`). Only :mod:`safeload.loading` may call
+    this, and only after the gate has passed.
     """
     import skops.io
 
@@ -825,8 +714,15 @@ def load_skops_verified(
     clock = deadline or Deadline(ScanLimits().max_seconds)
     clock.check("deserializing the model")
     try:
-        # skops.io.load on a file over the verified buffer: loads(bytes(...)) would copy it.
-        model = skops.io.load(BufferReader(buffer), trusted=list(trusted_types))
+        if plan is not None and list(plan.trusted) == list(trusted_types):
+            from safeload import _skops_load
+
+            model = _skops_load.construct(buffer, plan)
+        else:
+            # skops.io.load on a file over the verified buffer: loads(bytes(...)) would copy it.
+            model = skops.io.load(BufferReader(buffer), trusted=list(trusted_types))
+    except SafeloadError:
+        raise
     except Exception as exc:
         from skops.io.exceptions import UntrustedTypesFoundException
 
@@ -846,5 +742,7 @@ def deserialize_checked(checked: TypeChecked, policy: TypePolicy) -> Any:
     path first for a stream the scan mapped and comes here for everything else.
     """
     if checked.format == "skops":
-        return load_skops_verified(checked.payload, list(checked.skops_trusted), checked.deadline)
+        return load_skops_verified(
+            checked.payload, list(checked.skops_trusted), checked.deadline, checked.skops_plan
+        )
     return unpickle_verified(checked.payload, policy, checked.deadline, checked.limits)

@@ -36,12 +36,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from safeload import _unpickle
-from safeload._unpickle import (
-    _array_view,
-    _Budget,
-    _refuse,
-    _RestrictedUnpickler,
-)
+from safeload._unpickle import _array_view, _RestrictedUnpickler
+from safeload._unpickle_budget import _Budget, _refuse
 from safeload.errors import MalformedArtifactError, SafeloadError
 from safeload.policy import TypePolicy
 from safeload.typegate.fastplan import ArrayPlace, FastPlan

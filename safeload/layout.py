@@ -375,6 +375,8 @@ def read_stream(
     how = scheme or Hashing()
     shard = how.shard_size if hashing else None
     whole = how.new() if hashing and shard is None else None
+    if size <= _INLINE:
+        return _read_small(handle, view, what, how if hashing else None, progress)
     shards: list[Future[str]] = []
     done = 0
     with ThreadPoolExecutor(max_workers=1 if shard is None else 2) as pool:
@@ -405,6 +407,37 @@ def read_stream(
     if whole is not None:
         return view, (whole.hexdigest(),)
     return view, digests if size else (how.hexdigest(b""),)
+
+
+_INLINE = 1 << 20
+"""Files up to this size are hashed by the reading thread: starting and joining hashing
+threads costs more than hashing a megabyte (a few ms per load on a busy machine)."""
+
+
+def _read_small(
+    handle: Readable,
+    view: memoryview,
+    what: str,
+    how: Hashing | None,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[memoryview, tuple[str, ...] | None]:
+    """:func:`read_stream` for a small file: read whole, then hashed in this thread."""
+    done = 0
+    while done < len(view):
+        got = handle.readinto(view[done : done + _CHUNK])
+        if not got:
+            break
+        done += got
+        if progress is not None:
+            progress(done, len(view))
+    if done != len(view) or handle.read(1):
+        raise MalformedArtifactError(f"{what} changed size while it was being read")
+    if how is None:
+        return view, None
+    if how.shard_size is None:
+        return view, (how.hexdigest(view),)
+    bounds = [(a, min(a + how.shard_size, done)) for a in range(0, done, how.shard_size)]
+    return view, tuple(how.hexdigest(view[a:b]) for a, b in bounds) or (how.hexdigest(b""),)
 
 
 def read_model_file(

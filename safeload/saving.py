@@ -315,6 +315,7 @@ def _write_all(fd: int, pieces: list[bytes | memoryview]) -> None:
 
 
 _IOV_MAX = 512
+_INLINE_BYTES = 1 << 20
 
 
 def _check_model_file(path: Path, policy: TypePolicy, where: str) -> None:
@@ -336,27 +337,68 @@ def _check_model_file(path: Path, policy: TypePolicy, where: str) -> None:
                 view.release()
 
 
-def _skops_bytes(
-    obj: Any, compress: int | bool | tuple[str, int], policy: TypePolicy, where: str
-) -> bytes:
-    """Serialize with skops and refuse, before writing, what the gate would refuse."""
+class _Captured:
+    """The one write ``skops.io.dump`` makes: a view of its zip buffer, kept without a copy."""
+
+    def __init__(self) -> None:
+        self.parts: list[memoryview] = []
+
+    def write(self, data: Any) -> int:
+        self.parts.append(memoryview(data).cast("B"))
+        return self.parts[-1].nbytes
+
+    def view(self) -> memoryview:
+        if len(self.parts) == 1:
+            return self.parts[0]
+        return memoryview(b"".join(self.parts))
+
+
+def _write_skops(
+    obj: Any,
+    path: Path,
+    compress: int | bool | tuple[str, int],
+    policy: TypePolicy,
+    where: str,
+    scheme: Hashing,
+) -> tuple[tuple[str, ...], int]:
+    """Serialize with skops, then write, hash and scan the zip at once; return digests, size.
+
+    skops builds the whole zip in memory; its buffer is used as it is (``dumps`` would copy
+    it). Writing and hashing release the GIL, so they run in worker threads while this one
+    scans the same bytes: what the gate would refuse is never signed (the caller removes the
+    staging directory on any error).
+    """
     import zipfile
 
     import skops.io
 
     if isinstance(compress, tuple):
         raise ValueError("skops takes compress as a zip level (0-9), not a joblib compressor")
+    captured = _Captured()
     try:
         if compress:
-            data: bytes = skops.io.dumps(
-                obj, compression=zipfile.ZIP_DEFLATED, compresslevel=int(compress)
+            skops.io.dump(
+                obj, captured, compression=zipfile.ZIP_DEFLATED, compresslevel=int(compress)
             )
         else:
-            data = skops.io.dumps(obj)
+            skops.io.dump(obj, captured)
     except Exception as exc:
         raise OperationalError(f"skops could not serialize the model: {exc}") from exc
-    check_types(data, policy, format="skops", path=where)
-    return data
+    data = captured.view()
+    if data.nbytes <= _INLINE_BYTES:  # threads cost more than writing and hashing this
+        with path.open("xb") as raw:
+            _write_all(raw.fileno(), [data])
+        check_types(data, policy, format="skops", path=where)
+        return file_digests(data, scheme), data.nbytes
+    with path.open("xb") as raw, ThreadPoolExecutor(max_workers=2) as pool:
+        writing = pool.submit(_write_all, raw.fileno(), [data])
+        hashing = pool.submit(file_digests, data, scheme)
+        try:
+            check_types(data, policy, format="skops", path=where)
+        finally:
+            writing.result()
+            digests = hashing.result()
+    return digests, data.nbytes
 
 
 def _onnx_bytes(
@@ -521,11 +563,10 @@ def save(
         with paused_gc(), _Staging(local, scheme) as staging:
             if onnx_bytes is not None:
                 staging.write(model_name, onnx_bytes)
-            elif format == "skops":
-                staging.write(model_name, _skops_bytes(obj, compress, trusted_types, where))
             else:
                 model_path = staging.dir / model_name
-                written = _write_joblib(obj, model_path, compress, trusted_types, where, scheme)
+                write_model = _write_skops if format == "skops" else _write_joblib
+                written = write_model(obj, model_path, compress, trusted_types, where, scheme)
                 staging.record(model_name, *written)
             metadata["lineage"]["code"] = git.result()
             staging.write(METADATA_FILE, strictjson.dumps(metadata))

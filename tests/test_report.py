@@ -130,10 +130,10 @@ def test_defaults_match_what_the_docstring_says() -> None:
     assert limits.max_array_bytes >= 1 << 30 and limits.max_decompressed_bytes >= 1 << 30
     # "no model nests this deep", "A legitimate file spends about one step per key": the
     # second wall's own safety nets are documented as the same values
-    from safeload import _unpickle
+    from safeload import _unpickle_budget
 
-    assert limits.max_depth == _unpickle._MAX_DEPTH == 1000
-    assert limits.max_hash_work == _unpickle._MAX_HASH_WORK
+    assert limits.max_depth == _unpickle_budget._MAX_DEPTH == 1000
+    assert limits.max_hash_work == _unpickle_budget._MAX_HASH_WORK
     # "Real models compress less than 20x ... zlib reaches ~1032x and lz4 ~255x"
     assert 20 < limits.max_ratio < 255
     assert "stops after about ``ratio_floor_bytes``" in doc

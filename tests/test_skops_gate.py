@@ -106,3 +106,24 @@ def test_duplicate_zip_entry_is_refused() -> None:
 def test_not_a_zip_is_malformed() -> None:
     with pytest.raises(MalformedArtifactError, match="not a valid zip archive"):
         check_zip(b"PK\x03\x04 not really", ScanLimits())
+
+
+def test_a_name_only_skops_asks_for_must_be_a_policy_name() -> None:
+    """A Generator's bit generator is named only in its state: skops' audit asks for it."""
+    import json
+
+    import numpy as np
+    import skops.io
+
+    from safeload.typegate import scan_bytes
+    from tests.helpers import edit_skops_schema
+
+    def rename(schema: dict[str, object]) -> None:
+        state = schema["content"]["g"]["content"]["bit_generator"]  # type: ignore[index]
+        state["content"]["bit_generator"]["content"] = json.dumps("RandomState")
+
+    data = edit_skops_schema(skops.io.dumps({"g": np.random.default_rng(0)}), rename)
+    assert skops.io.get_untrusted_types(data=data) == ["numpy.random.RandomState"]
+    report = scan_bytes(data, policy=TypePolicy.default())
+    assert not report.safe
+    assert "numpy.random.RandomState" in report.untrusted

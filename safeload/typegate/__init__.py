@@ -42,7 +42,7 @@ from safeload.typegate.fastplan import FastPlan
 from safeload.typegate.limits import Deadline, ScanLimits
 from safeload.typegate.onnx import scan_onnx
 from safeload.typegate.report import ScanReport, make_report
-from safeload.typegate.skops import scan_skops
+from safeload.typegate.skops import SkopsPlan, scan_skops
 
 __all__ = [
     "ScanLimits",
@@ -73,6 +73,8 @@ class TypeChecked:
     limits: ScanLimits = field(default_factory=ScanLimits)
     #: The scan's proof that the C unpickler may load ``payload`` (``fastplan``), or ``None``.
     plan: FastPlan | None = field(default=None, repr=False)
+    #: A skops file's plan (parsed schema, the list skops' audit asked for, stored spans).
+    skops_plan: SkopsPlan | None = field(default=None, repr=False)
 
 
 def _examine(
@@ -91,8 +93,9 @@ def _examine(
         return TypeChecked("onnx", replace(report, graph=graph), view, deadline=deadline)
     is_skops = format == "skops" if format is not None else bytes(view[:4]) in _ZIP_MAGICS
     if is_skops:
-        report, trusted = scan_skops(view, policy, path, limits, deadline)
-        return TypeChecked("skops", report, view, tuple(trusted), deadline, limits)
+        report, skops_plan = scan_skops(view, policy, path, limits, deadline)
+        trusted = skops_plan.trusted if skops_plan is not None else ()
+        return TypeChecked("skops", report, view, trusted, deadline, limits, skops_plan=skops_plan)
     try:
         compression, payload = decompress(view, limits=limits)
     except MalformedArtifactError as exc:

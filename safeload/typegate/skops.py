@@ -10,7 +10,11 @@ themselves (dict, list, tuple, str...) are accepted without a policy entry.
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import itertools
 import re
+import struct
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,15 +22,22 @@ from typing import Any
 import numpy as np
 
 from safeload._default_types import NO_ARGS, PYX_UNPICKLE
-from safeload.buffers import BufferReader
+from safeload.buffers import BufferReader, byte_view
 from safeload.errors import MalformedArtifactError, shown
 from safeload.gcpause import paused_gc
 from safeload.policy import TypeName, TypePolicy, format_type_name
 from safeload.typegate.callrules import skops_call_problem
 from safeload.typegate.dtypes import NUMERIC_SCALARS
 from safeload.typegate.limits import Deadline, ScanLimits
+from safeload.typegate.npyheader import read_header
 from safeload.typegate.report import ScanReport
-from safeload.typegate.skops_schema import SchemaNode, SkopsSchema, parse_schema, read_schema_bytes
+from safeload.typegate.skops_schema import (
+    SKOPS_PROTOCOL,
+    SchemaNode,
+    SkopsSchema,
+    parse_schema,
+    read_schema_bytes,
+)
 from safeload.typegate.states import skops_problem
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -71,8 +82,21 @@ def check_zip(data: bytes | bytearray | memoryview, limits: ScanLimits) -> tuple
     ``schema.json``'s bytes (size-checked before reading) and the entry names, for the one
     walk of the schema.
     """
+    schema, names, _ = open_zip(data, limits)
+    return schema, names
+
+
+Spans = dict[str, tuple[int, int]]
+"""Where each stored (uncompressed) entry's bytes lie in the file: ``[start, end)``."""
+
+
+def open_zip(
+    data: bytes | bytearray | memoryview, limits: ScanLimits
+) -> tuple[bytes, set[str], Spans]:
+    """:func:`check_zip`, and where each stored entry's bytes lie in ``data`` (no copy)."""
+    view = byte_view(data)
     try:
-        with zipfile.ZipFile(BufferReader(data)) as archive:  # no copy of the file
+        with zipfile.ZipFile(BufferReader(view)) as archive:  # no copy of the file
             infos = archive.infolist()
             names = _check_entries(infos, limits)
             schema = read_schema_bytes(archive, limits)
@@ -82,7 +106,45 @@ def check_zip(data: bytes | bytearray | memoryview, limits: ScanLimits) -> tuple
             "not a pickle, joblib or skops file: it starts like a skops zip but is not a valid "
             f"zip archive (truncated or damaged, {type(exc).__name__}): refused."
         ) from exc
-    return schema, names
+    return schema, names, _stored_spans(view, infos)
+
+
+_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # zipfile's structFileHeader, 30 bytes
+
+
+def _stored_spans(view: memoryview, infos: list[zipfile.ZipInfo]) -> Spans:
+    """The data span of each entry stored without compression or encryption.
+
+    Located as zipfile locates it (the central directory's offset, then the local header's
+    name and extra lengths), with the local name equal to the central one, inside the file,
+    and no two spans overlapping; an entry that fails any of this gets no span and is read
+    through zipfile. The manifest hash already covers every byte, so zip CRCs add nothing.
+    """
+    spans: Spans = {}
+    for info in infos:
+        if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+            continue
+        if info.compress_size != info.file_size:
+            continue
+        head = info.header_offset
+        if head < 0 or head + _LOCAL_HEADER.size > len(view):
+            continue
+        fields = _LOCAL_HEADER.unpack_from(view, head)
+        name_len, extra_len = fields[10], fields[11]
+        name_at = head + _LOCAL_HEADER.size
+        if fields[0] != b"PK\x03\x04" or bytes(view[name_at : name_at + name_len]) != (
+            info.filename.encode("ascii")
+        ):
+            continue
+        start = name_at + name_len + extra_len
+        end = start + info.file_size
+        if end <= len(view):
+            spans[info.filename] = (start, end)
+    ordered = sorted(spans.values())
+    for (_, end), (start, _) in itertools.pairwise(ordered):
+        if start < end:
+            raise MalformedArtifactError("the skops file holds overlapping entries: refused")
+    return spans
 
 
 def _check_entries(infos: list[zipfile.ZipInfo], limits: ScanLimits) -> set[str]:
@@ -194,25 +256,32 @@ def call_problems(found: list[SkopsNode], policy: TypePolicy) -> list[str]:
     return sorted(problems)
 
 
-def state_problems(data: bytes | bytearray | memoryview, schema: SkopsSchema) -> list[str]:
+def state_problems(
+    data: bytes | bytearray | memoryview, schema: SkopsSchema, spans: Spans | None = None
+) -> list[str]:
     """The states skops would hand to a compiled ``__setstate__`` in a form its class never has.
 
-    See :mod:`safeload.typegate.states`; arrays are judged by their ``.npy`` headers (read with
-    numpy's header parser, which evaluates literals only and bounds the header's size).
+    See :mod:`safeload.typegate.states`; arrays are judged by their ``.npy`` headers, read as
+    numpy reads them (:mod:`safeload.typegate.npyheader`: literals only, bounded size),
+    straight from the buffer for stored entries (``spans``), through zipfile for the others.
     """
+    view = byte_view(data)
+    located = spans or {}
     problems: set[str] = set()
-    with zipfile.ZipFile(BufferReader(data)) as archive:  # no copy of the file
+    with contextlib.ExitStack() as stack:
+        archive: zipfile.ZipFile | None = None
 
         def header(entry: str) -> tuple[np.dtype[Any], int] | None:
+            nonlocal archive
             try:
-                with archive.open(entry) as stream:
-                    version = np.lib.format.read_magic(stream)
-                    if version == (1, 0):
-                        shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
-                    elif version == (2, 0):
-                        shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
-                    else:
-                        return None
+                span = located.get(entry)
+                if span is None:
+                    if archive is None:
+                        archive = stack.enter_context(zipfile.ZipFile(BufferReader(view)))
+                    with archive.open(entry) as stream:  # the header is in the first 64 KiB
+                        shape, _, dtype, _ = read_header(memoryview(stream.read(1 << 16)))
+                else:
+                    shape, _, dtype, _ = read_header(view[span[0] : span[1]])
             except Exception:
                 return None
             return dtype, len(shape)
@@ -241,20 +310,102 @@ def untrusted_skops_types(found: list[SkopsNode], policy: TypePolicy) -> list[st
     return sorted(bad)
 
 
-def trusted_list_for_skops(data: bytes | bytearray | memoryview, schema: SkopsSchema) -> list[str]:
-    """The exact list to hand to skops' loader (``trusted=...``): what skops itself asks for.
+ARRAY_MARK = b"\x00safeload: built from the verified buffer, not read here: "
 
-    Only called on a schema the walk accepted: skops' own audit then visits
-    ``schema.expanded`` nodes (bounded by ``ScanLimits.max_skops_nodes``), never more.
+
+class SkopsSource:
+    """skops' ``LoadContext.src``: entries read from the verified buffer, arrays marked.
+
+    skops' loaders read every entry in full while they build their node tree (``NdArrayNode``
+    copies each array into a ``BytesIO`` before any audit). The arrays that
+    :mod:`safeload._skops_load` builds straight from the verified buffer (``arrays``: stored
+    entries that only ``numpy.ndarray`` nodes read) are handed out as a marker instead, which
+    is not an ``.npy`` file: a marker that reached numpy would make ``np.load`` refuse, never
+    read as data. Each marker handed out is counted in ``marked``.
     """
-    from skops.io import get_untrusted_types
 
+    def __init__(self, view: memoryview, spans: Spans, arrays: frozenset[str]) -> None:
+        self.view = view
+        self.spans = spans
+        self.arrays = arrays
+        self.marked: collections.Counter[str] = collections.Counter()
+        self._zip: zipfile.ZipFile | None = None
+
+    def read(self, name: str) -> bytes:
+        """The entry's bytes (what skops' ``ZipFile.read`` gives), or a marker for an array."""
+        if name in self.arrays:
+            self.marked[name] += 1
+            return ARRAY_MARK + name.encode("ascii")
+        span = self.spans.get(name)
+        if span is not None:
+            return bytes(self.view[span[0] : span[1]])
+        if self._zip is None:  # compressed entries, within the limits check_zip enforced
+            self._zip = zipfile.ZipFile(BufferReader(self.view))
+        return self._zip.read(name)
+
+
+def direct_arrays(schema: SkopsSchema, spans: Spans) -> frozenset[str]:
+    """Stored entries read only by ``numpy.ndarray`` nodes: built from the buffer at load."""
+    arrays: set[str] = set()
+    others: set[str] = set()
+    for node in schema.nodes:
+        if node.file is None:
+            continue
+        if node.kind == "NdArrayNode" and (node.module, node.name) == ("numpy", "ndarray"):
+            arrays.add(node.file)
+        else:
+            others.add(node.file)
+    return frozenset(name for name in arrays - others if name in spans)
+
+
+@dataclass(frozen=True)
+class SkopsPlan:
+    """What the scan proved of a skops file, handed to its one construction.
+
+    ``document`` is the parsed ``schema.json`` the walk accepted and skops' audit ran on (skops
+    never parses the bytes again); ``trusted`` is the exact list that audit asked for, each an
+    exact policy entry; ``spans`` and ``arrays`` say which entries the deserializer builds
+    straight from the verified buffer.
+    """
+
+    document: dict[str, Any] = field(repr=False)
+    trusted: tuple[str, ...]
+    spans: Spans = field(repr=False)
+    arrays: frozenset[str] = field(repr=False)
+
+
+def skops_audit(view: memoryview, schema: SkopsSchema, spans: Spans) -> SkopsPlan:
+    """The audit skops runs (``get_untrusted_types``), on the walked document: what it asks for.
+
+    Only called on a schema the walk accepted: skops' ``get_tree`` then builds
+    ``schema.expanded`` nodes (bounded by ``ScanLimits.max_skops_nodes``), never more, and reads
+    no array (:class:`SkopsSource`).
+    """
+    from skops.io._audit import get_tree
+    from skops.io._utils import LoadContext
+
+    arrays = direct_arrays(schema, spans)
     try:
         with paused_gc():  # the node tree holds no garbage cycles; full passes would dominate
-            # A file over the verified buffer: skops reads the zip without a copy of it.
-            return sorted(get_untrusted_types(file=BufferReader(data)))
+            context = LoadContext(src=SkopsSource(view, spans, arrays), protocol=SKOPS_PROTOCOL)
+            tree = get_tree(schema.document, context, trusted=None)
+            trusted = tuple(sorted(tree.get_unsafe_set()))
     except Exception as exc:
         raise MalformedArtifactError(f"skops could not audit the file: {exc}") from exc
+    return SkopsPlan(schema.document, trusted, spans, arrays)
+
+
+def _allowed(dotted: str, policy: TypePolicy) -> bool:
+    """Whether ``module.qualname`` (skops' spelling) is a policy name, split at any dot.
+
+    The same answer as looking it up among every policy name spelled that way, without
+    spelling hundreds of names per scan.
+    """
+    return any(
+        (dotted[:at], dotted[at + 1 :]) in policy.names
+        for at, char in enumerate(dotted)
+        if char == "."
+    )
 
 
 def scan_skops(
@@ -263,25 +414,26 @@ def scan_skops(
     path: str | None,
     limits: ScanLimits,
     deadline: Deadline | None = None,
-) -> tuple[ScanReport, list[str]]:
-    """Scan a skops file; return the report and, if safe, the exact list for skops' loader."""
+) -> tuple[ScanReport, SkopsPlan | None]:
+    """Scan a skops file; return the report and, if safe, the plan for skops' loader."""
+    view = byte_view(data)
     problems: list[str] = []
     names: list[str] = []
     untrusted: list[str] = []
-    skops_list: list[str] = []
+    plan: SkopsPlan | None = None
     try:
-        schema = parse_schema(*check_zip(data, limits), limits, deadline)
+        raw, entries, spans = open_zip(view, limits)
+        schema = parse_schema(raw, entries, limits, deadline)
         found = skops_types(schema)
         names = sorted({format_type_name(n.type_name) for n in found})
         untrusted = untrusted_skops_types(found, policy)
         problems.extend(call_problems(found, policy))
-        problems.extend(state_problems(data, schema))
+        problems.extend(state_problems(view, schema, spans))
         # What skops itself will ask to trust (it declares some names, such as a Generator's
         # bit generator, only there): every one of those must be an exact policy entry too.
-        skops_list = trusted_list_for_skops(data, schema)
-        allowed = {format_type_name(n) for n in policy.names}
-        names = sorted(set(names) | set(skops_list))
-        untrusted = sorted(set(untrusted) | {n for n in skops_list if n not in allowed})
+        plan = skops_audit(view, schema, spans)
+        names = sorted(set(names) | set(plan.trusted))
+        untrusted = sorted(set(untrusted) | {n for n in plan.trusted if not _allowed(n, policy)})
     except MalformedArtifactError as exc:
         problems.append(str(exc))
     report = ScanReport(
@@ -292,4 +444,4 @@ def scan_skops(
         untrusted=tuple(untrusted),
         problems=tuple(problems),
     )
-    return report, (skops_list if report.safe else [])
+    return report, (plan if report.safe else None)

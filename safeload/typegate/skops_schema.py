@@ -49,6 +49,7 @@ class SchemaNode:
     children: dict[str, Child] = field(default_factory=dict)
     content: str | None = None  # JsonNode: its JSON text; MethodNode: the method's name;
     # NdArrayNode (.npy data): its file's name
+    file: str | None = None  # the zip entry its loader reads (arrays, bytes, sparse matrices)
 
     def child_nodes(self) -> Iterator[SchemaNode]:
         """Every child node, in skops' order (shared ones as often as they are referred to)."""
@@ -68,6 +69,9 @@ class SkopsSchema:
     root: SchemaNode
     nodes: tuple[SchemaNode, ...]
     expanded: int
+    #: The parsed ``schema.json`` this walk accepted: what skops' ``get_tree`` is handed, so
+    #: that skops never parses the bytes again (nor differently).
+    document: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
 
 def read_schema_bytes(archive: zipfile.ZipFile, limits: ScanLimits) -> bytes:
@@ -110,7 +114,7 @@ def _parse(raw: bytes, names: set[str], limits: ScanLimits, deadline: Deadline) 
         )
     walk = _Walk(names, limits, deadline)
     root = walk.state(document, 0)
-    return SkopsSchema(root, tuple(walk.nodes), walk.expanded)
+    return SkopsSchema(root, tuple(walk.nodes), walk.expanded, document)
 
 
 class _Walk:
@@ -156,7 +160,14 @@ class _Walk:
             raise MalformedArtifactError(f"a skops node has an odd __id__ {_show(saved_id)}")
         known = self.memo.get(saved_id)
         if known is not None:  # skops returns the first node and never reads this state
-            self._count(_same_as_first(state, known[1], saved_id))
+            first = known[1]
+            if state == first and all(
+                type(value) is type(first[key]) and type(value) not in (dict, list)
+                for key, value in state.items()
+            ):
+                self._count(1)  # a flat state (most repeats): the first one, type for type
+            else:
+                self._count(_same_as_first(state, first, saved_id))
             return known[0]
         self._count(1)
         loader = self._name(state.get("__loader__"), "__loader__")
@@ -179,10 +190,11 @@ class _Walk:
             ) from exc
         return node
 
-    def file(self, state: dict[str, Any]) -> None:
+    def file(self, node: SchemaNode, state: dict[str, Any]) -> None:
         entry = state["file"]
         if type(entry) is not str or entry not in self.names:
             raise MalformedArtifactError(f"a skops node names a missing file {_show(entry)}")
+        node.file = entry
 
 
 def _show(value: object) -> str:
@@ -286,7 +298,7 @@ def _json(walk: _Walk, node: SchemaNode, state: dict[str, Any], depth: int) -> N
 
 
 def _file(walk: _Walk, node: SchemaNode, state: dict[str, Any], depth: int) -> None:
-    walk.file(state)
+    walk.file(node, state)
 
 
 def _slice(walk: _Walk, node: SchemaNode, state: dict[str, Any], depth: int) -> None:
@@ -312,7 +324,7 @@ def _operator(walk: _Walk, node: SchemaNode, state: dict[str, Any], depth: int) 
 
 def _ndarray(walk: _Walk, node: SchemaNode, state: dict[str, Any], depth: int) -> None:
     if state["type"] == "numpy":
-        walk.file(state)
+        walk.file(node, state)
         node.content = state["file"]  # the .npy entry, whose header typegate.states reads
     elif state["type"] == "json":
         _sequence(walk, node, state, depth)
@@ -324,7 +336,7 @@ def _ndarray(walk: _Walk, node: SchemaNode, state: dict[str, Any], depth: int) -
 def _sparse(walk: _Walk, node: SchemaNode, state: dict[str, Any], depth: int) -> None:
     if state["type"] != "scipy":
         raise TypeError(f"sparse type {_show(state['type'])}")
-    walk.file(state)
+    walk.file(node, state)
 
 
 def _reduce(walk: _Walk, node: SchemaNode, state: dict[str, Any], depth: int) -> None:
