@@ -26,30 +26,17 @@ from safeload._onnx_ops import ONNX_OPS
 from safeload.errors import PolicyError
 from safeload.onnxmodel import load_onnx_verified
 from safeload.policy import TypePolicy
-from safeload.saving import write_signed_artifact
 from safeload.typegate import check_types, scan_bytes
+from tests import test_onnx_attacks
 
 pytest.importorskip("skl2onnx")
 
+# The signed good artifact and the signing of hostile graphs, as the ONNX attack tests do it.
+good = test_onnx_attacks.good
+_sign = test_onnx_attacks._sign
+
 ROOT = Path(__file__).resolve().parents[1]
 NOT_WRITTEN = "is not an operator safeload's converter"
-
-
-@pytest.fixture
-def good(tmp_path: Path, pipeline: Any, iris: Any, key: safeload.SigningKey) -> Path:
-    X, _ = iris
-    return Path(
-        safeload.save(pipeline, tmp_path / "good" / "1.0", key=key, format="onnx", sample=X[::15])
-    )
-
-
-def _sign(folder: Path, model: onnx.ModelProto, good: Path, key: safeload.SigningKey) -> Path:
-    """The hostile graph with the good artifact's signed metadata: only the gate can refuse."""
-    files = {
-        "model.onnx": model.SerializeToString(),
-        "safeload.json": (good / "safeload.json").read_bytes(),
-    }
-    return Path(write_signed_artifact(folder, files, key=key))
 
 
 def _predictor(nodes: list[Any], initializers: list[Any], opset: int = 20) -> onnx.ModelProto:
