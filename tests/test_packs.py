@@ -278,6 +278,23 @@ LIGHTGBM_ATTACKS = {
 }
 
 
+def _refused_in_child(
+    library: str,
+    craft: Any,
+    refused_class: str,
+    tmp_path: Path,
+    key: safeload.SigningKey,
+    keydir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The crafted model, signed and loaded in a child: refused by the booster check, exit 1."""
+    path = _crafted(library, craft, tmp_path, key, monkeypatch)
+    done = _load_in_child(path, keydir, library)
+    assert done.returncode == 1, (done.returncode, done.stderr[-2000:])
+    assert "MalformedArtifactError" in done.stderr
+    assert f"BUILD restores a {refused_class}" in done.stderr
+
+
 @pytest.mark.parametrize("attack", sorted(LIGHTGBM_ATTACKS))
 def test_a_crafted_lightgbm_booster_is_refused_cleanly(
     attack: str,
@@ -286,11 +303,15 @@ def test_a_crafted_lightgbm_booster_is_refused_cleanly(
     keydir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    path = _crafted("lightgbm", LIGHTGBM_ATTACKS[attack], tmp_path, key, monkeypatch)
-    done = _load_in_child(path, keydir, "lightgbm")
-    assert done.returncode == 1, (done.returncode, done.stderr[-2000:])
-    assert "MalformedArtifactError" in done.stderr
-    assert "BUILD restores a lightgbm.basic.Booster" in done.stderr
+    _refused_in_child(
+        "lightgbm",
+        LIGHTGBM_ATTACKS[attack],
+        "lightgbm.basic.Booster",
+        tmp_path,
+        key,
+        keydir,
+        monkeypatch,
+    )
 
 
 def test_the_lightgbm_attack_edits_are_what_they_say() -> None:
@@ -351,11 +372,15 @@ def test_a_crafted_xgboost_booster_is_refused_cleanly(
     keydir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    path = _crafted("xgboost", XGBOOST_ATTACKS[attack], tmp_path, key, monkeypatch)
-    done = _load_in_child(path, keydir, "xgboost")
-    assert done.returncode == 1, (done.returncode, done.stderr[-2000:])
-    assert "MalformedArtifactError" in done.stderr
-    assert "BUILD restores a xgboost.core.Booster" in done.stderr
+    _refused_in_child(
+        "xgboost",
+        XGBOOST_ATTACKS[attack],
+        "xgboost.core.Booster",
+        tmp_path,
+        key,
+        keydir,
+        monkeypatch,
+    )
 
 
 CATBOOST_ATTACKS = {
@@ -376,10 +401,15 @@ def test_a_crafted_catboost_model_is_refused_before_catboost_reads_it(
     keydir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    path = _crafted("catboost", CATBOOST_ATTACKS[attack], tmp_path, key, monkeypatch)
-    done = _load_in_child(path, keydir, "catboost")
-    assert done.returncode == 1, (done.returncode, done.stderr[-2000:])
-    assert "BUILD restores a catboost.core.CatBoostClassifier" in done.stderr
+    _refused_in_child(
+        "catboost",
+        CATBOOST_ATTACKS[attack],
+        "catboost.core.CatBoostClassifier",
+        tmp_path,
+        key,
+        keydir,
+        monkeypatch,
+    )
 
 
 def test_a_booster_over_the_size_limit_is_refused(
