@@ -9,52 +9,14 @@ as for every verb), 2 for a usage or input error.
 from __future__ import annotations
 
 import argparse
-import importlib
-from pathlib import Path
-from typing import Any
 
 from safeload._cli import args as cli_args
 from safeload._cli import output
 from safeload._cli.output import escape
-from safeload.errors import OperationalError
+from safeload._cli.tables import read_table
 
 EXIT_OK, EXIT_SHIFTED = 0, 1
 MAX_ROWS = 1_000_000
-_BATCH = 65_536
-
-
-def read_table(path: str, max_rows: int) -> tuple[Any, bool]:
-    """The first ``max_rows`` rows of a CSV or Parquet file, and whether there were more."""
-    try:
-        import pandas as pd
-    except ImportError as exc:
-        raise OperationalError("safeload drift needs pandas: pip install pandas") from exc
-    source = Path(path)
-    if not source.is_file():
-        raise OperationalError(f"{source}: no such file")
-    suffix = source.suffix.lower()
-    try:
-        if suffix == ".csv":
-            frame = pd.read_csv(source, nrows=max_rows + 1)
-            return frame.iloc[:max_rows], len(frame) > max_rows
-        if suffix in (".parquet", ".pq"):
-            pq: Any = importlib.import_module("pyarrow.parquet")
-            batches, read = [], 0
-            with pq.ParquetFile(source) as parquet:
-                for batch in parquet.iter_batches(batch_size=min(_BATCH, max_rows + 1)):
-                    batches.append(batch)
-                    read += batch.num_rows
-                    if read > max_rows:
-                        break
-                schema = parquet.schema_arrow
-            pa: Any = importlib.import_module("pyarrow")
-            table = pa.Table.from_batches(batches, schema=schema)
-            return table.slice(0, max_rows).to_pandas(), read > max_rows
-    except ImportError as exc:
-        raise OperationalError("reading Parquet needs pyarrow: pip install pyarrow") from exc
-    except (ValueError, OSError) as exc:
-        raise OperationalError(f"{source} cannot be read: {exc}") from exc
-    raise OperationalError(f"{source}: give a .csv or .parquet file")
 
 
 def cmd_drift(args: argparse.Namespace) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,30 +104,12 @@ def hash_of(args: argparse.Namespace) -> str:
 
 def read_sample(path: str, rows: int = SAMPLE_ROWS) -> Any:
     """The first ``rows`` rows of a CSV or Parquet file, as a DataFrame (needs pandas)."""
-    try:
-        import pandas as pd
-    except ImportError as exc:
-        raise OperationalError("--sample needs pandas: pip install pandas") from exc
-    source = Path(path)
-    if not source.is_file():
-        raise OperationalError(f"--sample {source}: no such file")
-    suffix = source.suffix.lower()
-    try:
-        if suffix == ".csv":
-            return pd.read_csv(source, nrows=rows)
-        if suffix in (".parquet", ".pq"):
-            # Row batches, so that only the first rows are read, whatever the file's size.
-            pq: Any = importlib.import_module("pyarrow.parquet")
-            with pq.ParquetFile(source) as parquet:
-                batch = next(parquet.iter_batches(batch_size=rows), None)
-            if batch is None:
-                raise OperationalError(f"--sample {source} holds no rows")
-            return batch.to_pandas()
-    except ImportError as exc:
-        raise OperationalError("reading Parquet needs pyarrow: pip install pyarrow") from exc
-    except (ValueError, OSError) as exc:
-        raise OperationalError(f"--sample {source} cannot be read: {exc}") from exc
-    raise OperationalError(f"--sample {source}: give a .csv or .parquet file")
+    from safeload._cli.tables import read_table
+
+    frame, _ = read_table(path, rows, what="--sample ")
+    if len(frame) == 0:
+        raise OperationalError(f"--sample {path} holds no rows")
+    return frame
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
