@@ -59,8 +59,13 @@ def _predictor(nodes: list[Any], initializers: list[Any], last: str) -> onnx.Mod
         helper.make_node("Add", ["X", "total64"], ["probabilities"]),
         helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0),
     ]
+    return graph_model(nodes + tail, initializers, opset=17)
+
+
+def graph_model(nodes: list[Any], initializers: list[Any], opset: int) -> onnx.ModelProto:
+    """A model of ``nodes`` with the good artifact's interface: input X; label, probabilities."""
     graph = helper.make_graph(
-        nodes + tail,
+        nodes,
         "hostile",
         [helper.make_tensor_value_info("X", TensorProto.DOUBLE, ["N", 4])],
         [
@@ -69,7 +74,7 @@ def _predictor(nodes: list[Any], initializers: list[Any], last: str) -> onnx.Mod
         ],
         initializers,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 9
     return model
 

@@ -49,19 +49,7 @@ def _predictor(nodes: list[Any], initializers: list[Any], opset: int = 20) -> on
         helper.make_node("Add", ["X", "one_d"], ["probabilities"]),
         helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0),
     ]
-    graph = helper.make_graph(
-        nodes + tail,
-        "hostile",
-        [helper.make_tensor_value_info("X", TensorProto.DOUBLE, ["N", 4])],
-        [
-            helper.make_tensor_value_info("label", TensorProto.INT64, ["N"]),
-            helper.make_tensor_value_info("probabilities", TensorProto.DOUBLE, ["N", 4]),
-        ],
-        initializers,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 9
-    return model
+    return test_onnx_attacks.graph_model(nodes + tail, initializers, opset)
 
 
 def _string_doubling(times: int) -> onnx.ModelProto:
