@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import struct
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ import safeload
 from safeload import datastats
 from safeload.lineage import SCHEME, git_record, table_digest
 from safeload.saving import write_signed_artifact
+from tests.test_cli import run
 
 GIT = shutil.which("git")
 
@@ -365,14 +364,7 @@ def test_an_artifact_without_lineage_still_loads(
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "safeload", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "COLUMNS": "300"},
-    )
+    return run(*args, cwd=cwd, env={"COLUMNS": "300"})
 
 
 def test_inspect_and_ls_show_the_lineage(tmp_path: Path, key: safeload.SigningKey) -> None:

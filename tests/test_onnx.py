@@ -39,6 +39,7 @@ from safeload.onnxmodel import load_onnx_verified, open_session
 from safeload.policy import TypePolicy
 from safeload.saving import write_signed_artifact
 from safeload.typegate import ScanLimits
+from tests.test_cli import run
 
 SECRET = "TOP-SECRET-0123456789"
 
@@ -541,13 +542,7 @@ def test_scan_runs_the_onnx_gate_on_a_bare_file(tmp_path: Path, good: Path):
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "safeload", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run(*args, cwd=cwd, timeout=300)  # a conversion to ONNX takes a while
 
 
 def test_cli_convert_to_onnx_and_inspect(tmp_path: Path, pipeline: Pipeline, iris: Any):
