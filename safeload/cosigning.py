@@ -24,14 +24,20 @@ from safeload.errors import (
     SignatureError,
     TamperedArtifactError,
 )
-from safeload.keys import SigningKey, TrustSource, resolve_keyring
+from safeload.keys import Keyring, SigningKey, TrustSource, resolve_keyring
 from safeload.layout import SIGNATURE_FILE, ListedArtifact
 from safeload.manifest import Hashing, resources_for
 from safeload.policy import PolicySource, resolve_policy
 from safeload.reading import read_artifact
 from safeload.signing import append_signature, build_statement
 from safeload.typegate import check_types
-from safeload.verifying import MAX_SIGNATURES, check_signatures, parse_bundle, refuse_broken
+from safeload.verifying import (
+    MAX_SIGNATURES,
+    UnverifiedBundle,
+    check_signatures,
+    parse_bundle,
+    refuse_broken,
+)
 
 if os.name == "posix":
     import fcntl
@@ -56,11 +62,7 @@ def cosign(
     folder), a key that is retired, revoked, expired or not trusted there is refused, and so is
     a bundle holding a signature that does not verify against a key trusted there.
     """
-    if not isinstance(key, SigningKey):
-        raise TypeError("key must be a safeload.SigningKey (see safeload.load_signing_key)")
-    keyring = resolve_keyring(trusted) if trusted is not None else None
-    if keyring is not None:
-        keyring.check_signer(key)
+    keyring = cosigner_keyring(key, trusted)
     target = Path(path)
     seen: list[bytes] = []
 
@@ -70,14 +72,7 @@ def cosign(
         artifact.model_file()
         data = bytes(artifact.read(SIGNATURE_FILE))
         bundle, _, manifest = parse_bundle(data)
-        if any(s.hint == key.hint for s in bundle.signatures):
-            raise ArtifactExistsError(
-                f"{target} is already signed by this key ({key.hint[:16]}); a key signs once"
-            )
-        if len(bundle.signatures) >= MAX_SIGNATURES:
-            raise OperationalError(f"{target} already holds {MAX_SIGNATURES} signatures")
-        if keyring is not None:
-            refuse_broken(check_signatures(bundle, keyring), str(target))
+        check_bundle(bundle, key, keyring, str(target))
         present = {n for n in artifact.sizes if n != SIGNATURE_FILE}
         if present != set(manifest.digests()):
             raise changed(target)
@@ -107,6 +102,33 @@ def cosign(
         raise AssertionError("cosign would change the signed payload")
     replace_signature(target, data, new)
     return target
+
+
+def cosigner_keyring(key: SigningKey, trusted: TrustSource | None) -> Keyring | None:
+    """The caller's keyring (if any), after refusing a key it does not trust to sign now."""
+    if not isinstance(key, SigningKey):
+        raise TypeError("key must be a safeload.SigningKey (see safeload.load_signing_key)")
+    keyring = resolve_keyring(trusted) if trusted is not None else None
+    if keyring is not None:
+        keyring.check_signer(key)
+    return keyring
+
+
+def check_bundle(
+    bundle: UnverifiedBundle, key: SigningKey, keyring: Keyring | None, where: str
+) -> None:
+    """Refuse to add ``key`` to a bundle it signed, a full one, or (given a keyring) a broken one.
+
+    Broken: a signature that does not verify against a key trusted there, or a revoked key's.
+    """
+    if any(s.hint == key.hint for s in bundle.signatures):
+        raise ArtifactExistsError(
+            f"{where} is already signed by this key ({key.hint[:16]}); a key signs once"
+        )
+    if len(bundle.signatures) >= MAX_SIGNATURES:
+        raise OperationalError(f"{where} already holds {MAX_SIGNATURES} signatures")
+    if keyring is not None:
+        refuse_broken(check_signatures(bundle, keyring), where)
 
 
 def changed(target: Path) -> TamperedArtifactError:

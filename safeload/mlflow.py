@@ -328,15 +328,16 @@ def cosign_model_dir(
     from the directory first: a file changed since signing is refused, never vouched for. So a
     ``trust.toml`` rule that needs two signers holds for the MLflow files as for the model.
     """
-    from safeload.cosigning import changed, cosign, replace_signature
+    from safeload.cosigning import (
+        changed,
+        check_bundle,
+        cosign,
+        cosigner_keyring,
+        replace_signature,
+    )
     from safeload.signing import append_signature
-    from safeload.verifying import check_signatures, refuse_broken
 
-    if not isinstance(key, SigningKey):
-        raise TypeError("key must be a safeload.SigningKey (see safeload.load_signing_key)")
-    keyring = resolve_keyring(trusted) if trusted is not None else None
-    if keyring is not None:
-        keyring.check_signer(key)
+    keyring = cosigner_keyring(key, trusted)
     root = Path(path)
     where = f"the MLflow model at {root}"
     with _open_dir(root, where) as fd:
@@ -358,10 +359,7 @@ def cosign_model_dir(
         raise changed(root) from exc
     if rebuilt != bundle.payload:
         raise changed(root)
-    if any(s.hint == key.hint for s in bundle.signatures):
-        raise ArtifactExistsError(f"{root} is already signed by this key ({key.hint[:16]})")
-    if keyring is not None:
-        refuse_broken(check_signatures(bundle, keyring), str(root))
+    check_bundle(bundle, key, keyring, str(root))
     try:
         cosign(root / DATA_DIR, key, trusted=keyring, policy=policy)
     except ArtifactExistsError:
