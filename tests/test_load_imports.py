@@ -1,0 +1,58 @@
+"""A verified load imports nothing that ``joblib.load`` of the same model would not.
+
+Importing is most of what loading a small model costs in a fresh process (a tiny pipeline's
+``joblib.load`` is 75 ms of scikit-learn imports and 0.4 ms of unpickling), so a gate that
+imports one more scikit-learn subpackage (``sklearn.tree`` pulls in neighbors, covariance and
+discriminant analysis: 12 ms) is slower than its peer by more than all of its own work.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import joblib
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import safeload
+
+CHILD = """
+import json, sys
+import joblib, numpy, sklearn, safeload
+import safeload.loading, safeload.validation, safeload.typegate  # imported lazily by load
+before = set(sys.modules)
+if sys.argv[1] == "joblib":
+    joblib.load(sys.argv[2])
+else:
+    safeload.load(sys.argv[2], trusted=sys.argv[3])
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+
+
+def _imported_by(*argv: str) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, *argv], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout))
+
+
+def test_a_verified_load_imports_only_what_joblib_load_imports(
+    tmp_path: Path, key: safeload.SigningKey, keydir: Path
+) -> None:
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 5)), rng.integers(0, 2, 60)
+    model = make_pipeline(StandardScaler(), PCA(2), LogisticRegression()).fit(X, y)
+    safeload.save(model, tmp_path / "art", key=key)
+    joblib.dump(model, tmp_path / "plain.joblib")
+
+    by_joblib = _imported_by("joblib", str(tmp_path / "plain.joblib"))
+    by_safeload = _imported_by("safeload", str(tmp_path / "art"), str(keydir))
+    assert "sklearn.pipeline" in by_joblib  # the child really started cold
+    assert by_safeload - by_joblib == set()
