@@ -687,3 +687,48 @@ def test_every_object_of_a_class_is_checked_not_only_the_first(
     # The walk visits a list's last item first: the bad one comes after two good ones.
     model = [bad, tree_clf, copy.deepcopy(tree_clf)]
     refused(model, "[0].tree_", f"feature {t.n_features + 3}")
+
+
+def test_the_fast_tree_check_refuses_exactly_what_the_detailed_one_refuses(
+    tree_clf: DecisionTreeClassifier,
+) -> None:
+    """check_tree asks in a few numpy calls what _explain asks one check at a time.
+
+    Random edits of children, features and depth (self-loops, back edges, shared children,
+    one-sided leaves, unreachable nodes, out of range both ways) must get the same verdict
+    from both, and every refusal the detailed check's own reason.
+    """
+    from safeload.validation.trees import Invalid, _explain, check_tree
+
+    t = tree_clf.tree_
+    n = t.node_count
+    rng = np.random.default_rng(17)
+    refusals = 0
+    for _ in range(600):
+        edits = []
+        for _ in range(int(rng.integers(1, 3))):
+            node = int(rng.integers(0, n))
+            field = str(rng.choice(["left_child", "right_child", "feature"]))
+            value = int(rng.choice([-2, -1, 0, 1, node, node + 1, n - 1, n, t.n_features, 2**40]))
+            edits.append((field, node, value))
+        if rng.random() < 0.2:  # a node made a leaf: whatever hung below it is unreachable
+            node = int(rng.integers(0, n))
+            edits += [("left_child", node, -1), ("right_child", node, -1)]
+
+        def edit(nodes: np.ndarray, edits: list[tuple[str, int, int]] = edits) -> None:
+            for field, node, value in edits:
+                nodes[field][node] = value
+
+        changes = {"max_depth": int(rng.integers(0, t.max_depth + 1))} if rng.random() < 0.1 else {}
+        tree = rebuilt_tree(t, edit, **changes)
+        verdicts = []
+        for check in (check_tree, _explain):
+            try:
+                check(tree)
+                verdicts.append(None)
+            except Invalid as exc:
+                verdicts.append(exc.message)
+        assert verdicts[0] == verdicts[1], edits
+        assert verdicts[0] is None or "no single check" not in verdicts[0]
+        refusals += verdicts[0] is not None
+    assert 300 < refusals < 600  # both kinds of case were drawn

@@ -58,16 +58,65 @@ def check_graph(
 
 
 def check_tree(tree: Any) -> TreeFacts:
-    """Counts, node graph, split features and depth of one Tree, before any node is read."""
+    """Counts, node graph, split features and depth of one Tree, before any node is read.
+
+    A forest has hundreds of trees, and each numpy call on a tree's strided node fields has a
+    fixed cost of microseconds: this asks for the same properties in half the calls, and
+    only when one fails does :func:`_explain` find which one and where.
+    """
     from sklearn.tree._tree import Tree
 
+    facts = _explain_counts(tree)
+    if not _graph_holds(tree, facts.n_features):
+        _explain(tree)
+        raise Invalid("the node graph fails a check that no single check explains")
+    # Depths by sklearn's own one-pass loop over the nodes, safe only now: it writes
+    # depths[child] unchecked (every child is in (node, node_count), just shown) and is right
+    # because each parent comes before its children. Called on the class, never the instance.
+    depth = int(Tree.compute_node_depths(tree).max()) - 1
+    max_depth = integer(tree.max_depth, "max_depth")
+    if depth > max_depth:
+        raise Invalid(f"the tree is {depth} deep but max_depth says {max_depth}")
+    return facts
+
+
+def _graph_holds(tree: Any, n_features: int) -> bool:
+    """Whether the nodes form a tree rooted at 0 whose inner nodes split on known features.
+
+    Leaves have both children -1; every inner node's children come after it and before
+    node_count. The children of the inner nodes are then n - 1 distinct nodes in [1, n):
+    each node but the root has exactly one parent, so there is no cycle, no shared subtree,
+    and nothing unreachable (the conditions of :func:`check_graph`).
+    """
+    left = np.asarray(tree.children_left, dtype=np.int64)
+    right = np.asarray(tree.children_right, dtype=np.int64)
+    n = left.shape[0]
+    is_leaf = left == TREE_LEAF
+    if not np.array_equal(is_leaf, right == TREE_LEAF):
+        return False
+    inner = np.flatnonzero(~is_leaf)
+    if 2 * inner.shape[0] != n - 1:
+        return False
+    if not inner.shape[0]:
+        return True  # a lone leaf
+    children = np.concatenate((left[inner], right[inner]))
+    if not (children > np.concatenate((inner, inner))).all() or children.max() >= n:
+        return False
+    if np.bincount(children, minlength=n).max() > 1:
+        return False
+    split = np.asarray(tree.feature, dtype=np.int64)[inner]
+    return bool(split.min() >= 0 and split.max() < n_features)
+
+
+def _explain_counts(tree: Any) -> TreeFacts:
+    """The counts of a Tree, which must hold before any of its node arrays is read."""
     node_count = integer(tree.node_count, "node_count")
     capacity = integer(tree.capacity, "capacity")
     n_outputs = integer(tree.n_outputs, "n_outputs")
     max_n_classes = integer(tree.max_n_classes, "max_n_classes")
     n_features = integer(tree.n_features, "n_features")
-    max_depth = integer(tree.max_depth, "max_depth")
-    # Nothing below may touch the node arrays before this holds: they are views of node_count
+    integer(tree.max_depth, "max_depth")
+    # Nothing may touch the node arrays before this holds: they are views of node_count
     # records over a buffer of capacity records.
     if not 1 <= node_count <= capacity:
         raise Invalid(f"node_count {node_count} is outside [1, capacity={capacity}]")
@@ -88,6 +137,16 @@ def check_tree(tree: Any) -> TreeFacts:
             f"value array has shape {value_shape}, expected "
             f"{(node_count, n_outputs, max_n_classes)}"
         )
+    return TreeFacts(n_features, n_outputs, n_classes)
+
+
+def _explain(tree: Any) -> TreeFacts:
+    """:func:`check_tree` one check at a time, to say exactly which fails and where."""
+    from sklearn.tree._tree import Tree
+
+    facts = _explain_counts(tree)
+    n_features = facts.n_features
+    max_depth = integer(tree.max_depth, "max_depth")
     left = np.asarray(tree.children_left, dtype=np.int64)
     right = np.asarray(tree.children_right, dtype=np.int64)
     feature = np.asarray(tree.feature, dtype=np.int64)
@@ -110,7 +169,7 @@ def check_tree(tree: Any) -> TreeFacts:
         )
     if int(depth.max()) > max_depth:
         raise Invalid(f"the tree is {int(depth.max())} deep but max_depth says {max_depth}")
-    return TreeFacts(n_features, n_outputs, n_classes)
+    return facts
 
 
 def _visit_tree(ctx: Context, tree: Any) -> None:
