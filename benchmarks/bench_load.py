@@ -20,6 +20,8 @@ manifest (``save(..., hash="blake3")``) interleaved with the SHA-256 default and
     python benchmarks/bench_load.py --json results.json   # also write every figure as JSON
     python benchmarks/bench_load.py --case forest-300 pipeline --formats skops  # a subset
     python benchmarks/bench_load.py --smoke               # tiny, for CI: checks it runs
+    python benchmarks/bench_load.py --json r.json --svg docs/img/bench-load.svg  # and the chart
+    python benchmarks/bench_load.py --chart-from r.json --svg out.svg  # redraw, no measuring
 """
 
 from __future__ import annotations
@@ -229,7 +231,75 @@ def measure(
         for who, measured in runs.items():
             row[f"{label}_{who}_s"] = median(measured)
             row[f"{label}_{who}_rss_mib"] = median(measured, "peak_rss_mib")
+            row[f"{label}_{who}_runs_s"] = [r["seconds"] for r in measured]
     return row
+
+
+def targets(row: dict[str, Any]) -> dict[str, float]:
+    """Issue 17's target for each ratio of this row (safeload over its peer), where it sets one."""
+    name, fmt = row["model"], row["format"]
+    found: dict[str, float] = {}
+    if fmt == "skops":
+        found["load sha256"] = found["save sha256"] = 1.05
+    elif name in ("forest-300", "hgb-200"):
+        found["load sha256"] = 1.0
+    elif name == "pipeline":  # "load <= joblib.load + 10 ms", as a ratio of this run's peer
+        found["load sha256"] = (row["load_peer_s"] + 0.010) / row["load_peer_s"]
+    elif name in ("knn-10MB", "knn-100MB"):
+        found["load sha256"] = 1.05
+    elif name == "knn-1000MB":
+        found["save blake3"] = 1.10
+    return found
+
+
+def chart(doc: dict[str, Any], path: Path) -> None:
+    """Each case's ratio to its peer, load and save, against the issue's target where it has one."""
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from charts import save_svg
+
+    bars: list[tuple[str, float, float | None]] = []
+    for row in doc["rows"]:
+        goal = targets(row)
+        for op in ("load", "save"):
+            for hash_name in ("sha256", "blake3"):
+                mine = row.get(f"{op}_{hash_name}_s")
+                if mine is None:
+                    continue
+                label = f"{row['model']} {row['format']} {op}" + (
+                    " (BLAKE3)" if hash_name == "blake3" else ""
+                )
+                bars.append((label, mine / row[f"{op}_peer_s"], goal.get(f"{op} {hash_name}")))
+    fig, ax = plt.subplots(figsize=(8, 0.28 * len(bars) + 1.4))
+    y = list(range(len(bars)))[::-1]
+    colours = [
+        "#9e9e9e" if goal is None else ("#2e7d32" if value <= goal else "#c62828")
+        for _, value, goal in bars
+    ]
+    ax.barh(y, [value for _, value, _ in bars], color=colours, height=0.7)
+    for yi, (_, value, goal) in zip(y, bars, strict=True):
+        ax.text(value * 1.03, yi, f"{value:.2f}", va="center", fontsize=7)
+        if goal is not None:
+            ax.plot([goal, goal], [yi - 0.45, yi + 0.45], color="black", linewidth=1.2)
+    ax.axvline(1.0, color="#616161", linewidth=0.6, linestyle=":")
+    ax.set_xscale("log", base=2)  # 0.5 and 2 are as far from parity
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.set_yticks(y, [label for label, _, _ in bars], fontsize=7)
+    ax.set_xlabel("safeload / peer (median wall time; lower is faster)")
+    info = doc["machine"]
+    ax.set_title(
+        f"Verified load and signed save against joblib and skops ({info['date']}, "
+        f"{info['cores']} cores, {doc['repeat']} runs)\n"
+        "black tick: issue 17's target; green: met; red: not met; grey: no target",
+        fontsize=8,
+    )
+    save_svg(fig, path)
+    plt.close(fig)
 
 
 def startup(repeat: int, verbs_too: bool = True) -> dict[str, float]:
@@ -338,6 +408,15 @@ def main() -> None:
     )
     parser.add_argument("--workdir")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    parser.add_argument(
+        "--svg", type=Path, help="also draw each ratio against its target (matplotlib)"
+    )
+    parser.add_argument(
+        "--chart-from",
+        type=Path,
+        metavar="JSON",
+        help="measure nothing: draw --svg from the figures a --json run wrote",
+    )
     parser.add_argument("--no-startup", action="store_true", help="skip the CLI start-up times")
     parser.add_argument(
         "--cold",
@@ -346,6 +425,11 @@ def main() -> None:
     )
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
+    if args.chart_from:
+        if not args.svg:
+            parser.error("--chart-from needs --svg")
+        chart(json.loads(args.chart_from.read_text()), args.svg)
+        return
     if args.smoke:
         args.sizes, args.repeat = [1], 1
     if args.cold:
@@ -388,15 +472,12 @@ def main() -> None:
     )
     print()
     print_tables(rows, starts)
+    doc = {"machine": info, "repeat": args.repeat, "cold": args.cold, "rows": rows}
+    doc["startup_s"] = starts
     if args.json:
-        doc = {
-            "machine": info,
-            "repeat": args.repeat,
-            "cold": args.cold,
-            "rows": rows,
-            "startup_s": starts,
-        }
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
+    if args.svg:
+        chart(doc, args.svg)
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -15,9 +15,13 @@ from typing import Any
 
 def save_svg(fig: Any, path: Path) -> None:
     """Lay the figure out and write it to ``path`` (folders made), without a date stamp."""
+    import matplotlib
+
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, metadata={"Date": None})
+    # Element ids are random unless salted: a fixed salt makes them follow the data alone.
+    with matplotlib.rc_context({"svg.hashsalt": "safeload"}):
+        fig.savefig(path, metadata={"Date": None})
 
 
 def write_outputs(

@@ -24,6 +24,8 @@ def test_bench_load_smoke(tmp_path: Path) -> None:
             str(tmp_path),
             "--json",
             str(tmp_path / "results.json"),
+            "--svg",
+            str(tmp_path / "ratios.svg"),
         ],
         capture_output=True,
         text=True,
@@ -38,6 +40,23 @@ def test_bench_load_smoke(tmp_path: Path) -> None:
     cases = {(r["model"], r["format"]) for r in doc["rows"]}
     assert cases == {(m, "joblib") for m in ("knn-1MB", "pipeline", "forest-5", "hgb-5")}
     assert {"load_blake3_s", "save_blake3_s", "save_peer_rss_mib"} <= set(doc["rows"][0])
+    assert len(doc["rows"][0]["load_sha256_runs_s"]) == doc["repeat"]
+    assert (tmp_path / "ratios.svg").read_text().count("<svg") == 1
+    redrawn = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_load.py"),
+            "--chart-from",
+            str(tmp_path / "results.json"),
+            "--svg",
+            str(tmp_path / "again.svg"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert redrawn.returncode == 0, redrawn.stderr
+    assert (tmp_path / "again.svg").read_bytes() == (tmp_path / "ratios.svg").read_bytes()
 
 
 def test_bench_gate_steps_smoke() -> None:
