@@ -88,26 +88,26 @@ def _mark(s: _Stream) -> None:
 
 @_op(b"N")
 def _none(s: _Stream) -> None:
-    s.push(None)
+    s.stack.append(None)
 
 
 @_op(b"\x88")
 def _true(s: _Stream) -> None:
-    s.push(True)
+    s.stack.append(True)
 
 
 @_op(b"\x89")
 def _false(s: _Stream) -> None:
-    s.push(False)
+    s.stack.append(False)
 
 
 @_op(b"I")
 def _int(s: _Stream) -> None:
     data = s.line_bytes(_MAX_NUMBER_LINE)
     if data == b"00":
-        s.push(False)
+        s.stack.append(False)
     elif data == b"01":
-        s.push(True)
+        s.stack.append(True)
     else:
         try:
             s.push(int(data, 0))
@@ -117,7 +117,7 @@ def _int(s: _Stream) -> None:
 
 @_op(b"J")
 def _binint(s: _Stream) -> None:
-    s.push(struct.unpack_from("<i", s.buf, s.take(4))[0])
+    s.stack.append(struct.unpack_from("<i", s.buf, s.take(4))[0])
 
 
 @_op(b"K")
@@ -127,7 +127,7 @@ def _binint1(s: _Stream) -> None:
 
 @_op(b"M")
 def _binint2(s: _Stream) -> None:
-    s.push(struct.unpack_from("<H", s.buf, s.take(2))[0])
+    s.stack.append(struct.unpack_from("<H", s.buf, s.take(2))[0])
 
 
 @_op(b"L")
@@ -172,7 +172,7 @@ def _float(s: _Stream) -> None:
 
 @_op(b"G")
 def _binfloat(s: _Stream) -> None:
-    s.push(struct.unpack_from(">d", s.buf, s.take(8))[0])
+    s.stack.append(struct.unpack_from(">d", s.buf, s.take(8))[0])
 
 
 @_op(b"S")
@@ -288,7 +288,7 @@ def _readonly_buffer(s: _Stream) -> None:
 
 @_op(b")")
 def _empty_tuple(s: _Stream) -> None:
-    s.push(_Tuple((), False))
+    s.stack.append(_Tuple((), False))
 
 
 @_op(b"t")
@@ -318,7 +318,7 @@ def _tuple3(s: _Stream) -> None:
 
 @_op(b"]")
 def _empty_list(s: _Stream) -> None:
-    s.push(_List([], False))
+    s.stack.append(_List([], False))
 
 
 @_op(b"l")
@@ -335,7 +335,7 @@ def _list(s: _Stream) -> None:
 
 @_op(b"}")
 def _empty_dict(s: _Stream) -> None:
-    s.push(_Dict())
+    s.stack.append(_Dict())
 
 
 @_op(b"d")
@@ -351,7 +351,7 @@ def _dict(s: _Stream) -> None:
 
 @_op(b"\x8f")
 def _empty_set(s: _Stream) -> None:
-    s.push(_Set(False, False))
+    s.stack.append(_Set(False, False))
 
 
 @_op(b"\x91")
