@@ -215,6 +215,14 @@ class _Containers:
         It also compares each with the keys of the same hash in its container (``table``;
         ``None``: a container ``values`` create): see :func:`charge_comparisons`.
         """
+        for value in values:
+            if type(value) is not str:
+                break
+        else:
+            # All str (an estimator's attribute names): each costs one step to hash, and
+            # charge_comparisons skips str (see _KEYED_STRINGS), so this is its whole effect.
+            self.charge_hash(len(values))
+            return
         self.charge_hash(sum(_hash_cost(v) for v in values))
         charge_comparisons(self, values, {} if table is None else table)
 

@@ -88,26 +88,26 @@ def _mark(s: _Stream) -> None:
 
 @_op(b"N")
 def _none(s: _Stream) -> None:
-    s.push(None)
+    s.stack.append(None)
 
 
 @_op(b"\x88")
 def _true(s: _Stream) -> None:
-    s.push(True)
+    s.stack.append(True)
 
 
 @_op(b"\x89")
 def _false(s: _Stream) -> None:
-    s.push(False)
+    s.stack.append(False)
 
 
 @_op(b"I")
 def _int(s: _Stream) -> None:
     data = s.line_bytes(_MAX_NUMBER_LINE)
     if data == b"00":
-        s.push(False)
+        s.stack.append(False)
     elif data == b"01":
-        s.push(True)
+        s.stack.append(True)
     else:
         try:
             s.push(int(data, 0))
@@ -117,9 +117,10 @@ def _int(s: _Stream) -> None:
 
 @_op(b"J")
 def _binint(s: _Stream) -> None:
-    s.push(struct.unpack_from("<i", s.buf, s.take(4))[0])
+    s.stack.append(struct.unpack_from("<i", s.buf, s.take(4))[0])
 
 
+# _Stream.run runs this opcode inline (the commonest in models): keep both in step.
 @_op(b"K")
 def _binint1(s: _Stream) -> None:
     s.push(s.buf[s.take(1)])
@@ -127,7 +128,7 @@ def _binint1(s: _Stream) -> None:
 
 @_op(b"M")
 def _binint2(s: _Stream) -> None:
-    s.push(struct.unpack_from("<H", s.buf, s.take(2))[0])
+    s.stack.append(struct.unpack_from("<H", s.buf, s.take(2))[0])
 
 
 @_op(b"L")
@@ -172,7 +173,7 @@ def _float(s: _Stream) -> None:
 
 @_op(b"G")
 def _binfloat(s: _Stream) -> None:
-    s.push(struct.unpack_from(">d", s.buf, s.take(8))[0])
+    s.stack.append(struct.unpack_from(">d", s.buf, s.take(8))[0])
 
 
 @_op(b"S")
@@ -288,7 +289,7 @@ def _readonly_buffer(s: _Stream) -> None:
 
 @_op(b")")
 def _empty_tuple(s: _Stream) -> None:
-    s.push(_Tuple((), False))
+    s.stack.append(_Tuple((), False))
 
 
 @_op(b"t")
@@ -318,7 +319,7 @@ def _tuple3(s: _Stream) -> None:
 
 @_op(b"]")
 def _empty_list(s: _Stream) -> None:
-    s.push(_List([], False))
+    s.stack.append(_List([], False))
 
 
 @_op(b"l")
@@ -335,7 +336,7 @@ def _list(s: _Stream) -> None:
 
 @_op(b"}")
 def _empty_dict(s: _Stream) -> None:
-    s.push(_Dict())
+    s.stack.append(_Dict())
 
 
 @_op(b"d")
@@ -351,7 +352,7 @@ def _dict(s: _Stream) -> None:
 
 @_op(b"\x8f")
 def _empty_set(s: _Stream) -> None:
-    s.push(_Set(False, False))
+    s.stack.append(_Set(False, False))
 
 
 @_op(b"\x91")
@@ -453,6 +454,7 @@ def _get_text(s: _Stream) -> None:
     _get(s, index)
 
 
+# _Stream.run runs this opcode inline (the commonest in models): keep both in step.
 @_op(b"h")
 def _binget(s: _Stream) -> None:
     _get(s, s.buf[s.take(1)])
@@ -484,6 +486,7 @@ def _long_binput(s: _Stream) -> None:
     s.memoize(struct.unpack_from("<I", s.buf, s.take(4))[0])
 
 
+# _Stream.run runs this opcode inline (the commonest in models): keep both in step.
 @_op(b"\x94")
 def _memoize(s: _Stream) -> None:
     s.memoize(len(s.memo))

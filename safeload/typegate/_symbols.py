@@ -198,9 +198,12 @@ class _Dtype:
         self.dtype: np.dtype[Any] | None = None
 
 
-_CONTAINERS = (_Tuple, _List, _Dict, _Set)
-_PLAIN = (str, int, float, bool, bytes, type(None), _Opaque, _Made, _JoblibArray)
-_NATIVE_KEYS = (str, int, float, bool, bytes, type(None))
+# Sets of exact types, only ever tested as ``type(value) in ...``: a type hashes and compares by
+# identity, so a set answers exactly what a tuple would, in one probe instead of a comparison
+# per member (these tests run for nearly every value an opcode consumes).
+_CONTAINERS = frozenset({_Tuple, _List, _Dict, _Set})
+_PLAIN = frozenset({str, int, float, bool, bytes, type(None), _Opaque, _Made, _JoblibArray})
+_NATIVE_KEYS = frozenset({str, int, float, bool, bytes, type(None)})
 _KEEP_ITEMS = 4096  # containers longer than this are tracked for taint only
 
 
@@ -253,7 +256,8 @@ def _measure(items: Iterable[Any]) -> tuple[bool, int, int]:
             tainted = tainted or value.tainted
             if value.depth > depth:
                 depth = value.depth
-            size += _hash_cost(value)
+            # _hash_cost(value), inline: this loop runs for every item of every container.
+            size += value.size if kind is _Tuple or (kind is _Set and value.frozen) else 1
         else:
             tainted = _tainted(value) or tainted
             size += 1
