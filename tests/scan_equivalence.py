@@ -7,8 +7,9 @@ opcode-swapped, cut and duplicated variants of each) and digests everything the 
 about each one: the verdict, the problems, the names, and the fast path's plan (the positions
 of calls, builds, dtype fetches and arrays it reads from the scan).
 
-``tests/data/scan_golden.json`` holds the digests computed by the scanner *before* the fast
-paths (commit 8881932, ``main`` then); ``tests/test_scan_speed_equivalence.py`` recomputes them
+``tests/data/scan_bases.json.gz`` holds the base streams as bytes and
+``tests/data/scan_golden.json`` the digests computed by the scanner *before* the fast paths
+(commit 8881932, ``main`` then); ``tests/test_scan_speed_equivalence.py`` recomputes them
 with today's code. A golden file rather than a copy of the old scanner in the test: the old
 code would be 1,400 lines kept alive beside the new ones, and importing it from git would make
 the test depend on a branch that moves. Regenerate only on a deliberate change of verdicts:
@@ -18,6 +19,8 @@ the test depend on a branch that moves. Regenerate only on a deliberate change o
 
 from __future__ import annotations
 
+import base64
+import gzip
 import hashlib
 import io
 import json
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 FIXTURE = Path(__file__).parent / "data" / "scan_golden.json"
+BASES = Path(__file__).parent / "data" / "scan_bases.json.gz"
 PROTOCOLS = range(6)
 VARIANTS = 50  # per base stream: 5 models x 6 protocols x 2 writers x 50 = 3,000 variants
 _KINDS = ("flip", "opswap", "truncate", "cut", "dup")
@@ -66,6 +70,16 @@ def models() -> dict[str, Any]:
 
 
 def bases() -> dict[str, bytes]:
+    """The recorded streams (``tests/data/scan_bases.json.gz``): bytes, whatever is installed.
+
+    Kept as bytes, not rebuilt from the models, so that a scikit-learn, numpy or joblib
+    release that pickles a model differently cannot turn the comparison into a false alarm.
+    """
+    doc = json.loads(gzip.decompress(BASES.read_bytes()))
+    return {key: base64.b64decode(text) for key, text in doc.items()}
+
+
+def fresh_bases() -> dict[str, bytes]:
     """Each model's stream at every protocol, as joblib writes it and as pickle does."""
     import joblib
 
@@ -154,6 +168,8 @@ def record() -> dict[str, Any]:
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
         sys.exit(__doc__)
+    streams = {key: base64.b64encode(data).decode() for key, data in fresh_bases().items()}
+    BASES.write_bytes(gzip.compress(json.dumps(streams, sort_keys=True).encode(), mtime=0))
     content = record()
     print("recorded with", content["scanner"])
     content["scanner"] = "the scanner of commit 8881932 (before the inline fast paths)"
