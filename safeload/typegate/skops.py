@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import encodings.cp437  # noqa: F401  zipfile decodes entry names with it: imported on first open
 import itertools
 import re
 import struct
