@@ -15,6 +15,10 @@ Skipped against ``skops.io.load``, and why that proves nothing less:
   with ``trusted=plan.trusted`` names a type outside skops' defaults and that list. The gate's
   audit built the tree of the very same document object with ``trusted=None`` and
   ``plan.trusted`` *is* what it found: the answer is no by construction;
+* building that tree again: the tree constructed is the one the gate's audit walked (its
+  ``trusted`` lists are only read by the audit, never by ``construct``), taken once from the
+  plan, over the same buffer and the same array markers; a plan used a second time, or with
+  another buffer or other arrays, builds a fresh tree of ``plan.document`` as before;
 * zip CRCs of stored entries: the signed manifest hash already covered every byte.
 """
 
@@ -34,14 +38,18 @@ from safeload.typegate.skops_schema import SKOPS_PROTOCOL
 
 
 def construct(buffer: bytes | bytearray | memoryview, plan: SkopsPlan) -> Any:
-    """Build skops' tree of ``plan.document`` with ``plan.trusted`` and construct it."""
+    """Construct the tree the gate audited (or a fresh one of ``plan.document``), arrays filled."""
     from skops.io._audit import get_tree
     from skops.io._utils import LoadContext
 
     view = byte_view(buffer)
-    source = SkopsSource(view, plan.spans, plan.arrays)
-    context = LoadContext(src=source, protocol=SKOPS_PROTOCOL)
-    tree = get_tree(plan.document, context, trusted=list(plan.trusted))
+    audited = plan.take_audited()
+    if audited is not None and _same_source(audited[1], view, plan):
+        tree, source = audited
+    else:
+        source = SkopsSource(view, plan.spans, plan.arrays)
+        context = LoadContext(src=source, protocol=SKOPS_PROTOCOL)
+        tree = get_tree(plan.document, context, trusted=list(plan.trusted))
     filled = _fill_arrays(tree, view, plan)
     if filled != source.marked:
         # A marker went to a reader other than a numpy.ndarray node: never construct.
@@ -49,6 +57,11 @@ def construct(buffer: bytes | bytearray | memoryview, plan: SkopsPlan) -> Any:
             "skops read an array entry in a way the gate did not expect: refused"
         )
     return tree.construct()
+
+
+def _same_source(source: SkopsSource, view: memoryview, plan: SkopsPlan) -> bool:
+    """Whether the audited tree read exactly what this construction would: buffer and marks."""
+    return source.view is view and source.spans is plan.spans and source.arrays == plan.arrays
 
 
 def _fill_arrays(tree: Any, view: memoryview, plan: SkopsPlan) -> collections.Counter[str]:

@@ -61,6 +61,7 @@ from joblib.numpy_pickle import NDArrayWrapper, NumpyArrayWrapper, NumpyUnpickle
 from joblib.numpy_pickle_utils import _ensure_native_byte_order
 
 from safeload import _default_types as rules
+from safeload import _skops_load  # small, and step 5 of every skops load: not imported mid-load
 from safeload.buffers import BufferReader
 from safeload.errors import (
     MalformedArtifactError,
@@ -715,8 +716,6 @@ def load_skops_verified(
     clock.check("deserializing the model")
     try:
         if plan is not None and list(plan.trusted) == list(trusted_types):
-            from safeload import _skops_load
-
             model = _skops_load.construct(buffer, plan)
         else:
             # skops.io.load on a file over the verified buffer: loads(bytes(...)) would copy it.

@@ -1,4 +1,4 @@
-"""A verified load imports nothing that ``joblib.load`` of the same model would not.
+"""A verified load imports nothing that its peer (``joblib.load``, ``skops.io.load``) would not.
 
 Importing is most of what loading a small model costs in a fresh process (a tiny pipeline's
 ``joblib.load`` is 75 ms of scikit-learn imports and 0.4 ms of unpickling), so a gate that
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+import skops.io
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -29,6 +30,10 @@ import safeload.loading, safeload.validation, safeload.typegate  # imported lazi
 before = set(sys.modules)
 if sys.argv[1] == "joblib":
     joblib.load(sys.argv[2])
+elif sys.argv[1] == "skops":
+    import skops.io  # in the clock, as safeload's scan imports it on first use
+
+    skops.io.load(sys.argv[2], trusted=json.loads(sys.argv[3]))
 else:
     safeload.load(sys.argv[2], trusted=sys.argv[3])
 print(json.dumps(sorted(set(sys.modules) - before)))
@@ -56,3 +61,19 @@ def test_a_verified_load_imports_only_what_joblib_load_imports(
     by_safeload = _imported_by("safeload", str(tmp_path / "art"), str(keydir))
     assert "sklearn.pipeline" in by_joblib  # the child really started cold
     assert by_safeload - by_joblib == set()
+
+
+def test_a_verified_skops_load_imports_only_what_skops_load_imports(
+    tmp_path: Path, key: safeload.SigningKey, keydir: Path
+) -> None:
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 5)), rng.integers(0, 2, 60)
+    model = make_pipeline(StandardScaler(), PCA(2), LogisticRegression()).fit(X, y)
+    safeload.save(model, tmp_path / "art", key=key, format="skops")
+    skops.io.dump(model, tmp_path / "plain.skops")
+    trusted = skops.io.get_untrusted_types(file=tmp_path / "plain.skops")
+
+    by_skops = _imported_by("skops", str(tmp_path / "plain.skops"), json.dumps(trusted))
+    by_safeload = _imported_by("safeload", str(tmp_path / "art"), str(keydir))
+    assert "skops.io._audit" in by_skops  # the child really started cold
+    assert by_safeload - by_skops == set()

@@ -145,3 +145,28 @@ def test_overlapping_stored_entries_are_refused() -> None:
         data[a_npy + field : a_npy + field + 4] = (140).to_bytes(4, "little")
     with pytest.raises(MalformedArtifactError, match="overlapping"):
         open_zip(memoryview(data), ScanLimits())
+
+
+def test_the_audited_tree_builds_one_model_and_a_second_construction_another() -> None:
+    """The tree skops' audit built is constructed once; skops' nodes cache what they built."""
+    data = skops.io.dumps({"array": np.arange(6.0), "raw": b"xyz", "n": np.float64(2.5)})
+    checked = check_types(data, DEFAULT, format="skops")
+    first = _unpickle.deserialize_checked(checked, DEFAULT)
+    second = _unpickle.deserialize_checked(checked, DEFAULT)
+    assert first is not second and first["array"] is not second["array"]
+    first["array"][0] = 99.0
+    assert second["array"][0] == 0.0 and second["n"] == 2.5
+
+
+def test_a_construction_over_another_buffer_reads_that_buffer() -> None:
+    """The audited tree read the scanned buffer: another one gets a tree of its own."""
+    data = _shared_entry_file()
+    checked = check_types(data, DEFAULT, format="skops")
+    assert checked.skops_plan is not None
+    other = bytearray(data)
+    start, end = checked.skops_plan.spans[
+        next(n for n in checked.skops_plan.spans if n.endswith(".npy"))
+    ]
+    other[end - 1] ^= 0x01  # the last byte of the array, read by the bytes node as it is
+    loaded = _skops_load.construct(memoryview(other), checked.skops_plan)
+    assert loaded["raw"] == bytes(other[start:end])

@@ -28,6 +28,9 @@ _FORM = re.compile(
     r", \} *\n",
     re.DOTALL,
 )
+# A descr that is one quoted run of these characters is its own value (no quote, backslash or
+# space can be inside), read without ``literal_eval``: a fresh process compiled every new one.
+_PLAIN_DESCR = re.compile(r"'([<>|=]?[A-Za-z][A-Za-z0-9]{0,15})'")
 Header = tuple[tuple[int, ...], bool, np.dtype[Any], int]
 _DTYPES: dict[str, np.dtype[Any]] = {}
 _MAX_CACHED = 256
@@ -66,10 +69,14 @@ def _dtype(descr: str) -> np.dtype[Any] | None:
     known = _DTYPES.get(descr)
     if known is not None:
         return known
-    try:
-        value = ast.literal_eval(descr)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return None
+    plain = _PLAIN_DESCR.fullmatch(descr)
+    if plain is not None:
+        value: Any = plain[1]
+    else:
+        try:
+            value = ast.literal_eval(descr)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            return None
     try:
         dtype = np.lib.format.descr_to_dtype(value)
     except Exception as exc:  # numpy's own parser would refuse the same descr

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import encodings.cp437  # noqa: F401  zipfile decodes entry names with it: imported on first open
 import itertools
 import re
 import struct
@@ -365,13 +366,19 @@ class SkopsPlan:
     ``document`` is the parsed ``schema.json`` the walk accepted and skops' audit ran on (skops
     never parses the bytes again); ``trusted`` is the exact list that audit asked for, each an
     exact policy entry; ``spans`` and ``arrays`` say which entries the deserializer builds
-    straight from the verified buffer.
+    straight from the verified buffer. ``audited`` holds the node tree that audit built and
+    its source, for the one construction that follows (:meth:`take_audited`).
     """
 
     document: dict[str, Any] = field(repr=False)
     trusted: tuple[str, ...]
     spans: Spans = field(repr=False)
     arrays: frozenset[str] = field(repr=False)
+    audited: list[tuple[Any, SkopsSource]] = field(default_factory=list, repr=False, compare=False)
+
+    def take_audited(self) -> tuple[Any, SkopsSource] | None:
+        """The audited tree and its source, once: a tree constructs one model, never two."""
+        return self.audited.pop() if self.audited else None
 
 
 def skops_audit(view: memoryview, schema: SkopsSchema, spans: Spans) -> SkopsPlan:
@@ -385,14 +392,15 @@ def skops_audit(view: memoryview, schema: SkopsSchema, spans: Spans) -> SkopsPla
     from skops.io._utils import LoadContext
 
     arrays = direct_arrays(schema, spans)
+    source = SkopsSource(view, spans, arrays)
     try:
         with paused_gc():  # the node tree holds no garbage cycles; full passes would dominate
-            context = LoadContext(src=SkopsSource(view, spans, arrays), protocol=SKOPS_PROTOCOL)
+            context = LoadContext(src=source, protocol=SKOPS_PROTOCOL)
             tree = get_tree(schema.document, context, trusted=None)
             trusted = tuple(sorted(tree.get_unsafe_set()))
     except Exception as exc:
         raise MalformedArtifactError(f"skops could not audit the file: {exc}") from exc
-    return SkopsPlan(schema.document, trusted, spans, arrays)
+    return SkopsPlan(schema.document, trusted, spans, arrays, [(tree, source)])
 
 
 def _allowed(dotted: str, policy: TypePolicy) -> bool:
