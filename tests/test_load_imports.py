@@ -15,10 +15,11 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+import pytest
 import skops.io
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import safeload
@@ -48,12 +49,17 @@ def _imported_by(*argv: str) -> set[str]:
     return set(json.loads(done.stdout))
 
 
-def test_a_verified_load_imports_only_what_joblib_load_imports(
-    tmp_path: Path, key: safeload.SigningKey, keydir: Path
-) -> None:
+@pytest.fixture(scope="module")
+def model() -> Pipeline:
+    """A small pipeline of three scikit-learn subpackages, each imported by its loader."""
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(60, 5)), rng.integers(0, 2, 60)
-    model = make_pipeline(StandardScaler(), PCA(2), LogisticRegression()).fit(X, y)
+    return make_pipeline(StandardScaler(), PCA(2), LogisticRegression()).fit(X, y)
+
+
+def test_a_verified_load_imports_only_what_joblib_load_imports(
+    tmp_path: Path, key: safeload.SigningKey, keydir: Path, model: Pipeline
+) -> None:
     safeload.save(model, tmp_path / "art", key=key)
     joblib.dump(model, tmp_path / "plain.joblib")
 
@@ -64,11 +70,8 @@ def test_a_verified_load_imports_only_what_joblib_load_imports(
 
 
 def test_a_verified_skops_load_imports_only_what_skops_load_imports(
-    tmp_path: Path, key: safeload.SigningKey, keydir: Path
+    tmp_path: Path, key: safeload.SigningKey, keydir: Path, model: Pipeline
 ) -> None:
-    rng = np.random.default_rng(0)
-    X, y = rng.normal(size=(60, 5)), rng.integers(0, 2, 60)
-    model = make_pipeline(StandardScaler(), PCA(2), LogisticRegression()).fit(X, y)
     safeload.save(model, tmp_path / "art", key=key, format="skops")
     skops.io.dump(model, tmp_path / "plain.skops")
     trusted = skops.io.get_untrusted_types(file=tmp_path / "plain.skops")
