@@ -12,23 +12,22 @@ import pytest
 ROOT = Path(__file__).parent.parent
 
 
+def _bench_load(*args: str, timeout: int) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, str(ROOT / "benchmarks" / "bench_load.py"), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
 def test_bench_load_smoke(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "bench_load.py"),
-            "--smoke",
-            "--formats",
-            "joblib",
-            "--workdir",
-            str(tmp_path),
-            "--json",
-            str(tmp_path / "results.json"),
-            "--svg",
-            str(tmp_path / "ratios.svg"),
-        ],
-        capture_output=True,
-        text=True,
+    result = _bench_load(
+        "--smoke",
+        "--formats",
+        "joblib",
+        "--workdir",
+        str(tmp_path),
+        "--json",
+        str(tmp_path / "results.json"),
+        "--svg",
+        str(tmp_path / "ratios.svg"),
         timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -42,17 +41,11 @@ def test_bench_load_smoke(tmp_path: Path) -> None:
     assert {"load_blake3_s", "save_blake3_s", "save_peer_rss_mib"} <= set(doc["rows"][0])
     assert len(doc["rows"][0]["load_sha256_runs_s"]) == doc["repeat"]
     assert (tmp_path / "ratios.svg").read_text().count("<svg") == 1
-    redrawn = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "bench_load.py"),
-            "--chart-from",
-            str(tmp_path / "results.json"),
-            "--svg",
-            str(tmp_path / "again.svg"),
-        ],
-        capture_output=True,
-        text=True,
+    redrawn = _bench_load(
+        "--chart-from",
+        str(tmp_path / "results.json"),
+        "--svg",
+        str(tmp_path / "again.svg"),
         timeout=120,
     )
     assert redrawn.returncode == 0, redrawn.stderr
