@@ -199,14 +199,20 @@ def _git(repo: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
-@pytest.mark.skipif(GIT is None, reason="needs git")
-def test_the_commit_and_a_dirty_tree_are_recorded(tmp_path: Path, key: safeload.SigningKey) -> None:
+def _repo_with_one_commit(tmp_path: Path, name: str, text: str) -> Path:
+    """A git work tree in ``tmp_path/repo`` whose one commit adds ``name``."""
     repo = tmp_path / "repo"
     repo.mkdir()
     _git(repo, "init", "-q")
-    (repo / "train.py").write_text("print('train')\n")
-    _git(repo, "add", "train.py")
-    _git(repo, "commit", "-qm", "train")
+    (repo / name).write_text(text)
+    _git(repo, "add", name)
+    _git(repo, "commit", "-qm", name)
+    return repo
+
+
+@pytest.mark.skipif(GIT is None, reason="needs git")
+def test_the_commit_and_a_dirty_tree_are_recorded(tmp_path: Path, key: safeload.SigningKey) -> None:
+    repo = _repo_with_one_commit(tmp_path, "train.py", "print('train')\n")
     head = _git(repo, "rev-parse", "HEAD")
     X = frame()
     model = fitted(X)
@@ -223,12 +229,7 @@ def test_the_commit_and_a_dirty_tree_are_recorded(tmp_path: Path, key: safeload.
 @pytest.mark.skipif(GIT is None, reason="needs git")
 def test_the_repositorys_config_runs_nothing(tmp_path: Path) -> None:
     """``git status`` runs ``core.fsmonitor`` from the repository: safeload switches it off."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    _git(repo, "init", "-q")
-    (repo / "f").write_text("x")
-    _git(repo, "add", "f")
-    _git(repo, "commit", "-qm", "f")
+    repo = _repo_with_one_commit(tmp_path, "f", "x")
     marker = tmp_path / "PWNED"
     hook = tmp_path / "hook.sh"
     hook.write_text(f"#!/bin/sh\ntouch {marker}\n")
