@@ -42,8 +42,11 @@ from safeload.errors import MalformedArtifactError, SafeloadError
 from safeload.policy import TypePolicy
 from safeload.typegate.fastplan import ArrayPlace, FastPlan
 from safeload.typegate.limits import Deadline, ScanLimits
+from safeload.validation import validate_model
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from safeload.typegate import TypeChecked
 
 #: Set to ``False`` to load every stream with the pure-Python unpickler (tests, measurements).
@@ -220,4 +223,28 @@ def deserialize_checked(checked: TypeChecked, policy: TypePolicy) -> Any:
     return _unpickle.deserialize_checked(checked, policy)
 
 
-__all__ = ["ENABLED", "FALLBACK", "MalformedArtifactError", "deserialize_checked", "load_fast"]
+def deserialize_validated(
+    checked: TypeChecked,
+    policy: TypePolicy,
+    *,
+    limits: ScanLimits | None = None,
+    safe_to_call: Iterable[str] = (),
+) -> Any:
+    """Step 5 whole: deserialize a checked file, then validate the model's structure.
+
+    One function, so that no caller holds a deserialized model that was not validated before
+    anything calls it (a contract check runs its predictions).
+    """
+    model = deserialize_checked(checked, policy)
+    validate_model(model, limits=limits, deadline=checked.deadline, safe_to_call=safe_to_call)
+    return model
+
+
+__all__ = [
+    "ENABLED",
+    "FALLBACK",
+    "MalformedArtifactError",
+    "deserialize_checked",
+    "deserialize_validated",
+    "load_fast",
+]

@@ -23,7 +23,6 @@ from safeload.policy import PolicySource, TypePolicy, resolve_policy
 from safeload.remote import Url, local_or_url, staged_identity
 from safeload.saving import _identity, save
 from safeload.typegate import check_types
-from safeload.validation import validate_model
 
 
 def _probe_input(model: Any, sample: Any) -> Any:
@@ -69,8 +68,7 @@ def convert(
     types = resolve_policy(policy)
     src = Path(source)
     checked = check_types(read_model_file(src), types, format="joblib", path=str(src))
-    model = _unpickle_fast.deserialize_checked(checked, types)
-    validate_model(model, deadline=checked.deadline)
+    model = _unpickle_fast.deserialize_validated(checked, types)
     check_fitted(model, source=str(src))
 
     probe = _probe_input(model, sample)
@@ -102,6 +100,5 @@ def _check_skops_round_trip(model: Any, probe: Any, types: TypePolicy) -> None:
     except Exception as exc:
         raise OperationalError(f"skops cannot serialize this model: {exc}") from exc
     after = check_types(skops_bytes, types, format="skops", path="the converted model")
-    after_model = _unpickle_fast.deserialize_checked(after, types)
-    validate_model(after_model, deadline=after.deadline)
+    after_model = _unpickle_fast.deserialize_validated(after, types)
     contract.check_predictions(after_model, contract.encode_sample(probe), before)

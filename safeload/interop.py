@@ -32,7 +32,6 @@ from safeload.options import LoadOptions, resolve_options
 from safeload.policy import PolicySource
 from safeload.remote import is_url
 from safeload.typegate import ScanLimits, ScanReport, TypeChecked, check_types
-from safeload.validation import validate_model
 from safeload.verifying import VerifiedStatement, check_file_set, check_manifest, verify_signature
 
 MODEL_SUFFIXES = {".joblib": "joblib", ".pkl": "joblib", ".pickle": "joblib", ".skops": "skops"}
@@ -209,11 +208,9 @@ def load_model_signing(
     opts = resolve_options(options, policy=policy, read_limits=read_limits, scan_limits=scan_limits)
     with paused_gc():
         verified = verify_model_signing(path, trusted=trusted, signature=signature, options=opts)
-        model = _unpickle_fast.deserialize_checked(verified.checked, opts.types)
-        validate_model(
-            model,
+        return _unpickle_fast.deserialize_validated(
+            verified.checked,
+            opts.types,
             limits=opts.scan_limits,
-            deadline=verified.checked.deadline,
             safe_to_call=tuple(opts.safe_to_call),
         )
-    return model

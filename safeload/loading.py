@@ -37,7 +37,6 @@ from safeload.options import LoadOptions, resolve_options
 from safeload.policy import PolicySource, resolve_policy
 from safeload.reading import read_artifact
 from safeload.typegate import ScanLimits, ScanReport, TypeChecked, check_types
-from safeload.validation import validate_model
 from safeload.verifying import (
     VerifiedStatement,
     check_file_set,
@@ -252,12 +251,10 @@ def load_checked(
                 opts.scan_limits,  # the arena cap, when this load is the process's first
             )
         else:
-            model = _unpickle_fast.deserialize_checked(verified.checked, opts.types)
-            # Before anything calls the model (the contract below runs its predictions).
-            validate_model(
-                model,
+            model = _unpickle_fast.deserialize_validated(
+                verified.checked,
+                opts.types,
                 limits=opts.scan_limits,
-                deadline=verified.checked.deadline,
                 safe_to_call=tuple(opts.safe_to_call),
             )
     # Step 6: the contract recorded at save time.
@@ -352,7 +349,7 @@ def load_file(
     warnings.warn(message, UnsafeUnsignedLoadWarning, stacklevel=2)
     types = resolve_policy(policy)
     checked = check_types(read_model_file(source), types, limits=scan_limits, path=str(source))
-    model = _unpickle_fast.deserialize_checked(checked, types)
     vouched = (*safe_to_call, *(f"{m}:{q}" for m, q in sorted(types.safe_to_call)))
-    validate_model(model, limits=scan_limits, deadline=checked.deadline, safe_to_call=vouched)
-    return model
+    return _unpickle_fast.deserialize_validated(
+        checked, types, limits=scan_limits, safe_to_call=vouched
+    )
