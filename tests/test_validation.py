@@ -732,3 +732,35 @@ def test_the_fast_tree_check_refuses_exactly_what_the_detailed_one_refuses(
         assert verdicts[0] is None or "no single check" not in verdicts[0]
         refusals += verdicts[0] is not None
     assert 300 < refusals < 600  # both kinds of case were drawn
+
+
+def test_checks_are_chosen_by_class_and_bases_as_isinstance_chooses_them() -> None:
+    """The walk picks checks from an object's MRO, not from ``isinstance`` (whose ABC half
+    walks every subclass in a fresh process): for every scikit-learn estimator, and for an
+    object whose ``__class__`` claims another class, both choose the same checks."""
+    from sklearn.utils import all_estimators
+
+    from safeload.validation._walk import _checks_for, _registry
+
+    estimators = [cls for _, cls in all_estimators()]
+    registry = _registry()
+    assert len(registry) > 40  # every family's classes were imported by all_estimators
+
+    def by_isinstance(obj: object) -> list[Any]:
+        return [check for classes, check in registry if isinstance(obj, classes)]
+
+    tree = DecisionTreeClassifier(max_depth=2).fit(X, y).tree_
+    samples = [cls.__new__(cls) for cls in estimators] + [tree, KDTree(X), BallTree(X)]
+    compared = 0
+    for obj in samples:
+        cls = type(obj)
+        assert list(_checks_for(obj, registry)) == by_isinstance(obj), cls
+        compared += bool(by_isinstance(obj))
+    assert compared > 150  # most estimators have checks of their own
+
+    class Disguised:
+        __class__ = RandomForestClassifier  # isinstance asks __class__ too: so does the walk
+
+    disguised = Disguised()
+    assert isinstance(disguised, RandomForestClassifier)
+    assert list(_checks_for(disguised, registry)) == by_isinstance(disguised) != []

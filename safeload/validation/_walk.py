@@ -1,8 +1,9 @@
 """The walk over a loaded model: every object once, bounded, each handed to its checks.
 
-Which checks apply is decided by ``isinstance`` against classes named by exact module and name
-in each family's ``CHECKS``. A model can only hold an instance of a class whose module is
-already imported, so the registry is built from ``sys.modules`` and never imports anything:
+Which checks apply is decided by the object's class and its bases (its MRO) against classes
+named by exact module and name in each family's ``CHECKS``. A model can only hold an instance
+of a class whose module is already imported, so the registry is built from ``sys.modules`` and
+never imports anything:
 validating a pipeline does not pay for importing trees, neighbors and SVMs it does not contain.
 """
 
@@ -128,6 +129,7 @@ class Walker(Context):
         self.stack: list[tuple[_Path, Any]] = []
         # type -> its checks, for this walk only (a later walk may see more classes loaded).
         self.checks_by_type: dict[type, list[Check]] = {}
+        self.registry = _registry()  # the classes loaded now: deserializing loaded them all
 
     def run(self, root: object) -> None:
         self.stack.append((_ROOT, root))
@@ -200,10 +202,10 @@ class Walker(Context):
         """
         cls = type(obj)
         if getattr(obj, "__class__", None) is not cls:
-            return list(_checks_for(obj))
+            return list(_checks_for(obj, self.registry))
         found = self.checks_by_type.get(cls)
         if found is None:
-            found = self.checks_by_type[cls] = list(_checks_for(obj))
+            found = self.checks_by_type[cls] = list(_checks_for(obj, self.registry))
         return found
 
     def count(self, n: int, path: _Path) -> None:
@@ -215,10 +217,21 @@ class Walker(Context):
             )
 
 
-def _checks_for(obj: Any) -> Iterator[Check]:
-    """The checks that apply to obj, by isinstance against the classes imported lazily."""
-    for classes, check in _registry():
-        if isinstance(obj, classes):
+def _checks_for(obj: Any, registry: list[tuple[tuple[type, ...], Check]]) -> Iterator[Check]:
+    """The checks that apply to obj: those of a class in its MRO, imported lazily.
+
+    ``isinstance`` without its ABC half: a class's own bases decide, never
+    ``ABCMeta.register``. Asking an ABC about a new class walks every subclass it has (a
+    millisecond in a fresh process for a forest's or an SVM's bases) and forgets its answers
+    whenever anything registers anywhere; no file can register a class, and no check applies
+    to a class that does not derive from the one it checks.
+    """
+    bases = set(type(obj).__mro__)
+    claimed = getattr(obj, "__class__", None)
+    if isinstance(claimed, type) and claimed is not type(obj):
+        bases.update(claimed.__mro__)  # what isinstance would also ask
+    for classes, check in registry:
+        if not bases.isdisjoint(classes):
             yield check
 
 
