@@ -377,29 +377,41 @@ def read_stream(
     whole = how.new() if hashing and shard is None else None
     if size <= _INLINE:
         return _read_small(handle, view, what, how if hashing else None, progress)
+    # Hashing follows reading chunk by chunk, in lanes of one worker each (a hasher's updates
+    # stay in file order): the whole file's hasher in one lane, or shards two at a time, each
+    # shard's hasher fed in the lane of its index. Chunks are a sixteenth of the file (1 to 64
+    # MiB): a 10 MB file hashes while it is read, not after.
+    chunk = min(_CHUNK, max(_MIN_CHUNK, size // 16))
+    lanes = [ThreadPoolExecutor(max_workers=1) for _ in range(1 if shard is None else 2)]
     shards: list[Future[str]] = []
+    pending: list[Future[None]] = []
     done = 0
-    with ThreadPoolExecutor(max_workers=1 if shard is None else 2) as pool:
-        pending = None
+    try:
+        hasher = whole
         while done < size:
-            # Reads stop on shard bounds, so that each shard is hashed as soon as it is read.
+            # Reads stop on shard bounds, so that each shard is closed as soon as it is read.
             shard_end = size if shard is None else min((done // shard + 1) * shard, size)
-            got = handle.readinto(view[done : min(done + _CHUNK, shard_end)])
+            lane = lanes[0] if shard is None else lanes[done // shard % 2]
+            if hasher is None and hashing:
+                hasher = how.new()
+            got = handle.readinto(view[done : min(done + chunk, shard_end)])
             if not got:
                 break
-            if whole is not None:
-                # One worker: updates stay in file order.
-                pending = pool.submit(whole.update, view[done : done + got])
+            if hasher is not None:
+                pending.append(lane.submit(hasher.update, view[done : done + got]))
             done += got
-            if shard is not None and done == shard_end:
-                start = (done - 1) // shard * shard
-                shards.append(pool.submit(how.hexdigest, view[start:done]))
+            if shard is not None and done == shard_end and hasher is not None:
+                shards.append(lane.submit(hasher.hexdigest))
+                hasher = None
             if progress is not None:
                 progress(done, size)
         extra = handle.read(1)
-        if pending is not None:
-            pending.result()
+        for update in pending:
+            update.result()
         digests = tuple(f.result() for f in shards)
+    finally:
+        for lane in lanes:
+            lane.shutdown(wait=True, cancel_futures=True)  # all done, unless refused
     if done != size or extra:
         raise MalformedArtifactError(f"{what} changed size while it was being read")
     if not hashing:
@@ -408,6 +420,8 @@ def read_stream(
         return view, (whole.hexdigest(),)
     return view, digests if size else (how.hexdigest(b""),)
 
+
+_MIN_CHUNK = 1 << 20
 
 _INLINE = 1 << 20
 """Files up to this size are hashed by the reading thread: starting and joining hashing

@@ -64,23 +64,35 @@ def test_streaming_split_and_whole_buffer_digests_agree(
     assert regrouped == expected
 
 
-@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, 3 * 4096 + 5])
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, 3 * 4096 + 5, 9 * 4096 + 1])
 @pytest.mark.parametrize("chunk", [1000, 1 << 20])
+@pytest.mark.parametrize("shard_size", [4096, None])
+@pytest.mark.parametrize("threaded", [False, True])
 def test_reader_hashes_each_shard_while_reading(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int, chunk: int
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    size: int,
+    chunk: int,
+    shard_size: int | None,
+    threaded: bool,
 ) -> None:
-    """Shards both smaller and larger than the read chunk come out as whole-buffer digests."""
+    """Shards both smaller and larger than the read chunk come out as whole-buffer digests,
+    whether a small file is hashed by the reading thread or, like a large one, chunk by chunk
+    in the hashing lanes (each shard's updates in order, shards two at a time)."""
     monkeypatch.setattr(layout, "_CHUNK", chunk)
+    if threaded:
+        monkeypatch.setattr(layout, "_INLINE", 0)
+        monkeypatch.setattr(layout, "_MIN_CHUNK", 1)
     data = os.urandom(size)
     path = tmp_path / "f"
     path.write_bytes(data)
     fd = os.open(path, os.O_RDONLY)
     try:
-        view, digests = layout.read_fd(fd, "f", 1 << 30, scheme=Hashing(shard_size=4096))
+        view, digests = layout.read_fd(fd, "f", 1 << 30, scheme=Hashing(shard_size=shard_size))
     finally:
         os.close(fd)
     assert bytes(view) == data
-    assert digests == file_digests(data, Hashing(shard_size=4096))
+    assert digests == file_digests(data, Hashing(shard_size=shard_size))
 
 
 # --- a large model: several shards, each checked ----------------------------------------------
