@@ -65,6 +65,7 @@ from safeload.policy import PolicySource, TypePolicy, resolve_policy
 from safeload.reading import read_artifact
 from safeload.signing import build_statement, sign_statement
 from safeload.typegate import TypeChecked, check_types
+from safeload.zipalign import align_stored_entries
 
 
 class _HashingWriter(io.RawIOBase):
@@ -385,6 +386,9 @@ def _write_skops(
     except Exception as exc:
         raise OperationalError(f"skops could not serialize the model: {exc}") from exc
     data = captured.view()
+    aligned = None if compress else align_stored_entries(data)
+    if aligned is not None:  # arrays that load as views: copying 10 MB costs more than this
+        data = memoryview(aligned)
     if data.nbytes <= _INLINE_BYTES:  # threads cost more than writing and hashing this
         with path.open("xb") as raw:
             _write_all(raw.fileno(), [data])
