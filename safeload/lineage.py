@@ -16,8 +16,8 @@ import re
 import shutil
 import struct
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -218,30 +218,87 @@ def git_record(where: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     cannot run a command here: ``core.fsmonitor`` (the one setting ``git status`` would
     execute) is switched off.
     """
-    git = shutil.which("git")
-    if git is None:
-        return {"git_unrecorded": "no git command on PATH"}
-    folder = os.path.abspath(os.fspath(where) if where is not None else os.getcwd())
-    if "GIT_DIR" not in os.environ and not _inside_repository(folder):
-        return {"git_unrecorded": "not a git work tree with a commit"}  # and no process started
-    command = [git, "-c", "core.fsmonitor=false", "-C", folder]
-    command += ["status", "--porcelain=v2", "--branch"]
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
-    try:
-        status = subprocess.run(  # noqa: S603 - git found on PATH, fixed arguments
-            command, capture_output=True, timeout=GIT_TIMEOUT, env=env, check=False
+    with GitProbe(where) as probe:
+        return probe.result()
+
+
+class GitProbe:
+    """:func:`git_record`'s git, started now and answered when asked: a save writes meanwhile.
+
+    No thread: a thread reading git's output would wait for the GIL the save holds (up to a
+    switch interval, 5 ms, each time), which cost a small save more than git itself. The
+    process runs alone; :meth:`result` reads it, :meth:`close` ends it if nobody will.
+    """
+
+    def __init__(self, where: str | os.PathLike[str] | None = None) -> None:
+        self._answer: dict[str, Any] | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._started = time.monotonic()
+        git = shutil.which("git")
+        if git is None:
+            self._answer = {"git_unrecorded": "no git command on PATH"}
+            return
+        folder = os.path.abspath(os.fspath(where) if where is not None else os.getcwd())
+        if "GIT_DIR" not in os.environ and not _inside_repository(folder):
+            self._answer = {"git_unrecorded": "not a git work tree with a commit"}
+            return  # and no process started
+        command = [git, "-c", "core.fsmonitor=false", "-C", folder]
+        command += ["status", "--porcelain=v2", "--branch"]
+        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+        try:
+            self._process = subprocess.Popen(  # noqa: S603 - git found on PATH, fixed arguments
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
+        except OSError as exc:
+            self._answer = {"git_unrecorded": f"git could not run ({type(exc).__name__})"}
+
+    def result(self) -> dict[str, Any]:
+        """The record; waits for git at most what is left of :data:`GIT_TIMEOUT`."""
+        if self._answer is None:
+            self._answer = self._read()
+        return dict(self._answer)
+
+    def _read(self) -> dict[str, Any]:
+        process = self._process
+        if process is None:
+            return {"git_unrecorded": "git could not run"}
+        left = max(0.0, GIT_TIMEOUT - (time.monotonic() - self._started))
+        try:
+            out, _ = process.communicate(timeout=left)
+        except subprocess.TimeoutExpired:
+            self.close()
+            return {"git_unrecorded": f"git took longer than {GIT_TIMEOUT:g} s"}
+        lines = out.decode("utf-8", "replace").splitlines()
+        commit = next(
+            (ln[len("# branch.oid ") :] for ln in lines if ln.startswith("# branch.oid ")), ""
         )
-    except subprocess.TimeoutExpired:
-        return {"git_unrecorded": f"git took longer than {GIT_TIMEOUT:g} s"}
-    except OSError as exc:
-        return {"git_unrecorded": f"git could not run ({type(exc).__name__})"}
-    lines = status.stdout.decode("utf-8", "replace").splitlines()
-    commit = next(
-        (ln[len("# branch.oid ") :] for ln in lines if ln.startswith("# branch.oid ")), ""
-    )
-    if status.returncode != 0 or not _COMMIT.fullmatch(commit):
-        return {"git_unrecorded": "not a git work tree with a commit"}
-    return {"git_commit": commit, "git_dirty": any(not ln.startswith("#") for ln in lines)}
+        if process.returncode != 0 or not _COMMIT.fullmatch(commit):
+            return {"git_unrecorded": "not a git work tree with a commit"}
+        return {"git_commit": commit, "git_dirty": any(not ln.startswith("#") for ln in lines)}
+
+    def __enter__(self) -> GitProbe:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End git if it still runs (a save that failed first), and reap it."""
+        process = self._process
+        if process is None or process.returncode is not None:
+            return
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
+def git_probe(where: str | os.PathLike[str] | None = None) -> GitProbe:
+    """:func:`git_record` started now, read by ``result()`` when the save needs it."""
+    return GitProbe(where)
 
 
 def _inside_repository(folder: str) -> bool:
@@ -253,15 +310,6 @@ def _inside_repository(folder: str) -> bool:
         if parent == folder:
             return False
         folder = parent
-
-
-def git_probe(where: str | os.PathLike[str] | None = None) -> Future[dict[str, Any]]:
-    """:func:`git_record` started in a thread, so that a save writes its model meanwhile."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="safeload-git")
-    try:
-        return pool.submit(git_record, where)
-    finally:
-        pool.shutdown(wait=False)
 
 
 def lineage_record(

@@ -540,56 +540,57 @@ def save(
     target = where_to if isinstance(where_to, Path) else remote.staged_identity(where_to)
     name, version = _identity(target, name, version)
     trusted_types = resolve_policy(policy)
-    git = git_probe(source)  # git runs while the model is written; its answer joins the metadata
-    try:
-        metadata = build_metadata(
-            obj,
-            format=format,
-            name=name,
-            version=version,
-            metrics=metrics,
-            config=config,
-            sample=sample,
-            training_data=training_data,
-            lineage=lineage_record(
-                training_data, data_uri=data_uri, run_id=run_id, source=source, code={}
-            ),
+    # git runs while the model is written; its answer joins the metadata
+    with git_probe(source) as git:
+        try:
+            metadata = build_metadata(
+                obj,
+                format=format,
+                name=name,
+                version=version,
+                metrics=metrics,
+                config=config,
+                sample=sample,
+                training_data=training_data,
+                lineage=lineage_record(
+                    training_data, data_uri=data_uri, run_id=run_id, source=source, code={}
+                ),
+            )
+        except ValueError as exc:
+            raise OperationalError(f"cannot record metadata: {exc}") from exc
+        model_name = MODEL_FILES[format]
+        where = f"The model being saved to {where_to}"
+        onnx_bytes = (
+            _onnx_bytes(obj, sample, metadata, where, trusted_types) if format == "onnx" else None
         )
-    except ValueError as exc:
-        raise OperationalError(f"cannot record metadata: {exc}") from exc
-    model_name = MODEL_FILES[format]
-    where = f"The model being saved to {where_to}"
-    onnx_bytes = (
-        _onnx_bytes(obj, sample, metadata, where, trusted_types) if format == "onnx" else None
-    )
 
-    def write(local: Path) -> Path:
-        with paused_gc(), _Staging(local, scheme) as staging:
-            if onnx_bytes is not None:
-                staging.write(model_name, onnx_bytes)
-            else:
-                model_path = staging.dir / model_name
-                write_model = _write_skops if format == "skops" else _write_joblib
-                written = write_model(obj, model_path, compress, trusted_types, where, scheme)
-                staging.record(model_name, *written)
-            metadata["lineage"]["code"] = git.result()
-            staging.write(METADATA_FILE, strictjson.dumps(metadata))
-            return staging.commit(key, subject_name=f"{name}/{version}")
+        def write(local: Path) -> Path:
+            with paused_gc(), _Staging(local, scheme) as staging:
+                if onnx_bytes is not None:
+                    staging.write(model_name, onnx_bytes)
+                else:
+                    model_path = staging.dir / model_name
+                    write_model = _write_skops if format == "skops" else _write_joblib
+                    written = write_model(obj, model_path, compress, trusted_types, where, scheme)
+                    staging.record(model_name, *written)
+                metadata["lineage"]["code"] = git.result()
+                staging.write(METADATA_FILE, strictjson.dumps(metadata))
+                return staging.commit(key, subject_name=f"{name}/{version}")
 
-    try:
-        if isinstance(where_to, remote.Url):
-            # Built and signed locally, then uploaded with model.sig last (safeload.remote).
-            return remote.publish(where_to, write, storage_options)
-        return write(where_to)
-    except UntrustedTypeError as exc:
-        # The scan's refusal speaks of loading a file; here nothing is loaded, and the advice
-        # is what to pass to save.
-        raise UntrustedTypeError(
-            untrusted_types_message(exc.types, where, saving=True),
-            types=exc.types,
-            where=where,
-            saving=True,
-        ) from None
+        try:
+            if isinstance(where_to, remote.Url):
+                # Built and signed locally, then uploaded with model.sig last (safeload.remote).
+                return remote.publish(where_to, write, storage_options)
+            return write(where_to)
+        except UntrustedTypeError as exc:
+            # The scan's refusal speaks of loading a file; here nothing is loaded, and the advice
+            # is what to pass to save.
+            raise UntrustedTypeError(
+                untrusted_types_message(exc.types, where, saving=True),
+                types=exc.types,
+                where=where,
+                saving=True,
+            ) from None
 
 
 def write_signed_artifact(

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import struct
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 import safeload
-from safeload import datastats
+from safeload import datastats, lineage
 from safeload.lineage import SCHEME, git_record, table_digest
 from safeload.saving import write_signed_artifact
 from tests.test_cli import run
@@ -255,6 +257,71 @@ def test_no_git_or_no_work_tree_never_fails_a_save(
     lineage = json.loads((path / "safeload.json").read_text())["lineage"]
     assert lineage["code"] == {"git_unrecorded": "no git command on PATH"}
     assert lineage["data"]["rows"] == 300
+
+
+class NotInThePolicy:
+    """A class no policy trusts: saving it is refused by the scan, after git started."""
+
+
+def _slow_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A ``git`` on PATH that writes its pid, then sleeps; and a folder it answers for."""
+    folder = tmp_path / "work"
+    (folder / ".git").mkdir(parents=True)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    pid_file = tmp_path / "git.pid"
+    script = bin_dir / "git"
+    script.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 30\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return folder, pid_file
+
+
+def _gone(pid_file: Path) -> bool:
+    """Whether the process whose pid the fake git wrote is gone (killed and reaped)."""
+    for _ in range(100):
+        if pid_file.exists() and pid_file.read_text().strip():
+            break
+        time.sleep(0.01)
+    pid = int(pid_file.read_text())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_git_that_hangs_is_cut_off_and_the_save_goes_on(
+    tmp_path: Path, key: safeload.SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, pid_file = _slow_git(tmp_path, monkeypatch)
+    monkeypatch.setattr(lineage, "GIT_TIMEOUT", 0.3)
+    started = time.monotonic()
+    path = safeload.save(fitted(frame()), tmp_path / "m", key=key, source=folder)
+    assert time.monotonic() - started < 10
+    code = json.loads((path / "safeload.json").read_text())["lineage"]["code"]
+    assert code == {"git_unrecorded": "git took longer than 0.3 s"}
+    assert _gone(pid_file)
+    pid_file.unlink()
+    assert git_record(folder) == {"git_unrecorded": "git took longer than 0.3 s"}
+    assert _gone(pid_file)
+
+
+def test_a_save_that_fails_leaves_no_git_running(
+    tmp_path: Path, key: safeload.SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """git starts before the model is written; a refusal after it ends git too."""
+    folder, pid_file = _slow_git(tmp_path, monkeypatch)
+    with pytest.raises(safeload.UntrustedTypeError):
+        safeload.save(
+            {"model": fitted(frame()), "odd": NotInThePolicy()},
+            tmp_path / "m",
+            key=key,
+            source=folder,
+            policy=safeload.TypePolicy.default(),
+        )
+    assert not (tmp_path / "m").exists()
+    assert _gone(pid_file)
 
 
 # --- signed, and held to the schema -------------------------------------------------------------
