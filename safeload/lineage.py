@@ -296,11 +296,6 @@ class GitProbe:
         process.communicate()
 
 
-def git_probe(where: str | os.PathLike[str] | None = None) -> GitProbe:
-    """:func:`git_record` started now, read by ``result()`` when the save needs it."""
-    return GitProbe(where)
-
-
 def _inside_repository(folder: str) -> bool:
     """Whether ``folder`` or a parent holds a ``.git`` (a folder, or a worktree's file)."""
     while True:
@@ -324,7 +319,7 @@ def lineage_record(
 
     ``source`` is the folder of the training code (its git work tree is read there; default:
     the current directory) and is recorded as given. ``code`` is a :func:`git_record` already
-    taken (by :func:`git_probe`); without it git is asked here.
+    taken (by :class:`GitProbe`); without it git is asked here.
 
     Raises:
         ValueError: a caller-given text is too long or not a string.

@@ -50,7 +50,7 @@ from safeload.layout import (
     check_name,
     read_model_file,
 )
-from safeload.lineage import git_probe, lineage_record
+from safeload.lineage import GitProbe, lineage_record
 from safeload.manifest import (
     SHA256,
     Hashing,
@@ -541,7 +541,7 @@ def save(
     name, version = _identity(target, name, version)
     trusted_types = resolve_policy(policy)
     # git runs while the model is written; its answer joins the metadata
-    with git_probe(source) as git:
+    with GitProbe(source) as git:
         try:
             metadata = build_metadata(
                 obj,
